@@ -1,0 +1,131 @@
+#!/usr/bin/env node
+// Builds everything the programs and tests run from, into dist/:
+//   dist/js/     every TypeScript file transpiled one to one (tests, server, adapters)
+//   dist/sdk/    the SDK core for firmware tooling: ESM, CommonJS and a minified IIFE
+//   dist/types/  .d.ts for the SDK, its Node adapters and the server API
+//   dist/bin/    the CLIs, bundled
+//   dist/examples/  the embedded device example, bundled for an embedded engine
+// and prints the size of every bundle, raw and gzipped.
+import { build } from 'esbuild';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync, statSync, chmodSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+const root = new URL('.', import.meta.url).pathname;
+const quiet = process.argv.includes('--quiet');
+const log = (...a) => quiet || console.log(...a);
+const SOURCE_DIRS = ['client-sdk', 'server', 'linux', 'examples', 'test', 'bench'];
+
+function tsFiles(dir) {
+  const out = [];
+  let entries;
+  try {
+    entries = readdirSync(join(root, dir), { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (e.name !== 'node_modules' && e.name !== 'build') out.push(...tsFiles(p));
+    } else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) out.push(p);
+  }
+  return out;
+}
+
+function size(file) {
+  const buf = readFileSync(join(root, file));
+  return { file, raw: buf.length, gzip: gzipSync(buf, { level: 9 }).length };
+}
+
+rmSync(join(root, 'dist'), { recursive: true, force: true });
+
+// 1. One-to-one transpile for tests and the Node-side modules.
+await build({
+  entryPoints: SOURCE_DIRS.flatMap(tsFiles),
+  outdir: join(root, 'dist/js'),
+  outbase: root,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'inline',
+  logLevel: 'warning',
+});
+
+// 2. The SDK core. Neutral platform: a Node built-in anywhere in it fails the build.
+const sdkEntry = join(root, 'client-sdk/src/index.ts');
+const sdkCommon = { entryPoints: [sdkEntry], bundle: true, platform: 'neutral', target: 'es2017', logLevel: 'warning' };
+await build({ ...sdkCommon, format: 'esm', outfile: join(root, 'dist/sdk/simplevpn-sdk.mjs'), minify: true });
+await build({ ...sdkCommon, format: 'cjs', outfile: join(root, 'dist/sdk/simplevpn-sdk.cjs'), minify: true });
+await build({ ...sdkCommon, format: 'iife', globalName: 'simplevpn', outfile: join(root, 'dist/sdk/simplevpn-sdk.iife.js'), minify: true });
+
+// 3. The CLIs, self-contained apart from the native addon they load at run time.
+const clis = [
+  ['server/src/cli.ts', 'dist/bin/simplevpn-server.js'],
+  ['linux/client-cli.ts', 'dist/bin/simplevpn-client.js'],
+];
+for (const [src, out] of clis) {
+  try {
+    statSync(join(root, src));
+  } catch {
+    continue;
+  }
+  await build({
+    entryPoints: [join(root, src)],
+    outfile: join(root, out),
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    banner: { js: '#!/usr/bin/env node' },
+    logLevel: 'warning',
+  });
+  chmodSync(join(root, out), 0o755);
+}
+
+// 4. Embedded examples: one file each for an embedded engine.
+const examples = [['examples/device/main.ts', 'dist/examples/device.iife.js', 'device']];
+for (const [src, out, name] of examples) {
+  try {
+    statSync(join(root, src));
+  } catch {
+    continue;
+  }
+  await build({
+    entryPoints: [join(root, src)],
+    outfile: join(root, out),
+    bundle: true,
+    platform: 'neutral',
+    target: 'es2017',
+    format: 'iife',
+    globalName: name,
+    minify: true,
+    logLevel: 'warning',
+  });
+}
+
+// 5. Declarations.
+const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.types.json')], {
+  stdio: 'inherit',
+});
+if (tsc.status !== 0) {
+  console.error('build.mjs: declaration build failed');
+  process.exit(1);
+}
+
+const bundles = [
+  'dist/sdk/simplevpn-sdk.mjs',
+  'dist/sdk/simplevpn-sdk.cjs',
+  'dist/sdk/simplevpn-sdk.iife.js',
+  ...examples.map((e) => e[1]),
+  ...clis.map((c) => c[1]),
+].filter((f) => {
+  try {
+    return statSync(join(root, f)).isFile();
+  } catch {
+    return false;
+  }
+});
+log('bundle'.padEnd(36) + 'raw'.padStart(10) + 'gzip'.padStart(10));
+for (const b of bundles.map(size)) log(relative('.', b.file).padEnd(36) + String(b.raw).padStart(10) + String(b.gzip).padStart(10));

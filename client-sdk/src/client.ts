@@ -1,0 +1,323 @@
+// The client session: connect, ask for an address, apply what the server pushes, move
+// packets both ways, keep the link alive, and reconnect when it dies.
+
+import { Backoff } from './backoff.js';
+import {
+  Config,
+  KEEPALIVE,
+  KIND_REFUSAL,
+  KIND_REPLY,
+  T_CLIENT,
+  Tlv,
+  ascii,
+  extKind,
+  extMessage,
+  isKeepalive,
+  KIND_REQUEST,
+  readConfig,
+  readRefusal,
+  seedRequest,
+  REFUSE_IN_USE,
+  T_LEASE,
+} from './control.js';
+import { Framer, frameLength } from './framer.js';
+import { ALL, ANY, DST, formatIPv4, parseIPv4, prefixToMask, readU32 } from './ipv4.js';
+import type { Clock, Connect, Socket, Tun } from './types.js';
+
+export type StateName = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
+
+export interface Route {
+  network: string;
+  prefix: number;
+}
+
+/** What onState reports. Fields beyond `state` are set as they apply. */
+export interface StateInfo {
+  state: StateName;
+  /** ready: the assigned address and the configuration that came with it. */
+  address?: string;
+  prefix?: number;
+  netmask?: string;
+  /** The server's VPN address; null when a seed server did not say. */
+  gateway?: string | null;
+  mtu?: number;
+  keepalive?: number;
+  routes?: Route[];
+  /** 'simplevpn' when the server spoke the extension, 'seed' otherwise. */
+  server?: 'simplevpn' | 'seed';
+  /** down: why, the server's refusal code (0 if none), ms until the next attempt. */
+  reason?: string;
+  code?: number;
+  retryIn?: number;
+}
+
+export interface ClientOptions {
+  /** Opens a connection to the server. */
+  connect: Connect;
+  /** Receives the packets that arrive over the VPN. */
+  tun: Tun;
+  /** Defaults to the engine's setTimeout and Date.now. */
+  clock?: Clock;
+  /** A static address to ask for; omitted, the server picks one. */
+  address?: string;
+  /** Seconds without hearing from the server before sending a keepalive (15, as the seed). A value the server pushes wins. */
+  keepalive?: number;
+  /** Seconds to wait for the connection, the address reply, or any answer after a keepalive (10). */
+  timeout?: number;
+  /** Reconnect delay bounds in seconds (1 and 60). */
+  minBackoff?: number;
+  maxBackoff?: number;
+  /** Speak only the seed protocol: a byte-exact 20-byte request, no extension. */
+  seed?: boolean;
+  /** A name the server logs for this client. */
+  name?: string;
+  /** Further request TLVs (credentials, for example), asked for at each connection. */
+  requestTlvs?: () => Tlv[];
+  /** Largest frame accepted from the server (65535). */
+  maxFrame?: number;
+  onState?: (info: StateInfo) => void;
+  random?: () => number;
+}
+
+export interface ClientStats {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  /** Packets not sent: the socket was full, the link was not ready, or the packet was malformed. */
+  dropped: number;
+  keepalives: number;
+  connects: number;
+}
+
+// Phases of the session. Only `ready` moves packets.
+const IDLE = 0;
+const CONNECTING = 1;
+const REQUESTING = 2;
+const READY = 3;
+const WAITING = 4;
+const CLOSED = 5;
+
+const SEED_PREFIX = 16;
+const DEFAULT_MTU = 1500;
+
+const defaultClock = (): Clock => {
+  const g = globalThis as any;
+  return { now: () => Date.now(), setTimeout: (f, ms) => g.setTimeout(f, ms), clearTimeout: (h) => g.clearTimeout(h) };
+};
+
+export class Client {
+  readonly stats: ClientStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, dropped: 0, keepalives: 0, connects: 0 };
+  /** The latest state report. */
+  info: StateInfo = { state: 'idle' };
+  /** The assigned address as a number, 0 before the first assignment. */
+  address = 0;
+  /** The lease token of the last extension reply, presented on reconnect. */
+  lease: Uint8Array | null = null;
+
+  private readonly o: ClientOptions;
+  private readonly clock: Clock;
+  private readonly backoff: Backoff;
+  private readonly userAddress: number;
+  private readonly maxFrame: number;
+  private readonly timeoutMs: number;
+  private keepaliveMs: number;
+  private phase = IDLE;
+  private sock: Socket | null = null;
+  private gen = 0; // bumps on every new or dropped connection; stale callbacks compare it
+  private framer = new Framer();
+  private timer: unknown = null;
+  private lastRx = 0;
+  private kaOut = false;
+  private want = 0; // the address the next request asks for
+
+  constructor(options: ClientOptions) {
+    this.o = options;
+    this.clock = options.clock || defaultClock();
+    this.backoff = new Backoff((options.minBackoff ?? 1) * 1000, (options.maxBackoff ?? 60) * 1000, options.random);
+    this.maxFrame = options.maxFrame || 65535;
+    this.timeoutMs = (options.timeout ?? 10) * 1000;
+    this.keepaliveMs = (options.keepalive ?? 15) * 1000;
+    const a = options.address ? parseIPv4(options.address) : 0;
+    if (a < 0 || a === ALL) throw new Error('invalid address: ' + options.address);
+    this.want = this.userAddress = a;
+  }
+
+  start(): void {
+    if (this.phase === IDLE) this.open();
+  }
+
+  /**
+   * Sends one IP packet from this side into the VPN. Returns false when it was dropped:
+   * not connected, the socket is full, or the packet is not one well-formed frame (it would
+   * desynchronise the stream). The transport may keep `packet` until it is sent.
+   */
+  send(packet: Uint8Array): boolean {
+    if (this.phase !== READY || frameLength(packet, 0, packet.length, this.maxFrame) !== packet.length || !this.sock!.write(packet)) {
+      this.stats.dropped++;
+      return false;
+    }
+    this.stats.txPackets++;
+    this.stats.txBytes += packet.length;
+    return true;
+  }
+
+  /** Stops for good: closes the connection and every timer. */
+  close(): void {
+    if (this.phase === CLOSED) return;
+    this.phase = CLOSED;
+    this.drop();
+    this.emit({ state: 'closed' });
+  }
+
+  private open(): void {
+    this.phase = CONNECTING;
+    this.framer = new Framer(this.maxFrame);
+    this.kaOut = false;
+    this.stats.connects++;
+    this.emit({ state: 'connecting' });
+    this.lastRx = this.clock.now();
+    this.arm(this.timeoutMs);
+    const gen = ++this.gen;
+    const s = this.o.connect({
+      onOpen: () => gen === this.gen && this.request(),
+      onData: (chunk) => gen === this.gen && this.data(chunk, gen),
+      onWritable() {},
+      onClose: (why) =>
+        gen === this.gen &&
+        this.lost(
+          this.phase === REQUESTING ? 'connection closed during the address request (a seed server refuses so)' : 'connection closed' + (why ? ': ' + why : ''),
+          this.phase === REQUESTING ? REFUSE_IN_USE : 0,
+        ),
+    });
+    // onClose may already have run inside connect().
+    if (gen === this.gen) this.sock = s;
+    else s.close();
+  }
+
+  private request(): void {
+    this.phase = REQUESTING;
+    this.lastRx = this.clock.now();
+    const o = this.o;
+    let msg: Uint8Array;
+    if (o.seed) {
+      msg = seedRequest(this.want);
+    } else {
+      const tlvs: Tlv[] = o.requestTlvs ? o.requestTlvs() : [];
+      if (o.name) tlvs.push([T_CLIENT, ascii(o.name)]);
+      if (this.lease) tlvs.push([T_LEASE, this.lease]);
+      msg = extMessage(this.want, ANY, KIND_REQUEST, tlvs);
+    }
+    this.sock!.write(msg);
+  }
+
+  private data(chunk: Uint8Array, gen: number): void {
+    this.lastRx = this.clock.now();
+    const f = this.framer;
+    const st = this.stats;
+    f.push(chunk);
+    for (let p; (p = f.next()) !== null; ) {
+      if (this.phase === READY) {
+        if (isKeepalive(p) || extKind(p)) continue;
+        st.rxPackets++;
+        st.rxBytes += p.length;
+        this.o.tun.write(p);
+      } else {
+        this.reply(p);
+      }
+      if (gen !== this.gen) return; // closed or reconnecting from inside a callback
+    }
+    if (f.error !== null) this.lost('protocol error from server: ' + f.error);
+  }
+
+  private reply(p: Uint8Array): void {
+    const kind = extKind(p);
+    if (kind === KIND_REFUSAL) {
+      const r = readRefusal(p);
+      this.lease = null;
+      return this.lost('refused by server: ' + (r.text || 'code ' + r.code), r.code || REFUSE_IN_USE);
+    }
+    const addr = readU32(p, DST);
+    if (p[0] >> 4 !== 4 || addr === ANY || addr === ALL) return this.lost('invalid reply to the address request');
+    // A seed server echoes our request with only the destination rewritten: its TLVs are
+    // our own, so only a KIND_REPLY carries the server's configuration.
+    const c: Config = kind === KIND_REPLY ? readConfig(p) : { routes: [] };
+    this.address = addr;
+    if (!this.userAddress) this.want = addr;
+    this.lease = c.lease || null;
+    if (c.keepalive) this.keepaliveMs = c.keepalive * 1000;
+    if (c.idleTimeout) this.keepaliveMs = Math.min(this.keepaliveMs, (c.idleTimeout * 1000) / 2);
+    this.phase = READY;
+    this.backoff.reset();
+    const prefix = c.prefix ?? SEED_PREFIX;
+    this.arm(this.keepaliveMs);
+    this.emit({
+      state: 'ready',
+      address: formatIPv4(addr),
+      prefix,
+      netmask: formatIPv4(prefixToMask(prefix)),
+      gateway: c.gateway === undefined ? null : formatIPv4(c.gateway),
+      mtu: c.mtu || DEFAULT_MTU,
+      keepalive: this.keepaliveMs / 1000,
+      routes: c.routes.map(([n, len]) => ({ network: formatIPv4(n), prefix: len })),
+      server: kind === KIND_REPLY ? 'simplevpn' : 'seed',
+    });
+  }
+
+  /** The connection is gone or unusable: tear it down and schedule the next attempt. */
+  private lost(reason: string, code = 0): void {
+    const wasRequesting = this.phase === REQUESTING;
+    this.drop();
+    // Our old address was refused: ask for any address next time, unless the user chose it.
+    if (wasRequesting && code && !this.userAddress) this.want = 0;
+    const delay = this.backoff.next();
+    this.phase = WAITING;
+    this.arm(delay);
+    this.emit({ state: 'down', reason, code, retryIn: delay });
+  }
+
+  private drop(): void {
+    const s = this.sock;
+    this.sock = null;
+    this.gen++;
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+    if (s) s.close();
+  }
+
+  private arm(ms: number): void {
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timer = this.clock.setTimeout(this.tick, ms);
+  }
+
+  // One timer serves every phase: connect and request deadlines, keepalive, backoff.
+  private tick = (): void => {
+    this.timer = null;
+    const ka = this.keepaliveMs;
+    const to = this.timeoutMs;
+    const idle = this.clock.now() - this.lastRx;
+    if (this.phase === WAITING) return this.open();
+    if (this.phase === READY) {
+      if (idle >= ka + to) return this.lost('no answer to keepalive within ' + to / 1000 + ' s');
+      if (idle < ka) {
+        this.kaOut = false;
+        return this.arm(ka - idle);
+      }
+      if (!this.kaOut) {
+        this.kaOut = true;
+        this.stats.keepalives++;
+        this.sock!.write(KEEPALIVE);
+      }
+      return this.arm(ka + to - idle);
+    }
+    if (this.phase === CONNECTING || this.phase === REQUESTING) {
+      if (idle >= to) return this.lost((this.phase === CONNECTING ? 'could not connect' : 'no reply to the address request') + ' within ' + to / 1000 + ' s');
+      this.arm(to - idle);
+    }
+  };
+
+  private emit(info: StateInfo): void {
+    this.info = info;
+    if (this.o.onState) this.o.onState(info);
+  }
+}

@@ -1,0 +1,127 @@
+// Finds packet boundaries in the byte stream. The stream has no length prefix: each frame is
+// a raw IP packet whose own header says how long it is. Seed control messages are bare
+// 20-byte IPv4 headers with total length 0, so a v4 frame is never shorter than its header.
+
+export const E_VERSION = 'IP version is neither 4 nor 6';
+export const E_IHL = 'IPv4 header length below 20 bytes';
+export const E_TOO_LONG = 'frame longer than the maximum';
+const ERRORS = [E_VERSION, E_IHL, E_TOO_LONG];
+
+/**
+ * Length of the frame that starts at b[o], given `avail` bytes there: a positive length,
+ * 0 when more bytes are needed to tell, or -1, -2, -3 for an impossible header
+ * (bad version, IHL < 5, longer than `max`).
+ */
+export function frameLength(b: Uint8Array, o: number, avail: number, max: number): number {
+  if (avail < 1) return 0;
+  const version = b[o] >> 4;
+  let len: number;
+  if (version === 4) {
+    const hl = (b[o] & 15) << 2;
+    if (hl < 20) return -2;
+    if (avail < 4) return 0;
+    len = (b[o + 2] << 8) | b[o + 3];
+    if (len < hl) len = hl;
+  } else if (version === 6) {
+    if (avail < 6) return 0;
+    len = 40 + ((b[o + 4] << 8) | b[o + 5]);
+  } else {
+    return -1;
+  }
+  return len > max ? -3 : len;
+}
+
+/**
+ * Incremental framer. Usage per received chunk:
+ *
+ *   framer.push(chunk);
+ *   for (let f; (f = framer.next()) !== null; ) handle(f);
+ *   if (framer.error !== null) closeTheSession(framer.error);
+ *
+ * A frame that lies wholly inside the chunk is returned as a view of it (`start` is then
+ * its offset in the chunk); a frame split across chunks is assembled in a buffer of its
+ * own (`start` is -1) that the caller may keep. After an error the framer stays failed:
+ * the stream has no markers to resynchronise on, so the caller must drop the connection.
+ */
+export class Framer {
+  /** Why the stream is unusable, or null. */
+  error: string | null = null;
+  /** Offset in the current chunk of the frame last returned by next(), or -1. */
+  start = -1;
+  private chunk: Uint8Array = new Uint8Array(0);
+  private pos = 0;
+  // A frame begun in an earlier chunk: its first bytes sit in `head` until its length is
+  // known, then in `part`, allocated once at the frame's exact length.
+  private head = new Uint8Array(6);
+  private part: Uint8Array | null = null;
+  private held = 0;
+
+  constructor(readonly maxFrame = 65535) {}
+
+  push(chunk: Uint8Array): void {
+    this.chunk = chunk;
+    this.pos = 0;
+  }
+
+  /** Bytes of an unfinished frame carried over to the next chunk. */
+  get pending(): number {
+    return this.held;
+  }
+
+  next(): Uint8Array | null {
+    if (this.error !== null) return null;
+    const c = this.chunk;
+    const end = c.length;
+    let pos = this.pos;
+    if (this.held > 0) {
+      let part = this.part;
+      if (part === null) {
+        const head = this.head;
+        let n = 0;
+        while (pos < end) {
+          head[this.held++] = c[pos++];
+          n = frameLength(head, 0, this.held, this.maxFrame);
+          if (n !== 0) break;
+        }
+        this.pos = pos;
+        if (n < 0) return this.fail(n);
+        if (n === 0) return null;
+        part = this.part = new Uint8Array(n);
+        part.set(head.subarray(0, this.held));
+      }
+      const take = Math.min(part.length - this.held, end - pos);
+      part.set(c.subarray(pos, pos + take), this.held);
+      this.held += take;
+      this.pos = pos + take;
+      if (this.held < part.length) return null;
+      this.part = null;
+      this.held = 0;
+      this.start = -1;
+      return part;
+    }
+    if (pos >= end) return null;
+    const n = frameLength(c, pos, end - pos, this.maxFrame);
+    if (n < 0) return this.fail(n);
+    if (n > 0 && pos + n <= end) {
+      this.start = pos;
+      this.pos = pos + n;
+      return c.subarray(pos, pos + n);
+    }
+    // Incomplete: keep the bytes for the next chunk.
+    const rest = c.subarray(pos, end);
+    if (n === 0) {
+      this.head.set(rest);
+    } else {
+      this.part = new Uint8Array(n);
+      this.part.set(rest);
+    }
+    this.held = rest.length;
+    this.pos = end;
+    return null;
+  }
+
+  private fail(code: number): null {
+    this.error = ERRORS[-code - 1];
+    return null;
+  }
+}

@@ -1,0 +1,50 @@
+// The three seams between the SDK and a platform. Each is a handful of members so that a
+// port to a new engine is a page of adapter code: see examples/README.md for the contracts
+// in prose and adapters for Node, Moddable XS (ECMA-419) and Espruino.
+
+/** Callbacks the SDK gives a transport when it opens one. */
+export interface SocketHandlers {
+  /** The connection is established; write() may be called from now on. */
+  onOpen(): void;
+  /**
+   * Bytes arrived, in any chunking. The SDK reads the chunk synchronously and keeps no
+   * reference to it after returning, so a platform may reuse its receive buffer.
+   */
+  onData(chunk: Uint8Array): void;
+  /** Space is available again after write() refused data. Optional to call. */
+  onWritable(): void;
+  /** The connection is gone (end of stream, error or close()). Called at most once. */
+  onClose(reason?: string): void;
+}
+
+/** One open transport connection (TCP, TLS, a WebSocket bridge, a modem's socket...). */
+export interface Socket {
+  /**
+   * Queue bytes for sending. Returns false, taking none of the bytes, when the transport
+   * has no room: the SDK then drops the packet and counts it, so memory stays bounded by
+   * the transport's own buffer. The transport may keep a reference to `data` instead of
+   * copying it; the SDK never modifies bytes it has written.
+   */
+  write(data: Uint8Array): boolean;
+  /** Close the connection. onClose follows (possibly synchronously). Idempotent. */
+  close(): void;
+}
+
+/** Opens a new connection to the server and reports on it through the handlers. */
+export type Connect = (handlers: SocketHandlers) => Socket;
+
+/** Where packets from the VPN go: a TUN device, or a device's own tiny IP stack. */
+export interface Tun {
+  /**
+   * One IP packet addressed to this client. The view is valid only during the call (it
+   * may share memory with the received chunk); copy it to keep it.
+   */
+  write(packet: Uint8Array): void;
+}
+
+/** Time. Milliseconds throughout; handles are opaque to the SDK. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}

@@ -52,7 +52,7 @@ export class Framer {
   private pos = 0;
   // A frame begun in an earlier chunk: its first bytes sit in `head` until its length is
   // known, then in `part`, allocated once at the frame's exact length.
-  private head = new Uint8Array(6);
+  private head: Uint8Array | null = null; // allocated on first need: idle sessions stay small
   private part: Uint8Array | null = null;
   private held = 0;
 
@@ -76,7 +76,7 @@ export class Framer {
     if (this.held > 0) {
       let part = this.part;
       if (part === null) {
-        const head = this.head;
+        const head = this.head!;
         let n = 0;
         while (pos < end) {
           head[this.held++] = c[pos++];
@@ -110,7 +110,7 @@ export class Framer {
     // Incomplete: keep the bytes for the next chunk.
     const rest = c.subarray(pos, end);
     if (n === 0) {
-      this.head.set(rest);
+      (this.head || (this.head = new Uint8Array(6))).set(rest);
     } else {
       this.part = new Uint8Array(n);
       this.part.set(rest);

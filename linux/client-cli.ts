@@ -1,0 +1,199 @@
+// simplevpn-client: the reference Linux client. The SDK does the protocol; this file puts
+// it on a real tun device and applies what the server pushes to the interface.
+// Exit codes: 0 stopped by SIGINT or SIGTERM, 1 failure (no tun, no privilege),
+// 2 bad usage, 3 the static address asked for was refused at the first attempt.
+
+import mri from 'mri';
+import { Client, type StateInfo } from '../client-sdk/src/client.js';
+import { parseIPv4 } from '../client-sdk/src/ipv4.js';
+import { nodeClock } from '../client-sdk/node/clock.js';
+import { tcpConnect } from '../client-sdk/node/tcp.js';
+import { createLogger, type Level, type LogFormat } from '../server/src/log.js';
+import { openTun, type TunDevice } from './tun.js';
+
+const VERSION = '0.1.0';
+
+const HELP = `Usage: simplevpn-client -s SERVER [options]
+
+Connects this machine to a simplevpn server: creates a tun device, gets an address from
+the server (or asks for the one given with -a), configures the device with the netmask,
+MTU and routes the server pushes, and keeps the link up, reconnecting when it drops.
+Needs root or CAP_NET_ADMIN.
+
+Options:
+  -s, --server HOST          the server's host name or address (required)
+  -p, --port PORT            the server's TCP port (2002)
+  -a, --address ADDR         ask for this VPN address instead of any free one
+      --tun NAME             name of the tun device (svpn%d: the kernel numbers it)
+      --keepalive SEC        seconds of silence before a keepalive, unless the server
+                             pushes its own interval (15)
+      --timeout SEC          how long to wait for a connection, a reply or a keepalive
+                             answer before reconnecting (10)
+      --max-backoff SEC      longest wait between reconnect attempts (60)
+      --name NAME            a name for this client in the server's log
+      --seed                 speak only the original protocol (no pushed configuration)
+      --log-format FORMAT    text or json (text)
+      --log-level LEVEL      debug, info, warn or error (info)
+  -h, --help                 show this help
+  -v, --version              show the version
+
+Exit status: 0 after SIGINT or SIGTERM, 1 on failure (no tun device or no privilege),
+2 on bad usage, 3 when the address asked for with -a is refused at the first attempt.
+`;
+
+const STRINGS = ['server', 'port', 'address', 'tun', 'keepalive', 'timeout', 'max-backoff', 'name', 'log-format', 'log-level'];
+
+function usage(msg: string): never {
+  process.stderr.write(`simplevpn-client: ${msg}\nTry 'simplevpn-client --help' for the options.\n`);
+  process.exit(2);
+}
+
+function seconds(name: string, v: unknown, dflt: number | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) usage(`--${name} must be a number of seconds from ${min} to ${max}, got "${v}"`);
+  return n;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const args = mri(argv, {
+    alias: { s: 'server', p: 'port', a: 'address', h: 'help', v: 'version' },
+    boolean: ['help', 'version', 'seed'],
+    string: STRINGS,
+    unknown: (flag: string) => usage(`unknown option ${flag}`),
+  });
+  if (args.help) return void process.stdout.write(HELP);
+  if (args.version) return void process.stdout.write(VERSION + '\n');
+  if (args._.length) usage(`unexpected argument "${args._[0]}"`);
+  for (const k of STRINGS) {
+    if (args[k] === '') usage(`--${k} needs a value`);
+    if (Array.isArray(args[k])) usage(`--${k} given more than once`);
+  }
+  if (!args.server) usage('the server is required: -s HOST');
+  const port = Number(args.port ?? 2002);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) usage(`--port must be from 1 to 65535, got "${args.port}"`);
+  if (args.address !== undefined && parseIPv4(args.address) <= 0) usage(`--address must be an IPv4 address, got "${args.address}"`);
+  const format = String(args['log-format'] ?? 'text');
+  const level = String(args['log-level'] ?? 'info');
+  if (format !== 'text' && format !== 'json') usage(`--log-format must be text or json, got "${format}"`);
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) usage(`--log-level must be debug, info, warn or error, got "${level}"`);
+  const tunName = String(args.tun ?? 'svpn%d');
+  if (tunName.length > 15 || /[\s/:]/.test(tunName)) usage(`--tun must be a device name of 1 to 15 characters without spaces, '/' or ':', got "${tunName}"`);
+  const keepalive = seconds('keepalive', args.keepalive, undefined, 1, 65535);
+  const timeout = seconds('timeout', args.timeout, undefined, 1, 3600);
+  const maxBackoff = seconds('max-backoff', args['max-backoff'], undefined, 1, 86400);
+  const log = createLogger({ format: format as LogFormat, level: level as Level });
+
+  let client: Client | null = null;
+  let tun: TunDevice;
+  try {
+    tun = openTun({
+      name: tunName,
+      onPackets: (packets, count) => {
+        for (let i = 0; i < count; i++) client!.send(packets[i]);
+      },
+      onError: (err) => log.log('error', 'tun_error', { error: err.message }),
+    });
+  } catch (err: any) {
+    log.log('error', 'tun_failed', { error: err.message, code: err.code });
+    process.exit(1);
+  }
+  log.log('info', 'tun_created', { name: tun.name });
+
+  // What is configured on the tun now, so a new assignment changes only what differs.
+  let applied: { address: string; prefix: number; mtu: number } | null = null;
+  let routes = new Set<string>();
+  let everReady = false;
+
+  const configure = (s: StateInfo) => {
+    const want = { address: s.address!, prefix: s.prefix!, mtu: s.mtu! };
+    if (!applied || applied.address !== want.address || applied.prefix !== want.prefix || applied.mtu !== want.mtu) {
+      tun.configure(want);
+      log.log('info', 'tun_configured', { name: tun.name, address: want.address, prefix: want.prefix, mtu: want.mtu });
+      applied = want;
+    }
+    const next = new Set((s.routes ?? []).map((r) => `${r.network}/${r.prefix}`));
+    for (const r of routes) {
+      if (next.has(r)) continue;
+      const [n, p] = r.split('/');
+      try {
+        tun.deleteRoute(n, +p);
+      } catch (err: any) {
+        log.log('warn', 'route_delete_failed', { route: r, error: err.message });
+      }
+    }
+    for (const r of next) {
+      if (routes.has(r)) continue;
+      const [n, p] = r.split('/');
+      try {
+        tun.addRoute(n, +p);
+        log.log('info', 'route_added', { route: r, dev: tun.name });
+      } catch (err: any) {
+        log.log('warn', 'route_add_failed', { route: r, error: err.message });
+        next.delete(r);
+      }
+    }
+    routes = next;
+  };
+
+  client = new Client({
+    connect: tcpConnect({ host: String(args.server), port }),
+    tun: { write: (p) => void tun.write(p) },
+    clock: nodeClock,
+    address: args.address,
+    keepalive,
+    timeout,
+    maxBackoff,
+    seed: Boolean(args.seed),
+    name: args.name,
+    onState: (s) => {
+      if (s.state === 'connecting') log.log('info', 'connecting', { server: `${args.server}:${port}` });
+      else if (s.state === 'ready') {
+        try {
+          configure(s);
+        } catch (err: any) {
+          log.log('error', 'configure_failed', { error: err.message, code: err.code });
+          return shutdown(1);
+        }
+        everReady = true;
+        log.log('info', 'ready', {
+          address: s.address,
+          prefix: s.prefix,
+          gateway: s.gateway,
+          mtu: s.mtu,
+          keepalive: s.keepalive,
+          routes: (s.routes ?? []).map((r) => `${r.network}/${r.prefix}`).join(',') || undefined,
+          server: s.server,
+        });
+      } else if (s.state === 'down') {
+        log.log('warn', 'down', { reason: s.reason, code: s.code || undefined, retry_in_s: (s.retryIn ?? 0) / 1000 });
+        if (s.code && args.address && !everReady) {
+          log.log('error', 'address_refused', { address: args.address, reason: s.reason });
+          shutdown(3);
+        }
+      }
+    },
+  });
+
+  let stopped = false;
+  function shutdown(code: number, signal?: string): void {
+    if (stopped) return;
+    stopped = true;
+    if (signal) log.log('info', 'stopping', { signal });
+    client?.close();
+    tun.close();
+    const st = client!.stats;
+    log.log('info', 'stopped', { tx_packets: st.txPackets, rx_packets: st.rxPackets, dropped: st.dropped, connects: st.connects });
+    process.exitCode = code;
+    // Nothing else should be pending; make sure a stuck socket cannot keep us alive.
+    setTimeout(() => process.exit(code), 1000).unref();
+  }
+  process.on('SIGINT', () => shutdown(0, 'SIGINT'));
+  process.on('SIGTERM', () => shutdown(0, 'SIGTERM'));
+  client.start();
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  process.stderr.write(`simplevpn-client: ${err?.stack ?? err}\n`);
+  process.exit(1);
+});

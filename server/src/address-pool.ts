@@ -1,0 +1,130 @@
+// The subnet's host addresses: hand out, take on request, give back. Every operation is
+// O(1) amortised whatever the prefix: nothing is scanned and nothing sized by the subnet is
+// built up front except two bitsets (2 MiB each for a /8, 8 KiB for a /16).
+//
+// Order: first the never-used addresses from the bottom up, then released ones oldest
+// first, so an address a client just lost stays free as long as possible for that client
+// to ask for it back.
+
+export class AddressPool {
+  readonly network: number;
+  readonly prefix: number;
+  /** Addresses in the subnet, network and broadcast included. */
+  readonly span: number;
+  /** Addresses that can ever be handed out. */
+  readonly capacity: number;
+  private readonly reserved: number[];
+  private readonly inUse: Uint32Array;
+  private readonly queued: Uint32Array;
+  private queue = new Uint32Array(64);
+  private qHead = 0;
+  private qLen = 0;
+  private cursor = 0; // offsets below it have been handed out at least once
+  private used = 0;
+
+  /** `reserved` addresses (the server's own, say) are never handed out. */
+  constructor(network: number, prefix: number, reserved: number[] = []) {
+    if (!(prefix >= 8 && prefix <= 30)) throw new RangeError('prefix must be between 8 and 30');
+    this.prefix = prefix;
+    this.span = 2 ** (32 - prefix);
+    this.network = (network - (network % this.span)) >>> 0;
+    this.inUse = new Uint32Array(Math.ceil(this.span / 32));
+    this.queued = new Uint32Array(this.inUse.length);
+    const res = new Set([0, this.span - 1]);
+    for (const a of reserved) if (this.inside(a)) res.add(a - this.network);
+    this.reserved = [...res];
+    for (const off of this.reserved) this.set(this.inUse, off);
+    this.capacity = this.span - this.reserved.length;
+  }
+
+  /** Addresses handed out now. */
+  get size(): number {
+    return this.used;
+  }
+
+  get free(): number {
+    return this.capacity - this.used;
+  }
+
+  /** True when `addr` is in the subnet (reserved addresses included). */
+  inside(addr: number): boolean {
+    return addr - this.network >= 0 && addr - this.network < this.span;
+  }
+
+  /** True when `addr` could be handed out: inside the subnet and not reserved. */
+  assignable(addr: number): boolean {
+    return this.inside(addr) && !this.reserved.includes(addr - this.network);
+  }
+
+  has(addr: number): boolean {
+    return this.assignable(addr) && this.get(this.inUse, addr - this.network);
+  }
+
+  /** Any free address, or 0 when none is left. */
+  allocate(): number {
+    while (this.qLen > 0) {
+      const off = this.queue[this.qHead];
+      this.qHead = (this.qHead + 1) % this.queue.length;
+      this.qLen--;
+      this.clear(this.queued, off);
+      if (!this.get(this.inUse, off)) return this.mark(off);
+    }
+    while (this.cursor < this.span) {
+      const off = this.cursor++;
+      if (!this.get(this.inUse, off)) return this.mark(off);
+    }
+    return 0;
+  }
+
+  /** Takes a specific address; false when it is in use or cannot be handed out. */
+  take(addr: number): boolean {
+    if (!this.assignable(addr)) return false;
+    const off = addr - this.network;
+    if (this.get(this.inUse, off)) return false;
+    this.mark(off);
+    return true;
+  }
+
+  /** Gives an address back. Releasing a free or reserved address does nothing. */
+  release(addr: number): void {
+    if (!this.has(addr)) return;
+    const off = addr - this.network;
+    this.clear(this.inUse, off);
+    this.used--;
+    // Offsets at or past the cursor will be reached by it; the rest wait in the queue, once.
+    if (off < this.cursor && !this.get(this.queued, off)) {
+      this.set(this.queued, off);
+      this.enqueue(off);
+    }
+  }
+
+  private mark(off: number): number {
+    this.set(this.inUse, off);
+    this.used++;
+    return (this.network + off) >>> 0;
+  }
+
+  private enqueue(off: number): void {
+    if (this.qLen === this.queue.length) {
+      // Grow, unrolling the ring. Each offset is queued at most once, so this stops at span.
+      const bigger = new Uint32Array(Math.min(this.queue.length * 2, this.span));
+      for (let i = 0; i < this.qLen; i++) bigger[i] = this.queue[(this.qHead + i) % this.queue.length];
+      this.queue = bigger;
+      this.qHead = 0;
+    }
+    this.queue[(this.qHead + this.qLen) % this.queue.length] = off;
+    this.qLen++;
+  }
+
+  private get(bits: Uint32Array, off: number): boolean {
+    return (bits[off >>> 5] & (1 << (off & 31))) !== 0;
+  }
+
+  private set(bits: Uint32Array, off: number): void {
+    bits[off >>> 5] |= 1 << (off & 31);
+  }
+
+  private clear(bits: Uint32Array, off: number): void {
+    bits[off >>> 5] &= ~(1 << (off & 31));
+  }
+}

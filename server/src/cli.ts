@@ -1,0 +1,183 @@
+// simplevpn-server: the operator's command line.
+// Exit codes: 0 stopped by SIGINT or SIGTERM, 1 could not start or failed, 2 bad usage.
+
+import { readFileSync } from 'node:fs';
+import mri from 'mri';
+import { ConfigError, type ServerOptions } from './config.js';
+import { createLogger, type LogFormat, type Level } from './log.js';
+import { createServer } from './server.js';
+
+const VERSION = '0.1.0';
+
+const HELP = `Usage: simplevpn-server [options]
+
+Runs the simplevpn server: clients connect over TCP, get an address on the VPN subnet and
+exchange raw IPv4 packets. Packets for another client are switched to it; the rest go to
+the server's tun device for Linux to route (needs root or CAP_NET_ADMIN and the native
+binding; without them the server still switches client-to-client traffic).
+
+Options:
+  -p, --port PORT            TCP port to listen on (2002)
+      --host ADDR            address to listen on, repeatable (every IPv4 and IPv6 address)
+      --subnet CIDR          VPN subnet, /8 to /30 (10.0.0.0/16)
+      --address ADDR         the server's own VPN address (the subnet's first host)
+      --tun NAME             name of the server's tun device (svpn%d: the kernel numbers it)
+      --no-tun               run without a tun device: client-to-client traffic only
+      --mtu BYTES            tunnel MTU, set on the tun and pushed to clients (1500)
+      --idle-timeout SEC     drop a client that has sent nothing for this long (60)
+      --keepalive SEC        keepalive interval pushed to clients (15)
+      --handshake-timeout SEC  close a connection that sends no address request (10)
+      --max-clients N        clients holding an address at once (the subnet's size)
+      --max-frame BYTES      largest frame accepted from a client (65535)
+      --send-queue BYTES     bytes queued towards one client before dropping (262144)
+      --route CIDR           push a route through the tunnel to clients, repeatable
+      --status HOST:PORT     serve /metrics and /clients over HTTP (off; PORT alone: loopback)
+      --log-format FORMAT    text or json (text)
+      --log-level LEVEL      debug, info, warn or error (info)
+      --config FILE          JSON file of these options (camelCase or as spelled here);
+                             flags given on the command line override it
+  -h, --help                 show this help
+  -v, --version              show the version
+
+Exit status: 0 after SIGINT or SIGTERM, 1 when the server cannot start, 2 on bad usage.
+`;
+
+const STRINGS = [
+  'port',
+  'host',
+  'subnet',
+  'address',
+  'tun',
+  'mtu',
+  'idle-timeout',
+  'keepalive',
+  'handshake-timeout',
+  'max-clients',
+  'max-frame',
+  'send-queue',
+  'route',
+  'status',
+  'log-format',
+  'log-level',
+  'config',
+];
+
+function usage(msg: string): never {
+  process.stderr.write(`simplevpn-server: ${msg}\nTry 'simplevpn-server --help' for the options.\n`);
+  process.exit(2);
+}
+
+const camel = (k: string) => k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+const list = (v: unknown): string[] | undefined => (v === undefined ? undefined : Array.isArray(v) ? v.map(String) : [String(v)]);
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err: any) {
+    usage(`cannot read --config ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err: any) {
+    usage(`--config ${path} is not valid JSON: ${err.message}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) usage(`--config ${path} must hold a JSON object`);
+  const out: Record<string, unknown> = {};
+  const known = new Set(STRINGS.filter((k) => k !== 'config').map(camel));
+  known.add('routes');
+  for (const [k, v] of Object.entries(json as object)) {
+    const key = camel(k);
+    if (!known.has(key)) usage(`--config ${path}: unknown option "${k}"`);
+    out[key === 'route' ? 'routes' : key] = v;
+  }
+  return out;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const args = mri(argv, {
+    alias: { p: 'port', h: 'help', v: 'version' },
+    boolean: ['help', 'version'],
+    string: STRINGS,
+    unknown: (flag: string) => usage(`unknown option ${flag}`),
+  });
+  if (args.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (args.version) {
+    process.stdout.write(VERSION + '\n');
+    return;
+  }
+  if (args._.length) usage(`unexpected argument "${args._[0]}"`);
+  for (const k of STRINGS) {
+    const v = args[k];
+    // mri leaves '' when a flag that needs a value is last or followed by another flag.
+    if (v === '' || (Array.isArray(v) && v.includes(''))) usage(`--${k} needs a value`);
+    if (Array.isArray(v) && k !== 'host' && k !== 'route') usage(`--${k} given more than once`);
+  }
+
+  const file = args.config ? readConfigFile(String(args.config)) : {};
+  const fromFlags: Record<string, unknown> = {};
+  for (const k of STRINGS) {
+    if (k === 'config' || k === 'log-format' || k === 'log-level' || args[k] === undefined) continue;
+    if (k === 'route') fromFlags.routes = list(args.route);
+    else if (k === 'host') fromFlags.host = list(args.host);
+    else fromFlags[camel(k)] = args[k];
+  }
+  const merged = { ...file, ...fromFlags } as Record<string, unknown>;
+  if (merged.tun === 'false' || merged.tun === false) merged.tun = false;
+
+  const format = String(args['log-format'] ?? merged.logFormat ?? 'text');
+  const level = String(args['log-level'] ?? merged.logLevel ?? 'info');
+  if (format !== 'text' && format !== 'json') usage(`--log-format must be text or json, got "${format}"`);
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) usage(`--log-level must be debug, info, warn or error, got "${level}"`);
+  delete merged.logFormat;
+  delete merged.logLevel;
+  const logger = createLogger({ format: format as LogFormat, level: level as Level });
+
+  let server;
+  try {
+    server = createServer({ ...(merged as ServerOptions), logger });
+  } catch (err) {
+    if (err instanceof ConfigError) usage(err.message);
+    throw err;
+  }
+  try {
+    await server.listen();
+  } catch (err: any) {
+    const why =
+      err.code === 'EADDRINUSE'
+        ? `port ${server.cfg.port} is already in use`
+        : err.code === 'EACCES'
+          ? `not allowed to listen on port ${server.cfg.port}`
+          : err.message;
+    logger.log('error', 'start_failed', { error: why, code: err.code });
+    await server.close();
+    process.exit(1);
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      logger.log('warn', 'forced_exit', { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    logger.log('info', 'stopping', { signal });
+    const force = setTimeout(() => {
+      logger.log('error', 'stop_timeout', { detail: 'sessions did not close within 5 s' });
+      process.exit(1);
+    }, 5000);
+    force.unref();
+    server.close().then(() => process.exit(0));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  process.stderr.write(`simplevpn-server: ${err?.stack ?? err}\n`);
+  process.exit(1);
+});

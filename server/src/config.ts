@@ -1,0 +1,130 @@
+// Server options: defaults, validation and the resolved form the server runs on. The CLI,
+// the config file and createServer() all pass through resolveConfig(), so a bad value
+// gets the same message whichever way it came in.
+
+import { formatIPv4, parseIPv4, prefixToMask } from '../../client-sdk/src/ipv4.js';
+import type { Logger } from './log.js';
+
+export interface ServerOptions {
+  /** TCP port (2002). */
+  port?: number;
+  /** Addresses to listen on; default every IPv4 and IPv6 address. */
+  host?: string | string[];
+  /** The VPN subnet, /8 to /30 (10.0.0.0/16). */
+  subnet?: string;
+  /** The server's own VPN address (the subnet's first host). */
+  address?: string;
+  /** TUN device name, a kernel pattern such as 'svpn%d' (the default), or false for none. */
+  tun?: string | false;
+  /** MTU of the tunnel, pushed to clients and set on the server's tun (1500). */
+  mtu?: number;
+  /** Seconds of silence after which a client is dropped and its address freed (60). */
+  idleTimeout?: number;
+  /** Keepalive interval pushed to clients, seconds (15). */
+  keepalive?: number;
+  /** Seconds a new connection has to send its address request (10). */
+  handshakeTimeout?: number;
+  /** Clients holding an address at once (as many as the subnet has addresses). */
+  maxClients?: number;
+  /** Largest frame accepted, bytes (65535). */
+  maxFrame?: number;
+  /** Bytes queued towards one client before its packets are dropped (256 KiB). */
+  sendQueue?: number;
+  /** Extra networks pushed to clients as routes through the tunnel, as CIDR. */
+  routes?: string[];
+  /** HOST:PORT (or PORT, on loopback) for /metrics and /clients; off when absent. */
+  status?: string | false;
+  logger?: Logger;
+}
+
+export interface Cidr {
+  network: number;
+  prefix: number;
+}
+
+export interface ResolvedConfig {
+  port: number;
+  hosts: string[];
+  subnet: Cidr;
+  gateway: number;
+  tun: string | null;
+  mtu: number;
+  idleTimeoutMs: number;
+  keepalive: number;
+  handshakeTimeoutMs: number;
+  maxClients: number;
+  maxFrame: number;
+  sendQueue: number;
+  routes: Cidr[];
+  status: { host: string; port: number } | null;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const fail = (msg: string): never => {
+  throw new ConfigError(msg);
+};
+
+export function parseCidr(s: string, what = 'subnet'): Cidr {
+  const m = /^([\d.]+)\/(\d{1,2})$/.exec(String(s));
+  const network = m ? parseIPv4(m[1]) : -1;
+  const prefix = m ? +m[2] : -1;
+  if (network < 0 || prefix > 32) fail(`${what} must be an IPv4 network in CIDR form like 10.0.0.0/16, got "${s}"`);
+  if ((network & ~prefixToMask(prefix)) >>> 0 !== 0) fail(`${what} ${s} has host bits set: did you mean ${formatIPv4((network & prefixToMask(prefix)) >>> 0)}/${prefix}?`);
+  return { network, prefix };
+}
+
+function int(name: string, v: unknown, min: number, max: number): number {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) fail(`--${name} must be a whole number from ${min} to ${max}, got "${v}"`);
+  return n as number;
+}
+
+export function parseHostPort(s: string, what: string): { host: string; port: number } {
+  const str = String(s);
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(str) ?? /^()()(\d+)$/.exec(str);
+  if (!m) return fail(`--${what} must be HOST:PORT or PORT, got "${s}"`);
+  return { host: m[1] || m[2] || '127.0.0.1', port: int(what, m[3], 1, 65535) };
+}
+
+export function resolveConfig(o: ServerOptions): ResolvedConfig {
+  const subnet = parseCidr(o.subnet ?? '10.0.0.0/16');
+  if (subnet.prefix < 8 || subnet.prefix > 30) fail(`--subnet prefix must be from /8 to /30, got /${subnet.prefix}`);
+  const span = 2 ** (32 - subnet.prefix);
+  let gateway = subnet.network + 1;
+  if (o.address !== undefined) {
+    gateway = parseIPv4(o.address);
+    if (gateway < 0) fail(`--address must be an IPv4 address, got "${o.address}"`);
+    const off = gateway - subnet.network;
+    if (off <= 0 || off >= span - 1) fail(`--address ${o.address} is not a host address of the subnet ${formatIPv4(subnet.network)}/${subnet.prefix}`);
+  }
+  const mtu = int('mtu', o.mtu ?? 1500, 576, 65535);
+  const maxFrame = int('max-frame', o.maxFrame ?? 65535, 576, 65535);
+  if (maxFrame < mtu) fail(`--max-frame (${maxFrame}) must not be smaller than --mtu (${mtu})`);
+  const idle = int('idle-timeout', o.idleTimeout ?? 60, 2, 65535);
+  const keepalive = int('keepalive', o.keepalive ?? Math.min(15, Math.max(1, Math.floor(idle / 4))), 1, 65535);
+  if (keepalive >= idle) fail(`--keepalive (${keepalive} s) must be shorter than --idle-timeout (${idle} s), or clients are dropped between keepalives`);
+  const tun = o.tun === false ? null : (o.tun ?? 'svpn%d');
+  if (tun !== null && (typeof tun !== 'string' || tun.length === 0 || tun.length > 15 || /[\s/:]/.test(tun)))
+    fail(`--tun must be a device name of 1 to 15 characters without spaces, '/' or ':', got "${tun}"`);
+  const hosts = o.host === undefined ? [] : Array.isArray(o.host) ? o.host.map(String) : [String(o.host)];
+  const routes = (o.routes ?? []).map((r) => parseCidr(r, '--route'));
+  return {
+    port: int('port', o.port ?? 2002, 0, 65535),
+    hosts,
+    subnet,
+    gateway: gateway >>> 0,
+    tun,
+    mtu,
+    idleTimeoutMs: idle * 1000,
+    keepalive,
+    handshakeTimeoutMs: int('handshake-timeout', o.handshakeTimeout ?? 10, 1, 3600) * 1000,
+    maxClients: int('max-clients', o.maxClients ?? span - 3, 1, span),
+    maxFrame,
+    sendQueue: int('send-queue', o.sendQueue ?? 256 * 1024, 4096, 1 << 30),
+    routes,
+    status: o.status ? parseHostPort(o.status, 'status') : null,
+  };
+}

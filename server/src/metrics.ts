@@ -1,0 +1,63 @@
+// Counters of the server, and their Prometheus text rendering for /metrics.
+
+/** Why a packet was not delivered. */
+export type DropReason =
+  | 'spoofed_source' // source is not the sender's assigned address
+  | 'unassigned' // data before the sender had an address
+  | 'no_route' // no client owns the destination and there is no tun
+  | 'queue_full' // the destination client's send queue is at its cap
+  | 'tun_full' // the tun device refused the write
+  | 'not_ipv4'; // IPv6 or other non-IPv4 frame: the VPN switches IPv4 only
+
+export const DROP_REASONS: DropReason[] = ['spoofed_source', 'unassigned', 'no_route', 'queue_full', 'tun_full', 'not_ipv4'];
+
+export class Metrics {
+  connections = 0;
+  /** Data packets and bytes received from clients. */
+  rxPackets = 0;
+  rxBytes = 0;
+  /** Data packets and bytes written towards clients. */
+  txPackets = 0;
+  txBytes = 0;
+  tunRxPackets = 0;
+  tunTxPackets = 0;
+  keepalives = 0;
+  readonly drops: Record<DropReason, number> = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+  readonly refusals: Record<string, number> = {};
+  readonly disconnects: Record<string, number> = {};
+
+  refused(reason: string): void {
+    this.refusals[reason] = (this.refusals[reason] ?? 0) + 1;
+  }
+
+  disconnected(reason: string): void {
+    this.disconnects[reason] = (this.disconnects[reason] ?? 0) + 1;
+  }
+
+  /** Prometheus text exposition format, version 0.0.4. */
+  render(g: { sessions: number; inUse: number; free: number; tun: boolean }): string {
+    const out: string[] = [];
+    const metric = (name: string, type: 'gauge' | 'counter', help: string, samples: Array<[string, number]>) => {
+      out.push(`# HELP simplevpn_${name} ${help}`, `# TYPE simplevpn_${name} ${type}`);
+      for (const [labels, v] of samples) out.push(`simplevpn_${name}${labels} ${v}`);
+    };
+    const byLabel = (label: string, rec: Record<string, number>): Array<[string, number]> =>
+      Object.keys(rec).map((k) => [`{${label}="${k}"}`, rec[k]]);
+    metric('sessions', 'gauge', 'Open client connections, with or without an address.', [['', g.sessions]]);
+    metric('addresses_in_use', 'gauge', 'Addresses of the pool held by clients.', [['', g.inUse]]);
+    metric('addresses_free', 'gauge', 'Addresses of the pool still free.', [['', g.free]]);
+    metric('tun_up', 'gauge', '1 when the server has its own tun device.', [['', g.tun ? 1 : 0]]);
+    metric('connections_total', 'counter', 'Connections accepted.', [['', this.connections]]);
+    metric('received_packets_total', 'counter', 'Data packets received from clients.', [['', this.rxPackets]]);
+    metric('received_bytes_total', 'counter', 'Bytes of data packets received from clients.', [['', this.rxBytes]]);
+    metric('sent_packets_total', 'counter', 'Data packets sent to clients.', [['', this.txPackets]]);
+    metric('sent_bytes_total', 'counter', 'Bytes of data packets sent to clients.', [['', this.txBytes]]);
+    metric('tun_received_packets_total', 'counter', 'Packets read from the server tun.', [['', this.tunRxPackets]]);
+    metric('tun_sent_packets_total', 'counter', 'Packets written to the server tun.', [['', this.tunTxPackets]]);
+    metric('keepalives_total', 'counter', 'Keepalives echoed.', [['', this.keepalives]]);
+    metric('dropped_packets_total', 'counter', 'Packets not delivered, by reason.', byLabel('reason', this.drops));
+    metric('refusals_total', 'counter', 'Address requests or connections refused, by reason.', byLabel('reason', this.refusals));
+    metric('disconnects_total', 'counter', 'Sessions ended, by reason.', byLabel('reason', this.disconnects));
+    return out.join('\n') + '\n';
+  }
+}

@@ -40,7 +40,7 @@ function runFile(file, limit) {
     const child = spawn(process.execPath, ['--enable-source-maps', join(root, 'node_modules/uvu/bin.js'), join(root, 'dist/js/test', file.dir), file.name], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+      env: { ...process.env, NO_COLOR: '1' },
     });
     let out = '';
     child.stdout.on('data', (d) => {

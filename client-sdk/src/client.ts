@@ -21,7 +21,7 @@ import {
   T_LEASE,
 } from './control.js';
 import { Framer, frameLength } from './framer.js';
-import { ALL, ANY, DST, formatIPv4, parseIPv4, prefixToMask, readU32 } from './ipv4.js';
+import { ALL, ANY, DST, SRC, formatIPv4, parseIPv4, prefixToMask, readU32 } from './ipv4.js';
 import type { Clock, Connect, Socket, Tun } from './types.js';
 
 export type StateName = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
@@ -153,7 +153,7 @@ export class Client {
    * desynchronise the stream). The transport may keep `packet` until it is sent.
    */
   send(packet: Uint8Array): boolean {
-    if (this.phase !== READY || frameLength(packet, 0, packet.length, this.maxFrame) !== packet.length || !this.sock!.write(packet)) {
+    if (this.phase !== READY || packet.length === 0 || frameLength(packet, 0, packet.length, this.maxFrame) !== packet.length || !this.sock!.write(packet)) {
       this.stats.dropped++;
       return false;
     }
@@ -179,8 +179,13 @@ export class Client {
     this.lastRx = this.clock.now();
     this.arm(this.timeoutMs);
     const gen = ++this.gen;
+    let early = false; // onOpen ran inside connect(), before this.sock was set
     const s = this.o.connect({
-      onOpen: () => gen === this.gen && this.request(),
+      onOpen: () => {
+        if (gen !== this.gen) return;
+        if (this.sock === null) early = true;
+        else this.request();
+      },
       onData: (chunk) => gen === this.gen && this.data(chunk, gen),
       onWritable() {},
       onClose: (why) =>
@@ -190,9 +195,10 @@ export class Client {
           this.phase === REQUESTING ? REFUSE_IN_USE : 0,
         ),
     });
-    // onClose may already have run inside connect().
-    if (gen === this.gen) this.sock = s;
-    else s.close();
+    // onOpen or onClose may already have run inside connect().
+    if (gen !== this.gen) return s.close();
+    this.sock = s;
+    if (early) this.request();
   }
 
   private request(): void {
@@ -213,12 +219,18 @@ export class Client {
 
   private data(chunk: Uint8Array, gen: number): void {
     this.lastRx = this.clock.now();
+    if (this.kaOut) {
+      // Answered: the next keepalive is due a full interval from now.
+      this.kaOut = false;
+      this.arm(this.keepaliveMs);
+    }
     const f = this.framer;
     const st = this.stats;
     f.push(chunk);
     for (let p; (p = f.next()) !== null; ) {
       if (this.phase === READY) {
-        if (isKeepalive(p) || extKind(p)) continue;
+        // Keepalive echoes, and extension messages (from source 0.0.0.0, which no data packet has).
+        if (isKeepalive(p) || (extKind(p) && readU32(p, SRC) === ANY)) continue;
         st.rxPackets++;
         st.rxBytes += p.length;
         this.o.tun.write(p);
@@ -245,7 +257,7 @@ export class Client {
     this.address = addr;
     if (!this.userAddress) this.want = addr;
     this.lease = c.lease || null;
-    if (c.keepalive) this.keepaliveMs = c.keepalive * 1000;
+    this.keepaliveMs = (c.keepalive || this.o.keepalive || 15) * 1000;
     if (c.idleTimeout) this.keepaliveMs = Math.min(this.keepaliveMs, (c.idleTimeout * 1000) / 2);
     this.phase = READY;
     this.backoff.reset();

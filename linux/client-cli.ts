@@ -9,6 +9,7 @@ import { parseIPv4 } from '../client-sdk/src/ipv4.js';
 import { nodeClock } from '../client-sdk/node/clock.js';
 import { tcpConnect } from '../client-sdk/node/tcp.js';
 import { createLogger, type Level, type LogFormat } from '../server/src/log.js';
+import { unknownOption } from '../server/src/usage.js';
 import { openTun, type TunDevice } from './tun.js';
 
 const VERSION = '0.1.0';
@@ -60,8 +61,9 @@ async function main(argv: string[]): Promise<void> {
     alias: { s: 'server', p: 'port', a: 'address', h: 'help', v: 'version' },
     boolean: ['help', 'version', 'seed'],
     string: STRINGS,
-    unknown: (flag: string) => usage(`unknown option ${flag}`),
   });
+  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'seed', 's', 'p', 'a', 'h', 'v'], argv);
+  if (bad) usage(`unknown option ${bad}`);
   if (args.help) return void process.stdout.write(HELP);
   if (args.version) return void process.stdout.write(VERSION + '\n');
   if (args._.length) usage(`unexpected argument "${args._[0]}"`);

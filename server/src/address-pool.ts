@@ -62,15 +62,16 @@ export class AddressPool {
 
   /** Any free address, or 0 when none is left. */
   allocate(): number {
+    while (this.cursor < this.span) {
+      const off = this.cursor++;
+      // A queued offset was used and released: it waits its turn in the queue.
+      if (!this.get(this.inUse, off) && !this.get(this.queued, off)) return this.mark(off);
+    }
     while (this.qLen > 0) {
       const off = this.queue[this.qHead];
       this.qHead = (this.qHead + 1) % this.queue.length;
       this.qLen--;
       this.clear(this.queued, off);
-      if (!this.get(this.inUse, off)) return this.mark(off);
-    }
-    while (this.cursor < this.span) {
-      const off = this.cursor++;
       if (!this.get(this.inUse, off)) return this.mark(off);
     }
     return 0;
@@ -91,8 +92,8 @@ export class AddressPool {
     const off = addr - this.network;
     this.clear(this.inUse, off);
     this.used--;
-    // Offsets at or past the cursor will be reached by it; the rest wait in the queue, once.
-    if (off < this.cursor && !this.get(this.queued, off)) {
+    // Each offset sits in the queue at most once, so the queue never outgrows the subnet.
+    if (!this.get(this.queued, off)) {
       this.set(this.queued, off);
       this.enqueue(off);
     }

@@ -6,6 +6,7 @@ import mri from 'mri';
 import { ConfigError, type ServerOptions } from './config.js';
 import { createLogger, type LogFormat, type Level } from './log.js';
 import { createServer } from './server.js';
+import { unknownOption } from './usage.js';
 
 const VERSION = '0.1.0';
 
@@ -100,8 +101,9 @@ export async function main(argv: string[]): Promise<void> {
     alias: { p: 'port', h: 'help', v: 'version' },
     boolean: ['help', 'version'],
     string: STRINGS,
-    unknown: (flag: string) => usage(`unknown option ${flag}`),
   });
+  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'p', 'h', 'v'], argv);
+  if (bad) usage(`unknown option ${bad}`);
   if (args.help) {
     process.stdout.write(HELP);
     return;

@@ -28,7 +28,8 @@ export interface ServerOptions {
   maxClients?: number;
   /** Largest frame accepted, bytes (65535). */
   maxFrame?: number;
-  /** Bytes queued towards one client before its packets are dropped (256 KiB). */
+  /** Bytes queued towards one client before its packets are dropped (256 KiB; at least
+   * 128 KiB, room for one 64 KiB read switched to it plus what is still in flight). */
   sendQueue?: number;
   /** Extra networks pushed to clients as routes through the tunnel, as CIDR. */
   routes?: string[];
@@ -86,7 +87,7 @@ export function parseHostPort(s: string, what: string): { host: string; port: nu
   const str = String(s);
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(str) ?? /^()()(\d+)$/.exec(str);
   if (!m) return fail(`--${what} must be HOST:PORT or PORT, got "${s}"`);
-  return { host: m[1] || m[2] || '127.0.0.1', port: int(what, m[3], 1, 65535) };
+  return { host: m[1] || m[2] || '127.0.0.1', port: int(what, m[3], 0, 65535) };
 }
 
 export function resolveConfig(o: ServerOptions): ResolvedConfig {
@@ -121,9 +122,9 @@ export function resolveConfig(o: ServerOptions): ResolvedConfig {
     idleTimeoutMs: idle * 1000,
     keepalive,
     handshakeTimeoutMs: int('handshake-timeout', o.handshakeTimeout ?? 10, 1, 3600) * 1000,
-    maxClients: int('max-clients', o.maxClients ?? span - 3, 1, span),
+    maxClients: int('max-clients', o.maxClients ?? span, 1, span),
     maxFrame,
-    sendQueue: int('send-queue', o.sendQueue ?? 256 * 1024, 4096, 1 << 30),
+    sendQueue: int('send-queue', o.sendQueue ?? 256 * 1024, 128 * 1024, 1 << 30),
     routes,
     status: o.status ? parseHostPort(o.status, 'status') : null,
   };

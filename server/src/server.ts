@@ -88,6 +88,8 @@ export class VpnServer extends EventEmitter implements Hub {
   private readonly logger: Logger;
   private readonly openTunImpl: OpenTun | undefined;
   private readonly sessions = new Set<Session>();
+  /** Refused connections whose refusal is still being flushed; close() cuts them short. */
+  private readonly lingering = new Set<net.Socket>();
   private readonly servers: net.Server[] = [];
   private status: { close(): Promise<void>; address: string } | null = null;
   private sweeper: NodeJS.Timeout | null = null;
@@ -148,6 +150,7 @@ export class VpnServer extends EventEmitter implements Hub {
     if (this.sweeper) clearInterval(this.sweeper);
     const closed = this.servers.map((l) => new Promise<void>((r) => l.close(() => r())));
     for (const s of [...this.sessions]) s.end('shutdown', 'server shutting down');
+    for (const sock of this.lingering) sock.destroy();
     await Promise.all(closed);
     if (this.status) await this.status.close();
     if (this.tun) {
@@ -301,7 +304,13 @@ export class VpnServer extends EventEmitter implements Hub {
       protocol: s.extended ? 'simplevpn' : 'seed',
     });
     // Seed clients are refused the seed's way: the connection closes with no reply.
-    s.end('refused', r.reason, s.extended ? refusal(wanted, r.code, r.text) : undefined);
+    if (!s.extended) return s.end('refused', r.reason);
+    s.end('refused', r.reason, refusal(wanted, r.code, r.text));
+    const sock = s.socket;
+    if (!sock.destroyed) {
+      this.lingering.add(sock);
+      sock.once('close', () => this.lingering.delete(sock));
+    }
   }
 
   private onConnection(socket: net.Socket): void {

@@ -8,6 +8,17 @@ import { Client, type StateInfo } from '../client-sdk/src/client.js';
 import { parseIPv4 } from '../client-sdk/src/ipv4.js';
 import { nodeClock } from '../client-sdk/node/clock.js';
 import { tcpConnect } from '../client-sdk/node/tcp.js';
+import { tlsConnect } from '../client-sdk/node/tls.js';
+import {
+  REFUSE_AUTH_FAILED,
+  REFUSE_AUTH_REQUIRED,
+  REFUSE_IN_USE,
+  REFUSE_NOT_ALLOWED,
+  REFUSE_OUTSIDE,
+  type Tlv,
+  credentials,
+} from '../client-sdk/src/control.js';
+import { readFileSync } from 'node:fs';
 import { createLogger, type Level, type LogFormat } from '../server/src/log.js';
 import { unknownOption } from '../server/src/usage.js';
 import { openTun, type TunDevice } from './tun.js';
@@ -23,7 +34,7 @@ Needs root or CAP_NET_ADMIN.
 
 Options:
   -s, --server HOST          the server's host name or address (required)
-  -p, --port PORT            the server's TCP port (2002)
+  -p, --port PORT            the server's TCP port (2002; 2003 with --tls)
   -a, --address ADDR         ask for this VPN address instead of any free one
       --tun NAME             name of the tun device (svpn%d: the kernel numbers it)
       --keepalive SEC        seconds of silence before a keepalive, unless the server
@@ -33,16 +44,56 @@ Options:
       --max-backoff SEC      longest wait between reconnect attempts (60)
       --name NAME            a name for this client in the server's log
       --seed                 speak only the original protocol (no pushed configuration)
+
+Security:
+      --tls                  connect over TLS and verify the server's certificate
+      --ca FILE              PEM CA that signed the server's certificate (default: the
+                             system's trusted roots)
+      --cert FILE            PEM certificate of this client, for mutual TLS
+      --key FILE             PEM private key of --cert
+      --servername NAME      name the server's certificate must carry (default: -s)
+      --id ID                this client's id in the server's auth file
+      --secret-file FILE     file holding this client's secret (or set SIMPLEVPN_SECRET);
+                             never on the command line, where ps would show it
       --log-format FORMAT    text or json (text)
       --log-level LEVEL      debug, info, warn or error (info)
   -h, --help                 show this help
   -v, --version              show the version
 
 Exit status: 0 after SIGINT or SIGTERM, 1 on failure (no tun device or no privilege),
-2 on bad usage, 3 when the address asked for with -a is refused at the first attempt.
+2 on bad usage, 3 when the first attempt is refused for a reason retrying cannot fix
+(the address asked for with -a is in use or not allowed, or the credentials are wrong).
 `;
 
-const STRINGS = ['server', 'port', 'address', 'tun', 'keepalive', 'timeout', 'max-backoff', 'name', 'log-format', 'log-level'];
+const STRINGS = [
+  'server',
+  'port',
+  'address',
+  'tun',
+  'keepalive',
+  'timeout',
+  'max-backoff',
+  'name',
+  'ca',
+  'cert',
+  'key',
+  'servername',
+  'id',
+  'secret-file',
+  'log-format',
+  'log-level',
+];
+
+// Refusals that another attempt with the same settings cannot overcome.
+const FINAL_REFUSALS = new Set([REFUSE_IN_USE, REFUSE_OUTSIDE, REFUSE_NOT_ALLOWED, REFUSE_AUTH_REQUIRED, REFUSE_AUTH_FAILED]);
+
+function readFile(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err: any) {
+    usage(`cannot read --${flag} ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+  }
+}
 
 function usage(msg: string): never {
   process.stderr.write(`simplevpn-client: ${msg}\nTry 'simplevpn-client --help' for the options.\n`);
@@ -59,10 +110,10 @@ function seconds(name: string, v: unknown, dflt: number | undefined, min: number
 async function main(argv: string[]): Promise<void> {
   const args = mri(argv, {
     alias: { s: 'server', p: 'port', a: 'address', h: 'help', v: 'version' },
-    boolean: ['help', 'version', 'seed'],
+    boolean: ['help', 'version', 'seed', 'tls'],
     string: STRINGS,
   });
-  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'seed', 's', 'p', 'a', 'h', 'v'], argv);
+  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'seed', 'tls', 's', 'p', 'a', 'h', 'v'], argv);
   if (bad) usage(`unknown option ${bad}`);
   if (args.help) return void process.stdout.write(HELP);
   if (args.version) return void process.stdout.write(VERSION + '\n');
@@ -72,7 +123,7 @@ async function main(argv: string[]): Promise<void> {
     if (Array.isArray(args[k])) usage(`--${k} given more than once`);
   }
   if (!args.server) usage('the server is required: -s HOST');
-  const port = Number(args.port ?? 2002);
+  const port = Number(args.port ?? (args.tls ? 2003 : 2002));
   if (!Number.isInteger(port) || port < 1 || port > 65535) usage(`--port must be from 1 to 65535, got "${args.port}"`);
   if (args.address !== undefined && parseIPv4(args.address) <= 0) usage(`--address must be an IPv4 address, got "${args.address}"`);
   const format = String(args['log-format'] ?? 'text');
@@ -85,6 +136,28 @@ async function main(argv: string[]): Promise<void> {
   const timeout = seconds('timeout', args.timeout, undefined, 1, 3600);
   const maxBackoff = seconds('max-backoff', args['max-backoff'], undefined, 1, 86400);
   const log = createLogger({ format: format as LogFormat, level: level as Level });
+  for (const k of ['ca', 'cert', 'key', 'servername']) if (args[k] !== undefined && !args.tls) usage(`--${k} needs --tls`);
+  if (Boolean(args.cert) !== Boolean(args.key)) usage('--cert and --key go together');
+  if (args.seed && (args.id || args['secret-file'])) usage('--seed cannot carry credentials: the seed protocol has no room for them');
+  let requestTlvs: (() => Tlv[]) | undefined;
+  if (args.id !== undefined || args['secret-file'] !== undefined) {
+    if (!args.id) usage('--secret-file needs --id');
+    const secret = args['secret-file'] !== undefined ? readFile('secret-file', args['secret-file']).toString().replace(/\r?\n$/, '') : process.env.SIMPLEVPN_SECRET;
+    if (!secret) usage('--id needs a secret: --secret-file FILE or the SIMPLEVPN_SECRET environment variable');
+    if (!/^[\x20-\x7e]{1,255}$/.test(secret)) usage('the secret must be 1 to 255 printable ASCII characters');
+    requestTlvs = () => credentials(String(args.id), secret);
+  }
+  const host = String(args.server);
+  const connect = args.tls
+    ? tlsConnect({
+        host,
+        port,
+        ca: args.ca ? readFile('ca', args.ca) : undefined,
+        cert: args.cert ? readFile('cert', args.cert) : undefined,
+        key: args.key ? readFile('key', args.key) : undefined,
+        servername: args.servername,
+      })
+    : tcpConnect({ host, port });
 
   let client: Client | null = null;
   let tun: TunDevice;
@@ -139,7 +212,8 @@ async function main(argv: string[]): Promise<void> {
   };
 
   client = new Client({
-    connect: tcpConnect({ host: String(args.server), port }),
+    connect,
+    requestTlvs,
     tun: { write: (p) => void tun.write(p) },
     clock: nodeClock,
     address: args.address,
@@ -169,8 +243,12 @@ async function main(argv: string[]): Promise<void> {
         });
       } else if (s.state === 'down') {
         log.log('warn', 'down', { reason: s.reason, code: s.code || undefined, retry_in_s: (s.retryIn ?? 0) / 1000 });
-        if (s.code && args.address && !everReady) {
-          log.log('error', 'address_refused', { address: args.address, reason: s.reason });
+        if (s.code && FINAL_REFUSALS.has(s.code) && !everReady && (s.code !== REFUSE_IN_USE || args.address)) {
+          log.log('error', s.code === REFUSE_AUTH_FAILED || s.code === REFUSE_AUTH_REQUIRED ? 'auth_refused' : 'address_refused', {
+            address: args.address,
+            id: args.id,
+            reason: s.reason,
+          });
           shutdown(3);
         }
       }

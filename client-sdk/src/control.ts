@@ -199,6 +199,14 @@ export function readRefusal(f: Uint8Array): { code: number; text: string } {
   return { code, text };
 }
 
+/** Request TLVs proving who the client is: its id and its secret (ASCII, at most 255). */
+export function credentials(id: string, secret: string): Tlv[] {
+  return [
+    [T_AUTH_ID, ascii(id)],
+    [T_AUTH_PROOF, ascii(secret)],
+  ];
+}
+
 export function refusal(requested: number, code: number, text: string): Uint8Array {
   return extMessage(requested, ANY, KIND_REFUSAL, [
     [T_REASON, u8(code)],

@@ -4,5 +4,5 @@ export type { ClientOptions, ClientStats, StateInfo, StateName, Route } from './
 export type { Clock, Connect, Socket, SocketHandlers, Tun } from './types.js';
 export { Framer, frameLength } from './framer.js';
 export { formatIPv4, parseIPv4, readU32 } from './ipv4.js';
-export { KEEPALIVE, isKeepalive, T_AUTH_ID, T_AUTH_PROOF } from './control.js';
+export { KEEPALIVE, isKeepalive, credentials } from './control.js';
 export type { Tlv } from './control.js';

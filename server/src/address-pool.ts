@@ -1,6 +1,9 @@
 // The subnet's host addresses: hand out, take on request, give back. Every operation is
 // O(1) amortised whatever the prefix: nothing is scanned and nothing sized by the subnet is
-// built up front except two bitsets (2 MiB each for a /8, 8 KiB for a /16).
+// built up front except three bitsets (2 MiB each for a /8, 8 KiB for a /16).
+//
+// Fixed addresses belong to one client (the auth file says which): allocate() never hands
+// them out and take() grants them only to a caller that says it is their owner.
 //
 // Order: first the never-used addresses from the bottom up, then released ones oldest
 // first, so an address a client just lost stays free as long as possible for that client
@@ -16,6 +19,9 @@ export class AddressPool {
   private readonly reserved: number[];
   private readonly inUse: Uint32Array;
   private readonly queued: Uint32Array;
+  private readonly fixed: Uint32Array;
+  private fixedCount = 0;
+  private fixedHeld = 0;
   private queue = new Uint32Array(64);
   private qHead = 0;
   private qLen = 0;
@@ -30,6 +36,7 @@ export class AddressPool {
     this.network = (network - (network % this.span)) >>> 0;
     this.inUse = new Uint32Array(Math.ceil(this.span / 32));
     this.queued = new Uint32Array(this.inUse.length);
+    this.fixed = new Uint32Array(this.inUse.length);
     const res = new Set([0, this.span - 1]);
     for (const a of reserved) if (this.inside(a)) res.add(a - this.network);
     this.reserved = [...res];
@@ -42,8 +49,9 @@ export class AddressPool {
     return this.used;
   }
 
+  /** Addresses allocate() could still hand out. */
   get free(): number {
-    return this.capacity - this.used;
+    return this.capacity - this.used - (this.fixedCount - this.fixedHeld);
   }
 
   /** True when `addr` is in the subnet (reserved addresses included). */
@@ -65,25 +73,56 @@ export class AddressPool {
     while (this.cursor < this.span) {
       const off = this.cursor++;
       // A queued offset was used and released: it waits its turn in the queue.
-      if (!this.get(this.inUse, off) && !this.get(this.queued, off)) return this.mark(off);
+      if (!this.get(this.inUse, off) && !this.get(this.queued, off) && !this.get(this.fixed, off)) return this.mark(off);
     }
     while (this.qLen > 0) {
       const off = this.queue[this.qHead];
       this.qHead = (this.qHead + 1) % this.queue.length;
       this.qLen--;
       this.clear(this.queued, off);
-      if (!this.get(this.inUse, off)) return this.mark(off);
+      // A fixed address leaves the queue here; unfix() puts it back.
+      if (!this.get(this.inUse, off) && !this.get(this.fixed, off)) return this.mark(off);
     }
     return 0;
   }
 
-  /** Takes a specific address; false when it is in use or cannot be handed out. */
-  take(addr: number): boolean {
+  /**
+   * Takes a specific address; false when it is in use or cannot be handed out. A fixed
+   * address is granted only with `owner` set: the caller vouches it is the owner's.
+   */
+  take(addr: number, owner = false): boolean {
     if (!this.assignable(addr)) return false;
     const off = addr - this.network;
     if (this.get(this.inUse, off)) return false;
+    if (this.get(this.fixed, off)) {
+      if (!owner) return false;
+      this.fixedHeld++;
+    }
     this.mark(off);
     return true;
+  }
+
+  isFixed(addr: number): boolean {
+    return this.assignable(addr) && this.get(this.fixed, addr - this.network);
+  }
+
+  /** Keeps `addr` for one client. A current holder keeps it until released. */
+  fix(addr: number): void {
+    if (!this.assignable(addr) || this.isFixed(addr)) return;
+    const off = addr - this.network;
+    this.set(this.fixed, off);
+    this.fixedCount++;
+    if (this.get(this.inUse, off)) this.fixedHeld++;
+  }
+
+  /** Returns a fixed address to general use. */
+  unfix(addr: number): void {
+    if (!this.isFixed(addr)) return;
+    const off = addr - this.network;
+    this.clear(this.fixed, off);
+    this.fixedCount--;
+    if (this.get(this.inUse, off)) this.fixedHeld--;
+    else this.enqueueOnce(off);
   }
 
   /** Gives an address back. Releasing a free or reserved address does nothing. */
@@ -92,11 +131,15 @@ export class AddressPool {
     const off = addr - this.network;
     this.clear(this.inUse, off);
     this.used--;
-    // Each offset sits in the queue at most once, so the queue never outgrows the subnet.
-    if (!this.get(this.queued, off)) {
-      this.set(this.queued, off);
-      this.enqueue(off);
-    }
+    if (this.get(this.fixed, off)) this.fixedHeld--;
+    else this.enqueueOnce(off);
+  }
+
+  // Each offset sits in the queue at most once, so the queue never outgrows the subnet.
+  private enqueueOnce(off: number): void {
+    if (this.get(this.queued, off)) return;
+    this.set(this.queued, off);
+    this.enqueue(off);
   }
 
   private mark(off: number): number {

@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import mri from 'mri';
+import { hashSecret } from './auth.js';
 import { ConfigError, type ServerOptions } from './config.js';
 import { createLogger, type LogFormat, type Level } from './log.js';
 import { createServer } from './server.js';
@@ -33,6 +34,19 @@ Options:
       --send-queue BYTES     bytes queued towards one client before dropping (262144)
       --route CIDR           push a route through the tunnel to clients, repeatable
       --status HOST:PORT     serve /metrics and /clients over HTTP (off; PORT alone: loopback)
+
+Security:
+      --tls-cert FILE        PEM certificate: run a TLS listener beside the plain one
+      --tls-key FILE         PEM private key of --tls-cert
+      --tls-ca FILE          PEM CA: TLS clients must present a certificate it signed
+      --tls-port PORT        port of the TLS listener (2003)
+      --no-plain             no plain TCP listener (seed devices cannot connect)
+      --auth FILE            require credentials from every client, as listed in FILE
+                             (JSON; SIGHUP re-reads it); see SECURITY.md
+      --hash-secret          read a secret on stdin, print its hash for the auth file, exit
+      --max-per-source N     connections one source address may hold (1024; 0: no limit)
+      --conn-rate N          new connections per second per source address (50; 0: no limit)
+
       --log-format FORMAT    text or json (text)
       --log-level LEVEL      debug, info, warn or error (info)
       --config FILE          JSON file of these options (camelCase or as spelled here);
@@ -40,7 +54,9 @@ Options:
   -h, --help                 show this help
   -v, --version              show the version
 
-Exit status: 0 after SIGINT or SIGTERM, 1 when the server cannot start, 2 on bad usage.
+Signals: SIGINT and SIGTERM stop the server; SIGHUP re-reads --auth and the TLS files.
+Exit status: 0 after SIGINT or SIGTERM, 1 when the server cannot start, 2 on bad usage
+(including an unusable --config, --auth or TLS file).
 `;
 
 const STRINGS = [
@@ -58,6 +74,13 @@ const STRINGS = [
   'send-queue',
   'route',
   'status',
+  'tls-cert',
+  'tls-key',
+  'tls-ca',
+  'tls-port',
+  'auth',
+  'max-per-source',
+  'conn-rate',
   'log-format',
   'log-level',
   'config',
@@ -88,6 +111,7 @@ function readConfigFile(path: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const known = new Set(STRINGS.filter((k) => k !== 'config').map(camel));
   known.add('routes');
+  known.add('plain');
   for (const [k, v] of Object.entries(json as object)) {
     const key = camel(k);
     if (!known.has(key)) usage(`--config ${path}: unknown option "${k}"`);
@@ -99,10 +123,10 @@ function readConfigFile(path: string): Record<string, unknown> {
 export async function main(argv: string[]): Promise<void> {
   const args = mri(argv, {
     alias: { p: 'port', h: 'help', v: 'version' },
-    boolean: ['help', 'version'],
+    boolean: ['help', 'version', 'hash-secret'],
     string: STRINGS,
   });
-  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'p', 'h', 'v'], argv);
+  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'hash-secret', 'plain', 'p', 'h', 'v'], argv);
   if (bad) usage(`unknown option ${bad}`);
   if (args.help) {
     process.stdout.write(HELP);
@@ -113,6 +137,8 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   if (args._.length) usage(`unexpected argument "${args._[0]}"`);
+  if (args['hash-secret']) return printHash();
+  if (args.plain === true) usage('--plain is the default; use --no-plain to turn the plain listener off');
   for (const k of STRINGS) {
     const v = args[k];
     // mri leaves '' when a flag that needs a value is last or followed by another flag.
@@ -128,6 +154,7 @@ export async function main(argv: string[]): Promise<void> {
     else if (k === 'host') fromFlags.host = list(args.host);
     else fromFlags[camel(k)] = args[k];
   }
+  if (args.plain === false) fromFlags.plain = false;
   const merged = { ...file, ...fromFlags } as Record<string, unknown>;
   if (merged.tun === 'false' || merged.tun === false) merged.tun = false;
 
@@ -149,6 +176,10 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await server.listen();
   } catch (err: any) {
+    if (err instanceof ConfigError) {
+      await server.close();
+      usage(err.message);
+    }
     const why =
       err.code === 'EADDRINUSE'
         ? `port ${server.cfg.port} is already in use`
@@ -177,6 +208,19 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // A bad file at SIGHUP is logged (reload_failed) and changes nothing.
+  process.on('SIGHUP', () => void server.reload().catch(() => {}));
+}
+
+/** --hash-secret: one line from stdin in, its auth-file hash out. */
+async function printHash(): Promise<void> {
+  let input = '';
+  for await (const chunk of process.stdin) input += chunk;
+  const secret = input.replace(/\r?\n$/, '');
+  if (!/^[\x20-\x7e]*$/.test(secret)) usage('--hash-secret: the secret must be printable ASCII, as clients send it');
+  if (secret.length < 8) usage('--hash-secret: the secret on stdin must be at least 8 characters (16 random bytes, hex, are better)');
+  if (secret.length > 255) usage('--hash-secret: the secret must be at most 255 characters');
+  process.stdout.write((await hashSecret(secret)) + '\n');
 }
 
 main(process.argv.slice(2)).catch((err) => {

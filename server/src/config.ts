@@ -35,6 +35,21 @@ export interface ServerOptions {
   routes?: string[];
   /** HOST:PORT (or PORT, on loopback) for /metrics and /clients; off when absent. */
   status?: string | false;
+  /** PEM certificate and key files: a TLS listener runs on tlsPort beside the plain one. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** PEM CA file: TLS clients must present a certificate it signed (mutual TLS). */
+  tlsCa?: string;
+  /** Port of the TLS listener (2003). */
+  tlsPort?: number;
+  /** The plain TCP listener, for seed devices (on unless false). */
+  plain?: boolean;
+  /** Auth file (JSON): when set, every client must present credentials it lists. */
+  auth?: string;
+  /** Connections one source address may hold at once (1024; 0: no limit). */
+  maxPerSource?: number;
+  /** New connections per second one source address may open, in bursts of twice that (50; 0: no limit). */
+  connRate?: number;
   logger?: Logger;
 }
 
@@ -58,6 +73,12 @@ export interface ResolvedConfig {
   sendQueue: number;
   routes: Cidr[];
   status: { host: string; port: number } | null;
+  tls: { cert: string; key: string; ca: string | null } | null;
+  tlsPort: number;
+  plain: boolean;
+  auth: string | null;
+  maxPerSource: number;
+  connRate: number;
 }
 
 export class ConfigError extends Error {
@@ -112,6 +133,11 @@ export function resolveConfig(o: ServerOptions): ResolvedConfig {
     fail(`--tun must be a device name of 1 to 15 characters without spaces, '/' or ':', got "${tun}"`);
   const hosts = o.host === undefined ? [] : Array.isArray(o.host) ? o.host.map(String) : [String(o.host)];
   const routes = (o.routes ?? []).map((r) => parseCidr(r, '--route'));
+  if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) fail('--tls-cert and --tls-key go together: give both or neither');
+  if (o.tlsCa && !o.tlsCert) fail('--tls-ca needs --tls-cert and --tls-key: mutual TLS runs on the TLS listener');
+  const tls = o.tlsCert ? { cert: String(o.tlsCert), key: String(o.tlsKey), ca: o.tlsCa ? String(o.tlsCa) : null } : null;
+  const plain = o.plain !== false && String(o.plain) !== 'false';
+  if (!plain && !tls) fail('--no-plain leaves no listener: give --tls-cert and --tls-key for the TLS one');
   return {
     port: int('port', o.port ?? 2002, 0, 65535),
     hosts,
@@ -127,5 +153,11 @@ export function resolveConfig(o: ServerOptions): ResolvedConfig {
     sendQueue: int('send-queue', o.sendQueue ?? 256 * 1024, 128 * 1024, 1 << 30),
     routes,
     status: o.status ? parseHostPort(o.status, 'status') : null,
+    tls,
+    tlsPort: int('tls-port', o.tlsPort ?? 2003, 0, 65535),
+    plain,
+    auth: o.auth ? String(o.auth) : null,
+    maxPerSource: int('max-per-source', o.maxPerSource ?? 1024, 0, 1 << 24),
+    connRate: int('conn-rate', o.connRate ?? 50, 0, 1 << 20),
   };
 }

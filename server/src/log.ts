@@ -41,3 +41,24 @@ export function createLogger(options: { format?: LogFormat; level?: Level; write
 
 /** Discards everything: the default for the programmatic API. */
 export const silentLogger: Logger = { log() {} };
+
+/**
+ * At most one line per `ms` for each key. pass() returns how many lines were held back
+ * since the last one written (to report with it), or -1 when this one is held back too.
+ * Keys are few and fixed (reasons, not addresses), so the map stays small.
+ */
+export class LogThrottle {
+  private readonly last = new Map<string, { at: number; held: number }>();
+  constructor(private readonly ms: number) {}
+
+  pass(key: string, now: number): number {
+    const l = this.last.get(key);
+    if (l && now - l.at < this.ms) {
+      l.held++;
+      return -1;
+    }
+    const held = l ? l.held : 0;
+    this.last.set(key, { at: now, held: 0 });
+    return held;
+  }
+}

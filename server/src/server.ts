@@ -1,28 +1,16 @@
-// The server: listeners, the address pool, the routing table, the server's own tun,
-// session lifecycle and the events an operator sees in the log.
+// The server: listeners and admission, the address pool, the routing table, the server's
+// own tun, session lifecycle, reloads, and the events an operator sees in the log.
 
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
-import {
-  KIND_REQUEST,
-  KIND_REPLY,
-  REFUSE_EXHAUSTED,
-  REFUSE_FULL,
-  REFUSE_IN_USE,
-  REFUSE_OUTSIDE,
-  REFUSE_SHUTDOWN,
-  T_CLIENT,
-  configTlvs,
-  eachTlv,
-  extKind,
-  extMessage,
-  readAscii,
-  refusal,
-} from '../../client-sdk/src/control.js';
-import { ANY, DST, SRC, formatIPv4, readU32, writeU32 } from '../../client-sdk/src/ipv4.js';
+import type net from 'node:net';
+import { formatIPv4, readU32, ANY, DST } from '../../client-sdk/src/ipv4.js';
 import { AddressPool } from './address-pool.js';
-import { ResolvedConfig, ServerOptions, resolveConfig } from './config.js';
-import { type Fields, type Level, type Logger, silentLogger } from './log.js';
+import { AddressRequests } from './address-requests.js';
+import { AuthFileError, Authenticator, loadAuthFile } from './auth.js';
+import { ConfigError, type ResolvedConfig, type ServerOptions, resolveConfig } from './config.js';
+import { type BoundAddress, Listeners } from './listeners.js';
+import { SourceLimits, sourceOf } from './limits.js';
+import { type Fields, type Level, LogThrottle, type Logger, silentLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { RoutingTable } from './routing-table.js';
 import { type EndCode, type Hub, Session } from './session.js';
@@ -46,19 +34,14 @@ export interface CreateServerOptions extends ServerOptions {
   openTun?: OpenTun;
 }
 
-/** A refusal: the code sent to extension clients and the reason counted and logged. */
-interface Refusal {
-  code: number;
-  reason: string;
-  text: string;
-}
-
 export interface ClientInfo {
   id: number;
   address: string | null;
   remote: string;
   protocol: 'simplevpn' | 'seed';
+  transport: 'tcp' | 'tls';
   name: string;
+  client: string | null;
   connectedSince: string;
   lastSeen: string;
   rxBytes: number;
@@ -68,15 +51,8 @@ export interface ClientInfo {
   drops: number;
 }
 
-const REFUSAL_REASONS: Record<number, string> = {
-  [REFUSE_IN_USE]: 'address_in_use',
-  [REFUSE_OUTSIDE]: 'address_outside_subnet',
-  [REFUSE_EXHAUSTED]: 'pool_exhausted',
-  [REFUSE_FULL]: 'max_clients',
-  [REFUSE_SHUTDOWN]: 'shutting_down',
-};
-
 const SPOOF_LOG_INTERVAL_MS = 10_000;
+const ADMISSION_LOG_INTERVAL_MS = 5_000;
 
 export class VpnServer extends EventEmitter implements Hub {
   readonly cfg: ResolvedConfig;
@@ -85,12 +61,16 @@ export class VpnServer extends EventEmitter implements Hub {
   readonly pool: AddressPool;
   toTun: ((packet: Uint8Array) => void) | null = null;
   tun: ServerTun | null = null;
+  auth: Authenticator | null = null;
   private readonly logger: Logger;
   private readonly openTunImpl: OpenTun | undefined;
   private readonly sessions = new Set<Session>();
-  /** Refused connections whose refusal is still being flushed; close() cuts them short. */
+  private readonly secure = new WeakSet<Session>();
   private readonly lingering = new Set<net.Socket>();
-  private readonly servers: net.Server[] = [];
+  private readonly listeners_: Listeners;
+  private readonly limits: SourceLimits;
+  private readonly requests: AddressRequests;
+  private readonly throttle = new LogThrottle(ADMISSION_LOG_INTERVAL_MS);
   private status: { close(): Promise<void>; address: string } | null = null;
   private sweeper: NodeJS.Timeout | null = null;
   private nextId = 1;
@@ -101,46 +81,105 @@ export class VpnServer extends EventEmitter implements Hub {
     this.cfg = resolveConfig(options);
     this.logger = options.logger ?? silentLogger;
     this.openTunImpl = options.openTun;
-    this.pool = new AddressPool(this.cfg.subnet.network, this.cfg.subnet.prefix, [this.cfg.gateway]);
+    const c = this.cfg;
+    this.pool = new AddressPool(c.subnet.network, c.subnet.prefix, [c.gateway]);
+    this.limits = new SourceLimits(c.maxPerSource, c.connRate, c.connRate * 2);
+    this.listeners_ = new Listeners(c, {
+      admit: (sock) => this.admit(sock),
+      accept: (sock, secure) => this.accept(sock, secure),
+      tlsError: (err, remote) => this.tlsRefused(err, remote),
+      error: (err) => this.event('error', 'listener_error', { error: err.message }),
+    });
+    this.requests = new AddressRequests({
+      cfg: c,
+      pool: this.pool,
+      table: this.table,
+      metrics: this.metrics,
+      authenticator: () => this.auth,
+      linger: (s) => this.linger(s),
+      event: (level, name, fields) => this.event(level, name, fields),
+    });
   }
 
-  /** Opens the tun (or says why not), the listeners and the status listener. */
+  /**
+   * Loads the auth file, opens the tun (or says why not), the listeners and the status
+   * listener. A bad auth file or certificate rejects with a ConfigError.
+   */
   async listen(): Promise<void> {
+    const c = this.cfg;
+    if (c.auth) {
+      this.auth = new Authenticator(await this.readAuth());
+      this.fixAddresses(new Map(), this.auth.entries);
+    }
     await this.startTun();
-    const hosts = this.cfg.hosts.length ? this.cfg.hosts : [null];
-    for (const host of hosts) this.servers.push(await this.listenOn(host));
-    const sweep = Math.max(100, Math.min(1000, this.cfg.idleTimeoutMs / 4, this.cfg.handshakeTimeoutMs / 4));
+    await this.listeners_.open();
+    const sweep = Math.max(100, Math.min(1000, c.idleTimeoutMs / 4, c.handshakeTimeoutMs / 4));
     this.sweeper = setInterval(() => this.sweep(), sweep);
     this.sweeper.unref();
-    if (this.cfg.status) {
-      this.status = await startStatus(this, this.cfg.status.host, this.cfg.status.port);
+    if (c.status) {
+      this.status = await startStatus(this, c.status.host, c.status.port);
       this.event('info', 'status_listening', { address: this.status.address });
     }
-    const c = this.cfg;
+    const fmt = (a: BoundAddress) => (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);
+    const bound = this.addresses();
     this.event('info', 'listening', {
-      addresses: this.addresses()
-        .map((a) => (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`))
-        .join(','),
+      addresses: bound.filter((a) => !a.tls).map(fmt).join(',') || undefined,
       subnet: `${formatIPv4(c.subnet.network)}/${c.subnet.prefix}`,
       gateway: formatIPv4(c.gateway),
       tun: this.tun?.name ?? 'none',
       mtu: c.mtu,
       idle_timeout: c.idleTimeoutMs / 1000,
       keepalive: c.keepalive,
+      tls_addresses: bound.filter((a) => a.tls).map(fmt).join(',') || undefined,
+      mutual_tls: c.tls ? Boolean(c.tls.ca) : undefined,
+      auth: this.auth ? `${this.auth.entries.size} clients` : 'none',
     });
+    if (this.auth && c.plain)
+      this.event('warn', 'plain_credentials', {
+        detail: 'credentials sent to the plain listener cross the network in clear; use the TLS listener, or --no-plain',
+      });
   }
 
   /** Where the listeners are bound (useful with port 0). */
-  addresses(): net.AddressInfo[] {
-    return this.servers.map((l) => l.address() as net.AddressInfo);
+  addresses(): BoundAddress[] {
+    return this.listeners_.addresses();
   }
 
+  /** The plain listener's port (the first listener's when there is no plain one). */
   get port(): number {
-    return this.addresses()[0]?.port ?? 0;
+    const a = this.addresses();
+    return (a.find((x) => !x.tls) ?? a[0])?.port ?? 0;
+  }
+
+  get tlsPort(): number {
+    return this.addresses().find((x) => x.tls)?.port ?? 0;
   }
 
   get statusAddress(): string | null {
     return this.status?.address ?? null;
+  }
+
+  /**
+   * Re-reads the auth file and the TLS certificate (SIGHUP). Sessions whose credentials no
+   * longer hold are closed; the others go on. A bad file changes nothing and rejects.
+   */
+  async reload(): Promise<void> {
+    const c = this.cfg;
+    try {
+      if (c.tls) this.listeners_.reloadTls();
+      let revoked = 0;
+      if (this.auth) {
+        const next = await this.readAuth();
+        const prev = this.auth.entries;
+        const changed = this.auth.replace(next);
+        revoked = this.requests.revoke(changed, this.sessions);
+        this.fixAddresses(prev, next);
+      }
+      this.event('info', 'reloaded', { auth_clients: this.auth?.entries.size, revoked_sessions: revoked, tls: c.tls ? 'reloaded' : undefined });
+    } catch (err: any) {
+      this.event('error', 'reload_failed', { error: err.message, detail: 'the previous auth file and certificates stay in force' });
+      throw err;
+    }
   }
 
   /** Closes listeners and sessions, removes the tun. */
@@ -148,10 +187,10 @@ export class VpnServer extends EventEmitter implements Hub {
     if (this.closing) return;
     this.closing = true;
     if (this.sweeper) clearInterval(this.sweeper);
-    const closed = this.servers.map((l) => new Promise<void>((r) => l.close(() => r())));
+    const closed = this.listeners_.close();
     for (const s of [...this.sessions]) s.end('shutdown', 'server shutting down');
     for (const sock of this.lingering) sock.destroy();
-    await Promise.all(closed);
+    await closed;
     if (this.status) await this.status.close();
     if (this.tun) {
       this.tun.close();
@@ -168,7 +207,9 @@ export class VpnServer extends EventEmitter implements Hub {
       address: s.address ? formatIPv4(s.address) : null,
       remote: s.remote,
       protocol: s.extended ? 'simplevpn' : 'seed',
+      transport: this.secure.has(s) ? 'tls' : 'tcp',
       name: s.name,
+      client: s.authId || null,
       connectedSince: new Date(s.since).toISOString(),
       lastSeen: new Date(s.lastRx).toISOString(),
       rxBytes: s.rxBytes,
@@ -186,27 +227,7 @@ export class VpnServer extends EventEmitter implements Hub {
   // ---- Hub: called by sessions ----
 
   request(s: Session, frame: Uint8Array): void {
-    const ext = extKind(frame) === KIND_REQUEST;
-    const wanted = readU32(frame, SRC);
-    if (s.address !== ANY) return this.reply(s, frame, ext); // a repeated request: same answer
-    s.extended = ext;
-    s.coalesce = ext;
-    if (ext) {
-      eachTlv(frame, (t, v) => {
-        if (t === T_CLIENT) s.name = readAscii(v);
-      });
-    }
-    const refused = this.assign(s, wanted);
-    if (refused) return this.refuse(s, wanted, refused);
-    this.reply(s, frame, ext);
-    this.event('info', 'assign', {
-      id: s.id,
-      remote: s.remote,
-      address: formatIPv4(s.address),
-      mode: wanted ? 'static' : 'dynamic',
-      protocol: ext ? 'simplevpn' : 'seed',
-      name: s.name || undefined,
-    });
+    this.requests.handle(s, frame);
   }
 
   spoofed(s: Session, src: number): void {
@@ -226,7 +247,7 @@ export class VpnServer extends EventEmitter implements Hub {
     s.spoofUnlogged = 0;
   }
 
-  ended(s: Session, code: string, detail: string): void {
+  ended(s: Session, code: EndCode, detail: string): void {
     if (!this.sessions.delete(s)) return;
     if (s.address !== ANY) {
       this.table.unbind(s.address, s);
@@ -247,82 +268,71 @@ export class VpnServer extends EventEmitter implements Hub {
 
   // ---- internals ----
 
-  /** Gives `s` an address: `wanted`, or any when 0. Returns the refusal, if refused. */
-  private assign(s: Session, wanted: number): Refusal | null {
-    if (this.table.size >= this.cfg.maxClients)
-      return { code: REFUSE_FULL, reason: REFUSAL_REASONS[REFUSE_FULL], text: `server full: ${this.cfg.maxClients} clients` };
-    let addr = wanted;
-    if (wanted !== ANY) {
-      if (!this.pool.assignable(wanted))
-        return { code: REFUSE_OUTSIDE, reason: REFUSAL_REASONS[REFUSE_OUTSIDE], text: `address ${formatIPv4(wanted)} is outside the subnet or reserved` };
-      if (!this.pool.take(wanted))
-        return { code: REFUSE_IN_USE, reason: REFUSAL_REASONS[REFUSE_IN_USE], text: `address ${formatIPv4(wanted)} is in use` };
-    } else {
-      addr = this.pool.allocate();
-      if (addr === 0) return { code: REFUSE_EXHAUSTED, reason: REFUSAL_REASONS[REFUSE_EXHAUSTED], text: 'no free address left in the subnet' };
-    }
-    s.address = addr;
-    this.table.bind(addr, s);
-    return null;
-  }
-
-  /** The reply to a granted request: the seed's echo, or the extension's configuration. */
-  private reply(s: Session, request: Uint8Array, ext: boolean): void {
-    if (ext) {
-      const c = this.cfg;
-      const msg = extMessage(
-        ANY,
-        s.address,
-        KIND_REPLY,
-        configTlvs({
-          prefix: c.subnet.prefix,
-          gateway: c.gateway,
-          mtu: c.mtu,
-          keepalive: c.keepalive,
-          idleTimeout: c.idleTimeoutMs / 1000,
-          routes: c.routes.map((r) => [r.network, r.prefix]),
-        }),
+  private async readAuth() {
+    const c = this.cfg;
+    try {
+      return await loadAuthFile(c.auth!, (a) =>
+        !this.pool.inside(a) ? `is outside the subnet ${formatIPv4(c.subnet.network)}/${c.subnet.prefix}` : !this.pool.assignable(a) ? 'is reserved (network, broadcast or the server)' : null,
       );
-      s.writeNow(msg);
-    } else {
-      // The seed echoes the request with the destination set to the address, source 0.
-      const msg = Uint8Array.from(request);
-      writeU32(msg, SRC, ANY);
-      writeU32(msg, DST, s.address);
-      s.writeNow(msg);
+    } catch (err) {
+      if (err instanceof AuthFileError) throw new ConfigError(`--auth ${err.message}`);
+      throw err;
     }
   }
 
-  private refuse(s: Session, wanted: number, r: Refusal): void {
-    this.metrics.refused(r.reason);
-    this.event('warn', 'refuse', {
-      id: s.id,
-      remote: s.remote,
-      requested: wanted ? formatIPv4(wanted) : 'any',
-      reason: r.reason,
-      detail: r.text,
-      protocol: s.extended ? 'simplevpn' : 'seed',
-    });
-    // Seed clients are refused the seed's way: the connection closes with no reply.
-    if (!s.extended) return s.end('refused', r.reason);
-    s.end('refused', r.reason, refusal(wanted, r.code, r.text));
-    const sock = s.socket;
-    if (!sock.destroyed) {
-      this.lingering.add(sock);
-      sock.once('close', () => this.lingering.delete(sock));
-    }
+  /** Keeps every fixed address of the auth file out of general use. */
+  private fixAddresses(prev: Map<string, { address: number }>, next: Map<string, { address: number }>): void {
+    const keep = new Set([...next.values()].map((e) => e.address).filter(Boolean));
+    for (const e of prev.values()) if (e.address && !keep.has(e.address)) this.pool.unfix(e.address);
+    for (const a of keep) this.pool.fix(a);
   }
 
-  private onConnection(socket: net.Socket): void {
-    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+  /** Per-source limits, on the raw connection before anything is read from it. */
+  private admit(sock: net.Socket): boolean {
     if (this.closing) {
-      socket.destroy();
-      return;
+      sock.destroy();
+      return false;
     }
-    const s = new Session(this.nextId++, socket, remote, this);
+    const ip = sourceOf(sock.remoteAddress);
+    const refused = this.limits.admit(ip, Date.now());
+    if (refused) {
+      this.metrics.refused(refused);
+      const held = this.throttle.pass(refused, Date.now());
+      if (held >= 0)
+        this.event('warn', 'refuse_connection', {
+          remote: `${ip}:${sock.remotePort}`,
+          reason: refused,
+          detail: refused === 'per_source_limit' ? `${this.cfg.maxPerSource} connections from this address already` : `more than ${this.cfg.connRate} new connections per second from this address`,
+          more_since_last: held,
+        });
+      sock.destroy();
+      return false;
+    }
+    sock.once('close', () => this.limits.release(ip));
+    return true;
+  }
+
+  private accept(sock: net.Socket, secure: boolean): void {
+    if (this.closing) return void sock.destroy();
+    const remote = `${sourceOf(sock.remoteAddress)}:${sock.remotePort}`;
+    const s = new Session(this.nextId++, sock, remote, this);
     this.sessions.add(s);
+    if (secure) this.secure.add(s);
     this.metrics.connections++;
-    this.event('info', 'connect', { id: s.id, remote });
+    this.event('info', 'connect', { id: s.id, remote, transport: secure ? 'tls' : 'tcp' });
+  }
+
+  private tlsRefused(err: Error & { code?: string }, remote: string): void {
+    this.metrics.refused('tls_handshake');
+    const held = this.throttle.pass('tls_handshake', Date.now());
+    if (held >= 0) this.event('warn', 'refuse_connection', { remote, reason: 'tls_handshake', detail: err.code || err.message, more_since_last: held });
+  }
+
+  private linger(s: Session): void {
+    const sock = s.socket;
+    if (sock.destroyed) return;
+    this.lingering.add(sock);
+    sock.once('close', () => this.lingering.delete(sock));
   }
 
   /** Closes sessions that went silent, or never asked for an address. */
@@ -331,33 +341,13 @@ export class VpnServer extends EventEmitter implements Hub {
     const idle = this.cfg.idleTimeoutMs;
     const hs = this.cfg.handshakeTimeoutMs;
     for (const s of this.sessions) {
-      const quiet = now - s.lastRx;
       if (s.address === ANY) {
-        if (now - s.since >= hs) s.end('handshake_timeout', `no address request within ${hs / 1000} s`);
-      } else if (quiet >= idle) {
-        s.end('idle_timeout', `nothing received for ${Math.round(quiet / 1000)} s`);
+        if (now - s.since >= hs && !s.pending) s.end('handshake_timeout', `no address request within ${hs / 1000} s`);
+      } else if (now - s.lastRx >= idle) {
+        s.end('idle_timeout', `nothing received for ${Math.round((now - s.lastRx) / 1000)} s`);
       }
     }
-  }
-
-  private listenOn(host: string | null): Promise<net.Server> {
-    return new Promise((resolve, reject) => {
-      const srv = net.createServer({ noDelay: true }, (sock) => this.onConnection(sock));
-      const attempt = (h: string) => {
-        const onError = (err: NodeJS.ErrnoException) => {
-          // No IPv6 on this host: every IPv4 address instead.
-          if (host === null && h === '::' && (err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL')) return attempt('0.0.0.0');
-          reject(err);
-        };
-        srv.once('error', onError);
-        srv.listen({ host: h, port: this.cfg.port, ipv6Only: false }, () => {
-          srv.off('error', onError);
-          srv.on('error', (err) => this.event('error', 'listener_error', { error: err.message }));
-          resolve(srv);
-        });
-      };
-      attempt(host ?? '::');
-    });
+    this.limits.sweep(now);
   }
 
   private async startTun(): Promise<void> {

@@ -5,7 +5,7 @@
 
 import type { Socket } from 'node:net';
 import { ALL, ANY, DST, SRC, readU32 } from '../../client-sdk/src/ipv4.js';
-import { Framer } from '../../client-sdk/src/framer.js';
+import { E_TOO_LONG, Framer } from '../../client-sdk/src/framer.js';
 import type { ResolvedConfig } from './config.js';
 import type { Metrics } from './metrics.js';
 import type { Peer, RoutingTable } from './routing-table.js';
@@ -32,7 +32,9 @@ export type EndCode =
   | 'idle_timeout'
   | 'handshake_timeout'
   | 'malformed_frame'
+  | 'frame_too_long'
   | 'refused'
+  | 'credentials_revoked'
   | 'replaced'
   | 'shutdown';
 
@@ -47,6 +49,12 @@ export class Session implements Peer {
   extended = false;
   /** The name the client gave, if any. */
   name = '';
+  /** The auth file id it proved, when the server requires credentials. */
+  authId = '';
+  /** The token of its last reply: presenting it takes this session's address over. */
+  lease: Uint8Array | null = null;
+  /** Its credentials are being checked: further requests wait. */
+  pending = false;
   rxBytes = 0;
   rxPackets = 0;
   txBytes = 0;
@@ -130,7 +138,7 @@ export class Session implements Peer {
     }
     if (run !== undefined) run.deliver(chunk.subarray(runStart, runEnd), runPackets);
     table.flush();
-    if (f.error !== null) this.end('malformed_frame', f.error);
+    if (f.error !== null) this.end(f.error === E_TOO_LONG ? 'frame_too_long' : 'malformed_frame', f.error);
   }
 
   /** Everything that is not a data packet from the assigned address. */

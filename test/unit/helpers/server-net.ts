@@ -324,7 +324,8 @@ export class Harness {
 
 /** Starts a server on 127.0.0.1:0 without a tun, runs `fn`, then closes everything. */
 export async function withServer(options: CreateServerOptions, fn: (h: Harness) => Promise<void>): Promise<void> {
-  const server = createServer({ tun: false, ...options, host: '127.0.0.1', port: 0 });
+  // Every test client comes from 127.0.0.1: per-source admission limits are off unless a test sets them.
+  const server = createServer({ tun: false, maxPerSource: 0, connRate: 0, ...options, host: '127.0.0.1', port: 0 });
   await server.listen();
   const h = new Harness(server, server.port);
   try {

@@ -1,0 +1,209 @@
+// Answers address requests: credentials, the address wanted, taking over a stale session,
+// the pool, and the reply or refusal in the dialect the client spoke.
+
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  KIND_REPLY,
+  KIND_REQUEST,
+  REFUSE_AUTH_FAILED,
+  REFUSE_AUTH_REQUIRED,
+  REFUSE_EXHAUSTED,
+  REFUSE_FULL,
+  REFUSE_IN_USE,
+  REFUSE_NOT_ALLOWED,
+  REFUSE_OUTSIDE,
+  REFUSE_RATE,
+  T_AUTH_ID,
+  T_AUTH_PROOF,
+  T_CLIENT,
+  T_LEASE,
+  configTlvs,
+  eachTlv,
+  extKind,
+  extMessage,
+  readAscii,
+  refusal,
+} from '../../client-sdk/src/control.js';
+import { ANY, DST, SRC, formatIPv4, readU32, writeU32 } from '../../client-sdk/src/ipv4.js';
+import type { AddressPool } from './address-pool.js';
+import type { AuthEntry, Authenticator } from './auth.js';
+import type { ResolvedConfig } from './config.js';
+import type { Fields, Level } from './log.js';
+import type { Metrics } from './metrics.js';
+import type { RoutingTable } from './routing-table.js';
+import type { Session } from './session.js';
+
+export interface RequestContext {
+  readonly cfg: ResolvedConfig;
+  readonly pool: AddressPool;
+  readonly table: RoutingTable<Session>;
+  readonly metrics: Metrics;
+  /** Non-null when the server requires credentials. */
+  authenticator(): Authenticator | null;
+  /** Refused connections still flushing their refusal. */
+  linger(s: Session): void;
+  event(level: Level, name: string, fields: Fields): void;
+}
+
+interface Refusal {
+  code: number;
+  reason: string;
+  text: string;
+}
+
+/** What a request carries beyond the header. */
+interface Request {
+  frame: Uint8Array;
+  ext: boolean;
+  wanted: number;
+  lease: Uint8Array | null;
+  id: string;
+  proof: Uint8Array | null;
+}
+
+const refusalOf = (code: number, reason: string, text: string): Refusal => ({ code, reason, text });
+
+export class AddressRequests {
+  constructor(private readonly ctx: RequestContext) {}
+
+  /** A frame with destination 0.0.0.0 arrived on `s`. */
+  handle(s: Session, frame: Uint8Array): void {
+    if (s.pending) return; // its credentials are being checked: the answer is on its way
+    const ext = extKind(frame) === KIND_REQUEST;
+    if (s.address !== ANY) return this.reply(s, frame, ext); // a repeated request: the same answer
+    s.extended = ext;
+    s.coalesce = ext;
+    const req: Request = { frame, ext, wanted: readU32(frame, SRC), lease: null, id: '', proof: null };
+    if (ext) {
+      eachTlv(frame, (t, v) => {
+        if (t === T_CLIENT) s.name = readAscii(v);
+        else if (t === T_LEASE) req.lease = v;
+        else if (t === T_AUTH_ID) req.id = readAscii(v);
+        else if (t === T_AUTH_PROOF) req.proof = v;
+      });
+    }
+    const auth = this.ctx.authenticator();
+    if (auth === null) return this.grant(s, req, null);
+    if (!ext) return this.refuse(s, req, refusalOf(REFUSE_AUTH_REQUIRED, 'auth_required', 'this server requires credentials; seed-format requests carry none'));
+    if (!req.id || !req.proof) return this.refuse(s, req, refusalOf(REFUSE_AUTH_REQUIRED, 'auth_required', 'this server requires credentials (an id and a secret)'));
+    if (auth.pending >= auth.maxPending) return this.refuse(s, req, refusalOf(REFUSE_RATE, 'auth_busy', 'too many credential checks in progress; try again'));
+    // The frame is a view of a socket chunk: keep what the reply needs.
+    req.frame = frame.slice();
+    req.lease = req.lease && req.lease.slice();
+    s.pending = true;
+    auth.verify(req.id, req.proof).then((entry) => {
+      s.pending = false;
+      if (s.closed) return;
+      if (entry === null) return this.refuse(s, req, refusalOf(REFUSE_AUTH_FAILED, 'auth_failed', `wrong credentials for "${req.id}"`));
+      s.authId = entry.id;
+      this.grant(s, req, entry);
+    });
+  }
+
+  /** Closes sessions whose credentials no longer hold (the auth file changed). */
+  revoke(ids: Set<string>, sessions: Iterable<Session>): number {
+    let n = 0;
+    for (const s of [...sessions]) {
+      if (s.authId && ids.has(s.authId)) {
+        s.end('credentials_revoked', `the auth file no longer allows "${s.authId}" as it is`);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private grant(s: Session, req: Request, entry: AuthEntry | null): void {
+    let wanted = req.wanted;
+    if (entry && entry.address) {
+      if (wanted && wanted !== entry.address)
+        return this.refuse(s, req, refusalOf(REFUSE_NOT_ALLOWED, 'address_not_allowed', `"${entry.id}" may hold only ${formatIPv4(entry.address)}`));
+      wanted = entry.address;
+    }
+    if (wanted) this.takeOver(s, wanted, req.lease, entry);
+    const refused = this.assign(s, wanted, entry !== null && entry.address === wanted);
+    if (refused) return this.refuse(s, req, refused);
+    if (req.ext) s.lease = randomBytes(16);
+    this.reply(s, req.frame, req.ext);
+    this.ctx.event('info', 'assign', {
+      id: s.id,
+      remote: s.remote,
+      address: formatIPv4(s.address),
+      mode: req.wanted ? 'static' : entry?.address ? 'fixed' : 'dynamic',
+      protocol: req.ext ? 'simplevpn' : 'seed',
+      name: s.name || undefined,
+      client: s.authId || undefined,
+    });
+  }
+
+  /**
+   * A client whose link died reconnects before the server noticed: if it proves it owns
+   * the stale session holding the address (its lease token, or the same credentials),
+   * that session is closed now instead of after the idle timeout.
+   */
+  private takeOver(s: Session, wanted: number, lease: Uint8Array | null, entry: AuthEntry | null): void {
+    const holder = this.ctx.table.lookup(wanted);
+    if (holder === undefined || holder === s) return;
+    const sameClient = entry !== null && holder.authId === entry.id;
+    const leaseOk = lease !== null && holder.lease !== null && lease.length === holder.lease.length && timingSafeEqual(lease, holder.lease);
+    if (!sameClient && !leaseOk) return;
+    holder.end('replaced', `taken over by connection ${s.id} from ${s.remote}`);
+    this.ctx.event('info', 'takeover', { id: s.id, remote: s.remote, address: formatIPv4(wanted), replaced: holder.id, by: sameClient ? 'credentials' : 'lease' });
+  }
+
+  /** Gives `s` an address: `wanted`, or any when 0. Returns the refusal, if refused. */
+  private assign(s: Session, wanted: number, owner: boolean): Refusal | null {
+    const { cfg, pool, table } = this.ctx;
+    if (table.size >= cfg.maxClients) return refusalOf(REFUSE_FULL, 'max_clients', `server full: ${cfg.maxClients} clients`);
+    let addr = wanted;
+    if (wanted !== ANY) {
+      if (!pool.assignable(wanted)) return refusalOf(REFUSE_OUTSIDE, 'address_outside_subnet', `address ${formatIPv4(wanted)} is outside the subnet or reserved`);
+      if (!owner && pool.isFixed(wanted)) return refusalOf(REFUSE_NOT_ALLOWED, 'address_not_allowed', `address ${formatIPv4(wanted)} is kept for another client`);
+      if (!pool.take(wanted, owner)) return refusalOf(REFUSE_IN_USE, 'address_in_use', `address ${formatIPv4(wanted)} is in use`);
+    } else {
+      addr = pool.allocate();
+      if (addr === 0) return refusalOf(REFUSE_EXHAUSTED, 'pool_exhausted', 'no free address left in the subnet');
+    }
+    s.address = addr;
+    table.bind(addr, s);
+    return null;
+  }
+
+  /** The reply to a granted request: the seed's echo, or the extension's configuration. */
+  private reply(s: Session, request: Uint8Array, ext: boolean): void {
+    if (!ext) {
+      // The seed echoes the request with the destination set to the address, source 0.
+      const msg = Uint8Array.from(request);
+      writeU32(msg, SRC, ANY);
+      writeU32(msg, DST, s.address);
+      return s.writeNow(msg);
+    }
+    const c = this.ctx.cfg;
+    const tlvs = configTlvs({
+      prefix: c.subnet.prefix,
+      gateway: c.gateway,
+      mtu: c.mtu,
+      keepalive: c.keepalive,
+      idleTimeout: c.idleTimeoutMs / 1000,
+      routes: c.routes.map((r) => [r.network, r.prefix]),
+      lease: s.lease ?? undefined,
+    });
+    s.writeNow(extMessage(ANY, s.address, KIND_REPLY, tlvs));
+  }
+
+  private refuse(s: Session, req: Request, r: Refusal): void {
+    this.ctx.metrics.refused(r.reason);
+    this.ctx.event('warn', 'refuse', {
+      id: s.id,
+      remote: s.remote,
+      requested: req.wanted ? formatIPv4(req.wanted) : 'any',
+      reason: r.reason,
+      detail: r.text,
+      protocol: req.ext ? 'simplevpn' : 'seed',
+      client: req.id || undefined,
+    });
+    // Seed clients are refused the seed's way: the connection closes with no reply.
+    if (!req.ext) return s.end('refused', r.reason);
+    s.end('refused', r.reason, refusal(req.wanted, r.code, r.text));
+    this.ctx.linger(s);
+  }
+}

@@ -1,0 +1,67 @@
+// Admission limits per source address: connections held at once, and new connections per
+// second (a token bucket). Checked when a connection arrives, before any byte is read, so
+// a flood from one address costs an accept and a close.
+
+interface Source {
+  conns: number;
+  tokens: number;
+  last: number; // ms, when tokens was last topped up
+}
+
+export type AdmitRefusal = 'per_source_limit' | 'connection_rate';
+
+export class SourceLimits {
+  private readonly sources = new Map<string, Source>();
+
+  /**
+   * `maxPerSource` connections at once (0: no limit); `rate` new connections per second
+   * with bursts of `burst` (rate 0: no limit).
+   */
+  constructor(
+    readonly maxPerSource: number,
+    readonly rate: number,
+    readonly burst: number,
+  ) {}
+
+  /** Counts a new connection from `ip`, or says why it is refused. */
+  admit(ip: string, now: number): AdmitRefusal | null {
+    let s = this.sources.get(ip);
+    if (s === undefined) {
+      s = { conns: 0, tokens: this.burst, last: now };
+      this.sources.set(ip, s);
+    } else if (this.rate > 0) {
+      s.tokens = Math.min(this.burst, s.tokens + ((now - s.last) * this.rate) / 1000);
+      s.last = now;
+    }
+    if (this.maxPerSource > 0 && s.conns >= this.maxPerSource) return 'per_source_limit';
+    if (this.rate > 0) {
+      if (s.tokens < 1) return 'connection_rate';
+      s.tokens -= 1;
+    }
+    s.conns++;
+    return null;
+  }
+
+  /** A connection admitted from `ip` has ended. */
+  release(ip: string): void {
+    const s = this.sources.get(ip);
+    if (s !== undefined && s.conns > 0) s.conns--;
+  }
+
+  /** Forgets sources with no connection and a full bucket, so the map tracks only live ones. */
+  sweep(now: number): void {
+    for (const [ip, s] of this.sources) {
+      if (s.conns === 0 && (this.rate === 0 || s.tokens + ((now - s.last) * this.rate) / 1000 >= this.burst)) this.sources.delete(ip);
+    }
+  }
+
+  get tracked(): number {
+    return this.sources.size;
+  }
+}
+
+/** Normalises an IPv4-mapped IPv6 address (::ffff:192.0.2.1) to its IPv4 form. */
+export function sourceOf(remoteAddress: string | undefined): string {
+  if (!remoteAddress) return 'unknown';
+  return remoteAddress.startsWith('::ffff:') && remoteAddress.includes('.') ? remoteAddress.slice(7) : remoteAddress;
+}

@@ -179,6 +179,7 @@ async function main(argv: string[]): Promise<void> {
   let applied: { address: string; prefix: number; mtu: number } | null = null;
   let routes = new Set<string>();
   let everReady = false;
+  let tunDrops = 0;
 
   const configure = (s: StateInfo) => {
     const want = { address: s.address!, prefix: s.prefix!, mtu: s.mtu! };
@@ -214,7 +215,15 @@ async function main(argv: string[]): Promise<void> {
   client = new Client({
     connect,
     requestTlvs,
-    tun: { write: (p) => void tun.write(p) },
+    tun: {
+      write: (p) => {
+        try {
+          if (!tun.write(p)) tunDrops++;
+        } catch {
+          tunDrops++; // the kernel refused it as IP (EINVAL): drop that packet only
+        }
+      },
+    },
     clock: nodeClock,
     address: args.address,
     keepalive,
@@ -263,7 +272,7 @@ async function main(argv: string[]): Promise<void> {
     client?.close();
     tun.close();
     const st = client!.stats;
-    log.log('info', 'stopped', { tx_packets: st.txPackets, rx_packets: st.rxPackets, dropped: st.dropped, connects: st.connects });
+    log.log('info', 'stopped', { tx_packets: st.txPackets, rx_packets: st.rxPackets, dropped: st.dropped, tun_dropped: tunDrops, connects: st.connects });
     process.exitCode = code;
     // Nothing else should be pending; make sure a stuck socket cannot keep us alive.
     setTimeout(() => process.exit(code), 1000).unref();

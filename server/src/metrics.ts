@@ -6,10 +6,11 @@ export type DropReason =
   | 'unassigned' // data before the sender had an address
   | 'no_route' // no client owns the destination and there is no tun
   | 'queue_full' // the destination client's send queue is at its cap
-  | 'tun_full' // the tun device refused the write
+  | 'tun_full' // the tun device had no room
+  | 'tun_rejected' // the kernel refused the packet (not valid IP)
   | 'not_ipv4'; // IPv6 or other non-IPv4 frame: the VPN switches IPv4 only
 
-export const DROP_REASONS: DropReason[] = ['spoofed_source', 'unassigned', 'no_route', 'queue_full', 'tun_full', 'not_ipv4'];
+export const DROP_REASONS: DropReason[] = ['spoofed_source', 'unassigned', 'no_route', 'queue_full', 'tun_full', 'tun_rejected', 'not_ipv4'];
 
 export class Metrics {
   connections = 0;

@@ -368,8 +368,13 @@ export class VpnServer extends EventEmitter implements Hub {
     const tun = this.tun;
     const m = this.metrics;
     this.toTun = (p) => {
-      if (tun.write(p)) m.tunTxPackets++;
-      else m.drops.tun_full++;
+      try {
+        if (tun.write(p)) m.tunTxPackets++;
+        else m.drops.tun_full++;
+      } catch {
+        // The kernel refuses what it cannot parse as IP (EINVAL): that packet, not the session.
+        m.drops.tun_rejected++;
+      }
     };
     this.event('info', 'tun_up', { name: tun.name, address: config.address, prefix: config.prefix, mtu: config.mtu });
   }

@@ -1,0 +1,337 @@
+// Linux TUN devices for the server's own interface and the Linux client, over the native
+// binding in linux/native (built at npm install; optional, hence tunStatus()).
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type TunStatusCode = 'ADDON_MISSING' | 'NO_DEVICE' | 'NO_PERMISSION' | 'UNSUPPORTED_PLATFORM';
+
+/** Open and configure failures: `code` is an errno name (EPERM, EBUSY...) or a TunStatusCode. */
+export class TunError extends Error {
+  readonly code: string;
+  /** The system call that failed, when one did. */
+  readonly syscall?: string;
+  constructor(code: string, message: string, syscall?: string) {
+    super(message);
+    this.name = 'TunError';
+    this.code = code;
+    if (syscall) this.syscall = syscall;
+  }
+}
+
+export interface TunStats {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  /** Packets write()/writeBatch() could not hand to the kernel because the device was full. */
+  txDropped: number;
+}
+
+export interface TunOptions {
+  /** Interface name, at most 15 bytes; a pattern like "svpn%d" lets the kernel number it. Default "svpn%d". */
+  name?: string;
+  /**
+   * Packets read from the device, in `packets[0..count)`. The array is reused between calls
+   * (entries past `count` are stale); each view stays valid after the call, as every batch
+   * has its own buffer, so views may be kept or queued without copying.
+   */
+  onPackets: (packets: Uint8Array[], count: number) => void;
+  /** Reading failed (e.g. the interface was deleted); reading has stopped. Default: throw. */
+  onError?: (err: Error) => void;
+}
+
+export interface TunConfig {
+  address: string;
+  prefix: number;
+  mtu?: number;
+}
+
+export interface TunDevice {
+  /** The actual interface name (the kernel's choice when a %d pattern was given). */
+  readonly name: string;
+  /** Sets address and netmask (the kernel adds the route for the subnet), the MTU, and brings the device up. */
+  configure(c: TunConfig): void;
+  setMtu(mtu: number): void;
+  /** A route to network/prefix through this device, no gateway. Needs the device up (configure()). */
+  addRoute(network: string, prefix: number): void;
+  deleteRoute(network: string, prefix: number): void;
+  /** Sends one IP packet into the kernel. False when the device is full: the packet is dropped (and counted). */
+  write(packet: Uint8Array): boolean;
+  /**
+   * Writes packets[0..count) in one native call and returns how many were written: on the
+   * first the device refuses it stops, and the rest count as dropped.
+   */
+  writeBatch(packets: Uint8Array[], count: number): number;
+  /** Live counters (the same object every time). */
+  readonly stats: TunStats;
+  /** Stops reading and closes the device. Idempotent; may be called from onPackets. */
+  close(): void;
+  /** Whether the open device keeps the process alive (the default) or not, as for sockets. */
+  ref(): void;
+  unref(): void;
+}
+
+type Handle = object;
+interface NativeError extends Error {
+  code?: string;
+  syscall?: string;
+  written?: number;
+}
+interface Native {
+  MAX_BATCH: number;
+  open(name: string, onRead: (slab: ArrayBuffer | null, count: number, err?: NativeError) => void): { handle: Handle; name: string; lengths: Uint32Array };
+  configure(h: Handle, address: string, prefix: number, mtu: number): void;
+  setMtu(h: Handle, mtu: number): void;
+  addRoute(h: Handle, network: string, prefix: number): void;
+  deleteRoute(h: Handle, network: string, prefix: number): void;
+  write(h: Handle, packet: Uint8Array): boolean;
+  writeBatch(h: Handle, packets: Uint8Array[], count: number): number;
+  close(h: Handle): void;
+  ref(h: Handle): void;
+  unref(h: Handle): void;
+}
+
+const ADDON = 'linux/native/build/Release/simplevpn_tun.node';
+const REBUILD = 'install python3, make and a C compiler, then run `npm rebuild simplevpn` (or `node linux/native/install.mjs` in a checkout)';
+
+// This module runs from dist/js/linux/, bundled into dist/bin/, or from an installed
+// package, so the addon is found from the package root rather than a relative path.
+function packageRoot(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      if (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name === 'simplevpn') return dir;
+    } catch {}
+    const up = dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+}
+
+let native: Native | TunError | undefined;
+
+function load(): Native | TunError {
+  if (native) return native;
+  if (process.platform !== 'linux') {
+    return (native = new TunError(
+      'UNSUPPORTED_PLATFORM',
+      `TUN devices are only supported on Linux, not on ${process.platform}: run the Linux client, or a server that needs its own TUN interface, on Linux (a server without one still switches traffic between clients).`,
+    ));
+  }
+  const override = process.env.SIMPLEVPN_TUN_ADDON;
+  const root = override ? null : packageRoot();
+  if (!override && !root) {
+    const from = dirname(fileURLToPath(import.meta.url));
+    return (native = new TunError('ADDON_MISSING', `The native TUN binding cannot be located: no package.json named "simplevpn" above ${from}. Set SIMPLEVPN_TUN_ADDON to the path of simplevpn_tun.node.`));
+  }
+  const path = override || join(root!, ADDON);
+  try {
+    native = createRequire(import.meta.url)(path) as Native;
+  } catch (e) {
+    const why = (e as Error).message.split('\n')[0];
+    if (override) {
+      native = new TunError('ADDON_MISSING', `The native TUN binding could not be loaded from SIMPLEVPN_TUN_ADDON=${path} (${why}): point it at a built simplevpn_tun.node, or unset it.`);
+    } else if ((e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') {
+      native = new TunError('ADDON_MISSING', `The native TUN binding is not built (${path} does not exist): ${REBUILD}.`);
+    } else {
+      native = new TunError('ADDON_MISSING', `The native TUN binding at ${path} could not be loaded (${why}): rebuild it for this system: ${REBUILD}.`);
+    }
+  }
+  return native;
+}
+
+const CAP_NET_ADMIN = 12;
+const NEEDS_CAP =
+  'Creating and configuring a TUN device needs CAP_NET_ADMIN: run as root, or grant the capability ' +
+  '(e.g. `setcap cap_net_admin+ep "$(command -v node)"`, or AmbientCapabilities=CAP_NET_ADMIN in a systemd unit).';
+const NO_DEVICE =
+  'Load the tun kernel module (`modprobe tun`) or, in a container, expose the device ' +
+  '(e.g. `docker run --device /dev/net/tun --cap-add NET_ADMIN`).';
+
+function hasNetAdmin(): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (!m) return true;
+    return ((BigInt('0x' + m[1]) >> BigInt(CAP_NET_ADMIN)) & 1n) === 1n;
+  } catch {
+    return true; // no /proc: let open() report the real error
+  }
+}
+
+/** Whether openTun() can work here, and if not, a sentence an operator can act on. */
+export function tunStatus(): { ok: true } | { ok: false; code: string; reason: string } {
+  const n = load();
+  if (n instanceof TunError) return { ok: false, code: n.code, reason: n.message };
+  // Opening the clone device alone creates no interface, yet catches a missing node, a
+  // missing module (ENODEV) and a device cgroup or file mode that denies it.
+  try {
+    closeSync(openSync('/dev/net/tun', 'r+'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') {
+      return { ok: false, code: 'NO_PERMISSION', reason: `/dev/net/tun cannot be opened (${code}): check its mode and, in a container, the device cgroup. ${NEEDS_CAP}` };
+    }
+    return { ok: false, code: 'NO_DEVICE', reason: `/dev/net/tun cannot be opened (${code}). ${NO_DEVICE}` };
+  }
+  if (!hasNetAdmin()) return { ok: false, code: 'NO_PERMISSION', reason: `This process lacks CAP_NET_ADMIN. ${NEEDS_CAP}` };
+  return { ok: true };
+}
+
+// The native message names the device and the operation; this adds what to do about it.
+function toTunError(e: unknown): unknown {
+  const n = e as NativeError;
+  if (!(n instanceof Error) || typeof n.code !== 'string' || n.code.startsWith('ERR_')) return e;
+  const sys = n.syscall ?? '';
+  let hint = '';
+  switch (n.code) {
+    case 'EPERM':
+    case 'EACCES':
+      hint = NEEDS_CAP;
+      break;
+    case 'ENOENT':
+    case 'ENODEV':
+    case 'ENXIO':
+      if (sys === 'open') hint = `/dev/net/tun is missing or the tun driver is not loaded. ${NO_DEVICE}`;
+      break;
+    case 'EBUSY':
+      if (sys === 'ioctl(TUNSETIFF)') hint = 'The name is in use by another open TUN device: choose another name, or a pattern like "svpn%d" to let the kernel pick one.';
+      break;
+    case 'EINVAL':
+      if (sys === 'ioctl(TUNSETIFF)') hint = 'The name may belong to an interface that is not a TUN device, or hold more than one %d.';
+      break;
+    case 'EEXIST':
+      if (sys === 'ioctl(SIOCADDRT)') hint = 'An identical route already exists.';
+      break;
+    case 'ESRCH':
+      if (sys === 'ioctl(SIOCDELRT)') hint = 'There is no such route through this device.';
+      break;
+    case 'EBADF':
+    case 'EBADFD':
+      if (sys === 'poll' || sys === 'read') hint = 'The interface was probably deleted (e.g. `ip link del`): close() this device and open a new one.';
+      break;
+    case 'ENETDOWN':
+      hint = 'The device is down: configure() it first.';
+      break;
+  }
+  const err = new TunError(n.code, hint ? `${n.message}. ${hint}` : n.message, n.syscall);
+  if (n.written !== undefined) (err as TunError & { written: number }).written = n.written;
+  return err;
+}
+
+function guard<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw toTunError(e);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+class Device implements TunDevice {
+  readonly name: string;
+  readonly stats: TunStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txDropped: 0 };
+  private readonly n: Native;
+  private readonly h: Handle;
+
+  constructor(n: Native, options: TunOptions) {
+    this.n = n;
+    const { onPackets, onError } = options;
+    const stats = this.stats;
+    // Filled with one element type from the start so that V8 keeps it a packed array.
+    const views: Uint8Array[] = new Array<Uint8Array>(n.MAX_BATCH).fill(EMPTY);
+    let lengths: Uint32Array | undefined;
+    const onRead = (slab: ArrayBuffer | null, count: number, err?: NativeError): void => {
+      if (slab === null) {
+        const e = toTunError(err) as Error;
+        if (onError) onError(e);
+        else throw e;
+        return;
+      }
+      let offset = 0;
+      for (let i = 0; i < count; i++) {
+        const len = lengths![i]!;
+        views[i] = new Uint8Array(slab, offset, len);
+        offset += len;
+      }
+      stats.rxPackets += count;
+      stats.rxBytes += offset;
+      onPackets(views, count);
+    };
+    const opened = guard(() => n.open(options.name ?? 'svpn%d', onRead));
+    lengths = opened.lengths;
+    this.h = opened.handle;
+    this.name = opened.name;
+  }
+
+  configure(c: TunConfig): void {
+    guard(() => this.n.configure(this.h, c.address, c.prefix, c.mtu ?? 0));
+  }
+
+  setMtu(mtu: number): void {
+    guard(() => this.n.setMtu(this.h, mtu));
+  }
+
+  addRoute(network: string, prefix: number): void {
+    guard(() => this.n.addRoute(this.h, network, prefix));
+  }
+
+  deleteRoute(network: string, prefix: number): void {
+    guard(() => this.n.deleteRoute(this.h, network, prefix));
+  }
+
+  write(packet: Uint8Array): boolean {
+    let ok: boolean;
+    try {
+      ok = this.n.write(this.h, packet); // no closure here: this is the per-packet path
+    } catch (e) {
+      throw toTunError(e);
+    }
+    if (ok) {
+      this.stats.txPackets++;
+      this.stats.txBytes += packet.length;
+    } else this.stats.txDropped++;
+    return ok;
+  }
+
+  writeBatch(packets: Uint8Array[], count: number): number {
+    count = Math.min(count, packets.length);
+    if (!(count > 0)) return 0;
+    let written: number;
+    try {
+      written = this.n.writeBatch(this.h, packets, count);
+    } catch (e) {
+      this.count(packets, (e as NativeError).written ?? 0);
+      throw toTunError(e);
+    }
+    this.count(packets, written);
+    this.stats.txDropped += count - written;
+    return written;
+  }
+
+  private count(packets: Uint8Array[], written: number): void {
+    this.stats.txPackets += written;
+    for (let i = 0; i < written; i++) this.stats.txBytes += packets[i]!.length;
+  }
+
+  close(): void {
+    this.n.close(this.h);
+  }
+
+  ref(): void {
+    this.n.ref(this.h);
+  }
+
+  unref(): void {
+    this.n.unref(this.h);
+  }
+}
+
+/** Creates (or attaches to) a TUN device and starts reading from it. Throws TunError. */
+export function openTun(options: TunOptions): TunDevice {
+  const n = load();
+  if (n instanceof TunError) throw new TunError(n.code, n.message);
+  return new Device(n, options);
+}

@@ -130,6 +130,7 @@ export class Client {
   private lastRx = 0;
   private kaOut = false;
   private want = 0; // the address the next request asks for
+  private extServer = false; // the last reply was an extension reply
 
   constructor(options: ClientOptions) {
     this.o = options;
@@ -180,21 +181,30 @@ export class Client {
     this.arm(this.timeoutMs);
     const gen = ++this.gen;
     let early = false; // onOpen ran inside connect(), before this.sock was set
-    const s = this.o.connect({
-      onOpen: () => {
-        if (gen !== this.gen) return;
-        if (this.sock === null) early = true;
-        else this.request();
-      },
-      onData: (chunk) => gen === this.gen && this.data(chunk, gen),
-      onWritable() {},
-      onClose: (why) =>
-        gen === this.gen &&
-        this.lost(
-          this.phase === REQUESTING ? 'connection closed during the address request (a seed server refuses so)' : 'connection closed' + (why ? ': ' + why : ''),
-          this.phase === REQUESTING ? REFUSE_IN_USE : 0,
-        ),
-    });
+    let s: Socket;
+    try {
+      s = this.o.connect({
+        onOpen: () => {
+          if (gen !== this.gen) return;
+          if (this.sock === null) early = true;
+          else this.request();
+        },
+        onData: (chunk) => gen === this.gen && this.data(chunk, gen),
+        onWritable() {},
+        onClose: (why) => {
+          if (gen !== this.gen) return;
+          // A seed server refuses by closing during the request; a server that spoke the
+          // extension refuses with a message, so its close is a lost connection.
+          const refused = this.phase === REQUESTING && !this.extServer;
+          this.lost(
+            refused ? 'connection closed during the address request (a seed server refuses so)' : 'connection closed' + (why ? ': ' + why : ''),
+            refused ? REFUSE_IN_USE : 0,
+          );
+        },
+      });
+    } catch (err) {
+      return this.lost('could not connect: ' + err);
+    }
     // onOpen or onClose may already have run inside connect().
     if (gen !== this.gen) return s.close();
     this.sock = s;
@@ -255,6 +265,7 @@ export class Client {
     // our own, so only a KIND_REPLY carries the server's configuration.
     const c: Config = kind === KIND_REPLY ? readConfig(p) : { routes: [] };
     this.address = addr;
+    this.extServer = kind === KIND_REPLY;
     if (!this.userAddress) this.want = addr;
     this.lease = c.lease || null;
     this.keepaliveMs = (c.keepalive || this.o.keepalive || 15) * 1000;

@@ -465,8 +465,8 @@ test('a seed client reconnects with a seed static request for the address it had
   assert.is(hex(request(s.net.last)), '45 14 00 00 00 00 00 00 40 00 00 00 0a 00 c8 09 00 00 00 00');
 });
 
-test('when the previous address is refused the seed way, the next attempt is dynamic', () => {
-  const s = readyClient({}, extReply('10.0.0.5'));
+test('when a seed server refuses the previous address (closes during the request), the next attempt is dynamic', () => {
+  const s = readyClient({}, seedReply('10.0.0.5'));
   s.net.last.end();
   s.clock.advance(s.last().retryIn!);
   s.net.last.open();
@@ -476,6 +476,44 @@ test('when the previous address is refused the seed way, the next attempt is dyn
   s.clock.advance(s.last().retryIn!);
   s.net.last.open();
   assert.is(src(request(s.net.last)), '0.0.0.0');
+});
+
+test('after an extension reply, a close during the request is a lost connection: the same address is asked for again', () => {
+  const s = readyClient({}, extReply('10.0.0.5'));
+  s.net.last.end();
+  s.clock.advance(s.last().retryIn!);
+  s.net.last.open();
+  s.net.last.end('ECONNRESET'); // e.g. a server restarting, or refusing admission before reading
+  assert.is(s.last().code, 0);
+  assert.match(s.last().reason!, /connection closed: ECONNRESET/);
+  s.clock.advance(s.last().retryIn!);
+  s.net.last.open();
+  assert.is(src(request(s.net.last)), '10.0.0.5');
+});
+
+test('a Connect that throws is a failed attempt: down with the error, then another attempt after the backoff', () => {
+  let calls = 0;
+  const s = setup();
+  const inner = s.net.connect;
+  const c = new Client({
+    connect: (h) => {
+      if (++calls === 1) throw new Error('no modem');
+      return inner(h);
+    },
+    tun: { write() {} },
+    clock: s.clock,
+    random: () => 0.5,
+    onState: (st) => s.states.push(st),
+  });
+  c.start();
+  assert.is(s.last().state, 'down');
+  assert.match(s.last().reason!, /could not connect: Error: no modem/);
+  s.clock.advance(s.last().retryIn!);
+  assert.is(calls, 2);
+  s.net.last.open();
+  assert.is(src(request(s.net.last)), '0.0.0.0');
+  c.close();
+  assert.is(s.clock.pending, 0);
 });
 
 test('when the previous address is refused by an extension refusal, the next attempt is dynamic', () => {

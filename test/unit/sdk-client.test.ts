@@ -642,21 +642,32 @@ test('send() when the socket is full (write returns false) drops the packet and 
   assert.is(s.client.send(out), true);
 });
 
-test('send() drops a packet that is not exactly one well-formed frame', () => {
+test('send() drops bytes that are not whole well-formed frames', () => {
   const s = readyClient({ maxFrame: 1000 });
   const truncated = out.subarray(0, out.length - 1);
   const trailing = concat(out, Uint8Array.of(0));
-  const two = concat(out, out);
+  const twoThenPart = concat(out, out, out.subarray(0, 10));
   const v5 = out.slice();
   v5[0] = 0x55;
   const ihl4 = out.slice();
   ihl4[0] = 0x44;
   const big = dataPacket('10.0.0.5', '10.0.0.1', 1200);
   const shortV6 = Uint8Array.of(0x60, 0, 0, 0, 0);
-  const cases = { truncated, trailing, two, v5, ihl4, big, shortV6 };
+  const cases = { truncated, trailing, twoThenPart, v5, ihl4, big, shortV6 };
   for (const [name, p] of Object.entries(cases)) assert.is(s.client.send(p), false, name);
+  // twoThenPart counts as one drop: the whole buffer is refused before it is cut up.
   assert.is(s.client.stats.dropped, Object.keys(cases).length);
   assert.is(s.net.last.writes.length, 1, 'nothing but the request reached the socket');
+});
+
+test('send() takes several whole frames back to back as one write and counts each packet', () => {
+  const s = readyClient();
+  const batch = concat(out, dataPacket('10.0.0.5', '10.0.0.9', 300), out);
+  assert.ok(s.client.send(batch));
+  assert.is(s.net.last.writes.length, 2, 'the request, then the batch in one write');
+  assert.equal(s.net.last.writes[1], batch);
+  assert.is(s.client.stats.txPackets, 3);
+  assert.is(s.client.stats.txBytes, batch.length);
 });
 
 test('send() drops an empty packet', () => {

@@ -29,7 +29,8 @@ export function tlsConnect(o: TlsOptions): Connect {
         cert: o.cert,
         key: o.key,
         servername: o.servername ?? (net.isIP(host) ? undefined : host),
-        checkServerIdentity: o.servername ? (_h, cert) => tls.checkServerIdentity(o.servername!, cert) : undefined,
+        // With a servername, the certificate must carry that name whatever host was dialled.
+        ...(o.servername ? { checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(o.servername!, cert) } : {}),
         minVersion: 'TLSv1.2',
       }),
   });

@@ -205,9 +205,10 @@ export class Client {
         onWritable() {},
         onClose: (why) => {
           if (gen !== this.gen) return;
-          // A seed server refuses by closing during the request; a server that spoke the
-          // extension refuses with a message, so its close is a lost connection.
-          const refused = this.phase === REQUESTING && !this.extServer;
+          // A seed server refuses by closing (end of stream) during the request; a server
+          // that spoke the extension refuses with a message, and an error (a TLS alert, a
+          // reset) is a lost connection whoever the server is.
+          const refused = this.phase === REQUESTING && !this.extServer && (!why || why === 'end of stream');
           this.lost(
             refused ? 'connection closed during the address request (a seed server refuses so)' : 'connection closed' + (why ? ': ' + why : ''),
             refused ? REFUSE_IN_USE : 0,

@@ -78,7 +78,8 @@ export class AddressRequests {
       eachTlv(frame, (t, v) => {
         if (t === T_CLIENT) s.name = readAscii(v);
         else if (t === T_LEASE) req.lease = v;
-        else if (t === T_AUTH_ID) req.id = readAscii(v);
+        // Bytes as they are: an id with anything outside ASCII matches no entry.
+        else if (t === T_AUTH_ID) req.id = Buffer.from(v).toString('latin1');
         else if (t === T_AUTH_PROOF) req.proof = v;
       });
     }
@@ -119,8 +120,7 @@ export class AddressRequests {
         return this.refuse(s, req, refusalOf(REFUSE_NOT_ALLOWED, 'address_not_allowed', `"${entry.id}" may hold only ${formatIPv4(entry.address)}`));
       wanted = entry.address;
     }
-    if (wanted) this.takeOver(s, wanted, req.lease, entry);
-    const refused = this.assign(s, wanted, entry !== null && entry.address === wanted);
+    const refused = this.assign(s, wanted, req.lease, entry);
     if (refused) return this.refuse(s, req, refused);
     if (req.ext) s.lease = randomBytes(16);
     this.reply(s, req.frame, req.ext);
@@ -136,28 +136,38 @@ export class AddressRequests {
   }
 
   /**
-   * A client whose link died reconnects before the server noticed: if it proves it owns
-   * the stale session holding the address (its lease token, or the same credentials),
-   * that session is closed now instead of after the idle timeout.
+   * A client whose link died reconnects before the server noticed. If it proves it owns
+   * the stale session holding the address, that session is closed now instead of after
+   * the idle timeout. Proof: the lease token of that session's reply (from the same
+   * credentials, when the server requires them), or the same credentials alone when the
+   * holder has been silent for a keepalive interval, so that two devices sharing
+   * credentials cannot keep evicting each other and a stolen secret cannot evict a live one.
    */
   private takeOver(s: Session, wanted: number, lease: Uint8Array | null, entry: AuthEntry | null): void {
     const holder = this.ctx.table.lookup(wanted);
     if (holder === undefined || holder === s) return;
-    const sameClient = entry !== null && holder.authId === entry.id;
-    const leaseOk = lease !== null && holder.lease !== null && lease.length === holder.lease.length && timingSafeEqual(lease, holder.lease);
-    if (!sameClient && !leaseOk) return;
+    const sameClient = entry === null || holder.authId === entry.id;
+    const byLease = sameClient && lease !== null && holder.lease !== null && lease.length === holder.lease.length && timingSafeEqual(lease, holder.lease);
+    const silent = Date.now() - holder.lastRx >= this.ctx.cfg.keepalive * 1000;
+    const byCredentials = entry !== null && sameClient && silent;
+    if (!byLease && !byCredentials) return;
     holder.end('replaced', `taken over by connection ${s.id} from ${s.remote}`);
-    this.ctx.event('info', 'takeover', { id: s.id, remote: s.remote, address: formatIPv4(wanted), replaced: holder.id, by: sameClient ? 'credentials' : 'lease' });
+    this.ctx.event('info', 'takeover', { id: s.id, remote: s.remote, address: formatIPv4(wanted), replaced: holder.id, by: byLease ? 'lease' : 'credentials' });
   }
 
   /** Gives `s` an address: `wanted`, or any when 0. Returns the refusal, if refused. */
-  private assign(s: Session, wanted: number, owner: boolean): Refusal | null {
+  private assign(s: Session, wanted: number, lease: Uint8Array | null, entry: AuthEntry | null): Refusal | null {
     const { cfg, pool, table } = this.ctx;
-    if (table.size >= cfg.maxClients) return refusalOf(REFUSE_FULL, 'max_clients', `server full: ${cfg.maxClients} clients`);
-    let addr = wanted;
+    const owner = entry !== null && entry.address !== 0 && entry.address === wanted;
     if (wanted !== ANY) {
       if (!pool.assignable(wanted)) return refusalOf(REFUSE_OUTSIDE, 'address_outside_subnet', `address ${formatIPv4(wanted)} is outside the subnet or reserved`);
       if (!owner && pool.isFixed(wanted)) return refusalOf(REFUSE_NOT_ALLOWED, 'address_not_allowed', `address ${formatIPv4(wanted)} is kept for another client`);
+      // Only a request that passed its own checks may close a stale session.
+      this.takeOver(s, wanted, lease, entry);
+    }
+    if (table.size >= cfg.maxClients) return refusalOf(REFUSE_FULL, 'max_clients', `server full: ${cfg.maxClients} clients`);
+    let addr = wanted;
+    if (wanted !== ANY) {
       if (!pool.take(wanted, owner)) return refusalOf(REFUSE_IN_USE, 'address_in_use', `address ${formatIPv4(wanted)} is in use`);
     } else {
       addr = pool.allocate();

@@ -124,13 +124,20 @@ export class Authenticator {
   // A proof that passed scrypt is remembered by its SHA-256, so a client reconnecting with
   // the same secret costs a hash, not another scrypt. Forgotten when its entry changes.
   private readonly verified = new Map<string, Buffer>();
-  private readonly dummy: ScryptHash;
+  private dummy: ScryptHash;
 
   constructor(
     public entries: Map<string, AuthEntry>,
     readonly maxPending = 64,
   ) {
-    this.dummy = { ...SCRYPT_DEFAULTS, salt: randomBytes(16), hash: randomBytes(32) };
+    this.dummy = this.dummyLike(entries);
+  }
+
+  /** A hash that matches nothing, costing what the file's own hashes cost. */
+  private dummyLike(entries: Map<string, AuthEntry>): ScryptHash {
+    const first = entries.values().next().value;
+    const p = first ? parseHash(first.secret)! : { ...SCRYPT_DEFAULTS, hash: Buffer.alloc(32) };
+    return { N: p.N, r: p.r, p: p.p, salt: randomBytes(16), hash: randomBytes(p.hash.length) };
   }
 
   /** The entry when `proof` is the secret of `id`, or null. Never rejects. */
@@ -162,7 +169,10 @@ export class Authenticator {
       if (!n || n.secret !== e.secret || n.address !== e.address) changed.add(id);
     }
     for (const id of changed) this.verified.delete(id);
+    // Unchanged entries keep their identity, so a check running across the reload holds.
+    for (const [id, e] of this.entries) if (!changed.has(id)) next.set(id, e);
     this.entries = next;
+    this.dummy = this.dummyLike(next);
     return changed;
   }
 }

@@ -173,8 +173,13 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof ConfigError) usage(err.message);
     throw err;
   }
+  // Until the server is up a SIGHUP has nothing to reload; it must not end the process.
+  const hup = () => void server.reload().catch(() => {});
+  let ready = false;
+  process.on('SIGHUP', () => ready && hup());
   try {
     await server.listen();
+    ready = true;
   } catch (err: any) {
     if (err instanceof ConfigError) {
       await server.close();
@@ -208,8 +213,6 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  // A bad file at SIGHUP is logged (reload_failed) and changes nothing.
-  process.on('SIGHUP', () => void server.reload().catch(() => {}));
 }
 
 /** --hash-secret: one line from stdin in, its auth-file hash out. */

@@ -65,3 +65,18 @@ export function sourceOf(remoteAddress: string | undefined): string {
   if (!remoteAddress) return 'unknown';
   return remoteAddress.startsWith('::ffff:') && remoteAddress.includes('.') ? remoteAddress.slice(7) : remoteAddress;
 }
+
+/**
+ * What per-source limits count under: an IPv4 address itself, an IPv6 address by its /64,
+ * since one subscriber usually holds a whole /64 and could otherwise use a new address per
+ * connection.
+ */
+export function limitKey(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  const bare = ip.split('%')[0];
+  const [head, tail] = bare.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...new Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  return groups.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16)).join(':') + '::/64';
+}

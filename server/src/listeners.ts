@@ -56,10 +56,15 @@ export class Listeners {
     const ctx = c.tls ? this.secureContext() : null;
     if (c.plain) for (const h of hosts) this.servers.push({ server: await this.bind(this.plainServer(), h, c.port), tls: false });
     if (ctx) {
+      // One TLS engine for every TLS port; the ports are plain TCP listeners that admit a
+      // connection first and only then hand it to TLS, so a refused one costs no handshake.
+      const engine = this.tlsServer(ctx);
+      this.tlsServers.push(engine);
       for (const h of hosts) {
-        const s = this.tlsServer(ctx);
-        this.tlsServers.push(s);
-        this.servers.push({ server: await this.bind(s, h, c.tlsPort), tls: true });
+        const gate = net.createServer({ noDelay: true }, (raw) => {
+          if (this.hooks.admit(raw)) engine.emit('connection', raw);
+        });
+        this.servers.push({ server: await this.bind(gate, h, c.tlsPort), tls: true });
       }
     }
   }
@@ -95,9 +100,6 @@ export class Listeners {
       rejectUnauthorized: mutual,
       handshakeTimeout: this.cfg.handshakeTimeoutMs,
       noDelay: true,
-    });
-    s.on('connection', (raw: net.Socket) => {
-      if (!h.admit(raw)) raw.destroy();
     });
     s.on('secureConnection', (sock: tls.TLSSocket) => h.accept(sock, true));
     s.on('tlsClientError', (err: Error, sock: tls.TLSSocket) => {

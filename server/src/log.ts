@@ -11,10 +11,13 @@ export interface Logger {
   log(level: Level, event: string, fields?: Fields): void;
 }
 
-/** Quotes a text value only when it would otherwise break `key=value` parsing. */
+/**
+ * Quotes a text value when it would otherwise break `key=value` parsing, and escapes
+ * control characters: client-supplied names must not drive the operator's terminal.
+ */
 function textValue(v: unknown): string {
   const s = String(v);
-  return s === '' || /[\s"=]/.test(s) ? JSON.stringify(s) : s;
+  return s === '' || /[\s"=\x00-\x1f\x7f-\x9f]/.test(s) ? JSON.stringify(s).replace(/[\x7f-\x9f]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')) : s;
 }
 
 export function createLogger(options: { format?: LogFormat; level?: Level; write?: (line: string) => void } = {}): Logger {
@@ -43,22 +46,30 @@ export function createLogger(options: { format?: LogFormat; level?: Level; write
 export const silentLogger: Logger = { log() {} };
 
 /**
- * At most one line per `ms` for each key. pass() returns how many lines were held back
- * since the last one written (to report with it), or -1 when this one is held back too.
- * Keys are few and fixed (reasons, not addresses), so the map stays small.
+ * A budget of log lines per key: bursts of `burst`, then `rate` a second. pass() returns
+ * how many lines were held back since the last one written (to report with it), or -1
+ * when this one is held back too. Keys are few and fixed (events and reasons, never
+ * addresses), so the map stays small.
  */
 export class LogThrottle {
-  private readonly last = new Map<string, { at: number; held: number }>();
-  constructor(private readonly ms: number) {}
+  private readonly keys = new Map<string, { tokens: number; at: number; held: number }>();
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+  ) {}
 
   pass(key: string, now: number): number {
-    const l = this.last.get(key);
-    if (l && now - l.at < this.ms) {
-      l.held++;
+    let k = this.keys.get(key);
+    if (k === undefined) this.keys.set(key, (k = { tokens: this.burst, at: now, held: 0 }));
+    k.tokens = Math.min(this.burst, k.tokens + ((now - k.at) * this.rate) / 1000);
+    k.at = now;
+    if (k.tokens < 1) {
+      k.held++;
       return -1;
     }
-    const held = l ? l.held : 0;
-    this.last.set(key, { at: now, held: 0 });
+    k.tokens--;
+    const held = k.held;
+    k.held = 0;
     return held;
   }
 }

@@ -9,7 +9,7 @@ import { AddressRequests } from './address-requests.js';
 import { AuthFileError, Authenticator, loadAuthFile } from './auth.js';
 import { ConfigError, type ResolvedConfig, type ServerOptions, resolveConfig } from './config.js';
 import { type BoundAddress, Listeners } from './listeners.js';
-import { SourceLimits, sourceOf } from './limits.js';
+import { SourceLimits, limitKey, sourceOf } from './limits.js';
 import { type Fields, type Level, LogThrottle, type Logger, silentLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { RoutingTable } from './routing-table.js';
@@ -52,7 +52,6 @@ export interface ClientInfo {
 }
 
 const SPOOF_LOG_INTERVAL_MS = 10_000;
-const ADMISSION_LOG_INTERVAL_MS = 5_000;
 
 export class VpnServer extends EventEmitter implements Hub {
   readonly cfg: ResolvedConfig;
@@ -70,11 +69,15 @@ export class VpnServer extends EventEmitter implements Hub {
   private readonly listeners_: Listeners;
   private readonly limits: SourceLimits;
   private readonly requests: AddressRequests;
-  private readonly throttle = new LogThrottle(ADMISSION_LOG_INTERVAL_MS);
+  /** Refusals before a connection is read: one line per reason every 5 s in a flood. */
+  private readonly refusalLog = new LogThrottle(0.2, 1);
+  /** Connects, and disconnects of connections that never held an address: bursts of 100, then 50/s. */
+  private readonly churnLog = new LogThrottle(50, 100);
   private status: { close(): Promise<void>; address: string } | null = null;
   private sweeper: NodeJS.Timeout | null = null;
   private nextId = 1;
   private closing = false;
+  private started = false;
 
   constructor(options: CreateServerOptions = {}) {
     super();
@@ -134,6 +137,7 @@ export class VpnServer extends EventEmitter implements Hub {
       mutual_tls: c.tls ? Boolean(c.tls.ca) : undefined,
       auth: this.auth ? `${this.auth.entries.size} clients` : 'none',
     });
+    this.started = true;
     if (this.auth && c.plain)
       this.event('warn', 'plain_credentials', {
         detail: 'credentials sent to the plain listener cross the network in clear; use the TLS listener, or --no-plain',
@@ -166,10 +170,11 @@ export class VpnServer extends EventEmitter implements Hub {
   async reload(): Promise<void> {
     const c = this.cfg;
     try {
+      // Everything is read and checked before anything changes.
+      const next = this.auth ? await this.readAuth() : null;
       if (c.tls) this.listeners_.reloadTls();
       let revoked = 0;
-      if (this.auth) {
-        const next = await this.readAuth();
+      if (this.auth && next) {
         const prev = this.auth.entries;
         const changed = this.auth.replace(next);
         revoked = this.requests.revoke(changed, this.sessions);
@@ -198,7 +203,7 @@ export class VpnServer extends EventEmitter implements Hub {
       this.tun = null;
       this.toTun = null;
     }
-    this.event('info', 'stopped', {});
+    if (this.started) this.event('info', 'stopped', {});
   }
 
   clients(): ClientInfo[] {
@@ -254,7 +259,10 @@ export class VpnServer extends EventEmitter implements Hub {
       this.pool.release(s.address);
     }
     this.metrics.disconnected(code);
-    this.event('info', 'disconnect', {
+    // Connections that never held an address are logged at most every few seconds per reason
+    // (the event is emitted every time).
+    const held = s.address === ANY ? this.churnLog.pass('disconnect', Date.now()) : 0;
+    this.event(held < 0 ? 'quiet' : 'info', 'disconnect', {
       id: s.id,
       remote: s.remote,
       address: s.address ? formatIPv4(s.address) : null,
@@ -263,6 +271,7 @@ export class VpnServer extends EventEmitter implements Hub {
       rx_bytes: s.rxBytes,
       tx_bytes: s.txBytes,
       duration_s: Math.round((Date.now() - s.since) / 100) / 10,
+      more_since_last: held > 0 ? held : undefined,
     });
   }
 
@@ -294,10 +303,11 @@ export class VpnServer extends EventEmitter implements Hub {
       return false;
     }
     const ip = sourceOf(sock.remoteAddress);
-    const refused = this.limits.admit(ip, Date.now());
+    const key = limitKey(ip);
+    const refused = this.limits.admit(key, Date.now());
     if (refused) {
       this.metrics.refused(refused);
-      const held = this.throttle.pass(refused, Date.now());
+      const held = this.refusalLog.pass(refused, Date.now());
       if (held >= 0)
         this.event('warn', 'refuse_connection', {
           remote: `${ip}:${sock.remotePort}`,
@@ -308,7 +318,7 @@ export class VpnServer extends EventEmitter implements Hub {
       sock.destroy();
       return false;
     }
-    sock.once('close', () => this.limits.release(ip));
+    sock.once('close', () => this.limits.release(key));
     return true;
   }
 
@@ -319,12 +329,14 @@ export class VpnServer extends EventEmitter implements Hub {
     this.sessions.add(s);
     if (secure) this.secure.add(s);
     this.metrics.connections++;
-    this.event('info', 'connect', { id: s.id, remote, transport: secure ? 'tls' : 'tcp' });
+    // A flood of connections must not flood the log: beyond the budget, the next line says how many were held back.
+    const held = this.churnLog.pass('connect', Date.now());
+    this.event(held < 0 ? 'quiet' : 'info', 'connect', { id: s.id, remote, transport: secure ? 'tls' : 'tcp', more_since_last: held > 0 ? held : undefined });
   }
 
   private tlsRefused(err: Error & { code?: string }, remote: string): void {
     this.metrics.refused('tls_handshake');
-    const held = this.throttle.pass('tls_handshake', Date.now());
+    const held = this.refusalLog.pass('tls_handshake', Date.now());
     if (held >= 0) this.event('warn', 'refuse_connection', { remote, reason: 'tls_handshake', detail: err.code || err.message, more_since_last: held });
   }
 
@@ -400,8 +412,9 @@ export class VpnServer extends EventEmitter implements Hub {
     this.table.flush();
   }
 
-  private event(level: Level, name: string, fields: Fields): void {
-    this.logger.log(level, name, fields);
+  /** Logs (unless 'quiet') and emits an event. */
+  private event(level: Level | 'quiet', name: string, fields: Fields): void {
+    if (level !== 'quiet') this.logger.log(level, name, fields);
     this.emit(name, fields);
   }
 }

@@ -230,9 +230,9 @@ async function main(argv: string[]): Promise<void> {
     connect,
     requestTlvs,
     tun: {
-      write: (p) => {
+      write: (buf, offset, length) => {
         try {
-          if (!tun.write(p)) tunDrops++;
+          if (!tun.write(buf, offset, length)) tunDrops++;
         } catch {
           tunDrops++; // the kernel refused it as IP (EINVAL): drop that packet only
         }

@@ -57,8 +57,11 @@ export interface TunDevice {
   /** A route to network/prefix through this device, no gateway. Needs the device up (configure()). */
   addRoute(network: string, prefix: number): void;
   deleteRoute(network: string, prefix: number): void;
-  /** Sends one IP packet into the kernel. False when the device is full: the packet is dropped (and counted). */
-  write(packet: Uint8Array): boolean;
+  /**
+   * Sends one IP packet into the kernel: buf[offset, offset + length), all of buf by
+   * default. False when the device is full: the packet is dropped (and counted).
+   */
+  write(buf: Uint8Array, offset?: number, length?: number): boolean;
   /**
    * Writes packets[0..count) in one native call and returns how many were written: on the
    * first the device refuses it stops, and the rest count as dropped.
@@ -86,7 +89,7 @@ interface Native {
   setMtu(h: Handle, mtu: number): void;
   addRoute(h: Handle, network: string, prefix: number): void;
   deleteRoute(h: Handle, network: string, prefix: number): void;
-  write(h: Handle, packet: Uint8Array): boolean;
+  write(h: Handle, buf: Uint8Array, offset: number, length: number): boolean;
   writeBatch(h: Handle, packets: Uint8Array[], count: number): number;
   close(h: Handle): void;
   ref(h: Handle): void;
@@ -282,16 +285,16 @@ class Device implements TunDevice {
     guard(() => this.n.deleteRoute(this.h, network, prefix));
   }
 
-  write(packet: Uint8Array): boolean {
+  write(buf: Uint8Array, offset = 0, length = buf.length - offset): boolean {
     let ok: boolean;
     try {
-      ok = this.n.write(this.h, packet); // no closure here: this is the per-packet path
+      ok = this.n.write(this.h, buf, offset, length); // no closure here: this is the per-packet path
     } catch (e) {
       throw toTunError(e);
     }
     if (ok) {
       this.stats.txPackets++;
-      this.stats.txBytes += packet.length;
+      this.stats.txBytes += length;
     } else this.stats.txDropped++;
     return ok;
   }

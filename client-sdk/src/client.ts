@@ -12,7 +12,6 @@ import {
   ascii,
   extKind,
   extMessage,
-  isKeepalive,
   KIND_REQUEST,
   readConfig,
   readRefusal,
@@ -250,15 +249,21 @@ export class Client {
     const f = this.framer;
     const st = this.stats;
     f.push(chunk);
-    for (let p; (p = f.next()) !== null; ) {
+    for (let n; (n = f.advance()) > 0; ) {
+      const b = f.buf;
+      const o = f.start;
       if (this.phase === READY) {
-        // Keepalive echoes, and extension messages (from source 0.0.0.0, which no data packet has).
-        if (isKeepalive(p) || (extKind(p) && readU32(p, SRC) === ANY)) continue;
+        // Keepalive echoes (source 255.255.255.255) and the server's control messages
+        // (source 0.0.0.0) are not data: no packet through the VPN has either source.
+        if (b[o] >> 4 === 4) {
+          const src = readU32(b, o + SRC);
+          if (src === ALL || src === ANY) continue;
+        }
         st.rxPackets++;
-        st.rxBytes += p.length;
-        this.o.tun.write(p);
+        st.rxBytes += n;
+        this.o.tun.write(b, o, n);
       } else {
-        this.reply(p);
+        this.reply(b.subarray(o, o + n));
       }
       if (gen !== this.gen) return; // closed or reconnecting from inside a callback
     }

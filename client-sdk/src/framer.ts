@@ -32,23 +32,25 @@ export function frameLength(b: Uint8Array, o: number, avail: number, max: number
 }
 
 /**
- * Incremental framer. Usage per received chunk:
+ * Incremental framer. Usage per received chunk, allocating nothing per frame:
  *
  *   framer.push(chunk);
- *   for (let f; (f = framer.next()) !== null; ) handle(f);
+ *   for (let n; (n = framer.advance()) > 0; ) handle(framer.buf, framer.start, n);
  *   if (framer.error !== null) closeTheSession(framer.error);
  *
- * A frame that lies wholly inside the chunk is returned as a view of it (`start` is then
- * its offset in the chunk); a frame split across chunks is assembled in a buffer of its
- * own (`start` is -1) that the caller may keep. After an error the framer stays failed:
- * the stream has no markers to resynchronise on, so the caller must drop the connection.
+ * The frame is buf[start, start + n). For a frame wholly inside the chunk, `buf` is the
+ * chunk itself; a frame split across chunks is assembled in a buffer of its own, which the
+ * caller may keep. next() is the same as a view, for callers that prefer one. After an
+ * error the framer stays failed: the stream has no markers to resynchronise on, so the
+ * caller must drop the connection.
  */
 export class Framer {
   /** Why the stream is unusable, or null. */
   error: string | null = null;
-  /** Offset in the current chunk of the frame last returned by next(), or -1. */
-  start = -1;
-  private chunk: Uint8Array = new Uint8Array(0);
+  /** The buffer holding the frame last returned, and its offset there. */
+  buf: Uint8Array = new Uint8Array(0);
+  start = 0;
+  private chunk: Uint8Array = this.buf;
   private pos = 0;
   // A frame begun in an earlier chunk: its first bytes sit in `head` until its length is
   // known, then in `part`, allocated once at the frame's exact length.
@@ -68,8 +70,15 @@ export class Framer {
     return this.held;
   }
 
+  /** The next complete frame as a view, or null. */
   next(): Uint8Array | null {
-    if (this.error !== null) return null;
+    const n = this.advance();
+    return n > 0 ? this.buf.subarray(this.start, this.start + n) : null;
+  }
+
+  /** Moves to the next complete frame and returns its length, or 0 when there is none. */
+  advance(): number {
+    if (this.error !== null) return 0;
     const c = this.chunk;
     const end = c.length;
     let pos = this.pos;
@@ -85,7 +94,7 @@ export class Framer {
         }
         this.pos = pos;
         if (n < 0) return this.fail(n);
-        if (n === 0) return null;
+        if (n === 0) return 0;
         part = this.part = new Uint8Array(n);
         part.set(head.subarray(0, this.held));
       }
@@ -93,19 +102,21 @@ export class Framer {
       part.set(c.subarray(pos, pos + take), this.held);
       this.held += take;
       this.pos = pos + take;
-      if (this.held < part.length) return null;
+      if (this.held < part.length) return 0;
       this.part = null;
       this.held = 0;
-      this.start = -1;
-      return part;
+      this.buf = part;
+      this.start = 0;
+      return part.length;
     }
-    if (pos >= end) return null;
+    if (pos >= end) return 0;
     const n = frameLength(c, pos, end - pos, this.maxFrame);
     if (n < 0) return this.fail(n);
     if (n > 0 && pos + n <= end) {
+      this.buf = c;
       this.start = pos;
       this.pos = pos + n;
-      return c.subarray(pos, pos + n);
+      return n;
     }
     // Incomplete: keep the bytes for the next chunk.
     const rest = c.subarray(pos, end);
@@ -117,11 +128,11 @@ export class Framer {
     }
     this.held = rest.length;
     this.pos = end;
-    return null;
+    return 0;
   }
 
-  private fail(code: number): null {
+  private fail(code: number): 0 {
     this.error = ERRORS[-code - 1];
-    return null;
+    return 0;
   }
 }

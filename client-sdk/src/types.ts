@@ -36,10 +36,11 @@ export type Connect = (handlers: SocketHandlers) => Socket;
 /** Where packets from the VPN go: a TUN device, or a device's own tiny IP stack. */
 export interface Tun {
   /**
-   * One IP packet addressed to this client. The view is valid only during the call (it
-   * may share memory with the received chunk); copy it to keep it.
+   * One IP packet addressed to this client: buf[offset, offset + length). `buf` is
+   * usually the received chunk itself, so the packet reaches you without a copy or even a
+   * view being made; it is valid only during the call: copy what you keep.
    */
-  write(packet: Uint8Array): void;
+  write(buf: Uint8Array, offset: number, length: number): void;
 }
 
 /** Time. Milliseconds throughout; handles are opaque to the SDK. */

@@ -68,7 +68,9 @@ export function startDevice(p: Platform, c: DeviceConfig): Device {
   const client = new Client({
     connect: p.connect,
     clock,
-    tun: { write: (pkt) => ip.input(pkt) },
+    // A view per packet is simple and cheap here; a stack that reads (buf, offset) directly
+    // would allocate nothing at all.
+    tun: { write: (buf, offset, length) => ip.input(buf.subarray(offset, offset + length)) },
     address: c.address,
     name: c.id,
     keepalive: c.keepalive,

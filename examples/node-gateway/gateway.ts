@@ -74,7 +74,7 @@ export class VpnGateway extends EventEmitter<GatewayEvents> {
     this.client = new Client({
       connect: tcpConnect({ host: options.host, port: options.port }),
       clock: nodeClock,
-      tun: { write: (p) => this.ip.input(p) },
+      tun: { write: (b, o, n) => this.ip.input(b.subarray(o, o + n)) },
       address: options.address,
       name: options.name,
       keepalive: options.keepalive,

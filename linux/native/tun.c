@@ -553,14 +553,21 @@ static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
   return type == napi_uint8_array;
 }
 
-// write(handle, packet) -> true, or false when the device is full.
+// write(handle, buf, offset, length) -> true, or false when the device is full. The packet
+// is buf[offset, offset + length): callers pass a frame inside a received chunk without
+// making a view of it.
 static napi_value js_write(napi_env env, napi_callback_info info) {
-  napi_value argv[1], result;
-  tun_dev *d = get_open_dev(env, info, 1, argv, "write()");
+  napi_value argv[3], result;
+  tun_dev *d = get_open_dev(env, info, 3, argv, "write()");
   if (!d) return NULL;
   void *data;
   size_t len;
+  uint32_t offset, length;
   if (!get_bytes(env, argv[0], &data, &len)) return throw_type(env, "write(packet): packet must be a Uint8Array");
+  if (!get_u32(env, argv[1], &offset) || !get_u32(env, argv[2], &length) || (size_t)offset + length > len)
+    return throw_type(env, "write(buf, offset, length): the range is not inside buf");
+  data = (char *)data + offset;
+  len = length;
   int r = write_one(d, data, len);
   if (r < 0) return throw_err(env, -r, "write", "%s: writing a %zu-byte packet failed", d->name, len);
   napi_get_boolean(env, r == 1, &result);

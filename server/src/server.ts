@@ -19,7 +19,8 @@ import { startStatus } from './status.js';
 /** The part of a TUN device the server uses (linux/tun.ts provides it). */
 export interface ServerTun {
   readonly name: string;
-  write(packet: Uint8Array): boolean;
+  /** Writes buf[offset, offset + length); false when the device is full. */
+  write(buf: Uint8Array, offset: number, length: number): boolean;
   close(): void;
 }
 
@@ -58,7 +59,7 @@ export class VpnServer extends EventEmitter implements Hub {
   readonly metrics = new Metrics();
   readonly table = new RoutingTable<Session>();
   readonly pool: AddressPool;
-  toTun: ((packet: Uint8Array) => void) | null = null;
+  toTun: ((buf: Uint8Array, offset: number, length: number) => void) | null = null;
   tun: ServerTun | null = null;
   auth: Authenticator | null = null;
   private readonly logger: Logger;
@@ -379,9 +380,9 @@ export class VpnServer extends EventEmitter implements Hub {
     }
     const tun = this.tun;
     const m = this.metrics;
-    this.toTun = (p) => {
+    this.toTun = (b, o, n) => {
       try {
-        if (tun.write(p)) m.tunTxPackets++;
+        if (tun.write(b, o, n)) m.tunTxPackets++;
         else m.drops.tun_full++;
       } catch {
         // The kernel refuses what it cannot parse as IP (EINVAL): that packet, not the session.

@@ -15,8 +15,8 @@ export interface Hub {
   readonly cfg: ResolvedConfig;
   readonly metrics: Metrics;
   readonly table: RoutingTable<Session>;
-  /** Writes one packet to the server's tun; null when the server has none. */
-  toTun: ((packet: Uint8Array) => void) | null;
+  /** Writes one packet, buf[offset, offset + length), to the server's tun; null without one. */
+  toTun: ((buf: Uint8Array, offset: number, length: number) => void) | null;
   /** An address request (destination 0.0.0.0) arrived on `s`. */
   request(s: Session, frame: Uint8Array): void;
   /** A data packet whose source is not the sender's address was dropped. */
@@ -99,16 +99,18 @@ export class Session implements Peer {
     let runStart = 0;
     let runEnd = 0;
     let runPackets = 0;
-    for (let p; (p = f.next()) !== null; ) {
-      const len = p.length;
-      if (p[0] >> 4 !== 4) {
+    for (let len; (len = f.advance()) > 0; ) {
+      // The frame is b[o, o + len): no view is made unless it has to leave on its own.
+      const b = f.buf;
+      const o = f.start;
+      if (b[o] >> 4 !== 4) {
         m.drops.not_ipv4++;
         continue;
       }
-      const src = readU32(p, SRC);
-      const dst = readU32(p, DST);
+      const src = readU32(b, o + SRC);
+      const dst = readU32(b, o + DST);
       if (src !== me || me === ANY || dst === ANY) {
-        this.control(p, src, dst);
+        this.control(b.subarray(o, o + len), src, dst);
         if (this.closed) return;
         me = this.address; // a request may just have assigned it
         continue;
@@ -119,21 +121,21 @@ export class Session implements Peer {
       m.rxBytes += len;
       const peer = table.lookup(dst);
       if (peer === undefined) {
-        if (hub.toTun !== null) hub.toTun(p);
+        if (hub.toTun !== null) hub.toTun(b, o, len);
         else m.drops.no_route++;
-      } else if (peer.coalesce && f.start >= 0) {
-        if (peer === run && f.start === runEnd) {
+      } else if (peer.coalesce && b === chunk) {
+        if (peer === run && o === runEnd) {
           runEnd += len;
           runPackets++;
           continue;
         }
         if (run !== undefined) run.deliver(chunk.subarray(runStart, runEnd), runPackets);
         run = peer;
-        runStart = f.start;
-        runEnd = runStart + len;
+        runStart = o;
+        runEnd = o + len;
         runPackets = 1;
       } else {
-        peer.deliver(p, 1);
+        peer.deliver(b.subarray(o, o + len), 1);
       }
     }
     if (run !== undefined) run.deliver(chunk.subarray(runStart, runEnd), runPackets);

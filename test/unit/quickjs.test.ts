@@ -47,7 +47,7 @@ function __fire(id) { var fn = timers[id]; delete timers[id]; if (fn) fn(); }
 var received = [], states = [];
 var client = new simplevpn.Client({
   connect: connect,
-  tun: { write: function (p) { received.push(hex(p)); } },
+  tun: { write: function (b, o, n) { received.push(hex(b.subarray(o, o + n))); } },
   clock: clock,
   keepalive: 1,
   timeout: 1,

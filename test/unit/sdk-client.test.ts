@@ -46,7 +46,7 @@ function setup(opts: Partial<ClientOptions> = {}) {
   const times: number[] = [];
   const client = new Client({
     connect: net.connect,
-    tun: { write: (p) => void tun.push(p.slice()) },
+    tun: { write: (b, o, n) => void tun.push(b.slice(o, o + n)) },
     clock,
     random: () => 0.5,
     onState: (s) => {

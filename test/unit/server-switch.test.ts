@@ -259,9 +259,9 @@ class FakeTun implements ServerTun {
   readonly writes: Uint8Array[] = [];
   full = false;
   closed = 0;
-  write(p: Uint8Array): boolean {
+  write(b: Uint8Array, o: number, n: number): boolean {
     if (this.full) return false;
-    this.writes.push(Uint8Array.from(p));
+    this.writes.push(b.slice(o, o + n));
     return true;
   }
   close(): void {

@@ -238,7 +238,7 @@ export class SdkPeer {
   constructor(port: number, opts: Partial<ClientOptions> = {}) {
     this.client = new Client({
       connect: tcpConnect({ host: '127.0.0.1', port }),
-      tun: { write: (p) => this.packets.push(p.slice()) },
+      tun: { write: (b, o, n) => this.packets.push(b.slice(o, o + n)) },
       // Refusal tests look at the first 'down': no reconnect during a test.
       minBackoff: 60,
       maxBackoff: 60,

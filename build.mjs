@@ -56,58 +56,27 @@ await build({
 });
 
 // 2. The SDK core. Neutral platform: a Node built-in anywhere in it fails the build.
-const sdkEntry = join(root, 'client-sdk/src/index.ts');
-const sdkCommon = { entryPoints: [sdkEntry], bundle: true, platform: 'neutral', target: 'es2017', logLevel: 'warning' };
-await build({ ...sdkCommon, format: 'esm', outfile: join(root, 'dist/sdk/simplevpn-sdk.mjs'), minify: true });
-await build({ ...sdkCommon, format: 'cjs', outfile: join(root, 'dist/sdk/simplevpn-sdk.cjs'), minify: true });
-await build({ ...sdkCommon, format: 'iife', globalName: 'simplevpn', outfile: join(root, 'dist/sdk/simplevpn-sdk.iife.js'), minify: true });
+const embedded = { bundle: true, platform: 'neutral', target: 'es2017', minify: true, logLevel: 'warning' };
+const sdkEntry = [join(root, 'client-sdk/src/index.ts')];
+await build({ ...embedded, entryPoints: sdkEntry, format: 'esm', outfile: join(root, 'dist/sdk/simplevpn-sdk.mjs') });
+await build({ ...embedded, entryPoints: sdkEntry, format: 'cjs', outfile: join(root, 'dist/sdk/simplevpn-sdk.cjs') });
+await build({ ...embedded, entryPoints: sdkEntry, format: 'iife', globalName: 'simplevpn', outfile: join(root, 'dist/sdk/simplevpn-sdk.iife.js') });
 
-// 3. The CLIs, self-contained apart from the native addon they load at run time.
+// 3. The CLIs, self-contained apart from the native addon they load at run time, and the
+// embedded examples, one file each for an embedded engine.
 const clis = [
   ['server/src/cli.ts', 'dist/bin/simplevpn-server.js'],
   ['linux/client-cli.ts', 'dist/bin/simplevpn-client.js'],
 ];
-for (const [src, out] of clis) {
-  try {
-    statSync(join(root, src));
-  } catch {
-    continue;
-  }
-  await build({
-    entryPoints: [join(root, src)],
-    outfile: join(root, out),
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    banner: { js: '#!/usr/bin/env node' },
-    logLevel: 'warning',
-  });
-  chmodSync(join(root, out), 0o755);
-}
-
-// 4. Embedded examples: one file each for an embedded engine.
+const cliOptions = { bundle: true, platform: 'node', target: 'node20', format: 'esm', banner: { js: '#!/usr/bin/env node' }, logLevel: 'warning' };
 const examples = [
   ['examples/device/main.ts', 'dist/examples/device.iife.js', 'device'],
   ['examples/quickjs/guest.ts', 'dist/examples/quickjs-guest.iife.js', 'guest'],
 ];
-for (const [src, out, name] of examples) {
-  try {
-    statSync(join(root, src));
-  } catch {
-    continue;
-  }
-  await build({
-    entryPoints: [join(root, src)],
-    outfile: join(root, out),
-    bundle: true,
-    platform: 'neutral',
-    target: 'es2017',
-    format: 'iife',
-    globalName: name,
-    minify: true,
-    logLevel: 'warning',
-  });
+for (const [src, out, globalName] of [...clis, ...examples]) {
+  const options = globalName ? { ...embedded, format: 'iife', globalName } : cliOptions;
+  await build({ ...options, entryPoints: [join(root, src)], outfile: join(root, out) });
+  if (!globalName) chmodSync(join(root, out), 0o755);
 }
 
 // 5. Declarations.

@@ -2,12 +2,11 @@
 // CLI), secret hashes (hashSecret and simplevpn-server --hash-secret), what a server that
 // requires credentials grants and refuses, and fixed addresses.
 import { test } from 'uvu';
+import { runCli } from './helpers/server-cli.js';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   KIND_REFUSAL,
   KIND_REPLY,
@@ -26,7 +25,6 @@ import { createServer } from '../../server/src/server.js';
 import { SEED_DYNAMIC, ip, ipPacket, seedStatic, waitFor, withServer } from './helpers/server-net.js';
 import { type TestClient, credsOf, memoryLogger, newSecret, rawRequest, replyAddress, writeAuth } from './helpers/security-kit.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/simplevpn-server.js', import.meta.url));
 let tmp = '';
 let n = 0;
 const file = (text: string) => {
@@ -48,27 +46,8 @@ test.after(() => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-/** Runs the CLI to completion (bounded), optionally with `input` on stdin. */
-function run(args: string[], input?: string, ms = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  if (!existsSync(BIN)) throw new Error(`${BIN} does not exist: run node build.mjs`);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const t = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`simplevpn-server ${args.join(' ')}: still running after ${ms} ms; stderr: ${stderr}`));
-    }, ms);
-    child.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(input ?? '');
-  });
-}
+/** Runs the CLI to completion (bounded), with `input` (or nothing) on stdin. */
+const run = (args: string[], input?: string, ms = 10_000) => runCli(args, ms, input ?? '');
 
 // ---- the auth file: every kind of bad entry --------------------------------------------------
 

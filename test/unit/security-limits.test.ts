@@ -20,24 +20,7 @@ test.after(() => {
 });
 
 /** A raw TCP connection from `local` (another loopback address) to the server. */
-function connectFrom(port: number, local: string): Promise<RawClient> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: '127.0.0.1', port, localAddress: local });
-    const c = new RawClient(sock);
-    const t = setTimeout(() => {
-      sock.destroy();
-      reject(new Error('connect timed out'));
-    }, 3000);
-    sock.once('connect', () => {
-      clearTimeout(t);
-      resolve(c);
-    });
-    sock.once('error', (e) => {
-      clearTimeout(t);
-      reject(e);
-    });
-  });
-}
+const connectFrom = (port: number, local: string): Promise<RawClient> => RawClient.connect(port, { localAddress: local });
 
 /** Opens a connection and reports whether the server kept it (true) or closed it at once. */
 async function admitted(h: Harness, local = '127.0.0.1', ms = 300): Promise<{ kept: boolean; c: RawClient }> {

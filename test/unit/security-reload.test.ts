@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { KIND_REFUSAL, KIND_REPLY, REFUSE_AUTH_FAILED, REFUSE_NOT_ALLOWED, credentials, extKind, readRefusal } from '../../client-sdk/src/control.js';
 import { ConfigError } from '../../server/src/config.js';
 import { type Harness, RawClient, SdkPeer, equalBytes, ip, ipPacket, rng, sleep, waitFor, withServer } from './helpers/server-net.js';
-import { CliServer, type TestClient, authText, credsOf, memoryLogger, newSecret, rawRequest, replyAddress, writeAuth } from './helpers/security-kit.js';
+import { CliServer } from './helpers/server-cli.js';
+import { type TestClient, authText, credsOf, memoryLogger, newSecret, rawRequest, replyAddress, writeAuth } from './helpers/security-kit.js';
 
 let tmp = '';
 let n = 0;
@@ -217,7 +218,7 @@ test('CLI: SIGHUP revokes a removed client; SIGHUP with a broken file keeps the 
   const drop = mk('drop');
   const path = join(tmp, `cli-${++n}.json`);
   await writeAuth(path, [keep, drop]);
-  const s = new CliServer(['--no-tun', '--host', '127.0.0.1', '--port', '0', '--subnet', '10.6.0.0/24', '--auth', path]);
+  const s = new CliServer(['--log-format', 'json', '--no-tun', '--host', '127.0.0.1', '--port', '0', '--subnet', '10.6.0.0/24', '--auth', path]);
   const peers: SdkPeer[] = [];
   try {
     const port = await s.port();

@@ -3,16 +3,12 @@
 // and the status listener over HTTP. Always --no-tun and 127.0.0.1: no root, no tun, no outside traffic.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CliServer, runCli } from './helpers/server-cli.js';
 import { RawClient, SdkPeer, freePort, ip, waitFor } from './helpers/server-net.js';
-
-// This file runs from dist/js/test/unit/; the bundle is dist/bin/.
-const BIN = fileURLToPath(new URL('../../../bin/simplevpn-server.js', import.meta.url));
 
 const OPTIONS = [
   '--port',
@@ -46,91 +42,13 @@ function writeConfig(name: string, obj: unknown): string {
   return f;
 }
 
-function needBin(): void {
-  if (!existsSync(BIN)) throw new Error(`${BIN} does not exist: build.mjs did not bundle the CLI (run node build.mjs)`);
-}
-
-/** Runs the CLI to completion (bounded). */
-function run(args: string[], ms = 10_000): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
-  needBin();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const t = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`simplevpn-server ${args.join(' ')}: still running after ${ms} ms; stderr: ${stderr}`));
-    }, ms);
-    child.on('close', (code, signal) => {
-      clearTimeout(t);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
-
-/** A running server process whose stderr is JSON log lines. */
-class Server {
-  readonly child: ChildProcess;
-  readonly events: any[] = [];
-  stderr = '';
-  stdout = '';
-  exit: { code: number | null; signal: string | null } | null = null;
-  private partial = '';
-
-  constructor(args: string[]) {
-    needBin();
-    this.child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout!.on('data', (d) => (this.stdout += d));
-    this.child.stderr!.on('data', (d) => {
-      this.stderr += d;
-      const lines = (this.partial + d).split('\n');
-      this.partial = lines.pop()!;
-      for (const l of lines) {
-        try {
-          this.events.push(JSON.parse(l));
-        } catch {
-          this.events.push({ event: '(text)', line: l });
-        }
-      }
-    });
-    this.child.on('close', (code, signal) => (this.exit = { code, signal }));
-  }
-
-  async event(name: string, ms = 5000, match: (e: any) => boolean = () => true): Promise<any> {
-    await waitFor(() => this.events.some((e) => e.event === name && match(e)) || this.exit !== null, ms, `log event ${name}`, () => this.stderr);
-    const e = this.events.find((x) => x.event === name && match(x));
-    if (!e) throw new Error(`server exited (${JSON.stringify(this.exit)}) before logging ${name}: ${this.stderr}`);
-    return e;
-  }
-
-  /** The port from the listening line (addresses=127.0.0.1:PORT). */
-  async port(): Promise<number> {
-    const e = await this.event('listening');
-    const m = /127\.0\.0\.1:(\d+)/.exec(e.addresses);
-    if (!m) throw new Error('no 127.0.0.1 address in the listening line: ' + JSON.stringify(e));
-    return +m[1];
-  }
-
-  async stop(signal: NodeJS.Signals = 'SIGTERM', ms = 7000): Promise<{ code: number | null; signal: string | null }> {
-    if (this.exit === null) this.child.kill(signal);
-    await waitFor(() => this.exit !== null, ms, `exit after ${signal}`, () => this.stderr);
-    return this.exit!;
-  }
-
-  kill(): void {
-    if (this.exit === null) this.child.kill('SIGKILL');
-  }
-}
-
 const BASE = ['--no-tun', '--host', '127.0.0.1', '--port', '0', '--log-format', 'json'];
 
 // ---- usage ---------------------------------------------------------------------------------
 
 test('--help exits 0 and mentions every option', async () => {
   for (const flag of ['--help', '-h']) {
-    const r = await run([flag]);
+    const r = await runCli([flag]);
     assert.is(r.code, 0, flag);
     for (const o of OPTIONS) assert.ok(r.stdout.includes(o), `${flag} mentions ${o}`);
     assert.ok(r.stdout.includes('-p, --port'), '-p');
@@ -138,7 +56,7 @@ test('--help exits 0 and mentions every option', async () => {
 });
 
 test('--version prints the version and exits 0', async () => {
-  const r = await run(['--version']);
+  const r = await runCli(['--version']);
   assert.is(r.code, 0);
   assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
 });
@@ -166,19 +84,19 @@ test('every option --help lists is accepted by the parser', async () => {
     '--log-level': ['warn'],
     '--config': [cfg],
   };
-  const results = await Promise.all(Object.entries(values).map(async ([flag, v]) => ({ flag, r: await run([flag, ...v, '--help']) })));
+  const results = await Promise.all(Object.entries(values).map(async ([flag, v]) => ({ flag, r: await runCli([flag, ...v, '--help']) })));
   const rejected = results.filter((x) => x.r.code !== 0).map((x) => `${x.flag}: exit ${x.r.code}: ${x.r.stderr.split('\n')[0]}`);
   assert.equal(rejected, [], 'options rejected:\n' + rejected.join('\n'));
 });
 
 test('an unknown flag exits 2 with a message naming it', async () => {
   for (const bad of ['--bogus', '--no-such-thing', '-x']) {
-    const r = await run([bad]);
+    const r = await runCli([bad]);
     assert.is(r.code, 2, bad);
     assert.ok(r.stderr.includes(bad), `message names ${bad}: ${r.stderr}`);
     assert.match(r.stderr, /--help/, 'points at --help');
   }
-  const pos = await run(['extra']);
+  const pos = await runCli(['extra']);
   assert.is(pos.code, 2);
   assert.match(pos.stderr, /extra/);
 });
@@ -202,7 +120,7 @@ test('bad values exit 2 with a message about that option (not "unknown option")'
     [['--tun', 'a/b'], /tun/],
     [['--port', '1', '--port', '2'], /more than once/],
   ];
-  const results = await Promise.all(cases.map(async ([args, re]) => ({ args, re, r: await run(['--no-tun', ...args]) })));
+  const results = await Promise.all(cases.map(async ([args, re]) => ({ args, re, r: await runCli(['--no-tun', ...args]) })));
   for (const { args, re, r } of results) {
     const what = args.join(' ');
     assert.is(r.code, 2, `${what}: exit code (stderr: ${r.stderr})`);
@@ -221,7 +139,7 @@ test('--config: a missing file, bad JSON, an unknown key or a bad value exit 2',
     [writeConfig('badval.json', { mtu: 10 }), /mtu/],
   ];
   for (const [file, re] of cases) {
-    const r = await run(['--config', file]);
+    const r = await runCli(['--config', file]);
     assert.is(r.code, 2, file + ': ' + r.stderr);
     assert.match(r.stderr, re);
   }
@@ -230,7 +148,7 @@ test('--config: a missing file, bad JSON, an unknown key or a bad value exit 2',
 // ---- running ---------------------------------------------------------------------------------
 
 test('runs with --no-tun on port 0, logs listening/connect/assign/disconnect as JSON, SIGTERM exits 0 with stopped', async () => {
-  const s = new Server(BASE);
+  const s = new CliServer(BASE);
   try {
     const port = await s.port();
     const listening = await s.event('listening');
@@ -262,7 +180,7 @@ test('runs with --no-tun on port 0, logs listening/connect/assign/disconnect as 
 });
 
 test('SIGINT exits 0 and closes connected clients', async () => {
-  const s = new Server(BASE);
+  const s = new CliServer(BASE);
   try {
     const c = await RawClient.connect(await s.port());
     try {
@@ -279,7 +197,7 @@ test('SIGINT exits 0 and closes connected clients', async () => {
 });
 
 test('text log format is the default: one "time level event key=value" line per event', async () => {
-  const s = new Server(['--no-tun', '--host', '127.0.0.1', '--port', '0']);
+  const s = new CliServer(['--no-tun', '--host', '127.0.0.1', '--port', '0']);
   try {
     await waitFor(() => /info listening /.test(s.stderr) || s.exit !== null, 5000, 'the listening line', () => s.stderr);
     const line = s.stderr.split('\n').find((l) => l.includes(' listening '))!;
@@ -295,7 +213,7 @@ test('a port already in use: exit 1 with a message saying so', async () => {
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
   const port = (blocker.address() as net.AddressInfo).port;
   try {
-    const r = await run(['--no-tun', '--host', '127.0.0.1', '--port', String(port), '--log-format', 'json']);
+    const r = await runCli(['--no-tun', '--host', '127.0.0.1', '--port', String(port), '--log-format', 'json']);
     assert.is(r.code, 1, r.stderr);
     assert.match(r.stderr, /start_failed/);
     assert.match(r.stderr, /already in use/);
@@ -315,7 +233,7 @@ test('--config FILE is honoured (camelCase and kebab-case keys) and flags overri
     logFormat: 'json',
     routes: ['192.168.9.0/24'],
   });
-  const s = new Server(['--config', file, '--port', '0', '--mtu', '1400']);
+  const s = new CliServer(['--config', file, '--port', '0', '--mtu', '1400']);
   try {
     const l = await s.event('listening');
     assert.is(l.subnet, '10.55.0.0/24');
@@ -342,7 +260,7 @@ test('--config FILE is honoured (camelCase and kebab-case keys) and flags overri
 
 test('--status: /metrics in Prometheus text, /clients as JSON for a connected SDK client, 404 elsewhere', async () => {
   const statusPort = await freePort();
-  const s = new Server([...BASE, '--subnet', '10.66.0.0/24', '--status', `127.0.0.1:${statusPort}`]);
+  const s = new CliServer([...BASE, '--subnet', '10.66.0.0/24', '--status', `127.0.0.1:${statusPort}`]);
   try {
     const st = await s.event('status_listening');
     assert.is(st.address, `127.0.0.1:${statusPort}`);
@@ -384,7 +302,7 @@ test('--status: /metrics in Prometheus text, /clients as JSON for a connected SD
 });
 
 test('--status 127.0.0.1:0 binds any free port and logs it in status_listening', async () => {
-  const s = new Server([...BASE, '--status', '127.0.0.1:0']);
+  const s = new CliServer([...BASE, '--status', '127.0.0.1:0']);
   try {
     const st = await s.event('status_listening');
     assert.match(st.address, /^127\.0\.0\.1:\d+$/);

@@ -4,14 +4,13 @@
 // exceptions and unhandled rejections, a logger that keeps every line, and the server CLI
 // as a child process.
 
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { X509Certificate, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { type Tlv, T_LEASE, credentials, eachTlv } from '../../../client-sdk/src/control.js';
 import { DST, readU32 } from '../../../client-sdk/src/ipv4.js';
 import { tcpConnect } from '../../../client-sdk/node/tcp.js';
@@ -358,66 +357,3 @@ export async function rawRequest(c: RawClient, addr: number, tlvs: Tlv[], ms = 3
 /** Address (destination) of a reply frame. */
 export const replyAddress = (f: Uint8Array): number => readU32(f, DST);
 
-// ---- the server CLI as a child process ------------------------------------------------------
-
-/** dist/bin/simplevpn-server.js, from dist/js/test/unit/helpers/. */
-export const SERVER_BIN = fileURLToPath(new URL('../../../../bin/simplevpn-server.js', import.meta.url));
-
-/** A running simplevpn-server whose stderr is JSON log lines. */
-export class CliServer {
-  readonly child: ChildProcess;
-  readonly events: any[] = [];
-  stderr = '';
-  exit: { code: number | null; signal: string | null } | null = null;
-  private partial = '';
-
-  constructor(args: string[]) {
-    if (!existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} does not exist: run node build.mjs`);
-    this.child = spawn(process.execPath, [SERVER_BIN, '--log-format', 'json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout!.resume();
-    this.child.stderr!.on('data', (d) => {
-      this.stderr += d;
-      const lines = (this.partial + d).split('\n');
-      this.partial = lines.pop()!;
-      for (const l of lines) {
-        try {
-          this.events.push(JSON.parse(l));
-        } catch {
-          this.events.push({ event: '(text)', line: l });
-        }
-      }
-    });
-    this.child.on('close', (code, signal) => (this.exit = { code, signal }));
-  }
-
-  /** The first event `name` (from index `from`) that `match` accepts. */
-  async event(name: string, ms = 5000, match: (e: any) => boolean = () => true, from = 0): Promise<any> {
-    const find = () => this.events.slice(from).find((e) => e.event === name && match(e));
-    await waitFor(() => find() !== undefined || this.exit !== null, ms, `log event ${name}`, () => this.stderr.slice(-2000));
-    const e = find();
-    if (!e) throw new Error(`server exited (${JSON.stringify(this.exit)}) before logging ${name}: ${this.stderr}`);
-    return e;
-  }
-
-  /** Port of the plain (tls false) or TLS listener from the listening line. */
-  async port(tlsListener = false): Promise<number> {
-    const e = await this.event('listening');
-    const m = /127\.0\.0\.1:(\d+)/.exec(tlsListener ? e.tls_addresses : e.addresses);
-    if (!m) throw new Error('no 127.0.0.1 address in the listening line: ' + JSON.stringify(e));
-    return +m[1];
-  }
-
-  signal(sig: NodeJS.Signals): void {
-    if (this.exit === null) this.child.kill(sig);
-  }
-
-  async stop(sig: NodeJS.Signals = 'SIGTERM', ms = 7000): Promise<{ code: number | null; signal: string | null }> {
-    this.signal(sig);
-    await waitFor(() => this.exit !== null, ms, `exit after ${sig}`, () => this.stderr.slice(-2000));
-    return this.exit!;
-  }
-
-  kill(): void {
-    if (this.exit === null) this.child.kill('SIGKILL');
-  }
-}

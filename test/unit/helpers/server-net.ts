@@ -142,9 +142,10 @@ export class RawClient {
     });
   }
 
-  static connect(port: number, opts: { paused?: boolean } = {}): Promise<RawClient> {
+  /** A raw connection to the server on 127.0.0.1, from `localAddress` (another loopback address) if given. */
+  static connect(port: number, opts: { paused?: boolean; localAddress?: string } = {}): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const sock = net.connect({ host: '127.0.0.1', port });
+      const sock = net.connect({ host: '127.0.0.1', port, localAddress: opts.localAddress });
       const c = new RawClient(sock);
       if (opts.paused) sock.pause();
       const t = setTimeout(() => {

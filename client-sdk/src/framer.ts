@@ -44,13 +44,15 @@ export function frameLength(b: Uint8Array, o: number, avail: number, max: number
  * error the framer stays failed: the stream has no markers to resynchronise on, so the
  * caller must drop the connection.
  */
+const EMPTY = new Uint8Array(0);
+
 export class Framer {
   /** Why the stream is unusable, or null. */
   error: string | null = null;
   /** The buffer holding the frame last returned, and its offset there. */
-  buf: Uint8Array = new Uint8Array(0);
+  buf: Uint8Array = EMPTY;
   start = 0;
-  private chunk: Uint8Array = this.buf;
+  private chunk: Uint8Array = EMPTY;
   private pos = 0;
   // A frame begun in an earlier chunk: its first bytes sit in `head` until its length is
   // known, then in `part`, allocated once at the frame's exact length.
@@ -94,7 +96,7 @@ export class Framer {
         }
         this.pos = pos;
         if (n < 0) return this.fail(n);
-        if (n === 0) return 0;
+        if (n === 0) return this.done();
         part = this.part = new Uint8Array(n);
         part.set(head.subarray(0, this.held));
       }
@@ -102,14 +104,14 @@ export class Framer {
       part.set(c.subarray(pos, pos + take), this.held);
       this.held += take;
       this.pos = pos + take;
-      if (this.held < part.length) return 0;
+      if (this.held < part.length) return this.done();
       this.part = null;
       this.held = 0;
       this.buf = part;
       this.start = 0;
       return part.length;
     }
-    if (pos >= end) return 0;
+    if (pos >= end) return this.done();
     const n = frameLength(c, pos, end - pos, this.maxFrame);
     if (n < 0) return this.fail(n);
     if (n > 0 && pos + n <= end) {
@@ -128,6 +130,12 @@ export class Framer {
     }
     this.held = rest.length;
     this.pos = end;
+    return this.done();
+  }
+
+  // The chunk is used up: let go of it, so that an idle connection pins no receive buffer.
+  private done(): 0 {
+    this.chunk = this.buf = EMPTY;
     return 0;
   }
 

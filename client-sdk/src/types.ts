@@ -38,7 +38,9 @@ export interface Tun {
   /**
    * One IP packet addressed to this client: buf[offset, offset + length). `buf` is
    * usually the received chunk itself, so the packet reaches you without a copy or even a
-   * view being made; it is valid only during the call: copy what you keep.
+   * view being made; it is valid only during the call (transports may read the next chunk
+   * into the same memory): copy what you keep. On Node, `buf` may be a Buffer, whose
+   * slice() makes a view, not a copy: use Uint8Array.prototype.slice or Buffer.from.
    */
   write(buf: Uint8Array, offset: number, length: number): void;
 }

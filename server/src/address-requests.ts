@@ -1,7 +1,7 @@
 // Answers address requests: credentials, the address wanted, taking over a stale session,
 // the pool, and the reply or refusal in the dialect the client spoke.
 
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomFillSync, timingSafeEqual } from 'node:crypto';
 import {
   KIND_REPLY,
   KIND_REQUEST,
@@ -23,6 +23,7 @@ import {
   extMessage,
   readAscii,
   refusal,
+  type Tlv,
 } from '../../client-sdk/src/control.js';
 import { ANY, DST, SRC, formatIPv4, readU32, writeU32 } from '../../client-sdk/src/ipv4.js';
 import type { AddressPool } from './address-pool.js';
@@ -63,8 +64,35 @@ interface Request {
 
 const refusalOf = (code: number, reason: string, text: string): Refusal => ({ code, reason, text });
 
+// Lease tokens: 16 random bytes each, drawn from a pool filled 4 KiB at a time, kept as
+// base64url text (a 22-character string costs a session less than a Buffer does).
+const LEASE_BYTES = 16;
+const leasePool = Buffer.alloc(4096);
+let leaseAt = leasePool.length;
+function newLease(): string {
+  if (leaseAt + LEASE_BYTES > leasePool.length) {
+    randomFillSync(leasePool);
+    leaseAt = 0;
+  }
+  leaseAt += LEASE_BYTES;
+  return leasePool.toString('base64url', leaseAt - LEASE_BYTES, leaseAt);
+}
+
 export class AddressRequests {
-  constructor(private readonly ctx: RequestContext) {}
+  /** The reply's TLVs but the lease: the same for every client, so built once. */
+  private readonly configTlvs: Tlv[];
+
+  constructor(private readonly ctx: RequestContext) {
+    const c = ctx.cfg;
+    this.configTlvs = configTlvs({
+      prefix: c.subnet.prefix,
+      gateway: c.gateway,
+      mtu: c.mtu,
+      keepalive: c.keepalive,
+      idleTimeout: c.idleTimeoutMs / 1000,
+      routes: c.routes.map((r) => [r.network, r.prefix]),
+    });
+  }
 
   /** A frame with destination 0.0.0.0 arrived on `s`. */
   handle(s: Session, frame: Uint8Array): void {
@@ -122,7 +150,7 @@ export class AddressRequests {
     }
     const refused = this.assign(s, wanted, req.lease, entry);
     if (refused) return this.refuse(s, req, refused);
-    if (req.ext) s.lease = randomBytes(16);
+    if (req.ext) s.lease = newLease();
     this.reply(s, req.frame, req.ext);
     this.ctx.event('info', 'assign', {
       id: s.id,
@@ -147,7 +175,8 @@ export class AddressRequests {
     const holder = this.ctx.table.lookup(wanted);
     if (holder === undefined || holder === s) return;
     const sameClient = entry === null || holder.authId === entry.id;
-    const byLease = sameClient && lease !== null && holder.lease !== null && lease.length === holder.lease.length && timingSafeEqual(lease, holder.lease);
+    const held = holder.lease === null ? null : Buffer.from(holder.lease, 'base64url');
+    const byLease = sameClient && lease !== null && held !== null && lease.length === held.length && timingSafeEqual(lease, held);
     const silent = Date.now() - holder.lastRx >= this.ctx.cfg.keepalive * 1000;
     const byCredentials = entry !== null && sameClient && silent;
     if (!byLease && !byCredentials) return;
@@ -187,16 +216,7 @@ export class AddressRequests {
       writeU32(msg, DST, s.address);
       return s.writeNow(msg);
     }
-    const c = this.ctx.cfg;
-    const tlvs = configTlvs({
-      prefix: c.subnet.prefix,
-      gateway: c.gateway,
-      mtu: c.mtu,
-      keepalive: c.keepalive,
-      idleTimeout: c.idleTimeoutMs / 1000,
-      routes: c.routes.map((r) => [r.network, r.prefix]),
-      lease: s.lease ?? undefined,
-    });
+    const tlvs = s.lease === null ? this.configTlvs : [...this.configTlvs, [T_LEASE, Buffer.from(s.lease, 'base64url')] as Tlv];
     s.writeNow(extMessage(ANY, s.address, KIND_REPLY, tlvs));
   }
 

@@ -51,8 +51,8 @@ export class Session implements Peer {
   name = '';
   /** The auth file id it proved, when the server requires credentials. */
   authId = '';
-  /** The token of its last reply: presenting it takes this session's address over. */
-  lease: Uint8Array | null = null;
+  /** The token of its last reply (base64url): presenting it takes this session's address over. */
+  lease: string | null = null;
   /** Its credentials are being checked: further requests wait. */
   pending = false;
   rxBytes = 0;

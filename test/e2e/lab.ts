@@ -7,13 +7,27 @@
 // again on process exit, so a failing test leaves nothing behind.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const ROOT = new URL('../../../../', import.meta.url).pathname; // dist/js/test/e2e -> repo
 export const SERVER_BIN = join(ROOT, 'dist/bin/simplevpn-server.js');
 export const CLIENT_BIN = join(ROOT, 'dist/bin/simplevpn-client.js');
 const PREFIX = 'svpnt';
+
+/**
+ * The node flags a CLI asks for on its first line (`#!/usr/bin/env -S node FLAGS`), for
+ * starting it as `node FLAGS bin` the way running the bin itself would.
+ */
+export function nodeFlags(bin: string): string[] {
+  try {
+    const first = readFileSync(bin, 'utf8').split('\n', 1)[0];
+    const m = /^#!\/usr\/bin\/env -S node (.+)$/.exec(first);
+    return m ? m[1].trim().split(/\s+/) : [];
+  } catch {
+    return [];
+  }
+}
 
 /** Why end-to-end tests cannot run here, or null when they can. */
 export function e2eUnavailable(): string | null {
@@ -211,7 +225,7 @@ export class Host {
   }
 
   node(name: string, script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Proc {
-    return this.spawn(name, [process.execPath, script, ...args], env);
+    return this.spawn(name, [process.execPath, ...nodeFlags(script), script, ...args], env);
   }
 
   server(args: string[] = []): Proc {

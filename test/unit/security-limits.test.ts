@@ -4,7 +4,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KIND_REFUSAL, REFUSE_FULL, REFUSE_RATE, credentials, extKind, readRefusal } from '../../client-sdk/src/control.js';

@@ -1,0 +1,254 @@
+// The paths the TUN section measures, each set up on the same star (bench/netlab.ts):
+// the raw routed path, simplevpn, OpenVPN 2.6 over TCP and wireguard-go, every one
+// hub-and-spoke, client 1 -> hub -> client 2. Each returns the address iperf3 and ping aim at
+// (client 2's address on that path), the processes whose CPU is sampled, and stop().
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLIENT_BIN, SERVER_BIN, nodeFlags } from '../test/e2e/lab.js';
+import { type Host, type Proc, type Star, addressOf, nodeIn, sh } from './netlab.js';
+import { run, sleep, waitOutput } from './util.js';
+
+export interface PathUp {
+  /** Client 2's address on this path. */
+  target: string;
+  /** Processes of the path, by role, whose CPU is sampled during the transfer. */
+  procs: Record<string, Proc>;
+  /** simplevpn only: the server's packet counters so far (its /metrics). */
+  counters?: () => Promise<ServerCounters | null>;
+  /** simplevpn only, after stop(): packets each client dropped in its life, from its last log line. */
+  clientDrops?: () => Record<string, { socket: number; tun: number }>;
+  stop(): Promise<void>;
+}
+
+export interface ServerCounters {
+  received: number;
+  sent: number;
+  drops: Record<string, number>;
+}
+
+/** The server's /metrics, fetched from inside the hub, as counters. */
+async function serverCounters(hub: Host, status: string): Promise<ServerCounters | null> {
+  const js = `fetch('http://${status}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))`;
+  const r = await hub.exec([process.execPath, '-e', js], 10_000);
+  if (r.code !== 0) return null;
+  const num = (name: string) => Number(new RegExp(`^simplevpn_${name} (\\d+)`, 'm').exec(r.stdout)?.[1] ?? NaN);
+  const drops: Record<string, number> = {};
+  for (const m of r.stdout.matchAll(/^simplevpn_dropped_packets_total\{reason="(\w+)"\} (\d+)/gm)) if (Number(m[2]) > 0) drops[m[1]] = Number(m[2]);
+  return { received: num('received_packets_total'), sent: num('sent_packets_total'), drops };
+}
+
+/** The kernel routing between the veth links: no tunnel at all. */
+export async function rawPath(s: Star): Promise<PathUp> {
+  return { target: s.c2Addr, procs: {}, stop: async () => {} };
+}
+
+// ---- simplevpn -----------------------------------------------------------------------------
+
+export interface OursOptions {
+  mtu: number;
+  /** Directory for node --cpu-prof output; no profiling when absent. */
+  profileDir?: string;
+  /** Suffix of the profile file names. */
+  tag?: string;
+}
+
+export async function simplevpnPath(s: Star, o: OursOptions): Promise<PathUp> {
+  const prof = (role: string) =>
+    o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir, '--cpu-prof-name', `${role}-${o.tag ?? 'mtu' + o.mtu}.cpuprofile`] : [];
+  const procs: Record<string, Proc> = {};
+  const stop = async () => {
+    // Clients first, so the server does not log their loss; SIGTERM lets --cpu-prof write.
+    await Promise.all([procs.client1?.stop('SIGTERM', 5000), procs.client2?.stop('SIGTERM', 5000)]);
+    await procs.server?.stop('SIGTERM', 8000);
+  };
+  try {
+    const status = '127.0.0.1:9100';
+    procs.server = nodeIn(s.hub, 'simplevpn-server', SERVER_BIN, ['--log-format', 'json', '--mtu', String(o.mtu), '--status', status], [...nodeFlags(SERVER_BIN), ...prof('server')]);
+    await procs.server.waitFor('listening', () => true, 15_000);
+    const args = ['--log-format', 'json', '--max-backoff', '2'];
+    procs.client1 = nodeIn(s.c1, 'simplevpn-client1', CLIENT_BIN, ['-s', s.hub1, '--name', 'bench-c1', ...args], prof('client1'));
+    procs.client2 = nodeIn(s.c2, 'simplevpn-client2', CLIENT_BIN, ['-s', s.hub2, '--name', 'bench-c2', ...args], prof('client2'));
+    await procs.client1.waitFor('ready', () => true, 15_000);
+    const r2 = await procs.client2.waitFor('ready', () => true, 15_000);
+    if (Number(r2.mtu) !== o.mtu) throw new Error(`client 2 was configured with MTU ${r2.mtu}, not ${o.mtu}`);
+    const clientDrops = () => {
+      const out: Record<string, { socket: number; tun: number }> = {};
+      for (const role of ['client1', 'client2']) {
+        const l = [...procs[role].lines].reverse().find((x) => x.event === 'stopped');
+        if (l) out[role] = { socket: Number(l.dropped ?? 0), tun: Number(l.tun_dropped ?? 0) };
+      }
+      return out;
+    };
+    return { target: String(r2.address), procs, stop, counters: () => serverCounters(s.hub, status), clientDrops };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+// ---- OpenVPN -------------------------------------------------------------------------------
+
+/** A throwaway PKI: a CA, a server and two client certificates (EC P-256), in a temp dir. */
+/** A temp dir that is removed at exit too, even when a signal ends the run. */
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export class Pki {
+  readonly dir = tempDir('svpn-bench-pki-');
+
+  constructor() {
+    const d = this.dir;
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    run('openssl', ['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=simplevpn-bench-ca'], { cwd: d });
+    writeFileSync(join(d, 'server.ext'), 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyAgreement\nextendedKeyUsage=serverAuth\n');
+    writeFileSync(join(d, 'client.ext'), 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyAgreement\nextendedKeyUsage=clientAuth\n');
+    for (const [name, ext] of [
+      ['server', 'server.ext'],
+      ['c1', 'client.ext'],
+      ['c2', 'client.ext'],
+    ]) {
+      run('openssl', ['req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=bench-${name}`], { cwd: d });
+      run('openssl', ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', ext], { cwd: d });
+    }
+  }
+
+  files(name: string): string[] {
+    return ['--ca', join(this.dir, 'ca.crt'), '--cert', join(this.dir, `${name}.crt`), '--key', join(this.dir, `${name}.key`)];
+  }
+
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The data-channel flags of each cipher mode. OpenVPN 2.6 negotiates the cipher from
+ * --data-ciphers; 'none' must be listed there (and, for peers without negotiation, in
+ * --cipher); --auth none drops the HMAC that a non-AEAD mode would otherwise add.
+ */
+export const OPENVPN_CIPHERS: Record<'aes-256-gcm' | 'none', string[]> = {
+  'aes-256-gcm': ['--data-ciphers', 'AES-256-GCM', '--cipher', 'AES-256-GCM'],
+  none: ['--data-ciphers', 'none', '--cipher', 'none', '--auth', 'none'],
+};
+
+/** Flags both sides get: userspace data channel (no DCO module here), log to stdout. */
+const OPENVPN_COMMON = ['--dev', 'tun', '--disable-dco', '--verb', '3', '--tcp-nodelay'];
+
+export async function openvpnPath(s: Star, pki: Pki, cipher: keyof typeof OPENVPN_CIPHERS): Promise<PathUp> {
+  const procs: Record<string, Proc> = {};
+  const stop = async () => {
+    await Promise.all(Object.values(procs).map((p) => p.stop('SIGTERM', 5000)));
+  };
+  const c = OPENVPN_CIPHERS[cipher];
+  try {
+    procs.server = s.hub.spawn('openvpn-server', [
+      'openvpn',
+      ...OPENVPN_COMMON,
+      ...c,
+      '--proto',
+      'tcp-server',
+      '--port',
+      '1194',
+      '--server',
+      '10.2.0.0',
+      '255.255.255.0',
+      '--topology',
+      'subnet',
+      '--client-to-client',
+      '--dh',
+      'none',
+      ...pki.files('server'),
+    ]);
+    await waitOutput(procs.server, /Initialization Sequence Completed/, 20_000);
+    const client = (h: Host, name: 'c1' | 'c2', hubAddr: string) =>
+      h.spawn(`openvpn-${name}`, [
+        'openvpn',
+        '--client',
+        ...OPENVPN_COMMON,
+        ...c,
+        '--proto',
+        'tcp-client',
+        '--remote',
+        hubAddr,
+        '1194',
+        '--nobind',
+        '--remote-cert-tls',
+        'server',
+        ...pki.files(name),
+      ]);
+    procs.client1 = client(s.c1, 'c1', s.hub1);
+    procs.client2 = client(s.c2, 'c2', s.hub2);
+    await waitOutput(procs.client1, /Initialization Sequence Completed/, 30_000);
+    await waitOutput(procs.client2, /Initialization Sequence Completed/, 30_000);
+    const target = await addressOf(s.c2, 'tun0');
+    if (!target) throw new Error('OpenVPN client 2 has no address on tun0');
+    // Both sides must have settled on the cipher asked for.
+    const want = cipher === 'none' ? /null-cipher|cipher 'none'/i : /AES-256-GCM/;
+    const line = procs.client2.output.find((l) => /Data Channel: (using negotiated )?cipher/.test(l));
+    if (line && !want.test(line)) throw new Error(`OpenVPN negotiated another cipher than ${cipher}: ${line}`);
+    return { target, procs, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+// ---- wireguard-go --------------------------------------------------------------------------
+
+interface WgKeys {
+  priv: string;
+  pub: string;
+}
+
+function wgKeys(dir: string, name: string): WgKeys & { file: string } {
+  const priv = run('wg', ['genkey']).trim();
+  const pub = run('wg', ['pubkey'], { input: priv + '\n' }).trim();
+  const file = join(dir, `${name}.key`);
+  writeFileSync(file, priv + '\n', { mode: 0o600 });
+  return { priv, pub, file };
+}
+
+/** wireguard-go on each host (userspace, its own tun), the hub forwarding between peers. */
+export async function wireguardGoPath(s: Star): Promise<PathUp> {
+  const dir = tempDir('svpn-bench-wg-');
+  const procs: Record<string, Proc> = {};
+  const stop = async () => {
+    await Promise.all(Object.values(procs).map((p) => p.stop('SIGTERM', 5000)));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const kh = wgKeys(dir, 'hub');
+    const k1 = wgKeys(dir, 'c1');
+    const k2 = wgKeys(dir, 'c2');
+    // Interface names differ per host: wireguard-go's control sockets live in the shared
+    // /var/run/wireguard, whatever the namespace.
+    const env = { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1', LOG_LEVEL: 'error' };
+    const up = async (h: Host, role: string, dev: string, addr: string, prefix: number, peers: string[][]) => {
+      procs[role] = h.spawn(`wireguard-go-${role}`, ['wireguard-go', '-f', dev], env);
+      for (let i = 0; ; i++) {
+        if ((await h.exec(['wg', 'show', dev], 5000)).code === 0) break;
+        if (i > 100 || procs[role].exitCode !== null) throw new Error(`wireguard-go did not create ${dev} in ${h.name}:\n${procs[role].tail()}`);
+        await sleep(50);
+      }
+      const key = join(dir, `${role === 'server' ? 'hub' : role === 'client1' ? 'c1' : 'c2'}.key`);
+      await sh(h, ['wg', 'set', dev, 'private-key', key, 'listen-port', '51820', ...peers.flat()]);
+      await sh(h, ['ip', 'addr', 'add', `${addr}/${prefix}`, 'dev', dev]);
+      await sh(h, ['ip', 'link', 'set', dev, 'mtu', '1420', 'up']);
+    };
+    await up(s.hub, 'server', 'wgbh', '10.1.0.1', 24, [
+      ['peer', k1.pub, 'allowed-ips', '10.1.0.2/32', 'endpoint', `${s.c1Addr}:51820`],
+      ['peer', k2.pub, 'allowed-ips', '10.1.0.3/32', 'endpoint', `${s.c2Addr}:51820`],
+    ]);
+    await up(s.c1, 'client1', 'wgb1', '10.1.0.2', 24, [['peer', kh.pub, 'allowed-ips', '10.1.0.0/24', 'endpoint', `${s.hub1}:51820`]]);
+    await up(s.c2, 'client2', 'wgb2', '10.1.0.3', 24, [['peer', kh.pub, 'allowed-ips', '10.1.0.0/24', 'endpoint', `${s.hub2}:51820`]]);
+    return { target: '10.1.0.3', procs, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

@@ -38,7 +38,10 @@ export interface Rtt {
 export interface PathSample {
   gbps: number | null;
   retransmits: number | null;
+  /** Ping through a tunnel just brought up (the first packets it carries). */
   rtt: Rtt | null;
+  /** Ping again after the transfer: an established tunnel that has carried traffic. */
+  rttAfter?: Rtt | null;
   /** CPU of each program of the path during the transfer, as a share of one core. */
   cpu: Record<string, CpuShare | null>;
   /** Both cores during the transfer (1 = both fully busy). */
@@ -225,6 +228,7 @@ async function measureOnce(s: Star, spec: PathSpec, o: TunOptions, round: number
     const before = up.counters ? await up.counters() : null;
     const r = await iperf(s, up.target, o, up);
     const after = up.counters ? await up.counters() : null;
+    res.rttAfter = await ping(s.c1, up.target, o.pings);
     res.tunDrops = await tunDrops(s);
     if (before && after) {
       const drops: Record<string, number> = {};
@@ -254,7 +258,7 @@ async function measureOnce(s: Star, spec: PathSpec, o: TunOptions, round: number
   o.log(
     res.error
       ? `  [${round}] ${spec.label}: FAILED: ${res.error.split('\n')[0]}${took}`
-      : `  [${round}] ${spec.label}: ${res.gbps} Gbit/s, RTT median ${res.rtt?.median} ms${cpu ? ` (CPU ${cpu})` : ''}${drops}${bg}${took}`,
+      : `  [${round}] ${spec.label}: ${res.gbps} Gbit/s, RTT median ${res.rtt?.median} ms fresh, ${res.rttAfter?.median} ms after the transfer${cpu ? ` (CPU ${cpu})` : ''}${drops}${bg}${took}`,
   );
   return res;
 }
@@ -265,7 +269,9 @@ function combine(spec: PathSpec, runs: PathSample[]): PathResult {
   const best = ok.length ? ok.reduce((a, b) => (b.gbps! > a.gbps! ? b : a)) : runs[runs.length - 1];
   const withRtt = runs.filter((r) => r.rtt !== null);
   const rtt = withRtt.length ? withRtt.reduce((a, b) => (b.rtt!.median < a.rtt!.median ? b : a)).rtt : null;
-  const res: PathResult = { id: spec.id, label: spec.label, kind: spec.kind, mtu: spec.mtu, ...best, rtt, runs };
+  const withAfter = runs.filter((r) => r.rttAfter);
+  const rttAfter = withAfter.length ? withAfter.reduce((a, b) => (b.rttAfter!.median < a.rttAfter!.median ? b : a)).rttAfter : null;
+  const res: PathResult = { id: spec.id, label: spec.label, kind: spec.kind, mtu: spec.mtu, ...best, rtt, rttAfter, runs };
   if (ok.length) delete res.error;
   return res;
 }

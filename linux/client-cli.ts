@@ -20,6 +20,7 @@ import {
 } from '../client-sdk/src/control.js';
 import { readFileSync } from 'node:fs';
 import { createLogger, type Level, type LogFormat } from '../server/src/log.js';
+import { tierUpSooner } from '../server/src/tiering.js';
 import { unknownOption } from '../server/src/usage.js';
 import { openTun, type TunDevice } from './tun.js';
 
@@ -175,6 +176,7 @@ async function main(argv: string[]): Promise<void> {
       })
     : tcpConnect({ host, port });
 
+  tierUpSooner();
   let client: Client | null = null;
   let tun: TunDevice;
   try {

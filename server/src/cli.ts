@@ -7,6 +7,7 @@ import { hashSecret } from './auth.js';
 import { ConfigError, type ServerOptions } from './config.js';
 import { createLogger, type LogFormat, type Level } from './log.js';
 import { createServer } from './server.js';
+import { tierUpSooner } from './tiering.js';
 import { unknownOption } from './usage.js';
 
 const VERSION = '0.1.0';
@@ -166,6 +167,7 @@ export async function main(argv: string[]): Promise<void> {
   delete merged.logLevel;
   const logger = createLogger({ format: format as LogFormat, level: level as Level });
 
+  tierUpSooner();
   let server;
   try {
     server = createServer({ ...(merged as ServerOptions), logger });

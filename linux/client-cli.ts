@@ -54,6 +54,8 @@ Options:
   -p, --port PORT            the server's TCP port (2002; 2003 with --tls)
   -a, --address ADDR         ask for this VPN address instead of any free one
       --tun NAME             name of the tun device (svpn%d: the kernel numbers it)
+      --mtu BYTES            the tunnel MTU to ask for (65000; the server may grant less):
+                             large packets are what makes IP-in-TCP fast
       --keepalive SEC        seconds of silence before a keepalive, unless the server
                              pushes its own interval (15)
       --timeout SEC          how long to wait for a connection, a reply or a keepalive
@@ -90,6 +92,7 @@ const STRINGS = [
   'keepalive',
   'timeout',
   'max-backoff',
+  'mtu',
   'name',
   'ca',
   'cert',
@@ -152,6 +155,8 @@ async function main(argv: string[]): Promise<void> {
   const keepalive = seconds('keepalive', args.keepalive, undefined, 1, 65535);
   const timeout = seconds('timeout', args.timeout, undefined, 1, 3600);
   const maxBackoff = seconds('max-backoff', args['max-backoff'], undefined, 1, 86400);
+  const mtu = Number(args.mtu ?? 65000);
+  if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) usage(`--mtu must be a whole number from 576 to 65535, got "${args.mtu}"`);
   const log = createLogger({ format: format as LogFormat, level: level as Level });
   for (const k of ['ca', 'cert', 'key', 'servername']) if (args[k] !== undefined && !args.tls) usage(`--${k} needs --tls`);
   if (Boolean(args.cert) !== Boolean(args.key)) usage('--cert and --key go together');
@@ -247,6 +252,7 @@ async function main(argv: string[]): Promise<void> {
     maxBackoff,
     seed: Boolean(args.seed),
     name: args.name,
+    mtu,
     onState: (s) => {
       if (s.state === 'connecting') log.log('info', 'connecting', { server: `${args.server}:${port}` });
       else if (s.state === 'ready') {

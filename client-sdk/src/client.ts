@@ -18,6 +18,8 @@ import {
   seedRequest,
   REFUSE_IN_USE,
   T_LEASE,
+  T_MTU,
+  u16,
 } from './control.js';
 import { Framer, frameLength } from './framer.js';
 import { ALL, ANY, DST, SRC, formatIPv4, parseIPv4, prefixToMask, readU32 } from './ipv4.js';
@@ -70,6 +72,9 @@ export interface ClientOptions {
   seed?: boolean;
   /** A name the server logs for this client. */
   name?: string;
+  /** The MTU to ask the server for: the largest packet this side sends and takes. Omitted,
+   * the server grants 1500, what the seed devices use. */
+  mtu?: number;
   /** Further request TLVs (credentials, for example), asked for at each connection. */
   requestTlvs?: () => Tlv[];
   /** Largest frame accepted from the server (65535). */
@@ -233,6 +238,7 @@ export class Client {
     } else {
       const tlvs: Tlv[] = o.requestTlvs ? o.requestTlvs() : [];
       if (o.name) tlvs.push([T_CLIENT, ascii(o.name)]);
+      if (o.mtu) tlvs.push([T_MTU, u16(o.mtu)]);
       if (this.lease) tlvs.push([T_LEASE, this.lease]);
       msg = extMessage(this.want, ANY, KIND_REQUEST, tlvs);
     }

@@ -17,12 +17,15 @@ import {
   T_AUTH_PROOF,
   T_CLIENT,
   T_LEASE,
+  T_MTU,
   configTlvs,
   eachTlv,
   extKind,
   extMessage,
   readAscii,
+  readU16,
   refusal,
+  u16,
   type Tlv,
 } from '../../client-sdk/src/control.js';
 import { ANY, DST, SRC, formatIPv4, readU32, writeU32 } from '../../client-sdk/src/ipv4.js';
@@ -58,11 +61,16 @@ interface Request {
   ext: boolean;
   wanted: number;
   lease: Uint8Array | null;
+  /** The MTU the client asked for; 0 when it did not say. */
+  mtu: number;
   id: string;
   proof: Uint8Array | null;
 }
 
 const refusalOf = (code: number, reason: string, text: string): Refusal => ({ code, reason, text });
+
+const SEED_MTU = 1500;
+const MIN_MTU = 576;
 
 // Lease tokens: 16 random bytes each, drawn from a pool filled 4 KiB at a time, kept as
 // base64url text (a 22-character string costs a session less than a Buffer does).
@@ -79,7 +87,7 @@ function newLease(): string {
 }
 
 export class AddressRequests {
-  /** The reply's TLVs but the lease: the same for every client, so built once. */
+  /** The reply's TLVs but the MTU and lease: the same for every client, so built once. */
   private readonly configTlvs: Tlv[];
 
   constructor(private readonly ctx: RequestContext) {
@@ -87,7 +95,6 @@ export class AddressRequests {
     this.configTlvs = configTlvs({
       prefix: c.subnet.prefix,
       gateway: c.gateway,
-      mtu: c.mtu,
       keepalive: c.keepalive,
       idleTimeout: c.idleTimeoutMs / 1000,
       routes: c.routes.map((r) => [r.network, r.prefix]),
@@ -101,11 +108,12 @@ export class AddressRequests {
     if (s.address !== ANY) return this.reply(s, frame, ext); // a repeated request: the same answer
     s.extended = ext;
     s.coalesce = ext;
-    const req: Request = { frame, ext, wanted: readU32(frame, SRC), lease: null, id: '', proof: null };
+    const req: Request = { frame, ext, wanted: readU32(frame, SRC), lease: null, mtu: 0, id: '', proof: null };
     if (ext) {
       eachTlv(frame, (t, v) => {
         if (t === T_CLIENT) s.name = readAscii(v);
         else if (t === T_LEASE) req.lease = v;
+        else if (t === T_MTU && v.length === 2) req.mtu = readU16(v);
         // Bytes as they are: an id with anything outside ASCII matches no entry.
         else if (t === T_AUTH_ID) req.id = Buffer.from(v).toString('latin1');
         else if (t === T_AUTH_PROOF) req.proof = v;
@@ -151,6 +159,8 @@ export class AddressRequests {
     const refused = this.assign(s, wanted, req.lease, entry);
     if (refused) return this.refuse(s, req, refused);
     if (req.ext) s.lease = newLease();
+    // The client's MTU: what it asked for, within the server's; the seed's 1500 if it did not say.
+    s.mtu = Math.max(MIN_MTU, Math.min(req.mtu || SEED_MTU, this.ctx.cfg.mtu));
     this.reply(s, req.frame, req.ext);
     this.ctx.event('info', 'assign', {
       id: s.id,
@@ -216,7 +226,8 @@ export class AddressRequests {
       writeU32(msg, DST, s.address);
       return s.writeNow(msg);
     }
-    const tlvs = s.lease === null ? this.configTlvs : [...this.configTlvs, [T_LEASE, Buffer.from(s.lease, 'base64url')] as Tlv];
+    const tlvs: Tlv[] = [...this.configTlvs, [T_MTU, u16(s.mtu)]];
+    if (s.lease !== null) tlvs.push([T_LEASE, Buffer.from(s.lease, 'base64url')]);
     s.writeNow(extMessage(ANY, s.address, KIND_REPLY, tlvs));
   }
 

@@ -26,7 +26,8 @@ Options:
       --address ADDR         the server's own VPN address (the subnet's first host)
       --tun NAME             name of the server's tun device (svpn%d: the kernel numbers it)
       --no-tun               run without a tun device: client-to-client traffic only
-      --mtu BYTES            tunnel MTU, set on the tun and pushed to clients (1500)
+      --mtu BYTES            largest tunnel MTU a client is granted, and the MTU of the
+                             server's tun (65000); a client that does not ask gets 1500
       --idle-timeout SEC     drop a client that has sent nothing for this long (60)
       --keepalive SEC        keepalive interval pushed to clients (15)
       --handshake-timeout SEC  close a connection that sends no address request (10)

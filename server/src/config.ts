@@ -16,7 +16,11 @@ export interface ServerOptions {
   address?: string;
   /** TUN device name, a kernel pattern such as 'svpn%d' (the default), or false for none. */
   tun?: string | false;
-  /** MTU of the tunnel, pushed to clients and set on the server's tun (1500). */
+  /**
+   * The largest MTU a client is granted, and the MTU of the server's tun (65000). Each
+   * client gets what it asks for within it (1500 when it does not ask, as seed clients
+   * cannot); packets too big for their destination get ICMP or are fragmented.
+   */
   mtu?: number;
   /** Seconds of silence after which a client is dropped and its address freed (60). */
   idleTimeout?: number;
@@ -122,8 +126,8 @@ export function resolveConfig(o: ServerOptions): ResolvedConfig {
     const off = gateway - subnet.network;
     if (off <= 0 || off >= span - 1) fail(`--address ${o.address} is not a host address of the subnet ${formatIPv4(subnet.network)}/${subnet.prefix}`);
   }
-  const mtu = int('mtu', o.mtu ?? 1500, 576, 65535);
   const maxFrame = int('max-frame', o.maxFrame ?? 65535, 576, 65535);
+  const mtu = int('mtu', o.mtu ?? Math.min(65000, maxFrame), 576, 65535);
   if (maxFrame < mtu) fail(`--max-frame (${maxFrame}) must not be smaller than --mtu (${mtu})`);
   const idle = int('idle-timeout', o.idleTimeout ?? 60, 2, 65535);
   const keepalive = int('keepalive', o.keepalive ?? Math.min(15, Math.max(1, Math.floor(idle / 4))), 1, 65535);

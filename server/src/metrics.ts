@@ -8,9 +8,10 @@ export type DropReason =
   | 'queue_full' // the destination client's send queue is at its cap
   | 'tun_full' // the tun device had no room
   | 'tun_rejected' // the kernel refused the packet (not valid IP)
+  | 'too_big' // larger than the destination client's MTU, with Don't Fragment: ICMP sent back
   | 'not_ipv4'; // IPv6 or other non-IPv4 frame: the VPN switches IPv4 only
 
-export const DROP_REASONS: DropReason[] = ['spoofed_source', 'unassigned', 'no_route', 'queue_full', 'tun_full', 'tun_rejected', 'not_ipv4'];
+export const DROP_REASONS: DropReason[] = ['spoofed_source', 'unassigned', 'no_route', 'queue_full', 'tun_full', 'tun_rejected', 'too_big', 'not_ipv4'];
 
 export class Metrics {
   connections = 0;
@@ -23,6 +24,8 @@ export class Metrics {
   tunRxPackets = 0;
   tunTxPackets = 0;
   keepalives = 0;
+  /** Fragments made of packets larger than their destination's MTU. */
+  fragmented = 0;
   readonly drops: Record<DropReason, number> = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
   readonly refusals: Record<string, number> = {};
   readonly disconnects: Record<string, number> = {};
@@ -56,6 +59,7 @@ export class Metrics {
     metric('tun_received_packets_total', 'counter', 'Packets read from the server tun.', [['', this.tunRxPackets]]);
     metric('tun_sent_packets_total', 'counter', 'Packets written to the server tun.', [['', this.tunTxPackets]]);
     metric('keepalives_total', 'counter', 'Keepalives echoed.', [['', this.keepalives]]);
+    metric('fragments_total', 'counter', "Fragments made of packets larger than their destination's MTU.", [['', this.fragmented]]);
     metric('dropped_packets_total', 'counter', 'Packets not delivered, by reason.', byLabel('reason', this.drops));
     metric('refusals_total', 'counter', 'Address requests or connections refused, by reason.', byLabel('reason', this.refusals));
     metric('disconnects_total', 'counter', 'Sessions ended, by reason.', byLabel('reason', this.disconnects));

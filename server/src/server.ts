@@ -15,6 +15,7 @@ import { Metrics } from './metrics.js';
 import { RoutingTable } from './routing-table.js';
 import { type EndCode, type Hub, Session } from './session.js';
 import { startStatus } from './status.js';
+import { dontFragment, fragment, fragmentationNeeded } from './too-big.js';
 
 /** The part of a TUN device the server uses (linux/tun.ts provides it). */
 export interface ServerTun {
@@ -236,6 +237,20 @@ export class VpnServer extends EventEmitter implements Hub {
     this.requests.handle(s, frame);
   }
 
+  tooBig(from: Session | null, b: Uint8Array, o: number, n: number, peer: Session): void {
+    const m = this.metrics;
+    if (dontFragment(b, o)) {
+      m.drops.too_big++;
+      const icmp = fragmentationNeeded(b, o, n, peer.mtu, this.cfg.gateway);
+      if (from !== null) from.deliver(icmp, 1);
+      else this.toTun?.(icmp, 0, icmp.length);
+    } else {
+      const f = fragment(b, o, n, peer.mtu);
+      m.fragmented += f.count;
+      peer.deliver(f.data, f.count);
+    }
+  }
+
   spoofed(s: Session, src: number): void {
     const now = Date.now();
     if (now - s.spoofLoggedAt < SPOOF_LOG_INTERVAL_MS) {
@@ -407,8 +422,9 @@ export class VpnServer extends EventEmitter implements Hub {
         continue;
       }
       const peer = this.table.lookup(readU32(p, DST));
-      if (peer !== undefined) peer.deliver(p, 1);
-      else m.drops.no_route++;
+      if (peer === undefined) m.drops.no_route++;
+      else if (p.length > peer.mtu) this.tooBig(null, p, 0, p.length, peer);
+      else peer.deliver(p, 1);
     }
     this.table.flush();
   }

@@ -21,6 +21,8 @@ export interface Hub {
   request(s: Session, frame: Uint8Array): void;
   /** A data packet whose source is not the sender's address was dropped. */
   spoofed(s: Session, src: number): void;
+  /** b[o, o + n) is larger than `peer`'s MTU; `from` sent it (null: the server's tun). */
+  tooBig(from: Session | null, b: Uint8Array, o: number, n: number, peer: Session): void;
   /** `s` is closed: release what it held. */
   ended(s: Session, code: string, detail: string): void;
 }
@@ -61,6 +63,8 @@ export class Session implements Peer {
   txPackets = 0;
   drops = 0;
   closed = false;
+  /** Largest packet this client takes (granted at its request). */
+  mtu = 1500;
   /** Frames to this peer may be merged into one write. Off for seed clients, which treat
    * each read() as one packet and would lose the rest of a merged write. */
   coalesce = false;
@@ -123,6 +127,8 @@ export class Session implements Peer {
       if (peer === undefined) {
         if (hub.toTun !== null) hub.toTun(b, o, len);
         else m.drops.no_route++;
+      } else if (len > peer.mtu) {
+        hub.tooBig(this, b, o, len, peer);
       } else if (peer.coalesce && b === chunk) {
         if (peer === run && o === runEnd) {
           runEnd += len;

@@ -75,7 +75,24 @@ it('ping between two clients over their VPN addresses, both ways', async () => {
   assert.ok(await c2.ping(addr1), `c2 -> ${addr1}`);
 });
 
-test("ping from a client to the server's own VPN address, through the server's tun", async () => {
+it('a client with a 1500-byte MTU gets large packets from a 65000-byte one: ICMP tells the sender, which fragments', async () => {
+  const small = c3.client('small', ['-s', '198.18.3.1', '--mtu', '1500', ...CLIENT_ARGS]);
+  try {
+    const r = await small.waitFor('ready');
+    assert.is(r.mtu, 1500);
+    const link = JSON.parse((await c3.exec(['ip', '-j', 'link', 'show'])).stdout) as Array<{ ifname: string; mtu: number; link_type: string }>;
+    assert.ok(link.some((l) => l.link_type === 'none' && l.mtu === 1500), 'its tun has MTU 1500');
+    // 4000-byte echoes with DF (ping's default): the first is answered by the server's ICMP
+    // "fragmentation needed", c1's kernel lowers its path MTU and fragments the rest.
+    const p = await c1.exec(['ping', '-n', '-c', '5', '-i', '0.2', '-W', '2', '-s', '4000', String(r.address)], 15_000);
+    const received = Number(/(\d+) received/.exec(p.stdout)?.[1] ?? 0);
+    assert.ok(received >= 4, `large pings answered: ${p.stdout}`);
+  } finally {
+    assert.is((await small.stop('SIGTERM')).code, 0);
+  }
+});
+
+it("ping from a client to the server's own VPN address, through the server's tun", async () => {
   assert.ok(await c1.ping('10.0.0.1'), 'c1 -> 10.0.0.1');
   assert.ok(await c2.ping('10.0.0.1'), 'c2 -> 10.0.0.1');
 });

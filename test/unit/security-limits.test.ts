@@ -203,7 +203,7 @@ test('a flood of 300 idle half-open connections is shed by the handshake timeout
 // ---- max frame ----------------------------------------------------------------------------------
 
 test('maxFrame: a frame above it closes the session with reason frame_too_long (counted); one of exactly maxFrame passes', async () => {
-  await withServer({ subnet: '10.3.0.0/24', mtu: 576, maxFrame: 1000 }, async (h) => {
+  await withServer({ subnet: '10.3.0.0/24', mtu: 1000, maxFrame: 1000 }, async (h) => {
     const peer = h.sdk();
     await peer.ready();
     const c = await h.raw();

@@ -144,6 +144,19 @@ test('the client name and requestTlvs ride in the extension request', () => {
   assert.is(name, 'sensor-7');
 });
 
+test('an mtu option asks for that MTU in the request; without it the request asks for none', () => {
+  const s = setup({ mtu: 9000 });
+  s.client.start();
+  s.net.last.open();
+  let asked = 0;
+  eachTlv(request(s.net.last), (t, v) => t === T_MTU && (asked = (v[0] << 8) | v[1]));
+  assert.is(asked, 9000);
+  const d = setup();
+  d.client.start();
+  d.net.last.open();
+  assert.not.ok(tlvTypes(request(d.net.last)).includes(T_MTU));
+});
+
 test('seed: true writes the byte-exact 20-byte seed dynamic request', () => {
   const s = setup({ seed: true, name: 'ignored' });
   s.client.start();

@@ -9,6 +9,9 @@ export interface TcpOptions {
   port?: number;
   /** Bytes the socket may hold unsent before write() refuses packets (256 KiB). */
   sendBuffer?: number;
+  /** Size of the buffer every chunk is read into, one per connection (64 KiB): smaller
+   * saves memory where many clients share a process, larger reads more per system call. */
+  readBuffer?: number;
   /** Makes the underlying connection, for TLS or tests; defaults to net.connect. */
   dial?: (host: string, port: number) => net.Socket;
   /** The event that means "connected": 'connect' for TCP, 'secureConnect' for TLS. */
@@ -81,7 +84,7 @@ export function tcpConnect(options: TcpOptions): Connect {
   return (h) => {
     let closed = false;
     const onread = {
-      buffer: Buffer.allocUnsafe(64 * 1024),
+      buffer: Buffer.allocUnsafe(options.readBuffer ?? 64 * 1024),
       callback: (n: number, buf: Uint8Array) => {
         if (!closed) h.onData(buf.subarray(0, n));
         return true;

@@ -22,7 +22,7 @@ import { readFileSync } from 'node:fs';
 import { createLogger, type Level, type LogFormat } from '../server/src/log.js';
 import { tierUpSooner } from '../server/src/tiering.js';
 import { unknownOption } from '../server/src/usage.js';
-import { openTun, type TunDevice } from './tun.js';
+import { disableIpv6, openTun, type TunDevice } from './tun.js';
 
 const VERSION = '0.1.0';
 
@@ -194,6 +194,7 @@ async function main(argv: string[]): Promise<void> {
     log.log('error', 'tun_failed', { error: err.message, code: err.code });
     process.exit(1);
   }
+  disableIpv6(tun.name);
   log.log('info', 'tun_created', { name: tun.name });
 
   // What is configured on the tun now, so a new assignment changes only what differs.

@@ -1,6 +1,6 @@
 // Linux TUN devices for the server's own interface and the Linux client, over the native
 // binding in linux/native (built at npm install; optional, hence tunStatus()).
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -337,4 +337,18 @@ export function openTun(options: TunOptions): TunDevice {
   const n = load();
   if (n instanceof TunError) throw new TunError(n.code, n.message);
   return new Device(n, options);
+}
+
+/**
+ * Turns IPv6 off on the device. The VPN carries IPv4 only, and an interface with IPv6 on
+ * sends router and multicast-listener solicitations that the far end can only drop: bytes
+ * a metered link pays for. Returns false where it cannot (no IPv6 in the kernel).
+ */
+export function disableIpv6(name: string): boolean {
+  try {
+    writeFileSync(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, '1');
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -444,9 +444,20 @@ export function svg(r: BenchResults): string {
     }));
     const ovpn = t.paths.filter((p) => p.kind === 'openvpn' && p.rtt);
     const rttMarkers = ovpn.length ? [{ value: Math.min(...ovpn.map((p) => p.rtt!.median)), label: "target: OpenVPN's RTT" }] : [];
-    const p2 = panel(y, 'Ping RTT through the same paths (median, ms)', rttBars, 'linear', rttMarkers);
+    const p2 = panel(y, 'Ping RTT through the same paths, tunnel just up (median, ms)', rttBars, 'linear', rttMarkers);
     parts.push(p2.svg);
-    y += p2.height + 10;
+    y += p2.height + 6;
+    const afterBars: Bar[] = t.paths.map((p) => ({
+      label: p.label,
+      value: p.rttAfter?.median ?? null,
+      text: p.rttAfter ? `${fmt(p.rttAfter.median, 3)} ms` : 'n/a',
+      color: p.kind === 'simplevpn' ? COLORS.ours : p.kind === 'raw' ? COLORS.raw : COLORS.peer,
+    }));
+    const ovpnAfter = t.paths.filter((p) => p.kind === 'openvpn' && p.rttAfter);
+    const afterMarkers = ovpnAfter.length ? [{ value: Math.min(...ovpnAfter.map((p) => p.rttAfter!.median)), label: "OpenVPN's RTT" }] : [];
+    const p2b = panel(y, 'Ping RTT after the transfer: an established tunnel (median, ms)', afterBars, 'linear', afterMarkers);
+    parts.push(p2b.svg);
+    y += p2b.height + 10;
   }
   const s = r.switch;
   if (s) {
@@ -474,8 +485,15 @@ export function svg(r: BenchResults): string {
     const mark = tg.status === 'met' ? '✔ met' : tg.status === 'missed' ? '✘ missed' : '– n/a';
     parts.push(`<text x="24" y="${y + 12}" class="m" fill="${color}">${esc(mark)}</text>`);
     parts.push(`<text x="110" y="${y + 12}" class="l2">${esc(`${tg.section}: ${tg.target}`)}</text>`);
-    parts.push(`<text x="110" y="${y + 26}" class="v2">${esc(`${tg.measured}${tg.ratio ? ` — ${tg.ratio}` : ''}`.slice(0, 150))}</text>`);
-    y += 34;
+    // The measured text, wrapped at about 140 characters a line.
+    const words = `${tg.measured}${tg.ratio ? ` — ${tg.ratio}` : ''}`.split(' ');
+    const lines: string[] = [''];
+    for (const w of words) {
+      if ((lines[lines.length - 1] + ' ' + w).length > 140) lines.push(w);
+      else lines[lines.length - 1] = lines[lines.length - 1] ? lines[lines.length - 1] + ' ' + w : w;
+    }
+    lines.forEach((l, i) => parts.push(`<text x="110" y="${y + 26 + i * 14}" class="v2">${esc(l)}</text>`));
+    y += 34 + (lines.length - 1) * 14;
   }
   y += 10;
   const m = r.machine;

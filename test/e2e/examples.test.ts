@@ -80,11 +80,8 @@ if (skip) console.log(`e2e skipped: ${skip}`);
 else {
   test.before(() => {
     lab = new Lab();
-    srv = lab.host('srv');
-    c1 = lab.host('c1');
-    dev = lab.host('dev');
-    lab.link(srv, c1);
-    srvAddr = lab.link(srv, dev).a;
+    [srv, c1, dev] = lab.star('srv', 'c1', 'dev');
+    srvAddr = '198.18.2.1'; // the hub's address on the second spoke's link
   });
 
   test.after(async () => {

@@ -283,6 +283,17 @@ export class Lab {
     return { a: addrA, b: addrB };
   }
 
+  /**
+   * A hub and its spokes: `hub` linked to each of `spokes` in turn, so spoke k (from 1)
+   * reaches the hub at 198.18.k.1.
+   */
+  star(hub: string, ...spokes: string[]): Host[] {
+    const h = this.host(hub);
+    const s = spokes.map((name) => this.host(name));
+    for (const x of s) this.link(h, x);
+    return [h, ...s];
+  }
+
   /** Stops every program (SIGTERM, then SIGKILL) and deletes every namespace. */
   async destroy(): Promise<void> {
     if (this.destroyed) return;

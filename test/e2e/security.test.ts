@@ -66,13 +66,7 @@ else {
     authFile = join(dir, 'auth.json');
     writeFileSync(authFile, await authText([C1, C2]));
     lab = new Lab();
-    srv = lab.host('srv');
-    c1 = lab.host('c1');
-    c2 = lab.host('c2');
-    c3 = lab.host('c3');
-    lab.link(srv, c1);
-    lab.link(srv, c2);
-    lab.link(srv, c3);
+    [srv, c1, c2, c3] = lab.star('srv', 'c1', 'c2', 'c3');
   });
 
   test.after(async () => {

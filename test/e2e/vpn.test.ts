@@ -36,13 +36,7 @@ if (skip) console.log(`e2e skipped: ${skip}`);
 else {
   test.before(() => {
     lab = new Lab();
-    srv = lab.host('srv');
-    c1 = lab.host('c1');
-    c2 = lab.host('c2');
-    c3 = lab.host('c3');
-    lab.link(srv, c1);
-    lab.link(srv, c2);
-    lab.link(srv, c3);
+    [srv, c1, c2, c3] = lab.star('srv', 'c1', 'c2', 'c3');
   });
 
   test.after(async () => {

@@ -82,19 +82,15 @@ export function tcpConnect(options: TcpOptions): Connect {
   // SDK as is: the SDK keeps nothing of a chunk after onData returns. No buffer is made per
   // read and Node's stream machinery is skipped, which shortens every packet's way in.
   return (h) => {
-    let closed = false;
     const onread = {
       buffer: Buffer.allocUnsafe(options.readBuffer ?? 64 * 1024),
+      // wrapNodeSocket destroys the socket before it reports the close: nothing after that.
       callback: (n: number, buf: Uint8Array) => {
-        if (!closed) h.onData(buf.subarray(0, n));
+        if (!sock.destroyed) h.onData(buf.subarray(0, n));
         return true;
       },
     };
-    const sock = net.connect({ host: options.host, port, onread });
-    const onClose = (why?: string) => {
-      closed = true;
-      h.onClose(why);
-    };
-    return wrapNodeSocket(sock, { ...h, onClose }, options.sendBuffer, 'connect', false, true);
+    const sock: net.Socket = net.connect({ host: options.host, port, onread });
+    return wrapNodeSocket(sock, h, options.sendBuffer, 'connect', false, true);
   };
 }

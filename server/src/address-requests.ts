@@ -107,7 +107,6 @@ export class AddressRequests {
     const ext = extKind(frame) === KIND_REQUEST;
     if (s.address !== ANY) return this.reply(s, frame, ext); // a repeated request: the same answer
     s.extended = ext;
-    s.coalesce = ext;
     const req: Request = { frame, ext, wanted: readU32(frame, SRC), lease: null, mtu: 0, id: '', proof: null };
     if (ext) {
       eachTlv(frame, (t, v) => {

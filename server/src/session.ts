@@ -65,9 +65,11 @@ export class Session implements Peer {
   closed = false;
   /** Largest packet this client takes (granted at its request). */
   mtu = 1500;
-  /** Frames to this peer may be merged into one write. Off for seed clients, which treat
+  /** Frames to this peer may be merged into one write. Not for seed clients, which treat
    * each read() as one packet and would lose the rest of a merged write. */
-  coalesce = false;
+  get coalesce(): boolean {
+    return this.extended;
+  }
   /** Rate limit of the spoofing log line: when it was last written, and how many since. */
   spoofLoggedAt = 0;
   spoofUnlogged = 0;

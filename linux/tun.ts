@@ -191,7 +191,8 @@ function toTunError(e: unknown): unknown {
   switch (n.code) {
     case 'EPERM':
     case 'EACCES':
-      hint = NEEDS_CAP;
+      // Denied at open(): the device node's mode or a device cgroup, before any capability check.
+      hint = sys === 'open' ? `Check the mode of /dev/net/tun (often 0600, root only) and, in a container, the device cgroup. ${NEEDS_CAP}` : NEEDS_CAP;
       break;
     case 'ENOENT':
     case 'ENODEV':

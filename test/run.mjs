@@ -1,20 +1,26 @@
 #!/usr/bin/env node
-// `npm test`: type check, build, then every test file under test/unit and test/e2e, each in
-// a process of its own with a time limit, and one closing line: "N passed, N failed".
+// `npm test`: type check, build, then every test file under test/unit, test/integration and
+// test/e2e, each in a process of its own with a time limit (test/support/run-file.mjs), and
+// one closing line: "N passed, N failed".
 //
-//   node test/run.mjs [unit|e2e] [name-filter]
+//   node test/run.mjs [unit|integration|e2e] [name-filter]
 //
 // The end-to-end files need root, /dev/net/tun and iproute2. Without them they report their
 // tests as skipped (uvu's count), never as passed.
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
-const only = args.find((a) => a === 'unit' || a === 'e2e');
+const DIRS = ['unit', 'integration', 'e2e'];
+const only = args.find((a) => DIRS.includes(a));
 const filter = args.find((a) => a !== only);
-const LIMITS = { unit: 180_000, e2e: 600_000 };
+const RUN_FILE = join(root, 'test/support/run-file.mjs');
+const results = mkdtempSync(join(tmpdir(), 'simplevpn-test-'));
+process.on('exit', () => rmSync(results, { recursive: true, force: true }));
+const LIMITS = { unit: 180_000, integration: 300_000, e2e: 600_000 };
 
 let passed = 0;
 let failed = 0;
@@ -37,40 +43,41 @@ function step(name, cmd, argv) {
 function runFile(file, limit) {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    const child = spawn(process.execPath, ['--enable-source-maps', join(root, 'node_modules/uvu/bin.js'), join(root, 'dist/js/test', file.dir), file.name], {
+    const resultPath = join(results, file.rel.replace(/[/.]/g, '_') + '.json');
+    // Colour codes would only garble the log CI keeps; FORCE_COLOR beside NO_COLOR makes
+    // Node warn on every run.
+    const { FORCE_COLOR, ...env } = process.env;
+    const child = spawn(process.execPath, ['--enable-source-maps', RUN_FILE, join(root, 'dist/js/test', file.dir, file.js), resultPath], {
       cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...env, NO_COLOR: '1' },
     });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      process.stdout.write(d);
-    });
-    child.stderr.on('data', (d) => process.stderr.write(d));
+    let killed = false;
     const timer = setTimeout(() => {
-      out += `\n${file.rel}: killed after ${limit / 1000} s\n`;
+      killed = true;
+      console.log(`${file.rel}: killed after ${limit / 1000} s`);
       child.kill('SIGTERM');
       setTimeout(() => child.kill('SIGKILL'), 5000).unref();
     }, limit);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      const num = (label) => {
-        const m = out.match(new RegExp(label + ':\\s+(\\d+)'));
-        return m ? +m[1] : -1;
-      };
-      const total = num('Total');
-      const ok = num('Passed');
-      const skip = Math.max(0, num('Skipped'));
-      // uvu's Total counts the tests that ran; skipped ones are apart.
-      let bad = total >= 0 && ok >= 0 ? total - ok : 0;
-      // A crash, a time-out or a non-zero exit with nothing counted still fails the file.
-      if ((code !== 0 || signal) && bad === 0) bad = 1;
-      passed += Math.max(0, ok);
-      skipped += skip;
+      let r = null;
+      try {
+        r = JSON.parse(readFileSync(resultPath, 'utf8'));
+      } catch {}
+      // A file counts only through the result it wrote. A crash, a time-out, a non-zero exit,
+      // or a file that ran no test and skipped none is a failure, whatever it printed.
+      let bad = r ? r.failed : 0;
+      let why = '';
+      if (!r) why = killed ? 'timed out' : `exited with ${signal ?? code} before writing its counts`;
+      else if (code !== 0 || signal) why = `exited with ${signal ?? code}`;
+      else if (r.total === 0 && r.skipped === 0) why = 'ran no test';
+      if (why && bad === 0) bad = 1;
+      passed += r ? r.passed : 0;
+      skipped += r ? r.skipped : 0;
       failed += bad;
-      if (bad) failures.push(file.rel);
-      console.log(`${bad ? 'FAIL' : 'ok  '} ${file.rel} (${Date.now() - t0} ms)`);
+      if (bad) failures.push(file.rel + (why ? ` (${why})` : ''));
+      console.log(`${bad ? 'FAIL' : 'ok  '} ${file.rel} (${Date.now() - t0} ms${why ? ', ' + why : ''})`);
       resolve();
     });
   });
@@ -84,7 +91,7 @@ function files(dir) {
   return names
     .filter((n) => !filter || n.includes(filter))
     .sort()
-    .map((n) => ({ dir, name: n.replace(/\.ts$/, '.js').replace(/\./g, '\\.'), rel: `test/${dir}/${n}` }));
+    .map((n) => ({ dir, js: n.replace(/\.ts$/, '.js'), rel: `test/${dir}/${n}` }));
 }
 
 const tsc = join(root, 'node_modules/typescript/bin/tsc');
@@ -92,7 +99,7 @@ const typed = step('type check (tsconfig.json)', process.execPath, [tsc, '-p', '
   step('type check of the SDK core without runtime types (client-sdk/tsconfig.json)', process.execPath, [tsc, '-p', 'client-sdk/tsconfig.json']);
 const built = step('build (build.mjs)', process.execPath, ['build.mjs', '--quiet']);
 if (built) {
-  for (const dir of ['unit', 'e2e']) {
+  for (const dir of DIRS) {
     if (only && only !== dir) continue;
     for (const f of files(dir)) await runFile(f, LIMITS[dir]);
   }

@@ -176,10 +176,35 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof ConfigError) usage(err.message);
     throw err;
   }
-  // Until the server is up a SIGHUP has nothing to reload; it must not end the process.
-  const hup = () => void server.reload().catch(() => {});
+  // Every signal handler is in place before listen() logs `listening`: a supervisor that
+  // stops the server as soon as it sees that line must get a clean exit, never a kill.
+  // Until the server is up a SIGHUP has nothing to reload and must not end the process; a
+  // SIGINT or SIGTERM during start-up stops it as soon as listen() has settled.
   let ready = false;
-  process.on('SIGHUP', () => ready && hup());
+  let stopping = false;
+  let starting = true;
+  let stopAfterStart: string | null = null;
+  const stop = (signal: string) => {
+    if (starting && stopAfterStart === null) {
+      stopAfterStart = signal;
+      return;
+    }
+    if (stopping) {
+      logger.log('warn', 'forced_exit', { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    logger.log('info', 'stopping', { signal });
+    const force = setTimeout(() => {
+      logger.log('error', 'stop_timeout', { detail: 'sessions did not close within 5 s' });
+      process.exit(1);
+    }, 5000);
+    force.unref();
+    server.close().then(() => process.exit(0));
+  };
+  process.on('SIGHUP', () => ready && void server.reload().catch(() => {}));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
   try {
     await server.listen();
     ready = true;
@@ -198,24 +223,8 @@ export async function main(argv: string[]): Promise<void> {
     await server.close();
     process.exit(1);
   }
-
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      logger.log('warn', 'forced_exit', { signal });
-      process.exit(1);
-    }
-    stopping = true;
-    logger.log('info', 'stopping', { signal });
-    const force = setTimeout(() => {
-      logger.log('error', 'stop_timeout', { detail: 'sessions did not close within 5 s' });
-      process.exit(1);
-    }, 5000);
-    force.unref();
-    server.close().then(() => process.exit(0));
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  starting = false;
+  if (stopAfterStart) stop(stopAfterStart);
 }
 
 /** --hash-secret: one line from stdin in, its auth-file hash out. */

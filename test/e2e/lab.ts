@@ -35,6 +35,7 @@ export function e2eUnavailable(): string | null {
   if (process.getuid?.() !== 0) return 'not root (network namespaces need it)';
   if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
   if (spawnSync('ip', ['-V']).status !== 0) return 'iproute2 (ip) is not installed';
+  if (spawnSync('ping', ['-V']).status !== 0) return 'ping is not installed (apt-get install iputils-ping)';
   if (!existsSync(join(ROOT, 'linux/native/build/Release/simplevpn_tun.node'))) return 'the native TUN binding is not built (npm install builds it)';
   if (!existsSync(SERVER_BIN) || !existsSync(CLIENT_BIN)) return 'the CLIs are not built (node build.mjs)';
   return null;

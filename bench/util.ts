@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { writeU32 } from '../client-sdk/src/ipv4.js';
+import { writeU32 } from '../protocol/index.js';
 import type { Proc } from '../test/e2e/lab.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -5,19 +5,10 @@
 
 import mri from 'mri';
 import { Client, type StateInfo } from '../client-sdk/src/client.js';
-import { parseIPv4 } from '../client-sdk/src/ipv4.js';
+import { parseIPv4, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, type Tlv, credentials, PORT, TLS_PORT, LARGE_MTU, MIN_MTU, MAX_FRAME } from '../protocol/index.js';
 import { nodeClock } from '../client-sdk/node/clock.js';
 import { tcpConnect } from '../client-sdk/node/tcp.js';
 import { tlsConnect } from '../client-sdk/node/tls.js';
-import {
-  REFUSE_AUTH_FAILED,
-  REFUSE_AUTH_REQUIRED,
-  REFUSE_IN_USE,
-  REFUSE_NOT_ALLOWED,
-  REFUSE_OUTSIDE,
-  type Tlv,
-  credentials,
-} from '../client-sdk/src/control.js';
 import { readFileSync } from 'node:fs';
 import { createLogger, type Level, type LogFormat } from '../server/src/log.js';
 import { tierUpSooner } from '../server/src/tiering.js';
@@ -143,7 +134,7 @@ async function main(argv: string[]): Promise<void> {
     if (Array.isArray(args[k])) usage(`--${k} given more than once`);
   }
   if (!args.server) usage('the server is required: -s HOST');
-  const port = Number(args.port ?? (args.tls ? 2003 : 2002));
+  const port = Number(args.port ?? (args.tls ? TLS_PORT : PORT));
   if (!Number.isInteger(port) || port < 1 || port > 65535) usage(`--port must be from 1 to 65535, got "${args.port}"`);
   if (args.address !== undefined && parseIPv4(args.address) <= 0) usage(`--address must be an IPv4 address, got "${args.address}"`);
   const format = String(args['log-format'] ?? 'text');
@@ -155,8 +146,8 @@ async function main(argv: string[]): Promise<void> {
   const keepalive = seconds('keepalive', args.keepalive, undefined, 1, 65535);
   const timeout = seconds('timeout', args.timeout, undefined, 1, 3600);
   const maxBackoff = seconds('max-backoff', args['max-backoff'], undefined, 1, 86400);
-  const mtu = Number(args.mtu ?? 65000);
-  if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) usage(`--mtu must be a whole number from 576 to 65535, got "${args.mtu}"`);
+  const mtu = Number(args.mtu ?? LARGE_MTU);
+  if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_FRAME) usage(`--mtu must be a whole number from ${MIN_MTU} to ${MAX_FRAME}, got "${args.mtu}"`);
   const log = createLogger({ format: format as LogFormat, level: level as Level });
   for (const k of ['ca', 'cert', 'key', 'servername']) if (args[k] !== undefined && !args.tls) usage(`--${k} needs --tls`);
   if (Boolean(args.cert) !== Boolean(args.key)) usage('--cert and --key go together');

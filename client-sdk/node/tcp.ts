@@ -2,6 +2,7 @@
 // the SDK core so the core stays free of Node.
 
 import net from 'node:net';
+import { PORT } from '../../protocol/index.js';
 import type { Connect, Socket, SocketHandlers } from '../src/types.js';
 
 export interface TcpOptions {
@@ -73,7 +74,7 @@ export function wrapNodeSocket(s: net.Socket, h: SocketHandlers, sendBuffer = 25
 
 /** A Connect for the SDK that dials TCP (or whatever `dial` returns) on each attempt. */
 export function tcpConnect(options: TcpOptions): Connect {
-  const port = options.port ?? 2002;
+  const port = options.port ?? PORT;
   if (options.dial) {
     const dial = options.dial;
     return (h) => wrapNodeSocket(dial(options.host, port), h, options.sendBuffer, options.readyEvent);

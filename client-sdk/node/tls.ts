@@ -2,6 +2,7 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
+import { TLS_PORT } from '../../protocol/index.js';
 import type { Connect } from '../src/types.js';
 import { type TcpOptions, tcpConnect } from './tcp.js';
 
@@ -19,7 +20,7 @@ export interface TlsOptions extends Omit<TcpOptions, 'dial' | 'readyEvent'> {
 export function tlsConnect(o: TlsOptions): Connect {
   return tcpConnect({
     ...o,
-    port: o.port ?? 2003,
+    port: o.port ?? TLS_PORT,
     readyEvent: 'secureConnect',
     dial: (host, port) =>
       tls.connect({

@@ -2,27 +2,7 @@
 // packets both ways, keep the link alive, and reconnect when it dies.
 
 import { Backoff } from './backoff.js';
-import {
-  Config,
-  KEEPALIVE,
-  KIND_REFUSAL,
-  KIND_REPLY,
-  T_CLIENT,
-  Tlv,
-  ascii,
-  extKind,
-  extMessage,
-  KIND_REQUEST,
-  readConfig,
-  readRefusal,
-  seedRequest,
-  REFUSE_IN_USE,
-  T_LEASE,
-  T_MTU,
-  u16,
-} from './control.js';
-import { Framer, frameLength } from './framer.js';
-import { ALL, ANY, DST, SRC, formatIPv4, parseIPv4, prefixToMask, readU32 } from './ipv4.js';
+import { Config, KEEPALIVE, KIND_REFUSAL, KIND_REPLY, T_CLIENT, Tlv, ascii, extKind, extMessage, KIND_REQUEST, readConfig, readRefusal, seedRequest, REFUSE_IN_USE, T_LEASE, T_MTU, u16, Framer, frameLength, ALL, ANY, DST, SRC, formatIPv4, parseIPv4, prefixToMask, readU32, MAX_FRAME, KEEPALIVE_S, SEED_MTU } from '../../protocol/index.js';
 import type { Clock, Connect, Socket, Tun } from './types.js';
 
 export type StateName = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
@@ -103,7 +83,6 @@ const WAITING = 4;
 const CLOSED = 5;
 
 const SEED_PREFIX = 16;
-const DEFAULT_MTU = 1500;
 
 const defaultClock = (): Clock => {
   const g = globalThis as any;
@@ -140,9 +119,9 @@ export class Client {
     this.o = options;
     this.clock = options.clock || defaultClock();
     this.backoff = new Backoff((options.minBackoff ?? 1) * 1000, (options.maxBackoff ?? 60) * 1000, options.random);
-    this.maxFrame = options.maxFrame || 65535;
+    this.maxFrame = options.maxFrame || MAX_FRAME;
     this.timeoutMs = (options.timeout ?? 10) * 1000;
-    this.keepaliveMs = (options.keepalive ?? 15) * 1000;
+    this.keepaliveMs = (options.keepalive ?? KEEPALIVE_S) * 1000;
     const a = options.address ? parseIPv4(options.address) : 0;
     if (a < 0 || a === ALL) throw new Error('invalid address: ' + options.address);
     this.want = this.userAddress = a;
@@ -292,7 +271,7 @@ export class Client {
     this.extServer = kind === KIND_REPLY;
     if (!this.userAddress) this.want = addr;
     this.lease = c.lease || null;
-    this.keepaliveMs = (c.keepalive || this.o.keepalive || 15) * 1000;
+    this.keepaliveMs = (c.keepalive || this.o.keepalive || KEEPALIVE_S) * 1000;
     if (c.idleTimeout) this.keepaliveMs = Math.min(this.keepaliveMs, (c.idleTimeout * 1000) / 2);
     this.phase = READY;
     this.backoff.reset();
@@ -304,7 +283,7 @@ export class Client {
       prefix,
       netmask: formatIPv4(prefixToMask(prefix)),
       gateway: c.gateway === undefined ? null : formatIPv4(c.gateway),
-      mtu: c.mtu || DEFAULT_MTU,
+      mtu: c.mtu || SEED_MTU,
       keepalive: this.keepaliveMs / 1000,
       routes: c.routes.map(([n, len]) => ({ network: formatIPv4(n), prefix: len })),
       server: kind === KIND_REPLY ? 'simplevpn' : 'seed',

@@ -2,7 +2,27 @@
 export { Client } from './client.js';
 export type { ClientOptions, ClientStats, StateInfo, StateName, Route } from './client.js';
 export type { Clock, Connect, Socket, SocketHandlers, Tun } from './types.js';
-export { Framer, frameLength } from './framer.js';
-export { formatIPv4, parseIPv4, readU32 } from './ipv4.js';
-export { KEEPALIVE, isKeepalive, credentials } from './control.js';
-export type { Tlv } from './control.js';
+// What a device needs of the wire protocol (protocol/): framing, IPv4 helpers, keepalives,
+// credentials, and the refusal codes a server answers with.
+export {
+  Framer,
+  frameLength,
+  formatIPv4,
+  parseIPv4,
+  readU32,
+  KEEPALIVE,
+  isKeepalive,
+  credentials,
+  PORT,
+  TLS_PORT,
+  REFUSE_IN_USE,
+  REFUSE_OUTSIDE,
+  REFUSE_EXHAUSTED,
+  REFUSE_FULL,
+  REFUSE_AUTH_REQUIRED,
+  REFUSE_AUTH_FAILED,
+  REFUSE_RATE,
+  REFUSE_SHUTDOWN,
+  REFUSE_NOT_ALLOWED,
+} from '../../protocol/index.js';
+export type { Tlv } from '../../protocol/index.js';

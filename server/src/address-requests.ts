@@ -2,33 +2,7 @@
 // the pool, and the reply or refusal in the dialect the client spoke.
 
 import { randomFillSync, timingSafeEqual } from 'node:crypto';
-import {
-  KIND_REPLY,
-  KIND_REQUEST,
-  REFUSE_AUTH_FAILED,
-  REFUSE_AUTH_REQUIRED,
-  REFUSE_EXHAUSTED,
-  REFUSE_FULL,
-  REFUSE_IN_USE,
-  REFUSE_NOT_ALLOWED,
-  REFUSE_OUTSIDE,
-  REFUSE_RATE,
-  T_AUTH_ID,
-  T_AUTH_PROOF,
-  T_CLIENT,
-  T_LEASE,
-  T_MTU,
-  configTlvs,
-  eachTlv,
-  extKind,
-  extMessage,
-  readAscii,
-  readU16,
-  refusal,
-  u16,
-  type Tlv,
-} from '../../client-sdk/src/control.js';
-import { ANY, DST, SRC, formatIPv4, readU32, writeU32 } from '../../client-sdk/src/ipv4.js';
+import { KIND_REPLY, KIND_REQUEST, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_RATE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_MTU, configTlvs, eachTlv, extKind, extMessage, readAscii, readU16, refusal, u16, type Tlv, ANY, DST, SRC, formatIPv4, readU32, writeU32, SEED_MTU, MIN_MTU } from '../../protocol/index.js';
 import type { AddressPool } from './address-pool.js';
 import type { AuthEntry, Authenticator } from './auth.js';
 import type { ResolvedConfig } from './config.js';
@@ -68,9 +42,6 @@ interface Request {
 }
 
 const refusalOf = (code: number, reason: string, text: string): Refusal => ({ code, reason, text });
-
-const SEED_MTU = 1500;
-const MIN_MTU = 576;
 
 // Lease tokens: 16 random bytes each, drawn from a pool filled 4 KiB at a time, kept as
 // base64url text (a 22-character string costs a session less than a Buffer does).

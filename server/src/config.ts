@@ -2,7 +2,7 @@
 // the config file and createServer() all pass through resolveConfig(), so a bad value
 // gets the same message whichever way it came in.
 
-import { formatIPv4, parseIPv4, prefixToMask } from '../../client-sdk/src/ipv4.js';
+import { HANDSHAKE_TIMEOUT_S, formatIPv4, parseIPv4, prefixToMask, MAX_FRAME, MIN_MTU, LARGE_MTU, IDLE_TIMEOUT_S, KEEPALIVE_S, PORT, TLS_PORT } from '../../protocol/index.js';
 import type { Logger } from './log.js';
 
 export interface ServerOptions {
@@ -126,11 +126,11 @@ export function resolveConfig(o: ServerOptions): ResolvedConfig {
     const off = gateway - subnet.network;
     if (off <= 0 || off >= span - 1) fail(`--address ${o.address} is not a host address of the subnet ${formatIPv4(subnet.network)}/${subnet.prefix}`);
   }
-  const maxFrame = int('max-frame', o.maxFrame ?? 65535, 576, 65535);
-  const mtu = int('mtu', o.mtu ?? Math.min(65000, maxFrame), 576, 65535);
+  const maxFrame = int('max-frame', o.maxFrame ?? MAX_FRAME, MIN_MTU, MAX_FRAME);
+  const mtu = int('mtu', o.mtu ?? Math.min(LARGE_MTU, maxFrame), MIN_MTU, MAX_FRAME);
   if (maxFrame < mtu) fail(`--max-frame (${maxFrame}) must not be smaller than --mtu (${mtu})`);
-  const idle = int('idle-timeout', o.idleTimeout ?? 60, 2, 65535);
-  const keepalive = int('keepalive', o.keepalive ?? Math.min(15, Math.max(1, Math.floor(idle / 4))), 1, 65535);
+  const idle = int('idle-timeout', o.idleTimeout ?? IDLE_TIMEOUT_S, 2, 65535);
+  const keepalive = int('keepalive', o.keepalive ?? Math.min(KEEPALIVE_S, Math.max(1, Math.floor(idle / 4))), 1, 65535);
   if (keepalive >= idle) fail(`--keepalive (${keepalive} s) must be shorter than --idle-timeout (${idle} s), or clients are dropped between keepalives`);
   const tun = o.tun === false ? null : (o.tun ?? 'svpn%d');
   if (tun !== null && (typeof tun !== 'string' || tun.length === 0 || tun.length > 15 || /[\s/:]/.test(tun)))
@@ -143,7 +143,7 @@ export function resolveConfig(o: ServerOptions): ResolvedConfig {
   const plain = o.plain !== false && String(o.plain) !== 'false';
   if (!plain && !tls) fail('--no-plain leaves no listener: give --tls-cert and --tls-key for the TLS one');
   return {
-    port: int('port', o.port ?? 2002, 0, 65535),
+    port: int('port', o.port ?? PORT, 0, 65535),
     hosts,
     subnet,
     gateway: gateway >>> 0,
@@ -151,14 +151,14 @@ export function resolveConfig(o: ServerOptions): ResolvedConfig {
     mtu,
     idleTimeoutMs: idle * 1000,
     keepalive,
-    handshakeTimeoutMs: int('handshake-timeout', o.handshakeTimeout ?? 10, 1, 3600) * 1000,
+    handshakeTimeoutMs: int('handshake-timeout', o.handshakeTimeout ?? HANDSHAKE_TIMEOUT_S, 1, 3600) * 1000,
     maxClients: int('max-clients', o.maxClients ?? span, 1, span),
     maxFrame,
     sendQueue: int('send-queue', o.sendQueue ?? 256 * 1024, 128 * 1024, 1 << 30),
     routes,
     status: o.status ? parseHostPort(o.status, 'status') : null,
     tls,
-    tlsPort: int('tls-port', o.tlsPort ?? 2003, 0, 65535),
+    tlsPort: int('tls-port', o.tlsPort ?? TLS_PORT, 0, 65535),
     plain,
     auth: o.auth ? String(o.auth) : null,
     maxPerSource: int('max-per-source', o.maxPerSource ?? 1024, 0, 1 << 24),

@@ -3,7 +3,7 @@
 
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import { formatIPv4, readU32, ANY, DST } from '../../client-sdk/src/ipv4.js';
+import { formatIPv4, readU32, ANY, DST } from '../../protocol/index.js';
 import { AddressPool } from './address-pool.js';
 import { AddressRequests } from './address-requests.js';
 import { AuthFileError, Authenticator, loadAuthFile } from './auth.js';

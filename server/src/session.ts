@@ -4,8 +4,7 @@
 // no copies. Per session, no closures: socket events go through shared handlers.
 
 import type { Socket } from 'node:net';
-import { ALL, ANY, DST, SRC, readU32 } from '../../client-sdk/src/ipv4.js';
-import { E_TOO_LONG, Framer } from '../../client-sdk/src/framer.js';
+import { ALL, ANY, DST, SRC, readU32, E_TOO_LONG, Framer, SEED_MTU } from '../../protocol/index.js';
 import type { ResolvedConfig } from './config.js';
 import type { Metrics } from './metrics.js';
 import type { Peer, RoutingTable } from './routing-table.js';
@@ -64,7 +63,7 @@ export class Session implements Peer {
   drops = 0;
   closed = false;
   /** Largest packet this client takes (granted at its request). */
-  mtu = 1500;
+  mtu = SEED_MTU;
   /** Frames to this peer may be merged into one write. Not for seed clients, which treat
    * each read() as one packet and would lose the rest of a merged write. */
   get coalesce(): boolean {

@@ -3,42 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fc from 'fast-check';
-import {
-  EXT_START,
-  EXT_VERSION,
-  KEEPALIVE,
-  KIND_REFUSAL,
-  KIND_REPLY,
-  KIND_REQUEST,
-  PROTO_EXT,
-  REFUSE_EXHAUSTED,
-  REFUSE_IN_USE,
-  T_CLIENT,
-  T_GATEWAY,
-  T_LEASE,
-  T_MTU,
-  T_PREFIX,
-  T_ROUTE,
-  ascii,
-  configTlvs,
-  controlMessage,
-  eachTlv,
-  extKind,
-  extMessage,
-  isKeepalive,
-  isRequest,
-  readAscii,
-  readConfig,
-  readRefusal,
-  refusal,
-  seedRequest,
-  u16,
-  u32,
-  u8,
-} from '../../client-sdk/src/control.js';
-import type { Config, Tlv } from '../../client-sdk/src/control.js';
-import { ALL, ANY, parseIPv4 } from '../../client-sdk/src/ipv4.js';
-import { Framer } from '../../client-sdk/src/framer.js';
+import { EXT_START, EXT_VERSION, KEEPALIVE, KIND_REFUSAL, KIND_REPLY, KIND_REQUEST, PROTO_EXT, REFUSE_EXHAUSTED, REFUSE_IN_USE, T_CLIENT, T_GATEWAY, T_LEASE, T_MTU, T_PREFIX, T_ROUTE, ascii, configTlvs, controlMessage, eachTlv, extKind, extMessage, isKeepalive, isRequest, readAscii, readConfig, readRefusal, refusal, seedRequest, u16, u32, u8, type Config, type Tlv, ALL, ANY, parseIPv4, Framer } from '../../protocol/index.js';
 import { bytes, concat, dataPacket, hex, ip } from './helpers/sdk-fakes.js';
 
 const SEED_KEEPALIVE = '45 14 00 00 00 00 00 00 40 00 00 00 ff ff ff ff ff ff ff ff';

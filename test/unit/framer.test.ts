@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fc from 'fast-check';
-import { E_IHL, E_TOO_LONG, E_VERSION, Framer, frameLength } from '../../client-sdk/src/framer.js';
+import { E_IHL, E_TOO_LONG, E_VERSION, Framer, frameLength } from '../../protocol/index.js';
 
 const ERRORS = [E_VERSION, E_IHL, E_TOO_LONG];
 const RUNS = 2000;

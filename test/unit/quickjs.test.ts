@@ -8,8 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DEBUG_SYNC, TestQuickJSWASMModule, newQuickJSWASMModule, shouldInterruptAfterDeadline } from 'quickjs-emscripten';
 import type { QuickJSContext, QuickJSHandle } from 'quickjs-emscripten';
-import { KEEPALIVE, KIND_REQUEST, extKind, isKeepalive, isRequest } from '../../client-sdk/src/control.js';
-import { DST, SRC, readU32 } from '../../client-sdk/src/ipv4.js';
+import { KEEPALIVE, KIND_REQUEST, extKind, isKeepalive, isRequest, DST, SRC, readU32 } from '../../protocol/index.js';
 import { FakeClock, dataPacket, extReply, hex, ip } from './helpers/sdk-fakes.js';
 
 const root = fileURLToPath(new URL('../../../../', import.meta.url));

@@ -4,32 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Client } from '../../client-sdk/src/client.js';
 import type { ClientOptions, StateInfo } from '../../client-sdk/src/client.js';
-import {
-  KEEPALIVE,
-  KIND_REFUSAL,
-  KIND_REQUEST,
-  PROTO_EXT,
-  REFUSE_EXHAUSTED,
-  REFUSE_IN_USE,
-  T_CLIENT,
-  T_GATEWAY,
-  T_KEEPALIVE,
-  T_LEASE,
-  T_MTU,
-  T_PREFIX,
-  T_REASON,
-  ascii,
-  eachTlv,
-  extKind,
-  extMessage,
-  readAscii,
-  refusal,
-  u16,
-  u32,
-  u8,
-} from '../../client-sdk/src/control.js';
-import { E_VERSION, Framer } from '../../client-sdk/src/framer.js';
-import { DST, SRC, formatIPv4, readU32 } from '../../client-sdk/src/ipv4.js';
+import { KEEPALIVE, KIND_REFUSAL, KIND_REQUEST, PROTO_EXT, REFUSE_EXHAUSTED, REFUSE_IN_USE, T_CLIENT, T_GATEWAY, T_KEEPALIVE, T_LEASE, T_MTU, T_PREFIX, T_REASON, ascii, eachTlv, extKind, extMessage, readAscii, refusal, u16, u32, u8, E_VERSION, Framer, DST, SRC, formatIPv4, readU32 } from '../../protocol/index.js';
 import { FakeClock, FakeNet, FakeSocket, bytes, concat, dataPacket, echoReply, extReply, hex, ip, seedReply } from './helpers/sdk-fakes.js';
 
 const SEED_KEEPALIVE = '45 14 00 00 00 00 00 00 40 00 00 00 ff ff ff ff ff ff ff ff';

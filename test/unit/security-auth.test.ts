@@ -7,18 +7,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  KIND_REFUSAL,
-  KIND_REPLY,
-  REFUSE_AUTH_FAILED,
-  REFUSE_AUTH_REQUIRED,
-  REFUSE_EXHAUSTED,
-  REFUSE_NOT_ALLOWED,
-  ascii,
-  credentials,
-  extKind,
-  readRefusal,
-} from '../../client-sdk/src/control.js';
+import { KIND_REFUSAL, KIND_REPLY, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_NOT_ALLOWED, ascii, credentials, extKind, readRefusal } from '../../protocol/index.js';
 import { Authenticator, hashSecret, parseAuthFile } from '../../server/src/auth.js';
 import { ConfigError } from '../../server/src/config.js';
 import { createServer } from '../../server/src/server.js';

@@ -11,18 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import {
-  KEEPALIVE,
-  T_AUTH_ID,
-  T_AUTH_PROOF,
-  T_CLIENT,
-  T_LEASE,
-  T_REASON,
-  T_TEXT,
-  controlMessage,
-  credentials,
-} from '../../client-sdk/src/control.js';
-import { DST, readU32 } from '../../client-sdk/src/ipv4.js';
+import { KEEPALIVE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_REASON, T_TEXT, controlMessage, credentials, DST, readU32 } from '../../protocol/index.js';
 import { type Harness, RawClient, type SdkPeer, equalBytes, extRequest, ip, ipPacket, rng, sleep, waitFor, withServer } from './helpers/server-net.js';
 import { createLogger } from '../../server/src/log.js';
 import { type Pki, type TestClient, crashGuard, credsOf, makePki, newSecret, rawTls, tlsSdk, writeAuth } from './helpers/security-kit.js';

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KIND_REFUSAL, REFUSE_FULL, REFUSE_RATE, credentials, extKind, readRefusal } from '../../client-sdk/src/control.js';
+import { KIND_REFUSAL, REFUSE_FULL, REFUSE_RATE, credentials, extKind, readRefusal } from '../../protocol/index.js';
 import { type Harness, RawClient, SEED_DYNAMIC, equalBytes, extRequest, ip, ipPacket, rng, sleep, waitFor, withServer } from './helpers/server-net.js';
 import { credsOf, memoryLogger, newSecret, writeAuth } from './helpers/security-kit.js';
 

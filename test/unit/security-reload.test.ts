@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KIND_REFUSAL, KIND_REPLY, REFUSE_AUTH_FAILED, REFUSE_NOT_ALLOWED, credentials, extKind, readRefusal } from '../../client-sdk/src/control.js';
+import { KIND_REFUSAL, KIND_REPLY, REFUSE_AUTH_FAILED, REFUSE_NOT_ALLOWED, credentials, extKind, readRefusal } from '../../protocol/index.js';
 import { ConfigError } from '../../server/src/config.js';
 import { type Harness, RawClient, SdkPeer, equalBytes, ip, ipPacket, rng, sleep, waitFor, withServer } from './helpers/server-net.js';
 import { CliServer } from './helpers/server-cli.js';

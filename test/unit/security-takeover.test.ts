@@ -8,8 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KIND_REFUSAL, KIND_REPLY, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, T_LEASE, type Tlv, credentials, extKind, readRefusal } from '../../client-sdk/src/control.js';
-import { formatIPv4 } from '../../client-sdk/src/ipv4.js';
+import { KIND_REFUSAL, KIND_REPLY, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, T_LEASE, type Tlv, credentials, extKind, readRefusal, formatIPv4 } from '../../protocol/index.js';
 import { type Harness, type SdkPeer, equalBytes, ip, ipPacket, nextEvent, rng, sleep, waitFor, withServer } from './helpers/server-net.js';
 import {
   Proxy,

@@ -8,7 +8,7 @@ import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REFUSE_IN_USE } from '../../client-sdk/src/control.js';
+import { REFUSE_IN_USE } from '../../protocol/index.js';
 import { tlsConnect } from '../../client-sdk/node/tls.js';
 import { ConfigError } from '../../server/src/config.js';
 import { createServer } from '../../server/src/server.js';

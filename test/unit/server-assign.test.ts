@@ -3,20 +3,7 @@
 // and the configuration an extension reply carries.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  KIND_REFUSAL,
-  KIND_REPLY,
-  REFUSE_EXHAUSTED,
-  REFUSE_FULL,
-  REFUSE_IN_USE,
-  REFUSE_OUTSIDE,
-  T_CLIENT,
-  ascii,
-  extKind,
-  readConfig,
-  readRefusal,
-} from '../../client-sdk/src/control.js';
-import { formatIPv4 } from '../../client-sdk/src/ipv4.js';
+import { KIND_REFUSAL, KIND_REPLY, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_OUTSIDE, T_CLIENT, ascii, extKind, readConfig, readRefusal, formatIPv4 } from '../../protocol/index.js';
 import { type Harness, RawClient, SEED_DYNAMIC, extRequest, ip, nextEvent, seedStatic, sleep, waitFor, withServer } from './helpers/server-net.js';
 
 const readU32 = (b: Uint8Array, o: number) => Buffer.from(b.buffer, b.byteOffset, b.length).readUInt32BE(o);

@@ -3,8 +3,7 @@
 // fragmented, fragments otherwise, from a client or from the server's tun.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { T_MTU, eachTlv, readU16 } from '../../client-sdk/src/control.js';
-import { DST, SRC, readU32 } from '../../client-sdk/src/ipv4.js';
+import { T_MTU, eachTlv, readU16, DST, SRC, readU32 } from '../../protocol/index.js';
 import type { OpenTun, ServerTun } from '../../server/src/server.js';
 import { checksum } from '../../server/src/too-big.js';
 import { equalBytes, extRequest, ip, ipPacket, rng, waitFor, withServer } from './helpers/server-net.js';

@@ -4,8 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fc from 'fast-check';
-import { E_IHL, E_TOO_LONG, E_VERSION } from '../../client-sdk/src/framer.js';
-import { controlMessage, extMessage } from '../../client-sdk/src/control.js';
+import { E_IHL, E_TOO_LONG, E_VERSION, controlMessage, extMessage } from '../../protocol/index.js';
 import { type Harness, RawClient, SEED_DYNAMIC, SEED_KEEPALIVE, equalBytes, ip, ipPacket, nextEvent, rng, sleep, waitFor, withServer } from './helpers/server-net.js';
 
 /** Two SDK clients that must keep working whatever else happens. */

@@ -1,7 +1,7 @@
 // Keepalive echo, the idle reaper and the handshake timeout, with short real timers.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { KEEPALIVE } from '../../client-sdk/src/control.js';
+import { KEEPALIVE } from '../../protocol/index.js';
 import { SEED_KEEPALIVE, extRequest, hex, ip, nextEvent, sleep, waitFor, withServer } from './helpers/server-net.js';
 
 // ---- keepalive ---------------------------------------------------------------------------

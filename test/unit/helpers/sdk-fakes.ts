@@ -2,9 +2,7 @@
 // the frames a server sends. Nothing here touches real time or the network.
 
 import type { Clock, Connect, Socket, SocketHandlers } from '../../../client-sdk/src/types.js';
-import { KIND_REPLY, configTlvs, controlMessage, extMessage } from '../../../client-sdk/src/control.js';
-import type { Config } from '../../../client-sdk/src/control.js';
-import { DST, parseIPv4, writeU32 } from '../../../client-sdk/src/ipv4.js';
+import { KIND_REPLY, configTlvs, controlMessage, extMessage, type Config, DST, parseIPv4, writeU32 } from '../../../protocol/index.js';
 
 interface Timer {
   id: number;

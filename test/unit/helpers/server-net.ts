@@ -4,9 +4,7 @@
 
 import net from 'node:net';
 import { Client, type ClientOptions, type StateInfo } from '../../../client-sdk/src/client.js';
-import { KIND_REQUEST, controlMessage, extMessage, type Tlv } from '../../../client-sdk/src/control.js';
-import { Framer } from '../../../client-sdk/src/framer.js';
-import { parseIPv4, writeU32 } from '../../../client-sdk/src/ipv4.js';
+import { KIND_REQUEST, controlMessage, extMessage, type Tlv, Framer, parseIPv4, writeU32 } from '../../../protocol/index.js';
 import { tcpConnect } from '../../../client-sdk/node/tcp.js';
 import { type CreateServerOptions, type VpnServer, createServer } from '../../../server/src/server.js';
 

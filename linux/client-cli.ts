@@ -10,9 +10,9 @@ import { nodeClock } from '../client-sdk/node/clock.js';
 import { tcpConnect } from '../client-sdk/node/tcp.js';
 import { tlsConnect } from '../client-sdk/node/tls.js';
 import { readFileSync } from 'node:fs';
-import { createLogger, type Level, type LogFormat } from '../server/src/log.js';
-import { tierUpSooner } from '../server/src/tiering.js';
-import { unknownOption } from '../server/src/usage.js';
+import { createLogger, type Level, type LogFormat } from '../common/log.js';
+import { tierUpSooner } from '../common/tiering.js';
+import { unknownOption } from '../common/args.js';
 import { disableIpv6, openTun, type TunDevice } from './tun.js';
 
 const VERSION = '0.1.0';

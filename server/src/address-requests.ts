@@ -6,7 +6,7 @@ import { KIND_REPLY, KIND_REQUEST, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REF
 import type { AddressPool } from './address-pool.js';
 import type { AuthEntry, Authenticator } from './auth.js';
 import type { ResolvedConfig } from './config.js';
-import type { Fields, Level } from './log.js';
+import type { Fields, Level } from '../../common/log.js';
 import type { Metrics } from './metrics.js';
 import type { RoutingTable } from './routing-table.js';
 import type { Session } from './session.js';

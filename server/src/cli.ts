@@ -5,10 +5,10 @@ import { readFileSync } from 'node:fs';
 import mri from 'mri';
 import { hashSecret } from './auth.js';
 import { ConfigError, type ServerOptions } from './config.js';
-import { createLogger, type LogFormat, type Level } from './log.js';
+import { createLogger, type LogFormat, type Level } from '../../common/log.js';
 import { createServer } from './server.js';
-import { tierUpSooner } from './tiering.js';
-import { unknownOption } from './usage.js';
+import { tierUpSooner } from '../../common/tiering.js';
+import { unknownOption } from '../../common/args.js';
 
 const VERSION = '0.1.0';
 

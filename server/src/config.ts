@@ -3,7 +3,7 @@
 // gets the same message whichever way it came in.
 
 import { HANDSHAKE_TIMEOUT_S, formatIPv4, parseIPv4, prefixToMask, MAX_FRAME, MIN_MTU, LARGE_MTU, IDLE_TIMEOUT_S, KEEPALIVE_S, PORT, TLS_PORT } from '../../protocol/index.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../common/log.js';
 
 export interface ServerOptions {
   /** TCP port (2002). */

@@ -4,5 +4,5 @@ export type { ClientInfo, CreateServerOptions, OpenTun, ServerTun } from './serv
 export { ConfigError, resolveConfig, parseCidr } from './config.js';
 export type { ServerOptions, ResolvedConfig } from './config.js';
 export { AddressPool } from './address-pool.js';
-export { createLogger } from './log.js';
-export type { Logger, LogFormat } from './log.js';
+export { createLogger } from '../../common/log.js';
+export type { Logger, LogFormat } from '../../common/log.js';

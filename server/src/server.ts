@@ -10,7 +10,7 @@ import { AuthFileError, Authenticator, loadAuthFile } from './auth.js';
 import { ConfigError, type ResolvedConfig, type ServerOptions, resolveConfig } from './config.js';
 import { type BoundAddress, Listeners } from './listeners.js';
 import { SourceLimits, limitKey, sourceOf } from './limits.js';
-import { type Fields, type Level, LogThrottle, type Logger, silentLogger } from './log.js';
+import { type Fields, type Level, LogThrottle, type Logger, silentLogger } from '../../common/log.js';
 import { Metrics } from './metrics.js';
 import { RoutingTable } from './routing-table.js';
 import { type EndCode, type Hub, Session } from './session.js';

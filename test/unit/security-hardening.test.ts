@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { KEEPALIVE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_REASON, T_TEXT, controlMessage, credentials, DST, readU32 } from '../../protocol/index.js';
 import { type Harness, RawClient, type SdkPeer, equalBytes, extRequest, ip, ipPacket, rng, sleep, waitFor, withServer } from './helpers/server-net.js';
-import { createLogger } from '../../server/src/log.js';
+import { createLogger } from '../../common/log.js';
 import { type Pki, type TestClient, crashGuard, credsOf, makePki, newSecret, rawTls, tlsSdk, writeAuth } from './helpers/security-kit.js';
 
 let pki: Pki;

@@ -6,6 +6,7 @@ import mri from 'mri';
 import { hashSecret } from './auth.js';
 import { ConfigError, type ServerOptions } from './config.js';
 import { createLogger, type LogFormat, type Level } from '../../common/log.js';
+import { openServerTun } from '../../linux/server-tun.js';
 import { createServer } from './server.js';
 import { tierUpSooner } from '../../common/tiering.js';
 import { unknownOption } from '../../common/args.js';
@@ -171,7 +172,7 @@ export async function main(argv: string[]): Promise<void> {
   tierUpSooner();
   let server;
   try {
-    server = createServer({ ...(merged as ServerOptions), logger });
+    server = createServer({ ...(merged as ServerOptions), logger, openTun: openServerTun });
   } catch (err) {
     if (err instanceof ConfigError) usage(err.message);
     throw err;

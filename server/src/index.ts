@@ -1,5 +1,18 @@
-// Programmatic API of the simplevpn server.
-export { createServer, VpnServer } from './server.js';
+// Programmatic API of the simplevpn server: `simplevpn/server`.
+//
+// This entry is where the server is wired to the Linux tun, as the CLI is: the server
+// itself takes its tun through the openTun option and never imports linux/.
+import { type CreateServerOptions, type OpenTun, VpnServer } from './server.js';
+
+/** The native tun, loaded only when a server opens one, so the rest runs without the binding. */
+const nativeTun: OpenTun = async (name, config, onPackets) => (await import('../../linux/server-tun.js')).openServerTun(name, config, onPackets);
+
+/** A server; unless `openTun` is given (or `tun: false`), it opens the native tun device. */
+export function createServer(options: CreateServerOptions = {}): VpnServer {
+  return new VpnServer({ openTun: nativeTun, ...options });
+}
+
+export { VpnServer } from './server.js';
 export type { ClientInfo, CreateServerOptions, OpenTun, ServerTun } from './server.js';
 export { ConfigError, resolveConfig, parseCidr } from './config.js';
 export type { ServerOptions, ResolvedConfig } from './config.js';

@@ -32,7 +32,11 @@ export type OpenTun = (
 ) => Promise<ServerTun>;
 
 export interface CreateServerOptions extends ServerOptions {
-  /** Replaces the native tun, for tests and embedding. */
+  /**
+   * Opens the server's tun. simplevpn-server and the `simplevpn/server` entry pass the
+   * native one (linux/server-tun.ts); tests and embedders pass their own. Without it the
+   * server switches client-to-client traffic only.
+   */
   openTun?: OpenTun;
 }
 
@@ -386,8 +390,12 @@ export class VpnServer extends EventEmitter implements Hub {
     }
     const onPackets = (packets: Uint8Array[], count: number) => this.fromTun(packets, count);
     const config = { address: formatIPv4(c.gateway), prefix: c.subnet.prefix, mtu: c.mtu };
+    const open = this.openTunImpl;
+    if (open === undefined) {
+      this.event('warn', 'tun_unavailable', { cause: 'no tun implementation was passed in (the openTun option)', consequence: this.noTunConsequence() });
+      return;
+    }
     try {
-      const open: OpenTun = this.openTunImpl ?? (await import('./native-tun.js')).openServerTun;
       this.tun = await open(c.tun, config, onPackets);
     } catch (err: any) {
       this.event('warn', 'tun_unavailable', { cause: err?.message ?? String(err), code: err?.code, consequence: this.noTunConsequence() });

@@ -4,7 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { type Host, Lab, Proc, ROOT, e2eUnavailable } from '../test/e2e/lab.js';
+import { type Host, Lab, Proc, ROOT, e2eUnavailable } from '../test/support/lab.js';
 
 export { Lab, Proc, ROOT };
 export type { Host };

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLIENT_BIN, SERVER_BIN, nodeFlags } from '../test/e2e/lab.js';
+import { CLIENT_BIN, SERVER_BIN, nodeFlags } from '../test/support/lab.js';
 import { type Host, type Proc, type Star, addressOf, nodeIn, sh } from './netlab.js';
 import { run, sleep, waitOutput } from './util.js';
 

@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ProfileSummary, summarizeProfile } from './cpuprofile.js';
 import { type HeapGroup, perClient } from './heapsnapshot.js';
-import { SERVER_BIN, nodeFlags } from '../test/e2e/lab.js';
+import { SERVER_BIN, nodeFlags } from '../test/support/lab.js';
 import { FIXTURES, type Place, type Proc, loopbackPlace, nodeIn } from './netlab.js';
 import { type Background, backgroundSampler, cpuShare, errorText, procTimes, round, sleep, waitQuiet } from './util.js';
 

@@ -4,7 +4,7 @@
 // Throughput is what the receiver frames and counts; the server's CPU comes from
 // /proc/PID/stat over the same window.
 
-import { SERVER_BIN, nodeFlags } from '../test/e2e/lab.js';
+import { SERVER_BIN, nodeFlags } from '../test/support/lab.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ProfileSummary, summarizeProfile } from './cpuprofile.js';

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { writeU32 } from '../protocol/index.js';
-import type { Proc } from '../test/e2e/lab.js';
+import type { Proc } from '../test/support/lab.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -42,6 +42,22 @@ export const REFUSE_RATE = 7;
 export const REFUSE_SHUTDOWN = 8;
 export const REFUSE_NOT_ALLOWED = 9; // credentials do not allow this address
 
+/**
+ * The refusal codes by name, for code outside the protocol (the SDK's users, the CLIs):
+ * one object, so a device bundle carries one export for all of them.
+ */
+export const Refusal = {
+  IN_USE: REFUSE_IN_USE,
+  OUTSIDE: REFUSE_OUTSIDE,
+  EXHAUSTED: REFUSE_EXHAUSTED,
+  FULL: REFUSE_FULL,
+  AUTH_REQUIRED: REFUSE_AUTH_REQUIRED,
+  AUTH_FAILED: REFUSE_AUTH_FAILED,
+  RATE: REFUSE_RATE,
+  SHUTDOWN: REFUSE_SHUTDOWN,
+  NOT_ALLOWED: REFUSE_NOT_ALLOWED,
+} as const;
+
 export type Tlv = [type: number, value: Uint8Array];
 
 /** A seed control header: 45 14 00 00 00 00 00 00 40 00 00 00, then source and destination. */

@@ -83,20 +83,30 @@ function runFile(file, limit) {
   });
 }
 
+/** The test files under test/<dir>, in subfolders that mirror the source, sorted by path. */
 function files(dir) {
-  let names = [];
-  try {
-    names = readdirSync(join(root, 'test', dir)).filter((n) => n.endsWith('.test.ts'));
-  } catch {}
-  return names
-    .filter((n) => !filter || n.includes(filter))
+  const out = [];
+  const walk = (sub) => {
+    let entries = [];
+    try {
+      entries = readdirSync(join(root, 'test', dir, sub), { withFileTypes: true });
+    } catch {}
+    for (const e of entries) {
+      const rel = sub ? `${sub}/${e.name}` : e.name;
+      if (e.isDirectory()) walk(rel);
+      else if (e.name.endsWith('.test.ts')) out.push(rel);
+    }
+  };
+  walk('');
+  return out
+    .filter((n) => !filter || `${dir}/${n}`.includes(filter))
     .sort()
     .map((n) => ({ dir, js: n.replace(/\.ts$/, '.js'), rel: `test/${dir}/${n}` }));
 }
 
 const tsc = join(root, 'node_modules/typescript/bin/tsc');
 const typed = step('type check (tsconfig.json)', process.execPath, [tsc, '-p', 'tsconfig.json']) &&
-  step('type check of the SDK core without runtime types (client-sdk/tsconfig.json)', process.execPath, [tsc, '-p', 'client-sdk/tsconfig.json']);
+  step('type check of the runtime-neutral code without runtime types (protocol/, client-sdk/src: client-sdk/tsconfig.json)', process.execPath, [tsc, '-p', 'client-sdk/tsconfig.json']);
 const built = step('build (build.mjs)', process.execPath, ['build.mjs', '--quiet']);
 if (built) {
   for (const dir of DIRS) {

@@ -13,16 +13,6 @@ export {
   KEEPALIVE,
   isKeepalive,
   credentials,
-  PORT,
-  TLS_PORT,
-  REFUSE_IN_USE,
-  REFUSE_OUTSIDE,
-  REFUSE_EXHAUSTED,
-  REFUSE_FULL,
-  REFUSE_AUTH_REQUIRED,
-  REFUSE_AUTH_FAILED,
-  REFUSE_RATE,
-  REFUSE_SHUTDOWN,
-  REFUSE_NOT_ALLOWED,
+  Refusal,
 } from '../../protocol/index.js';
 export type { Tlv } from '../../protocol/index.js';

@@ -10,10 +10,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { type Host, Lab, type LogLine, type Proc, ROOT, e2eUnavailable, until } from './lab.js';
+import { FIXTURES } from '../support/paths.js';
+import { type Host, Lab, type LogLine, type Proc, ROOT, e2eUnavailable, until } from '../support/lab.js';
 
 const skip = e2eUnavailable();
-const FIX = join(ROOT, 'dist/js/test/e2e/fixtures');
+const FIX = FIXTURES;
 const EX = join(ROOT, 'dist/js/examples');
 const SERVER_ARGS = ['--idle-timeout', '4', '--keepalive', '1'];
 const CLIENT_ARGS = ['--max-backoff', '1', '--timeout', '2'];

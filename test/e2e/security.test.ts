@@ -14,8 +14,8 @@ import * as assert from 'uvu/assert';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Host, Lab, type Proc, e2eUnavailable, until } from './lab.js';
-import { type Pki, authText, makePki, newSecret } from '../unit/helpers/security-kit.js';
+import { type Host, Lab, type Proc, e2eUnavailable, until } from '../support/lab.js';
+import { type Pki, authText, makePki, newSecret } from '../support/security-kit.js';
 
 const skip = e2eUnavailable();
 const NAME = 'vpn.test'; // in the server certificate beside the three IP addresses

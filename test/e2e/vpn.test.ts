@@ -11,10 +11,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { type Host, Lab, type Proc, ROOT, e2eUnavailable, until } from './lab.js';
+import { FIXTURES } from '../support/paths.js';
+import { type Host, Lab, type Proc, e2eUnavailable, until } from '../support/lab.js';
 
 const skip = e2eUnavailable();
-const FIX = join(ROOT, 'dist/js/test/e2e/fixtures');
+const FIX = FIXTURES;
 const SERVER_ARGS = ['--idle-timeout', '4', '--keepalive', '1'];
 const CLIENT_ARGS = ['--max-backoff', '2', '--timeout', '2'];
 

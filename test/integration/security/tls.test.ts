@@ -1,0 +1,381 @@
+// TLS: the SDK over tlsConnect, verification of the server by the client (wrong CA, wrong
+// name), mutual TLS (no certificate, a certificate from another CA, the right one), the
+// TLS listener alone (plain: false), certificate reload, and admission on the TLS listener.
+// Certificates are made once for this file with the openssl CLI and removed afterwards.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REFUSE_IN_USE } from '../../../protocol/index.js';
+import { tlsConnect } from '../../../client-sdk/node/tls.js';
+import { ConfigError } from '../../../server/src/config.js';
+import { createServer } from '../../../server/src/server.js';
+import { type Harness, type SdkPeer, SEED_DYNAMIC, equalBytes, ipPacket, rng, sleep, waitFor, withServer } from '../../support/server-net.js';
+import { type Pki, Proxy, credsOf, fingerprint, makePki, memoryLogger, newSecret, rawTls, tlsSdk, tlsTo, writeAuth } from '../../support/security-kit.js';
+
+let pki: Pki;
+let tmp = '';
+let n = 0;
+test.before(() => {
+  pki = makePki(['127.0.0.1']);
+  tmp = mkdtempSync(join(tmpdir(), 'svpn-sec-tls-'));
+});
+test.after(() => {
+  pki?.cleanup();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+const tlsOpts = (extra: Parameters<typeof withServer>[0] = {}) => ({ subnet: '10.2.0.0/24', tlsCert: pki.server.cert, tlsKey: pki.server.key, tlsPort: 0, ...extra });
+const mutual = (extra: Parameters<typeof withServer>[0] = {}) => tlsOpts({ tlsCa: pki.ca, ...extra });
+
+/** a -> b and b -> a, byte for byte. */
+async function exchange(a: SdkPeer, b: SdkPeer, tag: number): Promise<void> {
+  const ab = ipPacket(a.address, b.address, 100 + tag, rng(tag));
+  const ba = ipPacket(b.address, a.address, 200 + tag, rng(tag + 100));
+  const nb = b.packets.length;
+  const na = a.packets.length;
+  assert.ok(a.client.send(ab), 'a sends');
+  assert.ok(b.client.send(ba), 'b sends');
+  await waitFor(() => b.packets.slice(nb).some((x) => equalBytes(x, ab)) && a.packets.slice(na).some((x) => equalBytes(x, ba)), 3000, `exchange ${tag}`);
+  assert.ok(equalBytes(b.packets.at(-1)!, ab) && equalBytes(a.packets.at(-1)!, ba), 'byte-exact');
+}
+
+/** Starts a TLS SDK client and returns its first 'down' (it must never be ready). */
+async function tlsDown(h: Harness, o: Parameters<typeof tlsSdk>[1], opts: Parameters<typeof tlsSdk>[2] = {}) {
+  const p = tlsSdk(h, o, opts).start();
+  const down = await p.waitState('down', 5000);
+  assert.not.ok(p.states.some((s) => s.state === 'ready'), 'never ready');
+  return down;
+}
+
+const includes = (hay: Buffer[], needle: Uint8Array) => Buffer.concat(hay).includes(Buffer.from(needle));
+
+// ---- server authentication -------------------------------------------------------------------
+
+test('tlsConnect with its defaults (no servername) connects: the SDK client gets ready over TLS', async () => {
+  await withServer(tlsOpts(), async (h) => {
+    const p = h.sdk({ connect: tlsConnect({ host: '127.0.0.1', port: h.server.tlsPort, ca: pki.caPem }) });
+    try {
+      p.start();
+    } catch (err: any) {
+      assert.unreachable(`tlsConnect threw from tls.connect: ${err.code}: ${err.message.split('\n')[0]}`);
+    }
+    assert.ok((await p.waitState('ready', 5000)).address);
+  });
+});
+
+test('an SDK client over TLS (right CA) reaches a plain-TCP client through the server, both ways, byte for byte, and the wire shows none of it', async () => {
+  await withServer(tlsOpts(), async (h) => {
+    assert.ok(h.server.tlsPort > 0 && h.server.tlsPort !== h.server.port, 'a TLS listener beside the plain one');
+    const proxy = await Proxy.start(h.server.tlsPort, true);
+    h.track(proxy);
+    const secure = h.sdk({ connect: tlsTo(proxy.port, { ca: pki.caPem }), name: 'secure' });
+    const plain = h.sdk({ name: 'plain' });
+    await secure.ready();
+    await plain.ready();
+    for (let i = 0; i < 5; i++) await exchange(secure, plain, i);
+    const big = ipPacket(secure.address, plain.address, 1500, rng(99));
+    secure.client.send(big);
+    await waitFor(() => plain.packets.some((x) => equalBytes(x, big)), 3000, 'a full-size packet');
+    const info = h.server.clients();
+    assert.is(info.find((c) => c.name === 'secure')!.transport, 'tls');
+    assert.is(info.find((c) => c.name === 'plain')!.transport, 'tcp');
+    // Neither the packet nor the client name crossed the wire in clear.
+    assert.ok(Buffer.concat(proxy.wire.toServer).length > 1500, 'the proxy saw the traffic');
+    assert.not.ok(includes(proxy.wire.toServer, big.subarray(20, 60)), 'packet payload in clear on the wire');
+    assert.not.ok(includes(proxy.wire.toServer, Buffer.from('secure')), 'client name in clear on the wire');
+  });
+});
+
+test('credentials over TLS: accepted, and the secret never crosses the wire in clear', async () => {
+  const path = join(tmp, `auth-${++n}.json`);
+  const c = { id: 'tls-client', secret: newSecret() };
+  await writeAuth(path, [c]);
+  await withServer(tlsOpts({ auth: path }), async (h) => {
+    const proxy = await Proxy.start(h.server.tlsPort, true);
+    h.track(proxy);
+    const p = h.sdk({ connect: tlsTo(proxy.port, { ca: pki.caPem }), requestTlvs: credsOf(c) });
+    await p.ready();
+    assert.is(h.server.clients()[0].client, 'tls-client');
+    assert.not.ok(includes(proxy.wire.toServer, Buffer.from(c.secret)), 'secret in clear');
+    assert.not.ok(includes(proxy.wire.toServer, Buffer.from(c.id)), 'id in clear');
+  });
+});
+
+test('wrong CA on the client: the client goes down with a reason naming the certificate problem; no session, no address', async () => {
+  const logger = memoryLogger();
+  await withServer(tlsOpts({ logger }), async (h) => {
+    const cases: Array<[string, Parameters<typeof tlsSdk>[1]]> = [
+      ['another CA', { ca: pki.otherCaPem }],
+      ['the system roots', {}],
+    ];
+    for (const [name, o] of cases) {
+      const down = await tlsDown(h, o);
+      assert.match(down.reason!, /CERT|certificate|VERIFY|SIGNATURE|issuer/i, `${name}: ${down.reason}`);
+      assert.is(down.code, 0, `${name}: not a refusal code`);
+    }
+    await sleep(50);
+    assert.is(h.sessions, 0);
+    assert.is(h.server.pool.size, 0);
+    assert.is(h.server.metrics.connections, 0, 'never handed to the protocol');
+    await waitFor(() => (h.server.metrics.refusals.tls_handshake ?? 0) === 2, 3000, 'the server to count the failed handshakes', () => h.server.metrics.refusals);
+  });
+});
+
+test('a server certificate for another name (or from another CA) is refused by the client', async () => {
+  await withServer(tlsOpts(), async (h) => {
+    const p = h.sdk({ connect: tlsConnect({ host: '127.0.0.1', port: h.server.tlsPort, ca: pki.caPem, servername: 'vpn.example.com' }) }).start();
+    const down = await p.waitState('down', 5000);
+    assert.match(down.reason!, /ALTNAME|altname|name/i, down.reason);
+    assert.is(h.server.pool.size, 0);
+  });
+  await withServer(tlsOpts({ tlsCert: pki.otherServer.cert, tlsKey: pki.otherServer.key }), async (h) => {
+    const down = await tlsDown(h, { ca: pki.caPem });
+    assert.match(down.reason!, /CERT|certificate|VERIFY|SIGNATURE|issuer/i, down.reason);
+    assert.is(h.server.pool.size, 0);
+  });
+});
+
+// ---- mutual TLS ---------------------------------------------------------------------------------
+
+test('mutual TLS: no client certificate is refused (counted tls_handshake, logged refuse_connection)', async () => {
+  const logger = memoryLogger();
+  await withServer(mutual({ logger }), async (h) => {
+    const r = await rawTls(h.server.tlsPort, { ca: pki.caPem });
+    // TLS 1.3: the client may finish its side before the server rejects it; either way no data flows.
+    if (r.sock) {
+      r.sock.write(SEED_DYNAMIC);
+      await waitFor(() => r.closed(), 3000, 'the server to drop the connection');
+      assert.is(Buffer.concat(r.received).length, 0, 'no reply');
+    }
+    await waitFor(() => (h.server.metrics.refusals.tls_handshake ?? 0) === 1, 3000, 'tls_handshake counted', () => h.server.metrics.refusals);
+    const line = logger.find('refuse_connection')[0];
+    assert.ok(line, JSON.stringify(logger.lines));
+    assert.is(line.fields.reason, 'tls_handshake');
+    assert.match(line.fields.remote, /^127\.0\.0\.1:\d+$/);
+    assert.ok(line.fields.detail, 'says why');
+    assert.is(h.sessions, 0);
+    assert.is(h.server.pool.size, 0);
+  });
+});
+
+test('mutual TLS: the SDK client without a certificate goes down with a reason naming the TLS problem (not "address in use")', async () => {
+  await withServer(mutual(), async (h) => {
+    const down = await tlsDown(h, { ca: pki.caPem });
+    assert.is.not(down.code, REFUSE_IN_USE, `reported as a refusal "address in use": ${down.reason}`);
+    assert.match(down.reason!, /CERT|certificate|ALERT|SSL|TLS/i, down.reason);
+    assert.is(h.server.pool.size, 0);
+  });
+});
+
+test('mutual TLS: a certificate signed by another CA is refused; the right one works', async () => {
+  await withServer(mutual(), async (h) => {
+    const bad = await rawTls(h.server.tlsPort, { ca: pki.caPem, cert: pki.otherClient.certPem, key: pki.otherClient.keyPem });
+    if (bad.sock) {
+      bad.sock.write(SEED_DYNAMIC);
+      await waitFor(() => bad.closed(), 3000, 'the server to drop the connection');
+      assert.is(Buffer.concat(bad.received).length, 0);
+    }
+    await tlsDown(h, { ca: pki.caPem, cert: pki.otherClient.certPem, key: pki.otherClient.keyPem });
+    await waitFor(() => (h.server.metrics.refusals.tls_handshake ?? 0) >= 2, 3000, 'both counted', () => h.server.metrics.refusals);
+    assert.is(h.sessions, 0);
+    const good = tlsSdk(h, { ca: pki.caPem, cert: pki.client.certPem, key: pki.client.keyPem });
+    const plain = h.sdk();
+    await good.ready();
+    await plain.ready();
+    await exchange(good, plain, 1);
+  });
+});
+
+// ---- the TLS listener alone -------------------------------------------------------------------
+
+test('plain: false leaves only the TLS listener; a plain-TCP seed request to it gets nothing', async () => {
+  const path = join(tmp, `auth-${++n}.json`);
+  const c = { id: 'only-tls', secret: newSecret() };
+  await writeAuth(path, [c]);
+  const logger = memoryLogger();
+  await withServer(tlsOpts({ plain: false, auth: path, logger }), async (h) => {
+    const bound = h.server.addresses();
+    assert.is(bound.length, 1);
+    assert.ok(bound[0].tls);
+    assert.is(h.server.port, h.server.tlsPort, 'the only port is the TLS one');
+    const l = logger.find('listening')[0].fields;
+    assert.is(l.addresses, undefined, 'no plain address in the listening line');
+    assert.match(l.tls_addresses, /^127\.0\.0\.1:\d+$/);
+    assert.is(logger.find('plain_credentials').length, 0, 'no warning: credentials only arrive over TLS');
+    // A seed client talking plain TCP to the TLS port.
+    const raw = await h.raw();
+    raw.write(SEED_DYNAMIC);
+    await raw.waitClosed(5000);
+    assert.ok(raw.received === 0 || raw.all().readUInt8(0) === 0x15, 'nothing but a TLS alert');
+    assert.is(h.server.pool.size, 0);
+    await waitFor(() => (h.server.metrics.refusals.tls_handshake ?? 0) === 1, 3000, 'tls_handshake counted');
+    assert.ok((await tlsSdk(h, { ca: pki.caPem }, { requestTlvs: credsOf(c) }).ready()).address);
+  });
+});
+
+test('--no-plain without TLS is a ConfigError', async () => {
+  assert.throws(() => createServer({ plain: false, tun: false }), (e: any) => e instanceof ConfigError && /no-plain/.test(e.message));
+  assert.throws(() => createServer({ tlsCert: pki.server.cert, tun: false }), (e: any) => e instanceof ConfigError && /tls-key/.test(e.message));
+  assert.throws(() => createServer({ tlsCa: pki.ca, tun: false }), (e: any) => e instanceof ConfigError && /tls-ca/.test(e.message));
+});
+
+// ---- reload ---------------------------------------------------------------------------------
+
+/** The server certificate a new TLS connection sees. */
+async function servedFingerprint(port: number): Promise<string> {
+  const r = await rawTls(port, { ca: pki.caPem, cert: pki.client.certPem, key: pki.client.keyPem });
+  if (!r.sock) throw new Error('TLS connect failed: ' + r.error?.message);
+  const fp = r.sock.getPeerCertificate().fingerprint256;
+  r.sock.destroy();
+  return fp;
+}
+
+function certFiles(pair: { cert: string; key: string }): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmp, 'cert-'));
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  copyFileSync(pair.cert, cert);
+  copyFileSync(pair.key, key);
+  return { cert, key };
+}
+
+test('reload() picks up a new server certificate for new connections; an existing TLS session keeps working; mutual TLS stays on', async () => {
+  const files = certFiles(pki.server);
+  await withServer(mutual({ tlsCert: files.cert, tlsKey: files.key }), async (h) => {
+    const port = h.server.tlsPort;
+    assert.is(await servedFingerprint(port), fingerprint(pki.server.certPem));
+    const old = tlsSdk(h, { ca: pki.caPem, cert: pki.client.certPem, key: pki.client.keyPem });
+    const plain = h.sdk();
+    await old.ready();
+    await plain.ready();
+    copyFileSync(pki.server2.cert, files.cert);
+    copyFileSync(pki.server2.key, files.key);
+    await h.server.reload();
+    assert.is(await servedFingerprint(port), fingerprint(pki.server2.certPem), 'new connections see the new certificate');
+    await exchange(old, plain, 1);
+    const fresh = tlsSdk(h, { ca: pki.caPem, cert: pki.client.certPem, key: pki.client.keyPem });
+    await fresh.ready();
+    await exchange(old, fresh, 2);
+    assert.is(old.states.filter((s) => s.state === 'down').length, 0, 'the old session never dropped');
+    // Mutual TLS still required after the reload.
+    const down = await tlsDown(h, { ca: pki.caPem });
+    assert.ok(down.state === 'down');
+    await waitFor(() => (h.server.metrics.refusals.tls_handshake ?? 0) >= 1, 3000, 'refused after reload');
+  });
+});
+
+test('reload() with an unusable certificate rejects, logs reload_failed and keeps the old one', async () => {
+  const files = certFiles(pki.server);
+  const logger = memoryLogger();
+  await withServer(tlsOpts({ tlsCert: files.cert, tlsKey: files.key, logger }), async (h) => {
+    const port = h.server.tlsPort;
+    const old = tlsSdk(h, { ca: pki.caPem });
+    await old.ready();
+    writeFileSync(files.cert, '-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n');
+    await h.server.reload().then(
+      () => assert.unreachable('resolved'),
+      (err) => assert.instance(err, ConfigError),
+    );
+    assert.is(logger.find('reload_failed').length, 1);
+    // Key and certificate that do not match.
+    copyFileSync(pki.server.cert, files.cert);
+    copyFileSync(pki.client.key, files.key);
+    await h.server.reload().then(
+      () => assert.unreachable('resolved with a mismatched key'),
+      (err) => assert.match(err.message, /not usable/),
+    );
+    rmSync(files.key);
+    await h.server.reload().then(
+      () => assert.unreachable('resolved with no key file'),
+      (err) => assert.match(err.message, /--tls-key .*no such file/),
+    );
+    assert.is(logger.find('reload_failed').length, 3);
+    assert.is(await servedFingerprint(port), fingerprint(pki.server.certPem), 'the old certificate is still served');
+    const other = tlsSdk(h, { ca: pki.caPem });
+    await other.ready();
+    await exchange(old, other, 3);
+  });
+});
+
+test('reload() with a new certificate and a bad auth file changes nothing: the old certificate stays in force', async () => {
+  const files = certFiles(pki.server);
+  const path = join(tmp, `auth-${++n}.json`);
+  const c = { id: 'x', secret: newSecret() };
+  await writeAuth(path, [c]);
+  const logger = memoryLogger();
+  await withServer(tlsOpts({ tlsCert: files.cert, tlsKey: files.key, auth: path, logger }), async (h) => {
+    const port = h.server.tlsPort;
+    copyFileSync(pki.server2.cert, files.cert);
+    copyFileSync(pki.server2.key, files.key);
+    writeFileSync(path, '{ "clients": [ { "id": "x", "secret": "plaintext" } ] }');
+    await h.server.reload().then(
+      () => assert.unreachable('resolved'),
+      (err) => assert.match(err.message, /clients\[0\]/),
+    );
+    const failed = logger.find('reload_failed')[0];
+    assert.match(failed.fields.detail, /previous auth file and certificates stay in force/);
+    assert.is(await servedFingerprint(port), fingerprint(pki.server.certPem), 'reload_failed says the certificates stay, but the new one is served');
+  });
+});
+
+// ---- admission on the TLS listener --------------------------------------------------------------
+
+test('maxPerSource on the TLS listener: the refused connection is counted once, as per_source_limit (not also as a failed handshake)', async () => {
+  const logger = memoryLogger();
+  await withServer(tlsOpts({ maxPerSource: 2, logger }), async (h) => {
+    const a = tlsSdk(h, { ca: pki.caPem });
+    const b = tlsSdk(h, { ca: pki.caPem });
+    await a.ready();
+    await b.ready();
+    const r = await rawTls(h.server.tlsPort, { ca: pki.caPem }, 3000);
+    assert.ok(r.error, 'the third is refused');
+    await sleep(100);
+    assert.is(h.server.metrics.refusals.per_source_limit, 1);
+    assert.equal(
+      logger.find('refuse_connection').map((l) => l.fields.reason),
+      ['per_source_limit'],
+      'one refusal, one reason',
+    );
+    assert.is(h.server.metrics.refusals.tls_handshake ?? 0, 0, 'counted a second time as tls_handshake');
+  });
+});
+
+test('idle connections to the TLS listener that never start a handshake are shed by the handshake timeout; a real TLS client works meanwhile', async () => {
+  await withServer(tlsOpts({ handshakeTimeout: 1 }), async (h) => {
+    const idle: net.Socket[] = [];
+    const closed = new Set<net.Socket>();
+    for (let i = 0; i < 100; i++) {
+      const s = net.connect({ host: '127.0.0.1', port: h.server.tlsPort });
+      s.on('error', () => {});
+      s.on('close', () => closed.add(s));
+      idle.push(s);
+      h.track(s);
+    }
+    const t0 = Date.now();
+    const real = tlsSdk(h, { ca: pki.caPem });
+    await real.ready();
+    const plain = h.sdk();
+    await plain.ready();
+    await exchange(real, plain, 1);
+    await waitFor(() => closed.size === 100, 5000, 'the idle connections to be shed', () => closed.size);
+    assert.ok(Date.now() - t0 >= 800, 'after the timeout');
+    assert.is(h.sessions, 2, 'they never became sessions');
+    assert.is(h.server.pool.size, 2);
+    await waitFor(() => (h.server.metrics.refusals.tls_handshake ?? 0) === 100, 3000, 'counted', () => h.server.metrics.refusals);
+    await exchange(real, plain, 2);
+  });
+});
+
+test('a refusal over TLS reaches the client intact (REFUSE_IN_USE for a static address held by another)', async () => {
+  await withServer(tlsOpts(), async (h) => {
+    await h.sdk({ address: '10.2.0.9' }).ready();
+    const down = await tlsDown(h, { ca: pki.caPem }, { address: '10.2.0.9' });
+    assert.is(down.code, REFUSE_IN_USE);
+    assert.match(down.reason!, /in use/);
+  });
+});
+
+test.run();

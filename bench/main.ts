@@ -1,22 +1,28 @@
 // The benchmark run: the sections asked for, one after another, then the results files.
 // Started by bench/run.mjs (which builds and installs the tools first):
 //
-//   node dist/js/bench/main.js [--quick] [--rounds N] [--seconds S] [--no-profile] [tun] [switch] [scale] [sdk]
+//   node dist/js/bench/main.js [--quick] [--rounds N] [--seconds S] [--no-profile] [--render] [tun] [switch] [scale] [sdk]
+//
+// Each section (bench/sections/) measures and returns its part of latest.json; the targets
+// are judged and the reports drawn from that file's contents alone (bench/report/).
 
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './netlab.js';
-import { type BenchResults, judge, markdown, svg } from './report.js';
-import { scaleSection } from './scale.js';
-import { sdkSection } from './sdk.js';
-import { switchSection } from './switch.js';
-import { tunSection } from './tun.js';
-import { errorText, have } from './util.js';
+import { ROOT } from '../test/support/lab.js';
+import { codeState, machine, toolVersions } from './probes/machine.js';
+import { chart } from './report/chart.js';
+import { markdown } from './report/markdown.js';
+import type { BenchResults } from './report/schema.js';
+import { judge } from './report/targets.js';
+import { runScale } from './sections/scale.js';
+import { runSdk } from './sections/sdk.js';
+import { type RunContext, SECTIONS, type Section, type SectionName } from './sections/section.js';
+import { runSwitch } from './sections/switch.js';
+import { runTun } from './sections/tun.js';
+import { errorText } from './util.js';
 
-const SECTIONS = ['tun', 'switch', 'scale', 'sdk'] as const;
-type Section = (typeof SECTIONS)[number];
+/** Each section's run function, stored under its name in latest.json. */
+const RUN: { [K in SectionName]: Section<NonNullable<BenchResults[K]>> } = { tun: runTun, switch: runSwitch, scale: runScale, sdk: runSdk };
 
 const HELP = `Usage: npm run bench -- [--quick] [--rounds N] [--seconds S] [--no-profile] [--render] [tun] [switch] [scale] [sdk]
 
@@ -32,7 +38,7 @@ namespaces of the TUN section (the others fall back to this machine's loopback).
 `;
 
 function parse(argv: string[]) {
-  const o = { quick: false, profile: true, render: false, rounds: 0, seconds: 0, sections: [] as Section[] };
+  const o = { quick: false, profile: true, render: false, rounds: 0, seconds: 0, sections: [] as SectionName[] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') o.quick = true;
@@ -49,7 +55,7 @@ function parse(argv: string[]) {
     } else if (a === '-h' || a === '--help') {
       process.stdout.write(HELP);
       process.exit(0);
-    } else if ((SECTIONS as readonly string[]).includes(a)) o.sections.push(a as Section);
+    } else if ((SECTIONS as readonly string[]).includes(a)) o.sections.push(a as SectionName);
     else {
       process.stderr.write(`bench: unknown argument "${a}"\n${HELP}`);
       process.exit(2);
@@ -61,44 +67,27 @@ function parse(argv: string[]) {
   return o;
 }
 
-function version(cmd: string, args: string[], re: RegExp): string | null {
-  if (!have(cmd)) return null;
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
-  const m = re.exec(`${r.stdout ?? ''}\n${r.stderr ?? ''}`);
-  return m ? m[1] : 'unknown version';
-}
-
-function cpuModel(): string {
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    return m ? m[1].trim() : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
 const log = (m: string) => process.stdout.write(m + '\n');
 
 // bench/run.mjs runs this from a private copy of the build (ROOT is that copy) and says
-// where the checkout is, and what code it built.
+// where the checkout is: the results go there.
 const REPO = process.env.SIMPLEVPN_BENCH_REPO || ROOT;
-
-function codeState(): BenchResults['code'] {
-  try {
-    const c = JSON.parse(process.env.SIMPLEVPN_BENCH_CODE ?? '');
-    if (typeof c.commit === 'string' && Array.isArray(c.changed)) return c;
-  } catch {}
-  const git = (args: string[]) => spawnSync('git', args, { cwd: REPO, encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? '';
-  const changed = git(['status', '--porcelain', '--', 'server', 'client-sdk', 'linux'])
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.slice(3));
-  return { commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown', changed };
-}
 
 function writeReports(outDir: string, r: BenchResults): void {
   writeFileSync(join(outDir, 'latest.md'), markdown(r));
-  writeFileSync(join(outDir, 'latest.svg'), svg(r) + '\n');
+  writeFileSync(join(outDir, 'latest.svg'), chart(r) + '\n');
+}
+
+/** Runs one section into `results`; a section that throws leaves a note instead. */
+async function runSection<K extends SectionName>(name: K, ctx: RunContext, results: Omit<BenchResults, 'targets'>): Promise<void> {
+  const s0 = Date.now();
+  try {
+    results[name] = await RUN[name](ctx);
+  } catch (e) {
+    results.notes.push(`section ${name} failed: ${errorText(e)}`);
+    log(`  section ${name} FAILED: ${errorText(e)}`);
+  }
+  log(`  (${name}: ${Math.round((Date.now() - s0) / 1000)} s)`);
 }
 
 async function main(): Promise<void> {
@@ -119,79 +108,22 @@ async function main(): Promise<void> {
     rmSync(profileDir, { recursive: true, force: true });
     mkdirSync(profileDir, { recursive: true });
   }
-  const tools: Record<string, string | null> = {
-    iperf3: version('iperf3', ['--version'], /iperf (\S+)/),
-    openvpn: version('openvpn', ['--version'], /OpenVPN (\S+)/),
-    'wireguard-go': version('wireguard-go', ['--version'], /wireguard-go (\S+)/),
-    wg: version('wg', ['--version'], /wireguard-tools (\S+)/),
-    ping: version('ping', ['-V'], /iputils[- ]([\w.]+)/),
-    ip: version('ip', ['-V'], /iproute2-([\w.]+)/),
-    openssl: version('openssl', ['version'], /OpenSSL (\S+)/),
-    perf: version('perf', ['--version'], /perf version (\S+)/),
-  };
-  const notes: string[] = [];
+  const tools = toolVersions();
   const results: Omit<BenchResults, 'targets'> = {
     version: 1,
     date: new Date().toISOString(),
-    code: codeState(),
+    code: codeState(REPO),
     mode: o.quick ? 'quick' : 'full',
     sections: o.sections,
     durationS: 0,
-    machine: {
-      cpus: availableParallelism(),
-      model: cpuModel(),
-      memGiB: Math.round(totalmem() / 2 ** 30),
-      kernel: release(),
-      node: process.versions.node,
-      loadavgAtStart: loadavg()
-        .map((x) => x.toFixed(2))
-        .join(' '),
-    },
+    machine: machine(),
     tools,
-    notes,
+    notes: [],
   };
   log(`simplevpn bench: ${o.quick ? 'quick' : 'full'} run of ${o.sections.join(', ')}; ${results.machine.cpus} cores, load average ${results.machine.loadavgAtStart}`);
 
-  for (const section of o.sections) {
-    const s0 = Date.now();
-    try {
-      if (section === 'tun') {
-        log(`\n1. Through TUN (${o.rounds} round${o.rounds > 1 ? 's' : ''} of ${o.seconds} s transfers)`);
-        if (process.getuid?.() !== 0) throw new Error('the TUN section needs root (network namespaces, tun devices)');
-        if (!tools.iperf3) throw new Error('iperf3 is not installed');
-        const missing: Record<string, string> = {};
-        if (!tools.openvpn) missing.openvpn = 'openvpn is not installed';
-        if (!tools.openssl) missing.openvpn = 'openssl (for its throwaway PKI) is not installed';
-        if (!tools['wireguard-go']) missing['wireguard-go'] = 'wireguard-go is not installed';
-        else if (!tools.wg) missing['wireguard-go'] = 'wg (wireguard-tools) is not installed';
-        results.tun = await tunSection({
-          rounds: o.rounds,
-          seconds: o.seconds,
-          omit: 1,
-          pings: o.quick ? 20 : 50,
-          mtus: o.quick ? [1500, 16000, 65000] : [1500, 9000, 16000, 32000, 65000],
-          profile: o.profile,
-          profileDir,
-          missing,
-          log,
-        });
-      } else if (section === 'switch') {
-        log(`\n2. Switching alone (${o.rounds} round${o.rounds > 1 ? 's' : ''})`);
-        results.switch = await switchSection({ rounds: o.rounds, seconds: o.quick ? 2 : 5, warmup: 1, profileDir: o.profile ? profileDir : undefined, log });
-      } else if (section === 'scale') {
-        const clients = o.quick ? 2000 : 10_000;
-        log(`\n3. Scale (${clients} clients)`);
-        results.scale = await scaleSection({ clients, perProcess: 10_000, window: 512, hold: o.quick ? 6 : 11, snapshotDir: outDir, profileDir: o.profile ? profileDir : undefined, log });
-      } else if (section === 'sdk') {
-        log('\n4. The SDK');
-        results.sdk = sdkSection({ quick: o.quick, log });
-      }
-    } catch (e) {
-      notes.push(`section ${section} failed: ${errorText(e)}`);
-      log(`  section ${section} FAILED: ${errorText(e)}`);
-    }
-    log(`  (${section}: ${Math.round((Date.now() - s0) / 1000)} s)`);
-  }
+  const ctx: RunContext = { quick: o.quick, rounds: o.rounds, seconds: o.seconds, profileDir: o.profile ? profileDir : undefined, outDir, tools, log };
+  for (const section of o.sections) await runSection(section, ctx, results);
 
   results.durationS = Math.round((Date.now() - t0) / 1000);
   const full: BenchResults = { ...results, targets: judge(results) };

@@ -1,13 +1,15 @@
-// What the benchmarks need on top of the end-to-end lab (test/e2e/lab.ts): commands that
-// must succeed, IP forwarding and routes, node programs with V8 flags, and the hub-and-spoke
-// topology of the TUN section. Namespaces, links and cleanup are the lab's own.
+// What the benchmarks need on top of the end-to-end lab (test/support/lab.ts): a place to
+// run programs with or without root, node programs with V8 flags and a raised open-file
+// limit, the fixtures' stdin questions, commands that must succeed, and the hub-and-spoke
+// topology of the TUN section with the kernel routing. Namespaces, links and cleanup are
+// the lab's own.
 
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { type Host, Lab, Proc, ROOT, e2eUnavailable } from '../test/support/lab.js';
+import { type Host, Lab, type LogLine, Proc, ROOT, e2eUnavailable } from '../test/support/lab.js';
 
-export { Lab, Proc, ROOT };
-export type { Host };
+/** The compiled fixtures (bench/fixtures), the programs the sections start. */
+export const FIXTURES = join(ROOT, 'dist/js/bench/fixtures');
 
 /** Where programs run: a lab host (a namespace of its own) or, without root, this machine. */
 export interface Place {
@@ -16,7 +18,7 @@ export interface Place {
 }
 
 /** This machine's own network namespace (loopback only is used there). */
-export class LocalPlace implements Place {
+class LocalPlace implements Place {
   readonly name = 'local';
   readonly procs: Proc[] = [];
   spawn(name: string, argv: string[], env: NodeJS.ProcessEnv = {}): Proc {
@@ -47,21 +49,6 @@ export function loopbackPlace(name: string): { place: Place; destroy(): Promise<
   return { place: local, destroy: () => local.destroy(), isolated: false };
 }
 
-/** Compiled bench modules and fixtures (dist/js/bench). */
-export const BENCH_JS = join(ROOT, 'dist/js/bench');
-export const FIXTURES = join(BENCH_JS, 'fixtures');
-
-/** Runs a command in `host`; throws with its output unless it exits 0. */
-export async function sh(host: Host, argv: string[], ms = 30_000): Promise<string> {
-  const r = await host.exec(argv, ms);
-  if (r.code !== 0) throw new Error(`[${host.name}] ${argv.join(' ')} exited ${r.code}: ${(r.stderr || r.stdout).trim()}`);
-  return r.stdout;
-}
-
-export async function forwarding(host: Host, on: boolean): Promise<void> {
-  await sh(host, ['sysctl', '-q', '-w', `net.ipv4.ip_forward=${on ? 1 : 0}`]);
-}
-
 /**
  * Starts node in `host` with V8/Node flags before the script (--cpu-prof, --expose-gc...),
  * optionally with a raised open-file limit (the shell's ulimit, then exec: the pid stays
@@ -72,6 +59,32 @@ export function nodeIn(host: Place, name: string, script: string, args: string[]
   if (!nofile) return host.spawn(name, argv);
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   return host.spawn(name, ['sh', '-c', `ulimit -n ${nofile} && exec ${quoted}`]);
+}
+
+/** Writes `line` to a fixture's stdin and waits for its answer: its next `event` log line. */
+export function ask(p: Proc, line: string, event: string, ms: number): Promise<LogLine> {
+  const from = p.lines.length;
+  p.child.stdin!.write(line + '\n');
+  return p.waitFor(event, () => true, ms, from);
+}
+
+/** Runs a command in `host`; throws with its output unless it exits 0. */
+export async function sh(host: Host, argv: string[], ms = 30_000): Promise<string> {
+  const r = await host.exec(argv, ms);
+  if (r.code !== 0) throw new Error(`[${host.name}] ${argv.join(' ')} exited ${r.code}: ${(r.stderr || r.stdout).trim()}`);
+  return r.stdout;
+}
+
+/** The IPv4 address on `dev` in `host`, or null. */
+export async function addressOf(host: Host, dev: string): Promise<string | null> {
+  const r = await host.exec(['ip', '-j', '-4', 'addr', 'show', 'dev', dev]);
+  if (r.code !== 0) return null;
+  try {
+    const j = JSON.parse(r.stdout) as Array<{ addr_info: Array<{ local: string }> }>;
+    return j[0]?.addr_info?.[0]?.local ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -101,24 +114,12 @@ export async function star(mtu = 1500): Promise<Star> {
     const c2 = lab.host('c2');
     const l1 = lab.link(hub, c1, mtu);
     const l2 = lab.link(hub, c2, mtu);
-    await forwarding(hub, true);
+    await sh(hub, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
     await sh(c1, ['ip', 'route', 'add', '198.18.2.0/24', 'via', l1.a]);
     await sh(c2, ['ip', 'route', 'add', '198.18.1.0/24', 'via', l2.a]);
     return { lab, hub, c1, c2, hub1: l1.a, hub2: l2.a, c1Addr: l1.b, c2Addr: l2.b };
   } catch (e) {
     await lab.destroy();
     throw e;
-  }
-}
-
-/** The IPv4 address on `dev` in `host`, or null. */
-export async function addressOf(host: Host, dev: string): Promise<string | null> {
-  const r = await host.exec(['ip', '-j', '-4', 'addr', 'show', 'dev', dev]);
-  if (r.code !== 0) return null;
-  try {
-    const j = JSON.parse(r.stdout) as Array<{ addr_info: Array<{ local: string }> }>;
-    return j[0]?.addr_info?.[0]?.local ?? null;
-  } catch {
-    return null;
   }
 }

@@ -58,7 +58,7 @@ function installTools() {
 
 const git = (a) => spawnSync('git', a, { cwd: root, encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? '';
 const ADDON = 'linux/native/build/Release/simplevpn_tun.node';
-const NEEDED = ['dist/bin/simplevpn-server.js', 'dist/bin/simplevpn-client.js', 'dist/js/bench/main.js', 'dist/js/test/e2e/lab.js', 'dist/sdk/simplevpn-sdk.mjs'];
+const NEEDED = ['dist/bin/simplevpn-server.js', 'dist/bin/simplevpn-client.js', 'dist/js/bench/main.js', 'dist/js/test/support/lab.js', 'dist/sdk/simplevpn-sdk.mjs'];
 
 /** Builds, and copies the result aside; null when the build failed or was wiped under us. */
 function buildSnapshot() {

@@ -6,9 +6,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLIENT_BIN, SERVER_BIN, nodeFlags } from '../test/support/lab.js';
-import { type Host, type Proc, type Star, addressOf, nodeIn, sh } from './netlab.js';
-import { run, sleep, waitOutput } from './util.js';
+import { CLIENT_BIN, type Host, type Proc, SERVER_BIN, nodeFlags } from '../../test/support/lab.js';
+import { type Star, addressOf, nodeIn, sh } from '../netlab.js';
+import { run, sleep, waitOutput } from '../util.js';
 
 export interface PathUp {
   /** Client 2's address on this path. */
@@ -90,7 +90,6 @@ export async function simplevpnPath(s: Star, o: OursOptions): Promise<PathUp> {
 
 // ---- OpenVPN -------------------------------------------------------------------------------
 
-/** A throwaway PKI: a CA, a server and two client certificates (EC P-256), in a temp dir. */
 /** A temp dir that is removed at exit too, even when a signal ends the run. */
 function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -98,6 +97,7 @@ function tempDir(prefix: string): string {
   return dir;
 }
 
+/** A throwaway PKI: a CA, a server and two client certificates (EC P-256), in a temp dir. */
 export class Pki {
   readonly dir = tempDir('svpn-bench-pki-');
 
@@ -131,7 +131,7 @@ export class Pki {
  * --data-ciphers; 'none' must be listed there (and, for peers without negotiation, in
  * --cipher); --auth none drops the HMAC that a non-AEAD mode would otherwise add.
  */
-export const OPENVPN_CIPHERS: Record<'aes-256-gcm' | 'none', string[]> = {
+const OPENVPN_CIPHERS: Record<'aes-256-gcm' | 'none', string[]> = {
   'aes-256-gcm': ['--data-ciphers', 'AES-256-GCM', '--cipher', 'AES-256-GCM'],
   none: ['--data-ciphers', 'none', '--cipher', 'none', '--auth', 'none'],
 };

@@ -72,23 +72,3 @@ export function perfSummarize(file: string, seconds: number, roles: Map<number, 
   rmSync(file + '.old', { force: true });
   return { seconds, byProcess, bySymbol };
 }
-
-export function perfMarkdown(s: PerfSummary): string {
-  const out = [
-    `Machine-wide perf samples over ${s.seconds} s of the transfer (all cores = 100 %; threads named by the program they belong to):`,
-    '',
-    '| % of all CPU | process | object |',
-    '|--:|---|---|',
-  ];
-  for (const r of s.byProcess) out.push(`| ${r.pct} | ${r.who} | ${r.what} |`);
-  out.push(
-    '',
-    'Hottest symbols. On this paravirtualised guest, samples that fall in kernel code running with interrupts off are',
-    'reported at `pvm_irq_enable`: read that row as "kernel, not attributed".',
-    '',
-    '| % of all CPU | process | symbol |',
-    '|--:|---|---|',
-  );
-  for (const r of s.bySymbol) out.push(`| ${r.pct} | ${r.who} | \`${r.what}\` |`);
-  return out.join('\n');
-}

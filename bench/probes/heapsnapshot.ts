@@ -2,7 +2,7 @@
 // and with them), grouped by constructor (objects, closures) or by kind (arrays, strings,
 // code...), and the difference divided by the number of clients.
 //
-//   node dist/js/bench/heapsnapshot.js BEFORE.heapsnapshot AFTER.heapsnapshot CLIENTS
+//   node dist/js/bench/probes/heapsnapshot.js BEFORE.heapsnapshot AFTER.heapsnapshot CLIENTS
 
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -62,7 +62,7 @@ export function perClient(before: string, after: string, clients: number, top = 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const [before, after, n] = process.argv.slice(2);
   if (!before || !after || !n) {
-    process.stderr.write('usage: node dist/js/bench/heapsnapshot.js BEFORE.heapsnapshot AFTER.heapsnapshot CLIENTS\n');
+    process.stderr.write('usage: node dist/js/bench/probes/heapsnapshot.js BEFORE.heapsnapshot AFTER.heapsnapshot CLIENTS\n');
     process.exit(2);
   }
   const r = perClient(before, after, Number(n), 25);

@@ -4,12 +4,14 @@
 // Throughput is what the receiver frames and counts; the server's CPU comes from
 // /proc/PID/stat over the same window.
 
-import { SERVER_BIN, nodeFlags } from '../test/support/lab.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ProfileSummary, summarizeProfile } from './cpuprofile.js';
-import { FIXTURES, type Place, type Proc, loopbackPlace, nodeIn } from './netlab.js';
-import { type Background, type CpuShare, backgroundSampler, cpuShare, errorText, procTimes, round, sleep, systemShare, systemTimes, waitQuiet } from './util.js';
+import { type Proc, SERVER_BIN, nodeFlags } from '../../test/support/lab.js';
+import { FIXTURES, type Place, ask, loopbackPlace, nodeIn } from '../netlab.js';
+import { type Background, type CpuShare, backgroundSampler, cpuShare, procTimes, systemShare, systemTimes, waitQuiet } from '../probes/cpu.js';
+import { type ProfileSummary, summarizeProfile } from '../probes/cpuprofile.js';
+import { errorText, round, sleep } from '../util.js';
+import type { Section } from './section.js';
 
 export interface SwitchCase {
   mode: 'simplevpn' | 'relay';
@@ -42,7 +44,7 @@ export interface SwitchResult {
   profiles: Array<{ size: number; mpps: number; server: ProfileSummary | null; error?: string }>;
 }
 
-export interface SwitchOptions {
+interface SwitchOptions {
   rounds: number;
   /** When set: one more run per packet size with the server under node --cpu-prof, here. */
   profileDir?: string;
@@ -51,6 +53,7 @@ export interface SwitchOptions {
   log: (msg: string) => void;
 }
 
+/** A peer's counters now (it prints them when sent SIGUSR2). */
 async function snap(p: Proc): Promise<{ packets: number; bytes: number; sent: number; t: number }> {
   const from = p.lines.length;
   process.kill(p.pid, 'SIGUSR2');
@@ -97,9 +100,7 @@ async function runCase(place: Place, mode: SwitchCase['mode'], size: number, o: 
     c.cpu = { server: cpuShare(c0[0], c1[0], cpuSecs), sender: cpuShare(c0[1], c1[1], cpuSecs), receiver: cpuShare(c0[2], c1[2], cpuSecs) };
     if (c.cpu.server && packets > 0) c.serverNsPerPacket = round((c.cpu.server.total * secs * 1e9) / packets, 1);
     if (mode === 'simplevpn') {
-      const from = server.lines.length;
-      server.child.stdin?.write('stats\n');
-      const st = await server.waitFor('stats', () => true, 5000, from);
+      const st = await ask(server, 'stats', 'stats', 5000);
       c.drops = Object.fromEntries(Object.entries(st.drops as Record<string, number>).filter(([, v]) => v > 0));
     }
   } catch (e) {
@@ -117,7 +118,7 @@ async function runCase(place: Place, mode: SwitchCase['mode'], size: number, o: 
   return c;
 }
 
-export async function switchSection(o: SwitchOptions): Promise<SwitchResult> {
+async function switchSection(o: SwitchOptions): Promise<SwitchResult> {
   const { place, destroy, isolated } = loopbackPlace('switch');
   const result: SwitchResult = { isolated, rounds: o.rounds, cases: [], runs: [], profiles: [] };
   try {
@@ -158,3 +159,8 @@ export async function switchSection(o: SwitchOptions): Promise<SwitchResult> {
   }
   return result;
 }
+
+export const runSwitch: Section<SwitchResult> = async (ctx) => {
+  ctx.log(`\n2. Switching alone (${ctx.rounds} round${ctx.rounds > 1 ? 's' : ''})`);
+  return switchSection({ rounds: ctx.rounds, seconds: ctx.quick ? 2 : 5, warmup: 1, profileDir: ctx.profileDir, log: ctx.log });
+};

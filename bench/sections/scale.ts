@@ -7,11 +7,13 @@
 
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ProfileSummary, summarizeProfile } from './cpuprofile.js';
-import { type HeapGroup, perClient } from './heapsnapshot.js';
-import { SERVER_BIN, nodeFlags } from '../test/support/lab.js';
-import { FIXTURES, type Place, type Proc, loopbackPlace, nodeIn } from './netlab.js';
-import { type Background, backgroundSampler, cpuShare, errorText, procTimes, round, sleep, waitQuiet } from './util.js';
+import { type LogLine, type Proc, SERVER_BIN, nodeFlags } from '../../test/support/lab.js';
+import { FIXTURES, type Place, ask, loopbackPlace, nodeIn } from '../netlab.js';
+import { type Background, backgroundSampler, cpuShare, procTimes, waitQuiet } from '../probes/cpu.js';
+import { type ProfileSummary, summarizeProfile } from '../probes/cpuprofile.js';
+import { type HeapGroup, perClient } from '../probes/heapsnapshot.js';
+import { errorText, round, sleep } from '../util.js';
+import type { Section } from './section.js';
 
 export interface ScaleResult {
   clients: number;
@@ -61,13 +63,7 @@ interface Mem {
   sessions: number;
 }
 
-async function snapshot(server: Proc, path: string): Promise<void> {
-  const from = server.lines.length;
-  server.child.stdin!.write(`snapshot ${path}\n`);
-  await server.waitFor('snapshot', () => true, 60_000, from);
-}
-
-export interface ScaleOptions {
+interface ScaleOptions {
   /** Where heap snapshots go (and are removed from); none when absent. */
   snapshotDir?: string;
   /** When set: one more burst of assignments with the server under node --cpu-prof, here. */
@@ -79,16 +75,49 @@ export interface ScaleOptions {
   log: (msg: string) => void;
 }
 
+// The questions the server fixtures answer on stdin (bench/fixtures/server.ts).
+
+/** The server's memory after a full GC. */
 async function mem(server: Proc): Promise<Mem> {
-  const from = server.lines.length;
-  server.child.stdin!.write('mem\n');
-  const m = await server.waitFor('mem', () => true, 30_000, from);
+  const m = await ask(server, 'mem', 'mem', 30_000);
   return { rss: Number(m.rss), heapUsed: Number(m.heapUsed), heapTotal: Number(m.heapTotal), external: Number(m.external), arrayBuffers: Number(m.arrayBuffers), sessions: Number(m.sessions) };
 }
 
-export async function scaleSection(o: ScaleOptions): Promise<ScaleResult> {
+/** A V8 heap snapshot of the server, written to `path`. */
+async function snapshot(server: Proc, path: string): Promise<void> {
+  await ask(server, `snapshot ${path}`, 'snapshot', 60_000);
+}
+
+/**
+ * Starts the processes of bench/fixtures/scale-clients.ts for o.clients clients (at most
+ * o.perProcess each, every one from source addresses of its own) against `port`, into
+ * `clients` (so that the caller stops them even when one fails to load), and waits until
+ * each has loaded; none connects before it is told "go".
+ */
+async function startClients(place: Place, o: ScaleOptions, port: number, name: string, clients: Proc[]): Promise<void> {
+  for (let i = 0; i < processCount(o); i++) {
+    const args = { host: '127.0.0.1', port, count: clientsOf(o, i), base: i * o.perProcess, window: o.window };
+    clients.push(nodeIn(place, `${name}-${i}`, join(FIXTURES, 'scale-clients.js'), [JSON.stringify(args)], [], o.perProcess + 1024));
+  }
+  await Promise.all(clients.map((c) => c.waitFor('loaded', () => true, 15_000)));
+}
+
+const processCount = (o: ScaleOptions) => Math.ceil(o.clients / o.perProcess);
+/** How many clients process `i` holds. */
+const clientsOf = (o: ScaleOptions, i: number) => Math.min(o.perProcess, o.clients - i * o.perProcess);
+
+/** Over the "assigned" reports of client processes: the clients, and ms from the first connect to the last reply. */
+function span(done: LogLine[]): { count: number; ms: number } {
+  const first = Math.min(...done.map((d) => Number(d.first)));
+  const last = Math.max(...done.map((d) => Number(d.last)));
+  return { count: done.reduce((n, d) => n + Number(d.count), 0), ms: last - first };
+}
+
+const perSecond = (s: { count: number; ms: number }) => (s.ms > 0 ? Math.round(s.count / (s.ms / 1000)) : null);
+
+async function scaleSection(o: ScaleOptions): Promise<ScaleResult> {
   const { place, destroy, isolated } = loopbackPlace('scale');
-  const k = Math.ceil(o.clients / o.perProcess);
+  const k = processCount(o);
   const res: ScaleResult = {
     clients: o.clients,
     processes: k,
@@ -122,12 +151,7 @@ export async function scaleSection(o: ScaleOptions): Promise<ScaleResult> {
     if (snapBefore) await snapshot(server, snapBefore);
     const before = await mem(server);
     const clients: Proc[] = [];
-    for (let i = 0; i < k; i++) {
-      const count = Math.min(o.perProcess, o.clients - i * o.perProcess);
-      const args = { host: '127.0.0.1', port, count, base: i * o.perProcess, window: o.window };
-      clients.push(nodeIn(place, `scale-clients-${i}`, join(FIXTURES, 'scale-clients.js'), [JSON.stringify(args)], [], o.perProcess + 1024));
-    }
-    await Promise.all(clients.map((c) => c.waitFor('loaded', () => true, 15_000)));
+    await startClients(place, o, port, 'scale-clients', clients);
     // Two waves of half the clients each, with the memory measured between them: the
     // second wave's cost per client is the marginal one, free of fixed costs (the young
     // generation growing under the burst, code, pools) that the average includes.
@@ -139,24 +163,18 @@ export async function scaleSection(o: ScaleOptions): Promise<ScaleResult> {
     for (const wave of [0, 1]) {
       const c0 = procTimes(server.pid);
       const t0 = Date.now();
-      const from = clients.map((c) => c.lines.length);
-      clients.forEach((c, i) => {
-        const count = Math.min(o.perProcess, o.clients - i * o.perProcess);
-        c.child.stdin!.write(wave === 0 ? `go ${Math.floor(count / 2)}\n` : 'go\n');
-      });
-      const done = await Promise.all(clients.map((c, i) => c.waitFor('assigned', () => true, 120_000, from[i])));
+      const go = (i: number) => (wave === 0 ? `go ${Math.floor(clientsOf(o, i) / 2)}` : 'go');
+      const done = await Promise.all(clients.map((c, i) => ask(c, go(i), 'assigned', 120_000)));
       const c1 = procTimes(server.pid);
       if (c0 && c1) cpuSeconds += c1.user + c1.sys - c0.user - c0.sys;
       wallSeconds += (Date.now() - t0) / 1000;
-      const assigned = done.reduce((s, d) => s + Number(d.count), 0);
+      const { count: assigned, ms } = span(done);
       res.assigned += assigned;
       res.failed += done.reduce((s, d) => s + Number(d.failed), 0);
       // Each process reports its errors so far: the last wave's reports hold them all.
       res.errors = {};
       for (const d of done) for (const [e, n] of Object.entries(d.errors as Record<string, number>)) res.errors[e] = (res.errors[e] ?? 0) + n;
-      const first = Math.min(...done.map((d) => Number(d.first)));
-      const last = Math.max(...done.map((d) => Number(d.last)));
-      res.assignSeconds = round((res.assignSeconds ?? 0) + Math.max(0, last - first) / 1000, 3);
+      res.assignSeconds = round((res.assignSeconds ?? 0) + Math.max(0, ms) / 1000, 3);
       if (wave === 0) {
         firstWave = assigned;
         mid = await mem(server);
@@ -170,13 +188,7 @@ export async function scaleSection(o: ScaleOptions): Promise<ScaleResult> {
     const h0 = procTimes(server.pid);
     await sleep(o.hold * 1000);
     const serverCpu = cpuShare(h0, procTimes(server.pid), o.hold)?.total ?? null;
-    const status = await Promise.all(
-      clients.map(async (c) => {
-        const from = c.lines.length;
-        c.child.stdin!.write('status\n');
-        return c.waitFor('status', () => true, 10_000, from);
-      }),
-    );
+    const status = await Promise.all(clients.map((c) => ask(c, 'status', 'status', 10_000)));
     res.hold = {
       seconds: o.hold,
       keepalive,
@@ -240,18 +252,8 @@ async function floorRun(place: Place, o: ScaleOptions, nofile: number, keepalive
   try {
     const port = Number((await server.waitFor('listening', () => true, 10_000)).port);
     const before = await mem(server);
-    const k = Math.ceil(o.clients / o.perProcess);
-    for (let i = 0; i < k; i++) {
-      const count = Math.min(o.perProcess, o.clients - i * o.perProcess);
-      const args = { host: '127.0.0.1', port, count, base: i * o.perProcess, window: o.window };
-      clients.push(nodeIn(place, `floor-clients-${i}`, join(FIXTURES, 'scale-clients.js'), [JSON.stringify(args)], [], o.perProcess + 1024));
-    }
-    await Promise.all(clients.map((c) => c.waitFor('loaded', () => true, 15_000)));
-    for (const c of clients) c.child.stdin!.write('go\n');
-    const done = await Promise.all(clients.map((c) => c.waitFor('assigned', () => true, 120_000)));
-    const count = done.reduce((n, d) => n + Number(d.count), 0);
-    const first = Math.min(...done.map((d) => Number(d.first)));
-    const last = Math.max(...done.map((d) => Number(d.last)));
+    await startClients(place, o, port, 'floor-clients', clients);
+    const done = await Promise.all(clients.map((c) => ask(c, 'go', 'assigned', 120_000)));
     await sleep(o.hold * 1000);
     const after = await mem(server);
     const n = after.sessions || 1;
@@ -259,7 +261,7 @@ async function floorRun(place: Place, o: ScaleOptions, nofile: number, keepalive
       clients: after.sessions,
       rssPerClient: Math.round((after.rss - before.rss) / n),
       heapPerClient: Math.round((after.heapUsed - before.heapUsed) / n),
-      assignmentsPerSecond: last > first ? Math.round(count / ((last - first) / 1000)) : null,
+      assignmentsPerSecond: perSecond(span(done)),
     };
   } catch (e) {
     return { clients: 0, rssPerClient: 0, heapPerClient: 0, assignmentsPerSecond: null, error: errorText(e) };
@@ -280,9 +282,8 @@ async function profiledBurst(place: Place, o: ScaleOptions, nofile: number): Pro
     const args = { host: '127.0.0.1', port, count: o.clients, base: 0, window: o.window };
     const c = nodeIn(place, 'scale-clients-profiled', join(FIXTURES, 'scale-clients.js'), [JSON.stringify(args)], [], o.clients + 1024);
     await c.waitFor('loaded', () => true, 15_000);
-    c.child.stdin!.write('go\n');
-    const d = await c.waitFor('assigned', () => true, 120_000);
-    rate = Number(d.last) > Number(d.first) ? Math.round(Number(d.count) / ((Number(d.last) - Number(d.first)) / 1000)) : null;
+    const d = await ask(c, 'go', 'assigned', 120_000);
+    rate = perSecond(span([d]));
     await c.stop('SIGTERM', 3000);
     await server.stop('SIGTERM', 8000);
     o.log(`  (profiled) ${d.count} assignments at ${rate}/s under the profiler`);
@@ -292,3 +293,9 @@ async function profiledBurst(place: Place, o: ScaleOptions, nofile: number): Pro
     return { assignmentsPerSecond: rate, server: null, error: errorText(e) };
   }
 }
+
+export const runScale: Section<ScaleResult> = async (ctx) => {
+  const clients = ctx.quick ? 2000 : 10_000;
+  ctx.log(`\n3. Scale (${clients} clients)`);
+  return scaleSection({ clients, perProcess: 10_000, window: 512, hold: ctx.quick ? 6 : 11, snapshotDir: ctx.outDir, profileDir: ctx.profileDir, log: ctx.log });
+};

@@ -6,8 +6,10 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { FIXTURES, ROOT } from './netlab.js';
-import { errorText } from './util.js';
+import { ROOT } from '../../test/support/lab.js';
+import { FIXTURES } from '../netlab.js';
+import { errorText } from '../util.js';
+import type { Section } from './section.js';
 
 export interface PathCost {
   nsPerPacket: number;
@@ -28,9 +30,12 @@ export interface SdkResult {
   error?: string;
 }
 
-export const SDK_BUNDLES = ['dist/sdk/simplevpn-sdk.mjs', 'dist/sdk/simplevpn-sdk.cjs', 'dist/sdk/simplevpn-sdk.iife.js'];
+/** The bundles build.mjs makes of the SDK core, for firmware tooling. */
+const SDK_BUNDLES = ['dist/sdk/simplevpn-sdk.mjs', 'dist/sdk/simplevpn-sdk.cjs', 'dist/sdk/simplevpn-sdk.iife.js'];
 
-export function sdkSection(o: { quick: boolean; log: (m: string) => void }): SdkResult {
+// Async only for the shape every section has: the micro-benchmarks run to completion (spawnSync).
+export const runSdk: Section<SdkResult> = async (ctx) => {
+  ctx.log('\n4. The SDK');
   const res: SdkResult = { bundles: [] };
   for (const file of SDK_BUNDLES) {
     try {
@@ -40,9 +45,9 @@ export function sdkSection(o: { quick: boolean; log: (m: string) => void }): Sdk
       res.error = `bundle ${file}: ${errorText(e)}`;
     }
   }
-  o.log(`  bundles: ${res.bundles.map((b) => `${b.file.split('/').pop()} ${b.raw} B (${b.gzip} B gzip)`).join(', ')}`);
+  ctx.log(`  bundles: ${res.bundles.map((b) => `${b.file.split('/').pop()} ${b.raw} B (${b.gzip} B gzip)`).join(', ')}`);
   const micro = (mode: 'time' | 'alloc', flags: string[]) => {
-    const r = spawnSync(process.execPath, [...flags, join(FIXTURES, 'sdk-micro.js'), mode, ...(o.quick ? ['--quick'] : [])], { encoding: 'utf8', timeout: 180_000 });
+    const r = spawnSync(process.execPath, [...flags, join(FIXTURES, 'sdk-micro.js'), mode, ...(ctx.quick ? ['--quick'] : [])], { encoding: 'utf8', timeout: 180_000 });
     const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('{"event":"sdk"'));
     if (!line) throw new Error(`sdk-micro ${mode} failed (exit ${r.status}): ${(r.stderr || r.stdout || r.error?.message || '').trim().slice(0, 500)}`);
     return JSON.parse(line);
@@ -55,13 +60,13 @@ export function sdkSection(o: { quick: boolean; log: (m: string) => void }): Sdk
     res.calibration = a.calibration;
   } catch (e) {
     res.error = errorText(e);
-    o.log(`  FAILED: ${res.error}`);
+    ctx.log(`  FAILED: ${res.error}`);
     return res;
   }
   for (const k of ['framer', 'receive', 'receiveAligned', 'send'] as const) {
     const c = res[k]!;
-    o.log(`  ${k.padEnd(14)} ${c.nsPerPacket} ns/packet, ${c.heapBytesPerPacket} B heap + ${c.bufferBytesPerPacket} B buffers allocated per packet`);
+    ctx.log(`  ${k.padEnd(14)} ${c.nsPerPacket} ns/packet, ${c.heapBytesPerPacket} B heap + ${c.bufferBytesPerPacket} B buffers allocated per packet`);
   }
-  o.log(`  (calibration: one subarray() per operation measures ${res.calibration!.heapBytesPerPacket} B)`);
+  ctx.log(`  (calibration: one subarray() per operation measures ${res.calibration!.heapBytesPerPacket} B)`);
   return res;
-}
+};

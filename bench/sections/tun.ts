@@ -1,38 +1,17 @@
 // Section 1, through TUN: iperf3 (one TCP stream, client 1 -> hub -> client 2) and ping
-// over every path of bench/peers.ts, one after another on the same star of namespaces, and
+// over every path of tun-paths.ts, one after another on the same star of namespaces, and
 // then simplevpn again under node --cpu-prof (and perf, when usable) for the profiles.
 
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ProfileSummary, summarizeProfile } from './cpuprofile.js';
-import { type Host, type Star, star } from './netlab.js';
-import { type PathUp, Pki, type ServerCounters, openvpnPath, rawPath, simplevpnPath, wireguardGoPath } from './peers.js';
-import { type PerfSummary, perfRecord, perfSummarize, perfUsable } from './perf.js';
-import {
-  type Background,
-  type CpuShare,
-  backgroundSampler,
-  cpuShare,
-  errorText,
-  median,
-  procTimes,
-  quantile,
-  round,
-  sleep,
-  systemShare,
-  systemTimes,
-  waitQuiet,
-} from './util.js';
-
-export interface Rtt {
-  /** Milliseconds over `count` echoes. */
-  median: number;
-  avg: number;
-  min: number;
-  p90: number;
-  count: number;
-  lost: number;
-}
+import { type Star, star } from '../netlab.js';
+import { type Background, type CpuShare, threadsOf, waitQuiet } from '../probes/cpu.js';
+import { type ProfileSummary, summarizeProfile } from '../probes/cpuprofile.js';
+import { type Rtt, iperf, ping, reachable, tunDrops } from '../probes/net.js';
+import { type PerfSummary, perfRecord, perfSummarize, perfUsable } from '../probes/perf.js';
+import { errorText, sleep } from '../util.js';
+import type { Section } from './section.js';
+import { type PathUp, Pki, type ServerCounters, openvpnPath, rawPath, simplevpnPath, wireguardGoPath } from './tun-paths.js';
 
 /** One measurement of one path: ping, then one iperf3 transfer. */
 export interface PathSample {
@@ -90,122 +69,17 @@ export interface TunResult {
   notes: string[];
 }
 
-export interface TunOptions {
+interface TunOptions {
   rounds: number;
   seconds: number;
   omit: number;
   pings: number;
   mtus: number[];
-  profile: boolean;
-  profileDir: string;
+  /** Where the profiled runs write; none when absent. */
+  profileDir?: string;
   /** Peers whose programs are missing, with why. */
   missing: Record<string, string>;
   log: (msg: string) => void;
-}
-
-/** The drop counters of the tun devices (wireguard-go's too) in the two clients. */
-async function tunDrops(s: Star): Promise<Record<string, { tx: number; rx: number }>> {
-  const out: Record<string, { tx: number; rx: number }> = {};
-  for (const [role, h] of [
-    ['client1', s.c1],
-    ['client2', s.c2],
-  ] as const) {
-    const r = await h.exec(['ip', '-j', '-s', 'link', 'show', 'type', 'tun']);
-    try {
-      for (const l of JSON.parse(r.stdout) as Array<{ stats64?: { tx?: { dropped?: number }; rx?: { dropped?: number } } }>) {
-        const o = (out[role] ??= { tx: 0, rx: 0 });
-        o.tx += l.stats64?.tx?.dropped ?? 0;
-        o.rx += l.stats64?.rx?.dropped ?? 0;
-      }
-    } catch {}
-  }
-  return out;
-}
-
-function threadsOf(pid: number): number[] {
-  try {
-    return readdirSync(`/proc/${pid}/task`).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-async function ping(from: Host, addr: string, count: number): Promise<Rtt> {
-  const r = await from.exec(['ping', '-n', '-c', String(count), '-i', '0.05', '-W', '2', addr], (count * 0.05 + 10) * 1000);
-  const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  if (!times.length) throw new Error(`ping ${addr}: no reply: ${(r.stdout + r.stderr).trim().split('\n').slice(-2).join(' ')}`);
-  return {
-    median: round(median(times), 3),
-    avg: round(times.reduce((s, x) => s + x, 0) / times.length, 3),
-    min: round(Math.min(...times), 3),
-    p90: round(quantile(times, 0.9), 3),
-    count,
-    lost: count - times.length,
-  };
-}
-
-/** Waits until `addr` answers a ping from `from` (a tunnel may need a handshake first). */
-async function reachable(from: Host, addr: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await from.ping(addr, 1, 1))) {
-    if (Date.now() > end) throw new Error(`${addr} does not answer pings from ${from.name}`);
-  }
-}
-
-interface Iperf {
-  gbps: number;
-  retransmits: number;
-}
-
-/** One iperf3 TCP stream from `client` to `server` at `addr`; samples CPU of `procs` meanwhile. */
-async function iperf(
-  s: Star,
-  addr: string,
-  o: TunOptions,
-  up: PathUp,
-  during?: (seconds: number) => void,
-): Promise<Iperf & { cpu: PathSample['cpu']; machine: PathSample['machine']; background: Background }> {
-  const srv = s.c2.spawn('iperf3-server', ['iperf3', '-s', '-1', '-p', '5201', '--forceflush']);
-  try {
-    for (let i = 0; !srv.output.some((l) => /Server listening/.test(l)); i++) {
-      if (i > 200 || srv.exitCode !== null) throw new Error(`iperf3 -s did not start: ${srv.tail()}`);
-      await sleep(25);
-    }
-    const pids = Object.entries(up.procs);
-    // CPU is sampled over the measured seconds only, after the omitted slow start.
-    const client = s.c1.exec(['iperf3', '-c', addr, '-p', '5201', '-t', String(o.seconds), '-O', String(o.omit), '-J'], (o.seconds + o.omit + 30) * 1000);
-    await sleep(o.omit * 1000 + 100);
-    const t0 = Date.now();
-    const before = pids.map(([, p]) => procTimes(p.pid));
-    const sys0 = systemTimes();
-    const bg = backgroundSampler();
-    during?.(o.seconds - 0.5);
-    // The measured part ends o.seconds later; sample just before it does.
-    await sleep(o.seconds * 1000 - 300);
-    const after = pids.map(([, p]) => procTimes(p.pid));
-    const sys1 = systemTimes();
-    const background = bg.until();
-    const wall = (Date.now() - t0) / 1000;
-    const r = await client;
-    let j: any;
-    try {
-      j = JSON.parse(r.stdout);
-    } catch {
-      throw new Error(`iperf3 -c ${addr} exited ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
-    }
-    if (j.error) throw new Error(`iperf3: ${j.error}`);
-    const cpu: PathSample['cpu'] = {};
-    pids.forEach(([role], i) => (cpu[role] = cpuShare(before[i], after[i], wall)));
-    return {
-      gbps: round(j.end.sum_received.bits_per_second / 1e9, 3),
-      retransmits: j.end.sum_sent.retransmits ?? 0,
-      cpu,
-      machine: systemShare(sys0, sys1),
-      background,
-    };
-  } finally {
-    await srv.stop('SIGTERM', 2000);
-  }
 }
 
 interface PathSpec {
@@ -215,6 +89,9 @@ interface PathSpec {
   mtu: number;
   up: () => Promise<PathUp>;
 }
+
+/** The client hosts by the role names the results use. */
+const clientHosts = (s: Star) => ({ client1: s.c1, client2: s.c2 });
 
 async function measureOnce(s: Star, spec: PathSpec, o: TunOptions, round: number): Promise<PathSample> {
   const res: PathSample = { gbps: null, retransmits: null, rtt: null, cpu: {}, machine: null, background: null, quiet: null };
@@ -226,10 +103,10 @@ async function measureOnce(s: Star, spec: PathSpec, o: TunOptions, round: number
     res.quiet = await waitQuiet();
     res.rtt = await ping(s.c1, up.target, o.pings);
     const before = up.counters ? await up.counters() : null;
-    const r = await iperf(s, up.target, o, up);
+    const r = await iperf(s.c1, s.c2, up.target, o, up.procs);
     const after = up.counters ? await up.counters() : null;
     res.rttAfter = await ping(s.c1, up.target, o.pings);
-    res.tunDrops = await tunDrops(s);
+    res.tunDrops = await tunDrops(clientHosts(s));
     if (before && after) {
       const drops: Record<string, number> = {};
       for (const [k, v] of Object.entries(after.drops)) if (v - (before.drops[k] ?? 0) > 0) drops[k] = v - (before.drops[k] ?? 0);
@@ -246,6 +123,12 @@ async function measureOnce(s: Star, spec: PathSpec, o: TunOptions, round: number
     await up?.stop().catch(() => {});
     if (up?.clientDrops) res.clients = up.clientDrops();
   }
+  o.log(sampleLine(spec, res, round, Date.now() - t0));
+  return res;
+}
+
+/** The progress line of one measurement. */
+function sampleLine(spec: PathSpec, res: PathSample, round: number, ms: number): string {
   const cpu = Object.entries(res.cpu)
     .map(([k, v]) => `${k} ${v ? Math.round(v.total * 100) : '?'}%`)
     .join(', ');
@@ -254,13 +137,10 @@ async function measureOnce(s: Star, spec: PathSpec, o: TunOptions, round: number
   let drops = dropped ? `; server dropped ${dropped} of ${res.server!.received} packets (${Object.keys(res.server!.drops).join(', ')})` : '';
   for (const [role, d] of Object.entries(res.clients ?? {})) if (d.socket + d.tun > 0) drops += `; ${role} dropped ${d.socket} (socket full) + ${d.tun} (tun full)`;
   for (const [role, d] of Object.entries(res.tunDrops ?? {})) if (d.tx + d.rx > 0) drops += `; ${role}'s tun device dropped ${d.tx} (tx) + ${d.rx} (rx)`;
-  const took = ` [${Math.round((Date.now() - t0) / 100) / 10} s${res.quiet && res.quiet.waitedMs > 1000 ? `, ${Math.round(res.quiet.waitedMs / 1000)} s waiting for quiet` : ''}]`;
-  o.log(
-    res.error
-      ? `  [${round}] ${spec.label}: FAILED: ${res.error.split('\n')[0]}${took}`
-      : `  [${round}] ${spec.label}: ${res.gbps} Gbit/s, RTT median ${res.rtt?.median} ms fresh, ${res.rttAfter?.median} ms after the transfer${cpu ? ` (CPU ${cpu})` : ''}${drops}${bg}${took}`,
-  );
-  return res;
+  const took = ` [${Math.round(ms / 100) / 10} s${res.quiet && res.quiet.waitedMs > 1000 ? `, ${Math.round(res.quiet.waitedMs / 1000)} s waiting for quiet` : ''}]`;
+  return res.error
+    ? `  [${round}] ${spec.label}: FAILED: ${res.error.split('\n')[0]}${took}`
+    : `  [${round}] ${spec.label}: ${res.gbps} Gbit/s, RTT median ${res.rtt?.median} ms fresh, ${res.rttAfter?.median} ms after the transfer${cpu ? ` (CPU ${cpu})` : ''}${drops}${bg}${took}`;
 }
 
 /** The best transfer and the lowest median RTT over the rounds: the least disturbed ones. */
@@ -277,9 +157,8 @@ function combine(spec: PathSpec, runs: PathSample[]): PathResult {
 }
 
 /** simplevpn under the profilers: node --cpu-prof on server and clients, perf on the machine. */
-async function profileRun(s: Star, mtu: number, o: TunOptions, usePerf: boolean): Promise<ProfileRun> {
+async function profileRun(s: Star, mtu: number, o: TunOptions, dir: string, usePerf: boolean): Promise<ProfileRun> {
   const run: ProfileRun = { mtu, gbps: null, processes: {}, perf: null };
-  const dir = o.profileDir;
   mkdirSync(dir, { recursive: true });
   const tag = `mtu${mtu}`;
   let up: PathUp | null = null;
@@ -289,7 +168,7 @@ async function profileRun(s: Star, mtu: number, o: TunOptions, usePerf: boolean)
     up = await simplevpnPath(s, { mtu, profileDir: dir, tag });
     await reachable(s.c1, up.target);
     await waitQuiet();
-    const r = await iperf(s, up.target, o, up, usePerf ? (sec) => (perf = perfRecord(perfFile, Math.max(1, Math.floor(sec)))) : undefined);
+    const r = await iperf(s.c1, s.c2, up.target, o, up.procs, usePerf ? (sec) => (perf = perfRecord(perfFile, Math.max(1, Math.floor(sec)))) : undefined);
     run.gbps = r.gbps;
     // perf names threads: every thread of each program (V8 and libuv helpers too) by role.
     const roles = new Map<number, string>([[process.pid, 'bench harness']]);
@@ -321,28 +200,36 @@ async function profileRun(s: Star, mtu: number, o: TunOptions, usePerf: boolean)
   return run;
 }
 
-export async function tunSection(o: TunOptions): Promise<TunResult> {
+/** The paths measured, in the order of every round: raw, the peers found here, ours at each MTU. */
+function pathSpecs(s: Star, o: TunOptions, notes: string[]): { specs: PathSpec[]; pki: Pki | null } {
+  let pki: Pki | null = null;
+  const specs: PathSpec[] = [{ id: 'raw', label: 'raw routed path (no tunnel)', kind: 'raw', mtu: 1500, up: () => rawPath(s) }];
+  if (o.missing['wireguard-go']) notes.push(`wireguard-go not measured: ${o.missing['wireguard-go']}`);
+  else specs.push({ id: 'wireguard-go', label: 'wireguard-go (UDP, ChaCha20-Poly1305)', kind: 'wireguard-go', mtu: 1420, up: () => wireguardGoPath(s) });
+  if (o.missing.openvpn) notes.push(`OpenVPN not measured: ${o.missing.openvpn}`);
+  else {
+    try {
+      const p = (pki = new Pki());
+      specs.push({ id: 'openvpn-aes-256-gcm', label: 'OpenVPN 2.6 TCP, AES-256-GCM', kind: 'openvpn', mtu: 1500, up: () => openvpnPath(s, p, 'aes-256-gcm') });
+      specs.push({ id: 'openvpn-none', label: 'OpenVPN 2.6 TCP, no cipher', kind: 'openvpn', mtu: 1500, up: () => openvpnPath(s, p, 'none') });
+    } catch (e) {
+      notes.push(`OpenVPN not measured: the throwaway PKI could not be made: ${errorText(e)}`);
+    }
+  }
+  for (const mtu of o.mtus) {
+    specs.push({ id: `simplevpn-${mtu}`, label: `simplevpn, tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, up: () => simplevpnPath(s, { mtu }) });
+  }
+  return { specs, pki };
+}
+
+async function tunSection(o: TunOptions): Promise<TunResult> {
   const result: TunResult = { rounds: o.rounds, seconds: o.seconds, omit: o.omit, pings: o.pings, paths: [], bestMtu: null, profiles: [], notes: [] };
   const s = await star();
   let pki: Pki | null = null;
   try {
-    const specs: PathSpec[] = [{ id: 'raw', label: 'raw routed path (no tunnel)', kind: 'raw', mtu: 1500, up: () => rawPath(s) }];
-    if (o.missing['wireguard-go']) result.notes.push(`wireguard-go not measured: ${o.missing['wireguard-go']}`);
-    else specs.push({ id: 'wireguard-go', label: 'wireguard-go (UDP, ChaCha20-Poly1305)', kind: 'wireguard-go', mtu: 1420, up: () => wireguardGoPath(s) });
-    if (o.missing.openvpn) result.notes.push(`OpenVPN not measured: ${o.missing.openvpn}`);
-    else {
-      try {
-        pki = new Pki();
-        const p = pki;
-        specs.push({ id: 'openvpn-aes-256-gcm', label: 'OpenVPN 2.6 TCP, AES-256-GCM', kind: 'openvpn', mtu: 1500, up: () => openvpnPath(s, p, 'aes-256-gcm') });
-        specs.push({ id: 'openvpn-none', label: 'OpenVPN 2.6 TCP, no cipher', kind: 'openvpn', mtu: 1500, up: () => openvpnPath(s, p, 'none') });
-      } catch (e) {
-        result.notes.push(`OpenVPN not measured: the throwaway PKI could not be made: ${errorText(e)}`);
-      }
-    }
-    for (const mtu of o.mtus) {
-      specs.push({ id: `simplevpn-${mtu}`, label: `simplevpn, tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, up: () => simplevpnPath(s, { mtu }) });
-    }
+    const paths = pathSpecs(s, o, result.notes);
+    const specs = paths.specs;
+    pki = paths.pki;
     // Rounds are interleaved, so a burst of load from elsewhere spoils one sample of a path
     // rather than all of them, and best-of-rounds compares like with like.
     // After the first round, the MTU sweep is narrowed to 1500 and the best raised MTU.
@@ -370,11 +257,11 @@ export async function tunSection(o: TunOptions): Promise<TunResult> {
     const raised = result.paths.filter((p) => p.kind === 'simplevpn' && p.mtu > 1500 && p.gbps !== null);
     raised.sort((a, b) => b.gbps! - a.gbps!);
     result.bestMtu = raised[0]?.mtu ?? null;
-    if (o.profile) {
+    if (o.profileDir) {
       const usePerf = perfUsable();
       if (!usePerf) result.notes.push('perf is not usable here: profiles are node --cpu-prof only');
       const mtus = [1500, ...(result.bestMtu ? [result.bestMtu] : [])];
-      for (const mtu of mtus) result.profiles.push(await profileRun(s, mtu, o, usePerf));
+      for (const mtu of mtus) result.profiles.push(await profileRun(s, mtu, o, o.profileDir, usePerf));
     }
   } finally {
     await s.lab.destroy();
@@ -382,3 +269,25 @@ export async function tunSection(o: TunOptions): Promise<TunResult> {
   }
   return result;
 }
+
+export const runTun: Section<TunResult> = async (ctx) => {
+  ctx.log(`\n1. Through TUN (${ctx.rounds} round${ctx.rounds > 1 ? 's' : ''} of ${ctx.seconds} s transfers)`);
+  const tools = ctx.tools;
+  if (process.getuid?.() !== 0) throw new Error('the TUN section needs root (network namespaces, tun devices)');
+  if (!tools.iperf3) throw new Error('iperf3 is not installed');
+  const missing: Record<string, string> = {};
+  if (!tools.openvpn) missing.openvpn = 'openvpn is not installed';
+  if (!tools.openssl) missing.openvpn = 'openssl (for its throwaway PKI) is not installed';
+  if (!tools['wireguard-go']) missing['wireguard-go'] = 'wireguard-go is not installed';
+  else if (!tools.wg) missing['wireguard-go'] = 'wg (wireguard-tools) is not installed';
+  return tunSection({
+    rounds: ctx.rounds,
+    seconds: ctx.seconds,
+    omit: 1,
+    pings: ctx.quick ? 20 : 50,
+    mtus: ctx.quick ? [1500, 16000, 65000] : [1500, 9000, 16000, 32000, 65000],
+    profileDir: ctx.profileDir,
+    missing,
+    log: ctx.log,
+  });
+};

@@ -3,10 +3,11 @@
 // time. Functions in the bundled CLIs (dist/bin/*.js) are named with the source module that
 // esbuild marks in the bundle ("// server/src/session.ts"), so a reader finds them.
 //
-//   node dist/js/bench/cpuprofile.js FILE.cpuprofile [--top N]
+//   node dist/js/bench/probes/cpuprofile.js FILE.cpuprofile [--top N]
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { profileMarkdown } from '../report/markdown.js';
 
 interface CallFrame {
   functionName: string;
@@ -160,27 +161,13 @@ export function summarizeProfile(file: string, top = 12): ProfileSummary {
   };
 }
 
-/** A summary as a Markdown table. */
-export function profileMarkdown(title: string, s: ProfileSummary): string {
-  const k = s.kinds;
-  const out = [
-    `**${title}** — busy ${s.busyMs} ms of ${s.wallMs} ms profiled (the process's whole life); of busy time: ` +
-      `our JS ${k.app} %, Node's JS ${k.node} %, native bindings (system calls included) ${k.native} %, VM/other ${k.program} %, GC ${k.gc} %`,
-    '',
-    '| function | where | self ms | self % of busy | total % of busy |',
-    '|---|---|--:|--:|--:|',
-  ];
-  for (const r of s.top) out.push(`| \`${r.name}\` | ${r.where} | ${r.selfMs} | ${r.selfPct} | ${r.totalPct} |`);
-  return out.join('\n');
-}
-
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2);
   const ti = args.indexOf('--top');
   const top = ti >= 0 ? Number(args[ti + 1]) : 15;
   const files = args.filter((a, i) => a !== '--top' && (ti < 0 || i !== ti + 1));
   if (!files.length) {
-    process.stderr.write('usage: node dist/js/bench/cpuprofile.js FILE.cpuprofile... [--top N]\n');
+    process.stderr.write('usage: node dist/js/bench/probes/cpuprofile.js FILE.cpuprofile... [--top N]\n');
     process.exit(2);
   }
   for (const f of files) console.log(profileMarkdown(f, summarizeProfile(f, top)) + '\n');

@@ -1,0 +1,250 @@
+// bench/results/latest.md: the targets, a table per section, the profiles, the tools and the
+// notes of one run, drawn from its results alone (so that --render can redraw it).
+
+import type { ProfileSummary } from '../probes/cpuprofile.js';
+import type { PerfSummary } from '../probes/perf.js';
+import type { ScaleResult } from '../sections/scale.js';
+import type { SdkResult } from '../sections/sdk.js';
+import type { SwitchResult } from '../sections/switch.js';
+import type { PathResult, TunResult } from '../sections/tun.js';
+import { fmt } from '../util.js';
+import type { BenchResults } from './schema.js';
+import { oursAt, rawPath, switchCase } from './targets.js';
+
+const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${Math.round(x * 100)} %`);
+
+/** A failed row's name: the label, then the first line of the error, cut short. */
+const failed = (label: string, error: string) => `${label} — **failed**: ${error.split('\n')[0].slice(0, 160)}`;
+
+/** The server's drops during the transfer, as a note after the retransmits. */
+function serverDrops(p: PathResult): string {
+  const d = p.server?.drops;
+  let out = '';
+  if (p.server && d) {
+    const n = Object.values(d).reduce((a, b) => a + b, 0);
+    out += n ? ` <sub>server dropped ${n} of ${p.server.received} (${Object.entries(d).map(([k, v]) => `${k} ${v}`).join(', ')})</sub>` : ' <sub>server dropped none</sub>';
+  }
+  for (const [role, c] of Object.entries(p.clients ?? {})) if (c.socket + c.tun) out += ` <sub>${role} dropped ${c.socket} (socket full), ${c.tun} (tun full)</sub>`;
+  for (const [role, c] of Object.entries(p.tunDrops ?? {})) if (c.tx + c.rx) out += ` <sub>${role}'s tun device dropped ${c.tx} tx, ${c.rx} rx</sub>`;
+  return out;
+}
+
+function cpuText(c: Record<string, { total: number } | null>): string {
+  return (
+    Object.entries(c)
+      .map(([k, v]) => `${k} ${pct(v?.total)}`)
+      .join(', ') || '—'
+  );
+}
+
+function tunSection(t: TunResult): string[] {
+  const L: string[] = [];
+  const raw = rawPath(t);
+  const o1500 = oursAt(t, 1500);
+  const ob = oursAt(t, t.bestMtu);
+  L.push(
+    '',
+    '## 1. Through TUN',
+    '',
+    `iperf3, one TCP stream, client 1 → hub → client 2 between network namespaces on veth links (MTU 1500), ${t.seconds} s per transfer after ${t.omit} s omitted; ` +
+      `best of ${t.rounds} interleaved round${t.rounds > 1 ? 's' : ''}. RTT: ping, ${t.pings} echoes 50 ms apart, median of the quietest round, once right after the tunnel came up and once after the transfer. ` +
+      `CPU: share of one core of each program of the path during the transfer; "others": processes outside the bench meanwhile.`,
+    '',
+    '| path | tunnel MTU | Gbit/s | of raw | ours @1500 ÷ this | ours @best ÷ this | RTT median (p90) ms, fresh tunnel | RTT median (p90) ms, after the transfer | CPU during transfer | iperf3 retransmits | machine busy | others |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|',
+  );
+  for (const p of t.paths) {
+    const g = p.gbps;
+    const ofRaw = g !== null && raw ? pct(g / raw.gbps!) : 'n/a';
+    const r1 = g !== null && o1500?.gbps ? fmt(o1500.gbps / g) + 'x' : 'n/a';
+    const rb = g !== null && ob?.gbps ? fmt(ob.gbps / g) + 'x' : 'n/a';
+    const rtt = p.rtt ? `${fmt(p.rtt.median, 3)} (${fmt(p.rtt.p90, 3)})` : 'n/a';
+    const rttAfter = p.rttAfter ? `${fmt(p.rttAfter.median, 3)} (${fmt(p.rttAfter.p90, 3)})` : 'n/a';
+    const runs = p.runs.length > 1 ? ` <sub>(${p.runs.map((x) => fmt(x.gbps, 2)).join(' / ')})</sub>` : '';
+    const name = p.error ? failed(p.label, p.error) : p.label;
+    L.push(
+      `| ${name} | ${p.mtu} | ${fmt(g, 3)}${runs} | ${ofRaw} | ${r1} | ${rb} | ${rtt} | ${rttAfter} | ${cpuText(p.cpu)} | ${p.retransmits ?? 'n/a'}${serverDrops(p)} | ${pct(p.machine?.busy)} | ${p.background ? fmt(p.background.cores, 2) + ' cores' : 'n/a'} |`,
+    );
+  }
+  if (t.bestMtu) L.push('', `Best raised tunnel MTU in this run: **${t.bestMtu}** (${fmt(ob?.gbps, 3)} Gbit/s).`);
+  for (const n of t.notes) L.push('', `Note: ${n}`);
+  return L;
+}
+
+function switchSection(s: SwitchResult): string[] {
+  const L: string[] = [
+    '',
+    '## 2. Switching alone (no TUN)',
+    '',
+    `One sender and one receiver process over loopback${s.isolated ? ' (in a network namespace of their own)' : ''}; the server alone in its process. ` +
+      `Best of ${s.rounds} interleaved round${s.rounds > 1 ? 's' : ''}; ${s.cases[0]?.seconds ?? '?'} s measured after warm-up. Reference: a plain node:net relay that pipes one socket into the other.`,
+    '',
+    '| server | packet | delivered Gbit/s | delivered Mpps | sent Gbit/s | server CPU (user+sys) | server ns/packet | sender CPU | receiver CPU | machine busy | others | ours ÷ relay |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const c of s.cases) {
+    const ref = c.mode === 'simplevpn' ? switchCase(s, 'relay', c.size) : undefined;
+    const ratio = ref && !c.error ? `${fmt(c.gbps / ref.gbps)}x` : '';
+    const cpu = c.cpu.server ? `${pct(c.cpu.server.total)} (${pct(c.cpu.server.user)}+${pct(c.cpu.server.sys)})` : 'n/a';
+    const drops = c.drops && Object.keys(c.drops).length ? ` <sub>drops: ${Object.entries(c.drops).map(([k, v]) => `${k} ${v}`).join(', ')}</sub>` : '';
+    const name = c.error ? failed(c.mode, c.error) : c.mode === 'relay' ? 'TCP relay (reference)' : 'simplevpn';
+    L.push(
+      `| ${name} | ${c.size} B | ${fmt(c.gbps, 2)} | ${fmt(c.mpps, 3)} | ${fmt(c.sentGbps, 2)}${drops} | ${cpu} | ${fmt(c.serverNsPerPacket, 0)} | ${pct(c.cpu.sender?.total)} | ${pct(c.cpu.receiver?.total)} | ${pct(c.machine?.busy)} | ${c.background ? fmt(c.background.cores, 2) : 'n/a'} | ${ratio} |`,
+    );
+  }
+  return L;
+}
+
+function scaleSection(sc: ScaleResult): string[] {
+  const L: string[] = ['', '## 3. Scale', ''];
+  if (sc.error) L.push(`**Failed:** ${sc.error}`, '');
+  L.push(
+    `${sc.clients} clients from ${sc.processes} processes, each client from a loopback source address of its own${sc.isolated ? ', in a network namespace of their own' : ''}; ` +
+      `at most ${sc.window} waiting for a reply per process.`,
+    '',
+    '| measure | value |',
+    '|---|--:|',
+    `| clients that got an address | ${sc.assigned} of ${sc.clients}${sc.failed ? ` (${sc.failed} failed: ${JSON.stringify(sc.errors)})` : ''} |`,
+    `| assignments per second (first connect to last reply, two waves of half the clients) | ${sc.assignmentsPerSecond ?? 'n/a'} (${fmt(sc.assignSeconds, 2)} s) |`,
+    `| server CPU while assigning | ${pct(sc.assignCpu)} of a core |`,
+  );
+  if (sc.hold) L.push(`| clients still connected after ${sc.hold.seconds} s idle (keepalive every ${sc.hold.keepalive} s) | ${sc.hold.open} (${sc.hold.echoes} keepalive echoes) |`, `| server CPU while idle | ${pct(sc.hold.serverCpu)} of a core |`);
+  const m = sc.memory;
+  if (m) {
+    const mb = (x: number) => (x / 1048576).toFixed(1) + ' MiB';
+    L.push(
+      `| server RSS before → after (after a full GC) | ${mb(m.before.rss)} → ${mb(m.after.rss)} |`,
+      `| server JS heap before → after | ${mb(m.before.heapUsed)} → ${mb(m.after.heapUsed)} |`,
+      `| **RSS per client** | **${m.rssPerClient} B** |`,
+      `| JS heap per client (used; reserved: ${m.heapTotalPerClient} B) | ${m.heapPerClient} B |`,
+      `| marginal cost of a client (second half of the clients only): RSS, JS heap | ${m.marginalRssPerClient ?? 'n/a'} B, ${m.marginalHeapPerClient ?? 'n/a'} B |`,
+      `| off-heap (external) per client | ${m.externalPerClient} B |`,
+    );
+  }
+  const ref = sc.reference;
+  if (ref && !ref.error)
+    L.push(
+      `| reference: a bare node:net server holding the same clients (bench/fixtures/floor-server.ts), RSS and JS heap per client | ${ref.rssPerClient} B, ${ref.heapPerClient} B |`,
+      `| what simplevpn adds per client above that floor: RSS, JS heap | ${m ? m.rssPerClient - ref.rssPerClient : 'n/a'} B, ${m ? m.heapPerClient - ref.heapPerClient : 'n/a'} B |`,
+    );
+  else if (ref?.error) L.push(`| reference (bare node:net server) | failed: ${ref.error.split('\n')[0]} |`);
+  if (sc.background) L.push(`| others (processes outside the bench) while assigning | ${fmt(sc.background.cores, 2)} cores |`);
+  const hp = m?.heap;
+  if (hp) {
+    L.push('', `What the JS heap holds per client (heap snapshots before and after, ${hp.total} B in all; self sizes):`, '', '| objects per client | bytes per client | constructor or kind |', '|--:|--:|---|');
+    for (const g of hp.groups) L.push(`| ${g.count} | ${g.bytes} | \`${g.name}\` |`);
+  }
+  return L;
+}
+
+function sdkSection(k: SdkResult): string[] {
+  const L: string[] = ['', '## 4. The SDK', ''];
+  if (k.error) L.push(`**Failed:** ${k.error}`, '');
+  L.push('| bundle | raw bytes | gzip -9 bytes |', '|---|--:|--:|');
+  for (const b of k.bundles) L.push(`| ${b.file} | ${b.raw} | ${b.gzip} |`);
+  if (k.framer && k.receive && k.send) {
+    L.push(
+      '',
+      `Packet mix: ${k.mix?.sizes} (${k.mix?.packets} packets, ${k.mix?.bytes} bytes), delivered in ${k.mix?.chunk}-byte chunks.`,
+      '',
+      '| path | ns/packet | heap bytes allocated per packet | ArrayBuffer bytes per packet |',
+      '|---|--:|--:|--:|',
+      `| Framer.push/next | ${k.framer.nsPerPacket} | ${k.framer.heapBytesPerPacket} | ${k.framer.bufferBytesPerPacket} |`,
+      `| Client receive path (onData → Tun.write) | ${k.receive.nsPerPacket} | ${k.receive.heapBytesPerPacket} | ${k.receive.bufferBytesPerPacket} |`,
+      ...(k.receiveAligned ? [`| Client receive path, chunks of whole packets | ${k.receiveAligned.nsPerPacket} | ${k.receiveAligned.heapBytesPerPacket} | ${k.receiveAligned.bufferBytesPerPacket} |`] : []),
+      `| Client.send | ${k.send.nsPerPacket} | ${k.send.heapBytesPerPacket} | ${k.send.bufferBytesPerPacket} |`,
+      `| calibration: one \`subarray()\` per operation | | ${k.calibration?.heapBytesPerPacket} | ${k.calibration?.bufferBytesPerPacket} |`,
+    );
+  }
+  return L;
+}
+
+/** A CPU profile summary (probes/cpuprofile.ts) as a table; the profile reader prints it too. */
+export function profileMarkdown(title: string, s: ProfileSummary): string {
+  const k = s.kinds;
+  const out = [
+    `**${title}** — busy ${s.busyMs} ms of ${s.wallMs} ms profiled (the process's whole life); of busy time: ` +
+      `our JS ${k.app} %, Node's JS ${k.node} %, native bindings (system calls included) ${k.native} %, VM/other ${k.program} %, GC ${k.gc} %`,
+    '',
+    '| function | where | self ms | self % of busy | total % of busy |',
+    '|---|---|--:|--:|--:|',
+  ];
+  for (const r of s.top) out.push(`| \`${r.name}\` | ${r.where} | ${r.selfMs} | ${r.selfPct} | ${r.totalPct} |`);
+  return out.join('\n');
+}
+
+/** A machine-wide perf summary (probes/perf.ts) as two tables: by process, by symbol. */
+export function perfMarkdown(s: PerfSummary): string {
+  const out = [
+    `Machine-wide perf samples over ${s.seconds} s of the transfer (all cores = 100 %; threads named by the program they belong to):`,
+    '',
+    '| % of all CPU | process | object |',
+    '|--:|---|---|',
+  ];
+  for (const r of s.byProcess) out.push(`| ${r.pct} | ${r.who} | ${r.what} |`);
+  out.push(
+    '',
+    'Hottest symbols. On this paravirtualised guest, samples that fall in kernel code running with interrupts off are',
+    'reported at `pvm_irq_enable`: read that row as "kernel, not attributed".',
+    '',
+    '| % of all CPU | process | symbol |',
+    '|--:|---|---|',
+  );
+  for (const r of s.bySymbol) out.push(`| ${r.pct} | ${r.who} | \`${r.what}\` |`);
+  return out.join('\n');
+}
+
+function profiles(r: BenchResults): string[] {
+  const L: string[] = [];
+  const profs = r.tun?.profiles ?? [];
+  if (!(profs.length || r.switch?.profiles.length || r.scale?.profile)) return L;
+  L.push('', '## Profiles', '', 'Taken in separate runs after the measured ones (the profilers cost throughput). Self time by function, as a share of the process\'s busy time.');
+  for (const p of profs) {
+    L.push('', `### Through TUN at MTU ${p.mtu} (${fmt(p.gbps, 3)} Gbit/s under the profilers)`);
+    if (p.error) L.push('', `Note: ${p.error}`);
+    for (const [role, sum] of Object.entries(p.processes)) L.push('', profileMarkdown(`simplevpn ${role}`, sum));
+    if (p.perf) L.push('', perfMarkdown(p.perf));
+  }
+  const sp = r.scale?.profile;
+  if (sp) {
+    L.push('', `### Scale: ${r.scale!.clients} clients asking for an address at once (${sp.assignmentsPerSecond ?? 'n/a'}/s under the profiler)`);
+    if (sp.error) L.push('', `Note: ${sp.error}`);
+    if (sp.server) L.push('', profileMarkdown('simplevpn server (assigning)', sp.server));
+  }
+  for (const p of r.switch?.profiles ?? []) {
+    L.push('', `### Switching alone, ${p.size}-byte packets (${fmt(p.mpps, 3)} Mpps under the profiler)`);
+    if (p.error) L.push('', `Note: ${p.error}`);
+    if (p.server) L.push('', profileMarkdown('simplevpn server (switching alone)', p.server));
+  }
+  return L;
+}
+
+export function markdown(r: BenchResults): string {
+  const L: string[] = [];
+  const m = r.machine;
+  L.push('# simplevpn benchmarks: latest run', '');
+  L.push(
+    `${r.date}, \`npm run bench${r.mode === 'quick' ? ' -- --quick' : ''}${r.sections.length < 4 ? ' ' + r.sections.join(' ') : ''}\` (${r.mode}), ${Math.round(r.durationS)} s. ` +
+      `Machine: ${m.cpus} cores (${m.model}), ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average at start ${m.loadavgAtStart}. ` +
+      `Code: commit ${r.code.commit}${r.code.changed.length ? ` with uncommitted changes in ${r.code.changed.join(', ')}` : ''}. ` +
+      `Every number below was measured in this run on this machine; ratios compare numbers of this run only. ` +
+      `How each is measured: docs/performance.md.`,
+  );
+  L.push('', '## Targets (issue 7)', '', '| | section | target | measured | ratio |', '|---|---|---|---|---|');
+  for (const t of r.targets) {
+    const mark = t.status === 'met' ? '✅ met' : t.status === 'missed' ? '❌ missed' : '— not measured';
+    L.push(`| ${mark} | ${t.section} | ${t.target} | ${t.measured} | ${t.ratio} |`);
+  }
+  if (r.tun) L.push(...tunSection(r.tun));
+  if (r.switch) L.push(...switchSection(r.switch));
+  if (r.scale) L.push(...scaleSection(r.scale));
+  if (r.sdk) L.push(...sdkSection(r.sdk));
+  L.push(...profiles(r));
+  L.push('', '## Tools', '', '| tool | version |', '|---|---|');
+  for (const [name, v] of Object.entries(r.tools)) L.push(`| ${name} | ${v ?? 'not available'} |`);
+  if (r.notes.length) {
+    L.push('', '## Notes', '');
+    for (const n of r.notes) L.push(`- ${n}`);
+  }
+  return L.join('\n') + '\n';
+}

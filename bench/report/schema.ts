@@ -1,0 +1,44 @@
+// The shape of bench/results/latest.json (version 1): everything one run measured, with the
+// targets judged against it. latest.md and latest.svg are drawn from this alone (--render).
+
+import type { ScaleResult } from '../sections/scale.js';
+import type { SdkResult } from '../sections/sdk.js';
+import type { SwitchResult } from '../sections/switch.js';
+import type { TunResult } from '../sections/tun.js';
+
+export interface Machine {
+  cpus: number;
+  model: string;
+  memGiB: number;
+  kernel: string;
+  node: string;
+  loadavgAtStart: string;
+}
+
+export interface BenchResults {
+  version: 1;
+  date: string;
+  /** The code measured: the commit, and files of the data path changed since it. */
+  code: { commit: string; changed: string[] };
+  mode: 'full' | 'quick';
+  sections: string[];
+  durationS: number;
+  machine: Machine;
+  tools: Record<string, string | null>;
+  notes: string[];
+  tun?: TunResult;
+  switch?: SwitchResult;
+  scale?: ScaleResult;
+  sdk?: SdkResult;
+  targets: Target[];
+}
+
+/** One target of issue 7, as judged in this run (report/targets.ts). */
+export interface Target {
+  id: string;
+  section: string;
+  target: string;
+  measured: string;
+  ratio: string;
+  status: 'met' | 'missed' | 'not measured';
+}

@@ -1,0 +1,163 @@
+// The targets of issue 7 and how each is judged: ratios against the peers and the raw path
+// measured in the same run, and fixed budgets. A target whose numbers are missing is "not
+// measured", with why. The chart draws the same thresholds (report/chart.ts).
+
+import type { ScaleResult } from '../sections/scale.js';
+import type { SdkResult } from '../sections/sdk.js';
+import type { SwitchCase, SwitchResult } from '../sections/switch.js';
+import type { PathResult, TunResult } from '../sections/tun.js';
+import { fmt } from '../util.js';
+import type { BenchResults, Target } from './schema.js';
+
+/** simplevpn at MTU 1500 against the faster of OpenVPN and wireguard-go. */
+export const TARGET_PEER_RATIO = 1.5;
+/** simplevpn at its best raised MTU against the raw routed path. */
+export const TARGET_RAW_SHARE = 0.25;
+export const TARGET_SWITCH_GBPS = 10;
+export const TARGET_SWITCH_MPPS = 1;
+const TARGET_MEM_PER_CLIENT = 3 * 1024;
+const TARGET_ASSIGN_PER_S = 5000;
+const TARGET_CLIENTS = 10_000;
+
+// ---- lookups the report files share ----------------------------------------------------------
+
+/** simplevpn's path at tunnel MTU `mtu`. */
+export function oursAt(t: TunResult, mtu: number | null): PathResult | undefined {
+  return mtu === null ? undefined : t.paths.find((p) => p.kind === 'simplevpn' && p.mtu === mtu);
+}
+
+/** The faster of the peers (OpenVPN, wireguard-go) that carried a transfer. */
+export function bestPeer(t: TunResult): PathResult | undefined {
+  const peers = t.paths.filter((p) => (p.kind === 'openvpn' || p.kind === 'wireguard-go') && p.gbps !== null);
+  return peers.length ? peers.reduce((a, b) => (b.gbps! > a.gbps! ? b : a)) : undefined;
+}
+
+/** The raw routed path, when it carried a transfer. */
+export function rawPath(t: TunResult): PathResult | undefined {
+  return t.paths.find((p) => p.kind === 'raw' && p.gbps !== null);
+}
+
+/** The switching case of `mode` at packet `size`, unless it failed. */
+export function switchCase(s: SwitchResult | undefined, mode: SwitchCase['mode'], size: number): SwitchCase | undefined {
+  return s?.cases.find((c) => c.mode === mode && c.size === size && !c.error);
+}
+
+// ---- judging -----------------------------------------------------------------------------------
+
+/** What a target's numbers say, or why there are none. */
+type Verdict = { ok: boolean; measured: string; ratio?: string } | { why: string };
+
+function target(id: string, section: string, target: string, v: Verdict): Target {
+  if ('why' in v) return { id, section, target, measured: v.why, ratio: '', status: 'not measured' };
+  return { id, section, target, measured: v.measured, ratio: v.ratio ?? '', status: v.ok ? 'met' : 'missed' };
+}
+
+function tunTargets(t: TunResult | undefined): Target[] {
+  const o1500 = t ? oursAt(t, 1500) : undefined;
+  const peer = t ? bestPeer(t) : undefined;
+  let throughput: Verdict = { why: o1500?.error ?? (t ? 'no peer measured' : 'section not run') };
+  if (o1500?.gbps != null && peer) {
+    const ratio = o1500.gbps / peer.gbps!;
+    throughput = { ok: ratio >= TARGET_PEER_RATIO, measured: `${fmt(o1500.gbps, 3)} Gbit/s vs ${peer.label} ${fmt(peer.gbps, 3)} Gbit/s`, ratio: `${fmt(ratio)}x` };
+  }
+
+  const ovpn = t?.paths.filter((p) => p.kind === 'openvpn' && p.rtt) ?? [];
+  let rtt: Verdict = { why: t ? 'OpenVPN or ours not measured' : 'section not run' };
+  if (o1500?.rtt && ovpn.length) {
+    const best = ovpn.reduce((a, b) => (b.rtt!.median < a.rtt!.median ? b : a));
+    // Judged on the fresh tunnel, the stricter of the two; the established one is reported beside it.
+    const after = o1500.rttAfter && best.rttAfter ? `; after the transfer ${fmt(o1500.rttAfter.median, 3)} ms vs ${fmt(best.rttAfter.median, 3)} ms (${fmt(o1500.rttAfter.median / best.rttAfter.median)}x)` : '';
+    rtt = {
+      ok: o1500.rtt.median <= best.rtt!.median,
+      measured: `fresh tunnel: median ${fmt(o1500.rtt.median, 3)} ms vs ${fmt(best.rtt!.median, 3)} ms (${best.label})${after}`,
+      ratio: `${fmt(o1500.rtt.median / best.rtt!.median)}x`,
+    };
+  }
+
+  const raw = t ? rawPath(t) : undefined;
+  const raised = t ? oursAt(t, t.bestMtu) : undefined;
+  let share: Verdict = { why: t ? 'raised MTU or raw path not measured' : 'section not run' };
+  if (raised?.gbps != null && raw) {
+    const ratio = raised.gbps / raw.gbps!;
+    share = { ok: ratio >= TARGET_RAW_SHARE, measured: `${fmt(raised.gbps, 3)} Gbit/s at MTU ${raised.mtu} vs raw ${fmt(raw.gbps, 3)} Gbit/s`, ratio: `${fmt(ratio * 100, 1)} %` };
+  }
+  return [
+    target('tun-throughput', 'through TUN', `MTU 1500: at least ${TARGET_PEER_RATIO}x the best peer`, throughput),
+    target('tun-rtt', 'through TUN', "RTT no worse than OpenVPN's", rtt),
+    target('tun-raised-mtu', 'through TUN', `raised tunnel MTU: at least ${TARGET_RAW_SHARE * 100} % of the raw path`, share),
+  ];
+}
+
+function switchTargets(s: SwitchResult | undefined): Target[] {
+  const why = s ? 'failed' : 'section not run';
+  const s1500 = switchCase(s, 'simplevpn', 1500);
+  const r1500 = switchCase(s, 'relay', 1500);
+  const s64 = switchCase(s, 'simplevpn', 64);
+  const r64 = switchCase(s, 'relay', 64);
+  return [
+    target(
+      'switch-gbps',
+      'switching',
+      `at least ${TARGET_SWITCH_GBPS} Gbit/s with 1500-byte packets`,
+      s1500
+        ? { ok: s1500.gbps >= TARGET_SWITCH_GBPS, measured: `${fmt(s1500.gbps, 2)} Gbit/s (TCP relay: ${fmt(r1500?.gbps, 2)})`, ratio: r1500 ? `${fmt(s1500.gbps / r1500.gbps)}x relay` : '' }
+        : { why },
+    ),
+    target(
+      'switch-pps',
+      'switching',
+      `at least ${TARGET_SWITCH_MPPS} M packets/s with 64-byte packets`,
+      s64 ? { ok: s64.mpps >= TARGET_SWITCH_MPPS, measured: `${fmt(s64.mpps, 2)} Mpps (TCP relay: ${fmt(r64?.mpps, 2)})`, ratio: r64 ? `${fmt(s64.mpps / r64.mpps)}x relay` : '' } : { why },
+    ),
+  ];
+}
+
+function scaleTargets(sc: ScaleResult | undefined): Target[] {
+  const why = sc?.error ?? 'section not run';
+  const out: Target[] = [];
+  if (sc?.memory) {
+    const per = sc.memory.rssPerClient;
+    const enough = sc.clients >= TARGET_CLIENTS && sc.hold?.open === sc.clients;
+    const ref = sc.reference && !sc.reference.error ? sc.reference : null;
+    const floor = ref ? `; a bare node:net server holding the same clients: ${ref.rssPerClient} B each, so simplevpn adds ${per - ref.rssPerClient} B` : '';
+    out.push(
+      target('scale-memory', 'scale', `${TARGET_CLIENTS} clients at no more than 3 KB (3,072 B) of server memory each`, {
+        ok: per <= TARGET_MEM_PER_CLIENT && enough,
+        measured: `${per} B RSS per client (JS heap ${sc.memory.heapPerClient} B) with ${sc.hold?.open} of ${sc.clients} clients held${floor}`,
+        ratio: `${fmt(per / TARGET_MEM_PER_CLIENT)}x the budget` + (ref ? `, ${fmt(per / ref.rssPerClient)}x the bare server` : ''),
+      }),
+    );
+  } else out.push(target('scale-memory', 'scale', `${TARGET_CLIENTS} clients at no more than 3 KB of server memory each`, { why }));
+  const rate = sc?.assignmentsPerSecond;
+  out.push(
+    target(
+      'scale-assign',
+      'scale',
+      `at least ${TARGET_ASSIGN_PER_S} address assignments/s`,
+      rate
+        ? { ok: rate >= TARGET_ASSIGN_PER_S && sc.failed === 0, measured: `${rate}/s (${sc.assigned} clients in ${sc.assignSeconds} s${sc.failed ? `, ${sc.failed} failed` : ''})`, ratio: `${fmt(rate / TARGET_ASSIGN_PER_S)}x` }
+        : { why },
+    ),
+  );
+  return out;
+}
+
+function sdkTarget(k: SdkResult | undefined): Target {
+  const aligned = k?.receiveAligned;
+  if (!k?.receive || !k.send || !aligned) return target('sdk-alloc', 'SDK', 'no allocation per forwarded packet in steady state', { why: k?.error ?? 'section not run' });
+  // Per packet: the receive path fed whole packets, and send. The frame that straddles two
+  // chunks is assembled in a buffer of its own: an allocation per chunk, not per packet,
+  // shown beside it.
+  const rx = aligned.heapBytesPerPacket + aligned.bufferBytesPerPacket;
+  const rxChunked = k.receive.heapBytesPerPacket + k.receive.bufferBytesPerPacket;
+  const tx = k.send.heapBytesPerPacket + k.send.bufferBytesPerPacket;
+  return target('sdk-alloc', 'SDK', 'no allocation per forwarded packet in steady state', {
+    ok: rx < 1 && tx < 1,
+    measured: `receive ${fmt(rx, 1)} B/packet (${fmt(rxChunked, 1)} B/packet averaged with 64 KiB chunks, frames straddling two chunks included), send ${fmt(tx, 1)} B/packet`,
+  });
+}
+
+/** Every target, in the order of the report: TUN, switching, scale, SDK. */
+export function judge(r: Omit<BenchResults, 'targets'>): Target[] {
+  return [...tunTargets(r.tun), ...switchTargets(r.switch), ...scaleTargets(r.scale), sdkTarget(r.sdk)];
+}

@@ -27,6 +27,12 @@ export interface TunStats {
   txBytes: number;
   /** Packets write()/writeBatch() could not hand to the kernel because the device was full. */
   txDropped: number;
+  /**
+   * Packets the kernel refused (EINVAL: too short, or not a packet it can parse as IP).
+   * write() and writeBatch() count them here and go on: a bad packet is that packet's
+   * problem, not the device's.
+   */
+  txRejected: number;
 }
 
 export interface TunOptions {
@@ -59,12 +65,16 @@ export interface TunDevice {
   deleteRoute(network: string, prefix: number): void;
   /**
    * Sends one IP packet into the kernel: buf[offset, offset + length), all of buf by
-   * default. False when the device is full: the packet is dropped (and counted).
+   * default. False when the packet was dropped, and counted: the device was full
+   * (txDropped) or the kernel refused the packet (txRejected). Any other failure (the
+   * device closed or gone: EBADF, EIO...) is thrown as a TunError.
    */
   write(buf: Uint8Array, offset?: number, length?: number): boolean;
   /**
    * Writes packets[0..count) in one native call and returns how many were written: on the
-   * first the device refuses it stops, and the rest count as dropped.
+   * first the device has no room for it stops, and the rest count as dropped (txDropped).
+   * A packet the kernel refuses is counted (txRejected) and skipped. Other failures are
+   * thrown, as by write().
    */
   writeBatch(packets: Uint8Array[], count: number): number;
   /** Live counters (the same object every time). */
@@ -232,11 +242,17 @@ function guard<T>(fn: () => T): T {
   }
 }
 
+/** The kernel refused the packet itself (a write of something it cannot parse as IP). */
+function refused(e: unknown): boolean {
+  const n = e as NativeError;
+  return n instanceof Error && n.code === 'EINVAL' && n.syscall === 'write';
+}
+
 const EMPTY = new Uint8Array(0);
 
 class Device implements TunDevice {
   readonly name: string;
-  readonly stats: TunStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txDropped: 0 };
+  readonly stats: TunStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txDropped: 0, txRejected: 0 };
   private readonly n: Native;
   private readonly h: Handle;
 
@@ -291,6 +307,10 @@ class Device implements TunDevice {
     try {
       ok = this.n.write(this.h, buf, offset, length); // no closure here: this is the per-packet path
     } catch (e) {
+      if (refused(e)) {
+        this.stats.txRejected++;
+        return false;
+      }
       throw toTunError(e);
     }
     if (ok) {
@@ -302,17 +322,27 @@ class Device implements TunDevice {
 
   writeBatch(packets: Uint8Array[], count: number): number {
     count = Math.min(count, packets.length);
-    if (!(count > 0)) return 0;
-    let written: number;
-    try {
-      written = this.n.writeBatch(this.h, packets, count);
-    } catch (e) {
-      this.count(packets, (e as NativeError).written ?? 0);
-      throw toTunError(e);
+    let total = 0;
+    for (let from = 0; from < count; ) {
+      let written: number;
+      // After a refused packet, the rest: a copy of the array, only on that rare path.
+      const batch = from === 0 ? packets : packets.slice(from, count);
+      try {
+        written = this.n.writeBatch(this.h, batch, count - from);
+      } catch (e) {
+        written = (e as NativeError).written ?? 0;
+        this.count(batch, written);
+        total += written;
+        if (!refused(e)) throw toTunError(e);
+        this.stats.txRejected++;
+        from += written + 1;
+        continue;
+      }
+      this.count(batch, written);
+      this.stats.txDropped += count - from - written;
+      return total + written;
     }
-    this.count(packets, written);
-    this.stats.txDropped += count - written;
-    return written;
+    return total;
   }
 
   private count(packets: Uint8Array[], written: number): void {

@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import mri from 'mri';
-import { hashSecret } from './auth.js';
+import { hashSecret } from './control/auth.js';
 import { ConfigError, type ServerOptions } from './config.js';
 import { createLogger, type LogFormat, type Level } from '../../common/log.js';
 import { openServerTun } from '../../linux/server-tun.js';

@@ -16,6 +16,6 @@ export { VpnServer } from './server.js';
 export type { ClientInfo, CreateServerOptions, OpenTun, ServerTun } from './server.js';
 export { ConfigError, resolveConfig, parseCidr } from './config.js';
 export type { ServerOptions, ResolvedConfig } from './config.js';
-export { AddressPool } from './address-pool.js';
+export { AddressPool } from './control/address-pool.js';
 export { createLogger } from '../../common/log.js';
 export type { Logger, LogFormat } from '../../common/log.js';

@@ -6,22 +6,13 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { ConfigError, type ResolvedConfig } from './config.js';
+import type { BoundAddress, Transport, TransportHooks } from './transport.js';
 
-export interface ListenerHooks {
-  /** A new raw connection; false closes it at once. */
-  admit(sock: net.Socket): boolean;
-  /** A connection ready for the protocol (after the TLS handshake on the TLS listener). */
-  accept(sock: net.Socket, secure: boolean): void;
-  /** A TLS handshake failed (wrong CA, no client certificate, not TLS at all...). */
-  tlsError(err: Error, remote: string): void;
-  error(err: Error): void;
-}
+export type { BoundAddress };
+/** accept() comes after the TLS handshake on the TLS listener; tlsError() when it fails. */
+export type ListenerHooks = TransportHooks;
 
-export interface BoundAddress extends net.AddressInfo {
-  tls: boolean;
-}
-
-export class Listeners {
+export class Listeners implements Transport {
   private readonly servers: Array<{ server: net.Server; tls: boolean }> = [];
   private tlsServers: tls.Server[] = [];
 
@@ -87,7 +78,7 @@ export class Listeners {
   private plainServer(): net.Server {
     const h = this.hooks;
     return net.createServer({ noDelay: true }, (sock) => {
-      if (h.admit(sock)) h.accept(sock, false);
+      if (h.admit(sock)) h.accept(sock, 'tcp');
     });
   }
 
@@ -101,7 +92,7 @@ export class Listeners {
       handshakeTimeout: this.cfg.handshakeTimeoutMs,
       noDelay: true,
     });
-    s.on('secureConnection', (sock: tls.TLSSocket) => h.accept(sock, true));
+    s.on('secureConnection', (sock: tls.TLSSocket) => h.accept(sock, 'tls'));
     s.on('tlsClientError', (err: Error, sock: tls.TLSSocket) => {
       h.tlsError(err, `${sock.remoteAddress}:${sock.remotePort}`);
       sock.destroy();

@@ -1,35 +1,28 @@
-// The server: listeners and admission, the address pool, the routing table, the server's
-// own tun, session lifecycle, reloads, and the events an operator sees in the log.
+// The server: its lifecycle and its wiring. The data side (data/: the switch, client
+// sessions, the tun port) moves packets; the control side (control/: admission, the lease
+// store, credentials) decides who holds which address. This file opens the transports and
+// the tun, keeps the list of connections, closes silent ones, reloads, and turns what
+// happens into the events an operator sees in the log.
 
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import { formatIPv4, readU32, ANY, DST } from '../../protocol/index.js';
-import { AddressPool } from './address-pool.js';
-import { AddressRequests } from './address-requests.js';
-import { AuthFileError, Authenticator, loadAuthFile } from './auth.js';
-import { ConfigError, type ResolvedConfig, type ServerOptions, resolveConfig } from './config.js';
-import { type BoundAddress, Listeners } from './listeners.js';
-import { SourceLimits, limitKey, sourceOf } from './limits.js';
+import { formatIPv4, ANY } from '../../protocol/index.js';
 import { type Fields, type Level, LogThrottle, type Logger, silentLogger } from '../../common/log.js';
+import { ConfigError, type ResolvedConfig, type ServerOptions, resolveConfig } from './config.js';
+import { Admission, type Client } from './control/admission.js';
+import { AuthFileError, Authenticator, loadAuthFile } from './control/auth.js';
+import { MemoryLeaseStore } from './control/memory-lease-store.js';
+import type { EndCode, SessionEnv } from './data/session.js';
+import { Switch } from './data/switch.js';
+import { type OpenTun, type ServerTun, TunPort } from './data/tun-port.js';
+import { registerInternals } from './internals.js';
+import { Listeners } from './listeners.js';
+import { SourceLimits, limitKey, sourceOf } from './limits.js';
 import { Metrics } from './metrics.js';
-import { RoutingTable } from './routing-table.js';
-import { type EndCode, type Hub, Session } from './session.js';
 import { startStatus } from './status.js';
-import { dontFragment, fragment, fragmentationNeeded } from './too-big.js';
+import type { BoundAddress, TransportKind } from './transport.js';
 
-/** The part of a TUN device the server uses (linux/tun.ts provides it). */
-export interface ServerTun {
-  readonly name: string;
-  /** Writes buf[offset, offset + length); false when the device is full. */
-  write(buf: Uint8Array, offset: number, length: number): boolean;
-  close(): void;
-}
-
-export type OpenTun = (
-  name: string,
-  config: { address: string; prefix: number; mtu: number },
-  onPackets: (packets: Uint8Array[], count: number) => void,
-) => Promise<ServerTun>;
+export type { BoundAddress, EndCode, OpenTun, ServerTun };
 
 export interface CreateServerOptions extends ServerOptions {
   /**
@@ -57,28 +50,24 @@ export interface ClientInfo {
   drops: number;
 }
 
-const SPOOF_LOG_INTERVAL_MS = 10_000;
-
-export class VpnServer extends EventEmitter implements Hub {
-  readonly cfg: ResolvedConfig;
-  readonly metrics = new Metrics();
-  readonly table = new RoutingTable<Session>();
-  readonly pool: AddressPool;
-  toTun: ((buf: Uint8Array, offset: number, length: number) => void) | null = null;
-  tun: ServerTun | null = null;
-  auth: Authenticator | null = null;
+export class VpnServer extends EventEmitter {
+  readonly cfg: Readonly<ResolvedConfig>;
+  private readonly metrics_ = new Metrics();
+  private readonly sw: Switch;
+  private readonly leases: MemoryLeaseStore;
+  private readonly admission: Admission;
   private readonly logger: Logger;
   private readonly openTunImpl: OpenTun | undefined;
-  private readonly sessions = new Set<Session>();
-  private readonly secure = new WeakSet<Session>();
+  private readonly connections = new Set<Client>();
   private readonly lingering = new Set<net.Socket>();
   private readonly listeners_: Listeners;
   private readonly limits: SourceLimits;
-  private readonly requests: AddressRequests;
   /** Refusals before a connection is read: one line per reason every 5 s in a flood. */
   private readonly refusalLog = new LogThrottle(0.2, 1);
   /** Connects, and disconnects of connections that never held an address: bursts of 100, then 50/s. */
   private readonly churnLog = new LogThrottle(50, 100);
+  private tunPort: TunPort | null = null;
+  private auth: Authenticator | null = null;
   private status: { close(): Promise<void>; address: string } | null = null;
   private sweeper: NodeJS.Timeout | null = null;
   private nextId = 1;
@@ -87,26 +76,43 @@ export class VpnServer extends EventEmitter implements Hub {
 
   constructor(options: CreateServerOptions = {}) {
     super();
-    this.cfg = resolveConfig(options);
+    const c = (this.cfg = resolveConfig(options));
     this.logger = options.logger ?? silentLogger;
     this.openTunImpl = options.openTun;
-    const c = this.cfg;
-    this.pool = new AddressPool(c.subnet.network, c.subnet.prefix, [c.gateway]);
+    const metrics = this.metrics_;
+    this.sw = new Switch(metrics, c.gateway);
+    this.leases = new MemoryLeaseStore(c.subnet.network, c.subnet.prefix, [c.gateway]);
     this.limits = new SourceLimits(c.maxPerSource, c.connRate, c.connRate * 2);
     this.listeners_ = new Listeners(c, {
       admit: (sock) => this.admit(sock),
-      accept: (sock, secure) => this.accept(sock, secure),
+      accept: (sock, kind) => this.accept(sock, kind),
       tlsError: (err, remote) => this.tlsRefused(err, remote),
       error: (err) => this.event('error', 'listener_error', { error: err.message }),
     });
-    this.requests = new AddressRequests({
+    const env: SessionEnv = { sw: this.sw, metrics, sendQueue: c.sendQueue, maxFrame: c.maxFrame };
+    this.admission = new Admission({
       cfg: c,
-      pool: this.pool,
-      table: this.table,
-      metrics: this.metrics,
+      leases: this.leases,
+      env,
+      metrics,
       authenticator: () => this.auth,
-      linger: (s) => this.linger(s),
+      linger: (sock) => this.linger(sock),
       event: (level, name, fields) => this.event(level, name, fields),
+      ended: (client, code, detail) => this.ended(client, code, detail),
+    });
+    const self = this;
+    registerInternals(this, {
+      metrics,
+      switch: this.sw,
+      leases: this.leases,
+      admission: this.admission,
+      clients: this.connections,
+      get tun() {
+        return self.tunPort;
+      },
+      get auth() {
+        return self.auth;
+      },
     });
   }
 
@@ -135,7 +141,7 @@ export class VpnServer extends EventEmitter implements Hub {
       addresses: bound.filter((a) => !a.tls).map(fmt).join(',') || undefined,
       subnet: `${formatIPv4(c.subnet.network)}/${c.subnet.prefix}`,
       gateway: formatIPv4(c.gateway),
-      tun: this.tun?.name ?? 'none',
+      tun: this.tunPort?.device.name ?? 'none',
       mtu: c.mtu,
       idle_timeout: c.idleTimeoutMs / 1000,
       keepalive: c.keepalive,
@@ -183,7 +189,7 @@ export class VpnServer extends EventEmitter implements Hub {
       if (this.auth && next) {
         const prev = this.auth.entries;
         const changed = this.auth.replace(next);
-        revoked = this.requests.revoke(changed, this.sessions);
+        revoked = this.admission.revoke(changed, this.connections);
         this.fixAddresses(prev, next);
       }
       this.event('info', 'reloaded', { auth_clients: this.auth?.entries.size, revoked_sessions: revoked, tls: c.tls ? 'reloaded' : undefined });
@@ -199,109 +205,67 @@ export class VpnServer extends EventEmitter implements Hub {
     this.closing = true;
     if (this.sweeper) clearInterval(this.sweeper);
     const closed = this.listeners_.close();
-    for (const s of [...this.sessions]) s.end('shutdown', 'server shutting down');
+    for (const c of [...this.connections]) c.session.end('shutdown', 'server shutting down');
     for (const sock of this.lingering) sock.destroy();
     await closed;
     if (this.status) await this.status.close();
-    if (this.tun) {
-      this.tun.close();
-      this.event('info', 'tun_closed', { name: this.tun.name });
-      this.tun = null;
-      this.toTun = null;
+    const tun = this.tunPort;
+    if (tun) {
+      this.sw.setFallback(null);
+      this.tunPort = null;
+      tun.device.close();
+      this.event('info', 'tun_closed', { name: tun.device.name });
     }
     if (this.started) this.event('info', 'stopped', {});
   }
 
   clients(): ClientInfo[] {
-    return [...this.sessions].map((s) => ({
-      id: s.id,
-      address: s.address ? formatIPv4(s.address) : null,
-      remote: s.remote,
-      protocol: s.extended ? 'simplevpn' : 'seed',
-      transport: this.secure.has(s) ? 'tls' : 'tcp',
-      name: s.name,
-      client: s.authId || null,
-      connectedSince: new Date(s.since).toISOString(),
-      lastSeen: new Date(s.lastRx).toISOString(),
-      rxBytes: s.rxBytes,
-      txBytes: s.txBytes,
-      rxPackets: s.rxPackets,
-      txPackets: s.txPackets,
-      drops: s.drops,
-    }));
+    return [...this.connections].map((c) => {
+      const s = c.session;
+      return {
+        id: c.id,
+        address: s.address ? formatIPv4(s.address) : null,
+        remote: c.remote,
+        protocol: c.extended ? 'simplevpn' : 'seed',
+        transport: c.transport,
+        name: c.name,
+        client: c.authId || null,
+        connectedSince: new Date(c.since).toISOString(),
+        lastSeen: new Date(s.lastRx).toISOString(),
+        rxBytes: s.rxBytes,
+        txBytes: s.txBytes,
+        rxPackets: s.rxPackets,
+        txPackets: s.txPackets,
+        drops: s.drops,
+      };
+    });
   }
 
   metricsText(): string {
-    return this.metrics.render({ sessions: this.sessions.size, inUse: this.pool.size, free: this.pool.free, tun: this.tun !== null });
+    return this.metrics_.render({ sessions: this.connections.size, inUse: this.leases.inUse, free: this.leases.free, tun: this.tunPort !== null });
   }
 
-  // ---- Hub: called by sessions ----
-
-  request(s: Session, frame: Uint8Array): void {
-    this.requests.handle(s, frame);
+  /**
+   * @internal For bench/fixtures/server.ts until it reads internals() (server/src/internals.ts);
+   * not in the shipped types.
+   */
+  get metrics(): Metrics {
+    return this.metrics_;
   }
 
-  tooBig(from: Session | null, b: Uint8Array, o: number, n: number, peer: Session): void {
-    const m = this.metrics;
-    if (dontFragment(b, o)) {
-      m.drops.too_big++;
-      const icmp = fragmentationNeeded(b, o, n, peer.mtu, this.cfg.gateway);
-      if (from !== null) from.deliver(icmp, 1);
-      else this.toTun?.(icmp, 0, icmp.length);
-    } else {
-      const f = fragment(b, o, n, peer.mtu);
-      m.fragmented += f.count;
-      peer.deliver(f.data, f.count);
-    }
-  }
-
-  spoofed(s: Session, src: number): void {
-    const now = Date.now();
-    if (now - s.spoofLoggedAt < SPOOF_LOG_INTERVAL_MS) {
-      s.spoofUnlogged++;
-      return;
-    }
-    this.event('warn', 'drop_spoofed', {
-      id: s.id,
-      remote: s.remote,
-      address: formatIPv4(s.address),
-      source: formatIPv4(src),
-      more_since_last: s.spoofUnlogged,
-    });
-    s.spoofLoggedAt = now;
-    s.spoofUnlogged = 0;
-  }
-
-  ended(s: Session, code: EndCode, detail: string): void {
-    if (!this.sessions.delete(s)) return;
-    if (s.address !== ANY) {
-      this.table.unbind(s.address, s);
-      this.pool.release(s.address);
-    }
-    this.metrics.disconnected(code);
-    // Connections that never held an address are logged at most every few seconds per reason
-    // (the event is emitted every time).
-    const held = s.address === ANY ? this.churnLog.pass('disconnect', Date.now()) : 0;
-    this.event(held < 0 ? 'quiet' : 'info', 'disconnect', {
-      id: s.id,
-      remote: s.remote,
-      address: s.address ? formatIPv4(s.address) : null,
-      reason: code,
-      detail,
-      rx_bytes: s.rxBytes,
-      tx_bytes: s.txBytes,
-      duration_s: Math.round((Date.now() - s.since) / 100) / 10,
-      more_since_last: held > 0 ? held : undefined,
-    });
+  /** @internal As `metrics`: the number of addresses bound. */
+  get table(): { readonly size: number } {
+    return this.sw;
   }
 
   // ---- internals ----
 
   private async readAuth() {
     const c = this.cfg;
+    const leases = this.leases;
     try {
       return await loadAuthFile(c.auth!, (a) =>
-        !this.pool.inside(a) ? `is outside the subnet ${formatIPv4(c.subnet.network)}/${c.subnet.prefix}` : !this.pool.assignable(a) ? 'is reserved (network, broadcast or the server)' : null,
+        !leases.inside(a) ? `is outside the subnet ${formatIPv4(c.subnet.network)}/${c.subnet.prefix}` : !leases.assignable(a) ? 'is reserved (network, broadcast or the server)' : null,
       );
     } catch (err) {
       if (err instanceof AuthFileError) throw new ConfigError(`--auth ${err.message}`);
@@ -312,8 +276,8 @@ export class VpnServer extends EventEmitter implements Hub {
   /** Keeps every fixed address of the auth file out of general use. */
   private fixAddresses(prev: Map<string, { address: number }>, next: Map<string, { address: number }>): void {
     const keep = new Set([...next.values()].map((e) => e.address).filter(Boolean));
-    for (const e of prev.values()) if (e.address && !keep.has(e.address)) this.pool.unfix(e.address);
-    for (const a of keep) this.pool.fix(a);
+    for (const e of prev.values()) if (e.address && !keep.has(e.address)) this.leases.unfix(e.address);
+    for (const a of keep) this.leases.fix(a);
   }
 
   /** Per-source limits, on the raw connection before anything is read from it. */
@@ -326,7 +290,7 @@ export class VpnServer extends EventEmitter implements Hub {
     const key = limitKey(ip);
     const refused = this.limits.admit(key, Date.now());
     if (refused) {
-      this.metrics.refused(refused);
+      this.metrics_.refused(refused);
       const held = this.refusalLog.pass(refused, Date.now());
       if (held >= 0)
         this.event('warn', 'refuse_connection', {
@@ -342,26 +306,46 @@ export class VpnServer extends EventEmitter implements Hub {
     return true;
   }
 
-  private accept(sock: net.Socket, secure: boolean): void {
+  private accept(sock: net.Socket, kind: TransportKind): void {
     if (this.closing) return void sock.destroy();
     const remote = `${sourceOf(sock.remoteAddress)}:${sock.remotePort}`;
-    const s = new Session(this.nextId++, sock, remote, this);
-    this.sessions.add(s);
-    if (secure) this.secure.add(s);
-    this.metrics.connections++;
+    const c = this.admission.connect(sock, this.nextId++, remote, kind);
+    this.connections.add(c);
+    this.metrics_.connections++;
     // A flood of connections must not flood the log: beyond the budget, the next line says how many were held back.
     const held = this.churnLog.pass('connect', Date.now());
-    this.event(held < 0 ? 'quiet' : 'info', 'connect', { id: s.id, remote, transport: secure ? 'tls' : 'tcp', more_since_last: held > 0 ? held : undefined });
+    this.event(held < 0 ? 'quiet' : 'info', 'connect', { id: c.id, remote, transport: kind, more_since_last: held > 0 ? held : undefined });
+  }
+
+  /** A connection closed (admission released its address). */
+  private ended(c: Client, code: EndCode, detail: string): void {
+    if (!this.connections.delete(c)) return;
+    const s = c.session;
+    this.metrics_.disconnected(code);
+    // Connections that never held an address are logged at most every few seconds per reason
+    // (the event is emitted every time).
+    const held = s.address === ANY ? this.churnLog.pass('disconnect', Date.now()) : 0;
+    this.event(held < 0 ? 'quiet' : 'info', 'disconnect', {
+      id: c.id,
+      remote: c.remote,
+      address: s.address ? formatIPv4(s.address) : null,
+      reason: code,
+      detail,
+      rx_bytes: s.rxBytes,
+      tx_bytes: s.txBytes,
+      duration_s: Math.round((Date.now() - c.since) / 100) / 10,
+      more_since_last: held > 0 ? held : undefined,
+    });
   }
 
   private tlsRefused(err: Error & { code?: string }, remote: string): void {
-    this.metrics.refused('tls_handshake');
+    this.metrics_.refused('tls_handshake');
     const held = this.refusalLog.pass('tls_handshake', Date.now());
     if (held >= 0) this.event('warn', 'refuse_connection', { remote, reason: 'tls_handshake', detail: err.code || err.message, more_since_last: held });
   }
 
-  private linger(s: Session): void {
-    const sock = s.socket;
+  /** A refused connection still flushing its refusal: closed at the latest with the server. */
+  private linger(sock: net.Socket): void {
     if (sock.destroyed) return;
     this.lingering.add(sock);
     sock.once('close', () => this.lingering.delete(sock));
@@ -372,9 +356,10 @@ export class VpnServer extends EventEmitter implements Hub {
     const now = Date.now();
     const idle = this.cfg.idleTimeoutMs;
     const hs = this.cfg.handshakeTimeoutMs;
-    for (const s of this.sessions) {
+    for (const c of this.connections) {
+      const s = c.session;
       if (s.address === ANY) {
-        if (now - s.since >= hs && !s.pending) s.end('handshake_timeout', `no address request within ${hs / 1000} s`);
+        if (now - c.since >= hs && !c.pending) s.end('handshake_timeout', `no address request within ${hs / 1000} s`);
       } else if (now - s.lastRx >= idle) {
         s.end('idle_timeout', `nothing received for ${Math.round((now - s.lastRx) / 1000)} s`);
       }
@@ -388,53 +373,26 @@ export class VpnServer extends EventEmitter implements Hub {
       this.event('info', 'tun_disabled', { consequence: this.noTunConsequence() });
       return;
     }
-    const onPackets = (packets: Uint8Array[], count: number) => this.fromTun(packets, count);
-    const config = { address: formatIPv4(c.gateway), prefix: c.subnet.prefix, mtu: c.mtu };
     const open = this.openTunImpl;
     if (open === undefined) {
       this.event('warn', 'tun_unavailable', { cause: 'no tun implementation was passed in (the openTun option)', consequence: this.noTunConsequence() });
       return;
     }
+    const config = { address: formatIPv4(c.gateway), prefix: c.subnet.prefix, mtu: c.mtu };
+    let device: ServerTun;
     try {
-      this.tun = await open(c.tun, config, onPackets);
+      device = await open(c.tun, config, (packets, count) => this.tunPort?.receive(packets, count));
     } catch (err: any) {
       this.event('warn', 'tun_unavailable', { cause: err?.message ?? String(err), code: err?.code, consequence: this.noTunConsequence() });
       return;
     }
-    const tun = this.tun;
-    const m = this.metrics;
-    this.toTun = (b, o, n) => {
-      try {
-        if (tun.write(b, o, n)) m.tunTxPackets++;
-        else m.drops.tun_full++;
-      } catch {
-        // The kernel refuses what it cannot parse as IP (EINVAL): that packet, not the session.
-        m.drops.tun_rejected++;
-      }
-    };
-    this.event('info', 'tun_up', { name: tun.name, address: config.address, prefix: config.prefix, mtu: config.mtu });
+    this.tunPort = new TunPort(device, this.sw, this.metrics_);
+    this.sw.setFallback(this.tunPort);
+    this.event('info', 'tun_up', { name: device.name, address: config.address, prefix: config.prefix, mtu: config.mtu });
   }
 
   private noTunConsequence(): string {
     return `clients can reach each other, but packets to any other address, the server's own ${formatIPv4(this.cfg.gateway)} included, are dropped (counted as no_route)`;
-  }
-
-  /** Packets Linux routed into the server's tun: to the client that owns the destination. */
-  private fromTun(packets: Uint8Array[], count: number): void {
-    const m = this.metrics;
-    for (let i = 0; i < count; i++) {
-      const p = packets[i];
-      m.tunRxPackets++;
-      if (p.length < 20 || p[0] >> 4 !== 4) {
-        m.drops.not_ipv4++;
-        continue;
-      }
-      const peer = this.table.lookup(readU32(p, DST));
-      if (peer === undefined) m.drops.no_route++;
-      else if (p.length > peer.mtu) this.tooBig(null, p, 0, p.length, peer);
-      else peer.deliver(p, 1);
-    }
-    this.table.flush();
   }
 
   /** Logs (unless 'quiet') and emits an event. */
@@ -447,5 +405,3 @@ export class VpnServer extends EventEmitter implements Hub {
 export function createServer(options: CreateServerOptions = {}): VpnServer {
   return new VpnServer(options);
 }
-
-export type { EndCode };

@@ -15,7 +15,7 @@ import { type Tlv, T_LEASE, credentials, eachTlv, DST, readU32 } from '../../pro
 import { tcpConnect } from '../../client-sdk/node/tcp.js';
 import { tlsConnect } from '../../client-sdk/node/tls.js';
 import type { Connect } from '../../client-sdk/src/types.js';
-import { hashSecret } from '../../server/src/auth.js';
+import { hashSecret } from '../../server/src/control/auth.js';
 import type { Logger } from '../../common/log.js';
 import { type Harness, type RawClient, type SdkPeer, extRequest, waitFor } from './server-net.js';
 

@@ -6,7 +6,8 @@ import net from 'node:net';
 import { Client, type ClientOptions, type StateInfo } from '../../client-sdk/src/client.js';
 import { KIND_REQUEST, controlMessage, extMessage, type Tlv, Framer, parseIPv4, writeU32 } from '../../protocol/index.js';
 import { tcpConnect } from '../../client-sdk/node/tcp.js';
-import { type CreateServerOptions, type VpnServer, createServer } from '../../server/src/server.js';
+import { type CreateServerOptions, type ServerTun, type VpnServer, createServer } from '../../server/src/server.js';
+import { clientAt, internals, sessionAt } from '../../server/src/internals.js';
 
 // ---- waiting ------------------------------------------------------------------------------
 
@@ -310,6 +311,41 @@ export class Harness {
   /** Sessions the server holds now (connected, with or without an address). */
   get sessions(): number {
     return this.server.clients().length;
+  }
+
+  // The server's insides, through the test-only accessor (server/src/internals.ts).
+
+  get metrics() {
+    return internals(this.server).metrics;
+  }
+
+  /** The in-memory lease store's address pool. */
+  get pool() {
+    return internals(this.server).leases.pool;
+  }
+
+  /** The switch: lookup(address), size (addresses bound). */
+  get switch() {
+    return internals(this.server).switch;
+  }
+
+  get auth() {
+    return internals(this.server).auth;
+  }
+
+  /** The tun device the server opened, or null. */
+  get tunDevice(): ServerTun | null {
+    return internals(this.server).tun?.device ?? null;
+  }
+
+  /** The session holding `address`. */
+  sessionAt(address: number) {
+    return sessionAt(this.server, address);
+  }
+
+  /** The connection (control side) holding `address`. */
+  clientAt(address: number) {
+    return clientAt(this.server, address);
   }
 
   async close(): Promise<void> {

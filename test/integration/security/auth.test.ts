@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KIND_REFUSAL, KIND_REPLY, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_NOT_ALLOWED, ascii, credentials, extKind, readRefusal } from '../../../protocol/index.js';
-import { Authenticator, hashSecret, parseAuthFile } from '../../../server/src/auth.js';
+import { Authenticator, hashSecret, parseAuthFile } from '../../../server/src/control/auth.js';
 import { ConfigError } from '../../../server/src/config.js';
 import { createServer } from '../../../server/src/server.js';
 import { SEED_DYNAMIC, ip, ipPacket, seedStatic, waitFor, withServer } from '../../support/server-net.js';
@@ -215,7 +215,7 @@ test('the right credentials: ready, and the server records the client id', async
     assert.is(c.client, 'alice');
     assert.is(c.name, 'laptop');
     assert.is(assigns[0].client, 'alice');
-    assert.is(h.server.metrics.refusals.auth_failed ?? 0, 0);
+    assert.is(h.metrics.refusals.auth_failed ?? 0, 0);
   });
 });
 
@@ -228,14 +228,14 @@ test('a wrong secret: REFUSE_AUTH_FAILED with text, counted as auth_failed, logg
       assert.is(down.code, REFUSE_AUTH_FAILED);
       assert.match(down.reason!, /^refused by server: .*wrong credentials.*alice/);
       assert.not.ok(p.states.some((s) => s.state === 'ready'));
-      assert.is(h.server.metrics.refusals.auth_failed, 1);
+      assert.is(h.metrics.refusals.auth_failed, 1);
       const line = logger.find('refuse').find((l) => l.fields.reason === 'auth_failed');
       assert.ok(line, 'a refuse line: ' + JSON.stringify(logger.lines));
       assert.is(line!.level, 'warn');
       assert.is(line!.fields.client, 'alice');
       assert.not.ok(JSON.stringify(logger.lines).includes(ALICE.secret), 'the secret is never logged');
       await waitFor(() => h.sessions === 0, 3000, 'the refused session to end');
-      assert.is(h.server.pool.size, 0);
+      assert.is(h.pool.size, 0);
     },
     { logger },
   );
@@ -248,7 +248,7 @@ test('an unknown id is refused exactly like a wrong secret (nothing tells which 
     assert.is(unknown.code, REFUSE_AUTH_FAILED);
     assert.is(unknown.code, wrong.code);
     assert.is(unknown.reason!.replace('mallory', 'ID'), wrong.reason!.replace('alice', 'ID'));
-    assert.is(h.server.metrics.refusals.auth_failed, 2);
+    assert.is(h.metrics.refusals.auth_failed, 2);
   });
 });
 
@@ -261,7 +261,7 @@ test('no credentials: REFUSE_AUTH_REQUIRED; an id without a proof too', async ()
     const f = await rawRequest(c, 0, [credentials('alice', ALICE.secret)[0]]);
     assert.ok(f && extKind(f) === KIND_REFUSAL, 'an extension refusal');
     assert.is(readRefusal(f!).code, REFUSE_AUTH_REQUIRED);
-    assert.is(h.server.metrics.refusals.auth_required, 2);
+    assert.is(h.metrics.refusals.auth_required, 2);
   });
 });
 
@@ -275,8 +275,8 @@ test('a seed-format request is closed with no reply, counted as auth_required', 
         await c.waitClosed();
         assert.is(c.received, 0, 'not one byte');
       }
-      assert.is(h.server.metrics.refusals.auth_required, 2);
-      assert.is(h.server.pool.size, 0);
+      assert.is(h.metrics.refusals.auth_required, 2);
+      assert.is(h.pool.size, 0);
       const lines = logger.find('refuse').filter((l) => l.fields.reason === 'auth_required');
       assert.is(lines.length, 2);
       assert.is(lines[0].fields.protocol, 'seed');
@@ -292,13 +292,13 @@ test('a fixed address: its client gets it on a dynamic request, and is refused R
     const other = await h.sdk({ requestTlvs: credsOf(FIXED), address: '10.7.0.40' }).start().waitState('down');
     assert.is(other.code, REFUSE_NOT_ALLOWED);
     assert.match(other.reason!, /10\.7\.0\.3/);
-    assert.is(h.server.metrics.refusals.address_not_allowed, 1);
+    assert.is(h.metrics.refusals.address_not_allowed, 1);
     const info = await h.sdk({ requestTlvs: credsOf(FIXED) }).ready();
     assert.is(info.address, '10.7.0.3');
     assert.is(assigns.at(-1).mode, 'fixed');
     // Asking for its own address by name is fine too (another connection, same client).
     const c = await h.raw();
-    h.server.table.lookup(ip('10.7.0.3'))!.end('client_closed', 'test');
+    h.sessionAt(ip('10.7.0.3'))!.end('client_closed', 'test');
     const f = await rawRequest(c, ip('10.7.0.3'), credentials(FIXED.id, FIXED.secret));
     assert.is(extKind(f!), KIND_REPLY);
     assert.is(replyAddress(f!), ip('10.7.0.3'));
@@ -317,7 +317,7 @@ test('no other client can take a fixed address, whether its owner is online or n
     const f2 = await rawRequest(c2, ip('10.7.0.3'), credentials(BOB.id, BOB.secret));
     assert.is(readRefusal(f2!).code, REFUSE_NOT_ALLOWED, 'owner online');
     assert.is(owner.state.state, 'ready', 'the owner keeps it');
-    assert.is(h.server.table.lookup(ip('10.7.0.3'))!.authId, 'sensor-1');
+    assert.is(h.clientAt(ip('10.7.0.3'))!.authId, 'sensor-1');
   });
 });
 
@@ -330,8 +330,8 @@ test('dynamic allocation never hands out a fixed address, even when the subnet r
       assert.equal(got.sort(), ['10.7.0.2', '10.7.0.4', '10.7.0.5', '10.7.0.6']);
       const full = await h.sdk({ requestTlvs: credsOf(ALICE) }).start().waitState('down');
       assert.is(full.code, REFUSE_EXHAUSTED);
-      assert.not.ok(h.server.pool.has(ip('10.7.0.3')), 'the fixed address is still free');
-      assert.is(h.server.pool.free, 0);
+      assert.not.ok(h.pool.has(ip('10.7.0.3')), 'the fixed address is still free');
+      assert.is(h.pool.free, 0);
       assert.is((await h.sdk({ requestTlvs: credsOf(FIXED) }).ready()).address, '10.7.0.3', 'its owner still gets it');
     },
     { subnet: '10.7.0.0/29' },
@@ -362,10 +362,10 @@ test('credentials take effect on the request only: data before a granted request
     const peer = await h.sdk({ requestTlvs: credsOf(ALICE) }).ready();
     const c = await h.raw();
     c.write(ipPacket(ip('10.7.0.99'), ip(peer.address!), 60));
-    await waitFor(() => h.server.metrics.drops.unassigned === 1, 3000, 'the unassigned drop');
+    await waitFor(() => h.metrics.drops.unassigned === 1, 3000, 'the unassigned drop');
     const f = await rawRequest(c, 0, credentials('alice', 'nope'));
     assert.is(readRefusal(f!).code, REFUSE_AUTH_FAILED);
-    assert.is(h.server.metrics.rxPackets, 0);
+    assert.is(h.metrics.rxPackets, 0);
   });
 });
 

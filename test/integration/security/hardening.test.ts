@@ -295,8 +295,8 @@ async function fuzz(w: World, runs: number, tlsShare: number, openings: Opening[
           cases++;
           await hostile(w, opening, tr < tlsShare ? 'tls' : 'tcp', pieces, chunks, chunkSeed);
           await waitFor(() => w.h.sessions === 2, 3000, 'the hostile session to end', () => w.h.server.clients());
-          assert.is(w.h.server.pool.size, 2, 'no address leaked');
-          assert.is(w.h.server.table.size, 2, 'no routing entry leaked');
+          assert.is(w.h.pool.size, 2, 'no address leaked');
+          assert.is(w.h.switch.size, 2, 'no routing entry leaked');
           assert.is(guard.errors.length, 0, 'uncaught: ' + String((guard.errors[0] as any)?.stack ?? guard.errors[0]));
           assert.is(w.a.address, addrA);
           assert.is(w.b.address, addrB);
@@ -310,7 +310,7 @@ async function fuzz(w: World, runs: number, tlsShare: number, openings: Opening[
     guard.dispose();
   }
   const traffic = await bg.stop();
-  const m = w.h.server.metrics;
+  const m = w.h.metrics;
   if (process.env.FUZZ_VERBOSE) console.log(JSON.stringify({ refusals: m.refusals, disconnects: m.disconnects, drops: m.drops, keepalives: m.keepalives, rx: m.rxPackets, tx: m.txPackets }));
   assert.is(guard.errors.length, 0);
   assert.ok(traffic.sent > 0, 'the bystanders exchanged packets');
@@ -323,9 +323,9 @@ async function closeAndCheck(w: World): Promise<void> {
   w.a.close();
   w.b.close();
   await waitFor(() => w.h.sessions === 0, 3000, 'no session left', () => w.h.server.clients());
-  assert.is(w.h.server.pool.size, 0);
-  assert.is(w.h.server.table.size, 0);
-  assert.is(w.h.server.pool.free, w.h.server.pool.capacity - (w.h.server.auth ? 1 : 0));
+  assert.is(w.h.pool.size, 0);
+  assert.is(w.h.switch.size, 0);
+  assert.is(w.h.pool.free, w.h.pool.capacity - (w.h.auth ? 1 : 0));
 }
 
 let total = 0;
@@ -339,7 +339,7 @@ test('fuzzing a server without auth (plain and TLS listeners): 1,600 hostile con
     await b.ready();
     const w = { h, a, b, tlsOpts: { ca: pki.caPem } };
     total += await fuzz(w, 1600, 0.1, ['none', 'seed', 'ext', 'ext', 'creds', 'creds-nowait']);
-    const m = h.server.metrics;
+    const m = h.metrics;
     // The generated input reached the paths it is meant to (else the property proves little).
     for (const [what, n] of Object.entries({ malformed: m.disconnects.malformed_frame, tooLong: m.disconnects.frame_too_long, spoofed: m.drops.spoofed_source, unassigned: m.drops.unassigned, ipv6: m.drops.not_ipv4, keepalives: m.keepalives, delivered: m.txPackets }))
       assert.ok((n ?? 0) > 0, `no ${what} case was generated`);
@@ -358,10 +358,10 @@ test('fuzzing a server with auth and mutual TLS: 600 hostile connections', async
     await b.ready();
     const w = { h, a, b, tlsOpts: client };
     total += await fuzz(w, 600, 0.2, ['none', 'seed', 'ext', 'creds', 'creds', 'fixed-creds', 'wrong-nowait', 'unknown-nowait', 'creds-nowait']);
-    const m = h.server.metrics;
+    const m = h.metrics;
     for (const [what, n] of Object.entries({ authRequired: m.refusals.auth_required, authFailed: m.refusals.auth_failed, malformed: m.disconnects.malformed_frame, spoofed: m.drops.spoofed_source }))
       assert.ok((n ?? 0) > 0, `no ${what} case was generated`);
-    assert.is(h.server.auth!.pending, 0);
+    assert.is(h.auth!.pending, 0);
     await closeAndCheck(w);
   });
 });
@@ -396,7 +396,7 @@ test('a spoofed source from a TLS client never reaches another client', async ()
     assert.is(victim.packets.length, 1);
     assert.ok(equalBytes(victim.packets[0], honest));
     assert.is(other.packets.length, 0);
-    assert.is(h.server.metrics.drops.spoofed_source, 5);
+    assert.is(h.metrics.drops.spoofed_source, 5);
   });
 });
 
@@ -410,8 +410,8 @@ test('a slow reader (TLS client that never reads) cannot grow the server past it
     if (!r.sock) throw new Error('TLS connect failed: ' + r.error?.message);
     h.track(r.sock);
     r.sock.write(extRequest(slowAddr, []));
-    await waitFor(() => h.server.table.lookup(slowAddr) !== undefined, 3000, 'the slow client to get its address');
-    const session = h.server.table.lookup(slowAddr)!;
+    await waitFor(() => h.sessionAt(slowAddr) !== undefined, 3000, 'the slow client to get its address');
+    const session = h.sessionAt(slowAddr)!;
     const parent = (session.socket as any)._parent; // the TCP socket under the TLS one
     const flooder = await h.raw();
     const fAddr = await flooder.requestSeed();
@@ -426,8 +426,8 @@ test('a slow reader (TLS client that never reads) cannot grow the server past it
     const sampler = setInterval(sample, 1);
     const end = Date.now() + 20_000;
     try {
-      while (max < sendQueue / 2 || h.server.metrics.drops.queue_full < 2000) {
-        if (Date.now() > end) throw new Error(`the flood did not fill the queue: ${JSON.stringify(h.server.metrics.drops)}, max writableLength ${max}`);
+      while (max < sendQueue / 2 || h.metrics.drops.queue_full < 2000) {
+        if (Date.now() > end) throw new Error(`the flood did not fill the queue: ${JSON.stringify(h.metrics.drops)}, max writableLength ${max}`);
         await flooder.writeAll(burst);
         sample();
         await new Promise((res) => setImmediate(res));
@@ -439,8 +439,8 @@ test('a slow reader (TLS client that never reads) cannot grow the server past it
     }
     assert.ok(max <= sendQueue, `writableLength ${max} went past the send queue cap ${sendQueue}`);
     assert.ok(maxParent <= sendQueue, `encrypted bytes queued under the TLS socket: ${maxParent}`);
-    assert.ok(h.server.metrics.drops.queue_full >= 2000);
-    assert.is(session.drops, h.server.metrics.drops.queue_full);
+    assert.ok(h.metrics.drops.queue_full >= 2000);
+    assert.is(session.drops, h.metrics.drops.queue_full);
     assert.not.ok(session.closed, 'slow is not a reason to disconnect');
     assert.not.ok(flooder.closed);
     // Everyone else still has service.

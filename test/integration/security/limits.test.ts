@@ -61,7 +61,7 @@ test('maxPerSource: the N+1-th connection from 127.0.0.1 is closed at once, coun
     assert.not.ok(over.kept, 'the 4th is closed');
     assert.ok(Date.now() - t0 < 1000, 'at once');
     assert.is(over.c.received, 0);
-    assert.is(h.server.metrics.refusals.per_source_limit, 1);
+    assert.is(h.metrics.refusals.per_source_limit, 1);
     assert.is(h.sessions, 3, 'the refused connection never became a session');
     const lines = logger.find('refuse_connection');
     assert.is(lines.length, 1);
@@ -71,7 +71,7 @@ test('maxPerSource: the N+1-th connection from 127.0.0.1 is closed at once, coun
     assert.match(lines[0].fields.detail, /3 connections/);
     // Ten more: all refused and counted, not one more log line within the interval.
     for (let i = 0; i < 10; i++) assert.not.ok((await admitted(h, '127.0.0.1', 2000)).kept);
-    assert.is(h.server.metrics.refusals.per_source_limit, 11);
+    assert.is(h.metrics.refusals.per_source_limit, 11);
     assert.is(logger.find('refuse_connection').length, 1, 'rate limited');
     // Another source address is not affected.
     const other = await admitted(h, '127.0.0.2');
@@ -97,11 +97,11 @@ test('connRate: a burst beyond 2 x rate gets connection_rate refusals, counted a
     for (let i = 0; i < 16; i++) clients.push(h.track(await connectFrom(h.port, '127.0.0.1')));
     await sleep(200);
     const kept = clients.filter((c) => !c.closed).length;
-    const refused = h.server.metrics.refusals.connection_rate ?? 0;
+    const refused = h.metrics.refusals.connection_rate ?? 0;
     // 10 from the full bucket, plus one more per 200 ms the 16 connects took.
     assert.ok(kept >= 10 && kept <= 12, `a burst of 2 x 5 is admitted, got ${kept}`);
     assert.is(refused, 16 - kept);
-    assert.is(h.server.metrics.connections, kept);
+    assert.is(h.metrics.connections, kept);
     const lines = logger.find('refuse_connection');
     assert.is(lines.length, 1);
     assert.is(lines[0].fields.reason, 'connection_rate');
@@ -127,8 +127,8 @@ test('maxClients: REFUSE_FULL is counted (max_clients) and logged', async () => 
     const seed = await h.raw();
     seed.write(SEED_DYNAMIC);
     await seed.waitClosed();
-    assert.is(h.server.metrics.refusals.max_clients, 2);
-    assert.is(h.server.metrics.disconnects.refused, 2);
+    assert.is(h.metrics.refusals.max_clients, 2);
+    assert.is(h.metrics.disconnects.refused, 2);
     const lines = logger.find('refuse').filter((l) => l.fields.reason === 'max_clients');
     assert.is(lines.length, 2);
     assert.match(lines[0].fields.detail, /full/);
@@ -144,16 +144,16 @@ test('credential checks in flight are capped: a burst of logins beyond it is ref
     const N = 200;
     const clients = await Promise.all(Array.from({ length: N }, () => h.raw()));
     for (let i = 0; i < N; i++) clients[i].write(extRequest(0, credentials(`nobody-${i}`, 'guess-' + i)));
-    await waitFor(() => clients.every((c) => c.frames.length > 0 || c.closed), 15_000, 'every login to be answered', () => h.server.metrics.refusals);
+    await waitFor(() => clients.every((c) => c.frames.length > 0 || c.closed), 15_000, 'every login to be answered', () => h.metrics.refusals);
     const busy = clients.filter((c) => c.frames.length && extKind(c.frames[0]) === KIND_REFUSAL && readRefusal(c.frames[0]).code === REFUSE_RATE).length;
     const failed = clients.filter((c) => c.frames.length && readRefusal(c.frames[0]).code === 6).length;
     assert.ok(busy > 0, 'some refused as busy');
     assert.is(busy + failed, N, 'every other one checked and failed');
     assert.ok(failed >= 64, `at least the cap was checked: ${failed}`);
-    assert.is(h.server.metrics.refusals.auth_busy, busy);
-    assert.is(h.server.metrics.refusals.auth_failed, failed);
+    assert.is(h.metrics.refusals.auth_busy, busy);
+    assert.is(h.metrics.refusals.auth_failed, failed);
     assert.ok(logger.find('refuse').some((l) => l.fields.reason === 'auth_busy'));
-    assert.is(h.server.auth!.pending, 0);
+    assert.is(h.auth!.pending, 0);
     assert.ok((await h.sdk({ requestTlvs: credsOf(real) }).ready()).address);
   });
 });
@@ -180,14 +180,14 @@ test('a flood of 300 idle half-open connections is shed by the handshake timeout
     await exchange(p, 1);
     const newcomer = h.sdk();
     await newcomer.ready();
-    assert.is(h.server.pool.size, 3, 'the flood holds no address');
+    assert.is(h.pool.size, 3, 'the flood holds no address');
     await waitFor(() => flood.every((c) => c.closed), 4000, 'the flood to be shed', () => flood.filter((c) => !c.closed).length);
     const took = Date.now() - t0;
     assert.ok(took >= 900, `shed after the timeout, not before (${took} ms)`);
-    assert.is(h.server.metrics.disconnects.handshake_timeout, 300);
+    assert.is(h.metrics.disconnects.handshake_timeout, 300);
     assert.ok(flood.every((c) => c.received === 0), 'nothing was sent to them');
     assert.is(h.sessions, 3);
-    assert.is(h.server.pool.size, 3);
+    assert.is(h.pool.size, 3);
     await exchange(p, 2);
     assert.is(p.a.state.state, 'ready');
     assert.is(newcomer.state.state, 'ready');
@@ -195,8 +195,8 @@ test('a flood of 300 idle half-open connections is shed by the handshake timeout
     p.a.close();
     p.b.close();
     await waitFor(() => h.sessions === 0, 3000, 'no session left');
-    assert.is(h.server.pool.size, 0);
-    assert.is(h.server.table.size, 0);
+    assert.is(h.pool.size, 0);
+    assert.is(h.switch.size, 0);
   });
 });
 
@@ -219,8 +219,8 @@ test('maxFrame: a frame above it closes the session with reason frame_too_long (
     const ev = await gone;
     assert.is(ev.reason, 'frame_too_long');
     assert.is(ip(ev.address), me);
-    assert.is(h.server.metrics.disconnects.frame_too_long, 1);
-    assert.not.ok(h.server.pool.has(me));
+    assert.is(h.metrics.disconnects.frame_too_long, 1);
+    assert.not.ok(h.pool.has(me));
     // Before any request, an extension request that claims to be long, and IPv6.
     const cases = [
       Uint8Array.from([0x45, 0, 0xea, 0x60, 0, 0, 0, 0, 64, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
@@ -231,7 +231,7 @@ test('maxFrame: a frame above it closes the session with reason frame_too_long (
       x.write(b);
       await x.waitClosed(1000);
     }
-    assert.is(h.server.metrics.disconnects.frame_too_long, 3);
+    assert.is(h.metrics.disconnects.frame_too_long, 3);
     assert.is(peer.state.state, 'ready');
   });
 });

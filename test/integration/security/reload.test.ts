@@ -65,7 +65,7 @@ test('reload(): removed, re-keyed and re-addressed clients are disconnected (cre
       const revoked = disconnects.filter((d) => d.reason === 'credentials_revoked').map((d) => d.address).sort();
       assert.equal(revoked, [peers.alice.state.address, peers.bob.state.address, '10.6.0.10'].sort());
       for (const d of disconnects) assert.match(d.detail, /auth file/);
-      assert.is(h.server.metrics.disconnects.credentials_revoked, 3);
+      assert.is(h.metrics.disconnects.credentials_revoked, 3);
       const reloaded = logger.find('reloaded');
       assert.is(reloaded.length, 1);
       assert.is(reloaded[0].fields.revoked_sessions, 3);
@@ -81,7 +81,7 @@ test('reload(): removed, re-keyed and re-addressed clients are disconnected (cre
       await passes(peers.dave, peers.erin, 2);
       await passes(peers.erin, peers.dave, 3);
       assert.is(h.sessions, 2);
-      assert.is(h.server.pool.size, 2);
+      assert.is(h.pool.size, 2);
       // The new file holds: bob's new secret works, his old one does not; carol has her new address; alice is gone.
       assert.ok((await h.sdk({ requestTlvs: credsOf(bob2) }).ready()).address);
       assert.is((await h.sdk({ requestTlvs: credsOf(bob) }).start().waitState('down')).code, REFUSE_AUTH_FAILED);
@@ -104,7 +104,7 @@ test('reload() with an identical file closes nothing', async () => {
     await h.server.reload();
     await sleep(50);
     assert.is(h.sessions, 2);
-    assert.is(h.server.metrics.disconnects.credentials_revoked ?? 0, 0);
+    assert.is(h.metrics.disconnects.credentials_revoked ?? 0, 0);
     await passes(pa, pb, 4);
   });
 });
@@ -153,14 +153,14 @@ test('a bad file at reload rejects, logs reload_failed, and changes nothing: ses
       assert.is(logger.find('reloaded').length, 0);
       // Nothing changed.
       assert.is(h.sessions, 2);
-      assert.is(h.server.metrics.disconnects.credentials_revoked ?? 0, 0);
+      assert.is(h.metrics.disconnects.credentials_revoked ?? 0, 0);
       await passes(pa, pb, 5);
       assert.is((await h.sdk({ requestTlvs: credsOf(a) }).ready()).state, 'ready', 'old credentials still accepted');
       assert.is((await h.sdk({ requestTlvs: credsOf(newcomer) }).start().waitState('down')).code, REFUSE_AUTH_FAILED, 'the bad file is not half-applied');
       // b's fixed address is still kept for b.
       const c = await h.raw();
       pb.close();
-      await waitFor(() => h.server.table.lookup(ip('10.6.0.30')) === undefined, 3000, "b's session to end");
+      await waitFor(() => h.sessionAt(ip('10.6.0.30')) === undefined, 3000, "b's session to end");
       const f = await rawRequest(c, ip('10.6.0.30'), credentials(a.id, a.secret));
       assert.is(readRefusal(f!).code, REFUSE_NOT_ALLOWED);
     },
@@ -179,16 +179,16 @@ test('a fixed address removed from the file becomes available to other clients',
       const r1 = await rawRequest(c1, ip('10.6.0.5'), credentials(other.id, other.secret));
       assert.is(extKind(r1!), KIND_REFUSAL);
       assert.is(readRefusal(r1!).code, REFUSE_NOT_ALLOWED, 'kept for its owner before the reload');
-      assert.is(h.server.pool.free, 4, '.2 .3 .4 .6');
+      assert.is(h.pool.free, 4, '.2 .3 .4 .6');
       await writeAuth(path, [{ ...owner, address: undefined }, other]);
       await h.server.reload();
-      assert.is(h.server.pool.free, 5, 'back in general use');
+      assert.is(h.pool.free, 5, 'back in general use');
       const c2 = await h.raw();
       const r2 = await rawRequest(c2, ip('10.6.0.5'), credentials(other.id, other.secret));
       assert.is(extKind(r2!), KIND_REPLY);
       assert.is(replyAddress(r2!), ip('10.6.0.5'));
       c2.destroy();
-      await waitFor(() => h.server.pool.size === 0, 3000, 'the address to be released');
+      await waitFor(() => h.pool.size === 0, 3000, 'the address to be released');
       // And dynamic allocation may now hand it out.
       const got: string[] = [];
       for (let i = 0; i < 5; i++) got.push((await h.sdk({ requestTlvs: credsOf(other) }).ready()).address!);

@@ -62,7 +62,7 @@ async function proxied(h: Harness, opts: Parameters<Harness['sdk']>[0] = {}): Pr
 async function dieAndReturn(h: Harness, peer: SdkPeer, proxy: Proxy) {
   const takeover = nextEvent<any>(h.server, 'takeover', 10_000);
   const replaced = nextEvent<any>(h.server, 'disconnect', 10_000, (e) => e.reason === 'replaced');
-  const oldSession = h.server.table.lookup(peer.address)!;
+  const oldSession = h.clientAt(peer.address)!;
   const t0 = Date.now();
   proxy.blackhole();
   await waitFor(() => peer.states.some((s) => s.state === 'down'), 5000, 'the client to notice the dead link', () => peer.states);
@@ -89,11 +89,11 @@ test('a client whose link died gets its address back at once with its lease; the
     assert.is(replaced.id, oldSession.id);
     assert.match(replaced.detail, /taken over/);
     assert.ok(oldSession.closed);
-    assert.is(h.server.metrics.disconnects.replaced, 1);
-    assert.is(h.server.metrics.refusals.address_in_use ?? 0, 0, 'not refused on the way');
+    assert.is(h.metrics.disconnects.replaced, 1);
+    assert.is(h.metrics.refusals.address_in_use ?? 0, 0, 'not refused on the way');
     assert.ok(logger.find('takeover').length === 1 && logger.find('takeover')[0].level === 'info');
     assert.is(h.sessions, 2);
-    assert.is(h.server.pool.size, 2);
+    assert.is(h.pool.size, 2);
     // Traffic flows to the new session, both ways.
     const p = ipPacket(bystander.address, ip(addr), 90, rng(1));
     const before = peer.packets.length;
@@ -118,7 +118,7 @@ test('the lease is renewed at each takeover: the client can die and come back ag
       leases.push(Buffer.from(peer.client.lease!).toString('hex'));
     }
     assert.is(new Set(leases).size, 3, 'a new lease each time');
-    assert.is(h.server.metrics.disconnects.replaced, 2);
+    assert.is(h.metrics.disconnects.replaced, 2);
   });
 });
 
@@ -144,7 +144,7 @@ test('a wrong lease does not take over: REFUSE_IN_USE, the holder keeps its sess
       assert.is(readRefusal(f!).code, REFUSE_IN_USE, name);
       await c.waitClosed();
     }
-    assert.is(h.server.metrics.disconnects.replaced ?? 0, 0);
+    assert.is(h.metrics.disconnects.replaced ?? 0, 0);
     assert.not.ok(holder.closed, 'the holder is untouched');
     // The right lease takes over; after that, the old lease is worth nothing.
     const taker = await h.raw();
@@ -175,7 +175,7 @@ test('with auth: an SDK client whose link died comes back to its address (creden
     assert.ok(t < 8000, `${t} ms`);
     // It presented both; the lease alone is proof enough, whatever the holder's silence.
     assert.is(takeover.by, 'lease');
-    assert.is(h.server.table.lookup(ip(addr!))!.authId, 'alice');
+    assert.is(h.clientAt(ip(addr!))!.authId, 'alice');
   });
 });
 
@@ -189,7 +189,7 @@ test('with auth: the same credentials take over a stale session silent for a kee
     const rb = await rawRequest(bob, addr, credentials(BOB.id, BOB.secret));
     assert.is(readRefusal(rb!).code, REFUSE_IN_USE);
     assert.not.ok(stale.closed);
-    assert.is(h.server.metrics.disconnects.replaced ?? 0, 0);
+    assert.is(h.metrics.disconnects.replaced ?? 0, 0);
     // Alice from a second connection while the first was just heard from: a live session
     // is not evicted by credentials alone (shared or stolen credentials cannot flap it).
     const early = await h.raw();
@@ -206,7 +206,7 @@ test('with auth: the same credentials take over a stale session silent for a kee
     const ev = await takeover;
     assert.is(ev.by, 'credentials');
     await stale.waitClosed();
-    assert.is(h.server.metrics.disconnects.replaced, 1);
+    assert.is(h.metrics.disconnects.replaced, 1);
     // A wrong secret for alice takes nothing over either.
     const liar = await h.raw();
     const rl = await rawRequest(liar, addr, credentials(ALICE.id, 'not-her-secret'));
@@ -226,8 +226,8 @@ test('with auth: a client with a fixed address takes over its own stale session 
     assert.is(extKind(r1!), KIND_REPLY, 'refused: ' + readRefusal(r1!).text);
     assert.is(formatIPv4(replyAddress(r1!)), SENSOR.address);
     await stale.waitClosed();
-    assert.is(h.server.metrics.disconnects.replaced, 1);
-    assert.is(h.server.pool.size, 1);
+    assert.is(h.metrics.disconnects.replaced, 1);
+    assert.is(h.pool.size, 1);
   });
 });
 
@@ -243,7 +243,7 @@ test('with auth: a fixed address holder cannot be kicked by a request that is th
     assert.is(extKind(rb!), KIND_REFUSAL);
     assert.is(readRefusal(rb!).code, REFUSE_NOT_ALLOWED, 'bob may not hold the sensor\'s address');
     await sleep(50);
-    assert.is(h.server.metrics.disconnects.replaced ?? 0, 0, 'the refused request closed the owner\'s session anyway');
+    assert.is(h.metrics.disconnects.replaced ?? 0, 0, 'the refused request closed the owner\'s session anyway');
     assert.not.ok(owner.closed, 'the owner was kicked off by a request that was refused');
   });
 });
@@ -286,7 +286,7 @@ test('a spoofed source never reaches another client, also from a client that too
     assert.is(victim.packets.length, 1);
     assert.ok(equalBytes(victim.packets[0], honest));
     assert.is(other.packets.length, 0);
-    assert.is(h.server.metrics.drops.spoofed_source, 4);
+    assert.is(h.metrics.drops.spoofed_source, 4);
     // The replaced connection can send nothing any more.
     assert.ok(first.closed);
   });
@@ -305,8 +305,8 @@ test('two reconnects racing with the same lease: one wins, the other is refused,
     assert.equal(kinds, [KIND_REPLY, KIND_REFUSAL].sort());
     await holder.waitClosed();
     await waitFor(() => h.sessions === 1, 3000, 'one session left', () => h.server.clients());
-    assert.is(h.server.pool.size, 1);
-    assert.is(h.server.table.size, 1);
+    assert.is(h.pool.size, 1);
+    assert.is(h.switch.size, 1);
   });
 });
 

@@ -118,9 +118,9 @@ test('wrong CA on the client: the client goes down with a reason naming the cert
     }
     await sleep(50);
     assert.is(h.sessions, 0);
-    assert.is(h.server.pool.size, 0);
-    assert.is(h.server.metrics.connections, 0, 'never handed to the protocol');
-    await waitFor(() => (h.server.metrics.refusals.tls_handshake ?? 0) === 2, 3000, 'the server to count the failed handshakes', () => h.server.metrics.refusals);
+    assert.is(h.pool.size, 0);
+    assert.is(h.metrics.connections, 0, 'never handed to the protocol');
+    await waitFor(() => (h.metrics.refusals.tls_handshake ?? 0) === 2, 3000, 'the server to count the failed handshakes', () => h.metrics.refusals);
   });
 });
 
@@ -129,12 +129,12 @@ test('a server certificate for another name (or from another CA) is refused by t
     const p = h.sdk({ connect: tlsConnect({ host: '127.0.0.1', port: h.server.tlsPort, ca: pki.caPem, servername: 'vpn.example.com' }) }).start();
     const down = await p.waitState('down', 5000);
     assert.match(down.reason!, /ALTNAME|altname|name/i, down.reason);
-    assert.is(h.server.pool.size, 0);
+    assert.is(h.pool.size, 0);
   });
   await withServer(tlsOpts({ tlsCert: pki.otherServer.cert, tlsKey: pki.otherServer.key }), async (h) => {
     const down = await tlsDown(h, { ca: pki.caPem });
     assert.match(down.reason!, /CERT|certificate|VERIFY|SIGNATURE|issuer/i, down.reason);
-    assert.is(h.server.pool.size, 0);
+    assert.is(h.pool.size, 0);
   });
 });
 
@@ -150,14 +150,14 @@ test('mutual TLS: no client certificate is refused (counted tls_handshake, logge
       await waitFor(() => r.closed(), 3000, 'the server to drop the connection');
       assert.is(Buffer.concat(r.received).length, 0, 'no reply');
     }
-    await waitFor(() => (h.server.metrics.refusals.tls_handshake ?? 0) === 1, 3000, 'tls_handshake counted', () => h.server.metrics.refusals);
+    await waitFor(() => (h.metrics.refusals.tls_handshake ?? 0) === 1, 3000, 'tls_handshake counted', () => h.metrics.refusals);
     const line = logger.find('refuse_connection')[0];
     assert.ok(line, JSON.stringify(logger.lines));
     assert.is(line.fields.reason, 'tls_handshake');
     assert.match(line.fields.remote, /^127\.0\.0\.1:\d+$/);
     assert.ok(line.fields.detail, 'says why');
     assert.is(h.sessions, 0);
-    assert.is(h.server.pool.size, 0);
+    assert.is(h.pool.size, 0);
   });
 });
 
@@ -166,7 +166,7 @@ test('mutual TLS: the SDK client without a certificate goes down with a reason n
     const down = await tlsDown(h, { ca: pki.caPem });
     assert.is.not(down.code, REFUSE_IN_USE, `reported as a refusal "address in use": ${down.reason}`);
     assert.match(down.reason!, /CERT|certificate|ALERT|SSL|TLS/i, down.reason);
-    assert.is(h.server.pool.size, 0);
+    assert.is(h.pool.size, 0);
   });
 });
 
@@ -179,7 +179,7 @@ test('mutual TLS: a certificate signed by another CA is refused; the right one w
       assert.is(Buffer.concat(bad.received).length, 0);
     }
     await tlsDown(h, { ca: pki.caPem, cert: pki.otherClient.certPem, key: pki.otherClient.keyPem });
-    await waitFor(() => (h.server.metrics.refusals.tls_handshake ?? 0) >= 2, 3000, 'both counted', () => h.server.metrics.refusals);
+    await waitFor(() => (h.metrics.refusals.tls_handshake ?? 0) >= 2, 3000, 'both counted', () => h.metrics.refusals);
     assert.is(h.sessions, 0);
     const good = tlsSdk(h, { ca: pki.caPem, cert: pki.client.certPem, key: pki.client.keyPem });
     const plain = h.sdk();
@@ -210,8 +210,8 @@ test('plain: false leaves only the TLS listener; a plain-TCP seed request to it 
     raw.write(SEED_DYNAMIC);
     await raw.waitClosed(5000);
     assert.ok(raw.received === 0 || raw.all().readUInt8(0) === 0x15, 'nothing but a TLS alert');
-    assert.is(h.server.pool.size, 0);
-    await waitFor(() => (h.server.metrics.refusals.tls_handshake ?? 0) === 1, 3000, 'tls_handshake counted');
+    assert.is(h.pool.size, 0);
+    await waitFor(() => (h.metrics.refusals.tls_handshake ?? 0) === 1, 3000, 'tls_handshake counted');
     assert.ok((await tlsSdk(h, { ca: pki.caPem }, { requestTlvs: credsOf(c) }).ready()).address);
   });
 });
@@ -263,7 +263,7 @@ test('reload() picks up a new server certificate for new connections; an existin
     // Mutual TLS still required after the reload.
     const down = await tlsDown(h, { ca: pki.caPem });
     assert.ok(down.state === 'down');
-    await waitFor(() => (h.server.metrics.refusals.tls_handshake ?? 0) >= 1, 3000, 'refused after reload');
+    await waitFor(() => (h.metrics.refusals.tls_handshake ?? 0) >= 1, 3000, 'refused after reload');
   });
 });
 
@@ -333,13 +333,13 @@ test('maxPerSource on the TLS listener: the refused connection is counted once, 
     const r = await rawTls(h.server.tlsPort, { ca: pki.caPem }, 3000);
     assert.ok(r.error, 'the third is refused');
     await sleep(100);
-    assert.is(h.server.metrics.refusals.per_source_limit, 1);
+    assert.is(h.metrics.refusals.per_source_limit, 1);
     assert.equal(
       logger.find('refuse_connection').map((l) => l.fields.reason),
       ['per_source_limit'],
       'one refusal, one reason',
     );
-    assert.is(h.server.metrics.refusals.tls_handshake ?? 0, 0, 'counted a second time as tls_handshake');
+    assert.is(h.metrics.refusals.tls_handshake ?? 0, 0, 'counted a second time as tls_handshake');
   });
 });
 
@@ -363,8 +363,8 @@ test('idle connections to the TLS listener that never start a handshake are shed
     await waitFor(() => closed.size === 100, 5000, 'the idle connections to be shed', () => closed.size);
     assert.ok(Date.now() - t0 >= 800, 'after the timeout');
     assert.is(h.sessions, 2, 'they never became sessions');
-    assert.is(h.server.pool.size, 2);
-    await waitFor(() => (h.server.metrics.refusals.tls_handshake ?? 0) === 100, 3000, 'counted', () => h.server.metrics.refusals);
+    assert.is(h.pool.size, 2);
+    await waitFor(() => (h.metrics.refusals.tls_handshake ?? 0) === 100, 3000, 'counted', () => h.metrics.refusals);
     await exchange(real, plain, 2);
   });
 });

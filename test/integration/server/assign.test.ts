@@ -46,9 +46,9 @@ test('dynamic: an SDK client gets a host address of the subnet, not the gateway,
     const addr = ip(info.address!);
     assert.ok(addr > ip('10.9.0.1') && addr < ip('10.9.0.255'), 'host address, not network/gateway/broadcast: ' + info.address);
     assert.is(info.server, 'simplevpn');
-    assert.ok(h.server.pool.has(addr));
-    assert.is(h.server.pool.size, 1);
-    assert.is(h.server.table.lookup(addr) !== undefined, true, 'routing table entry');
+    assert.ok(h.pool.has(addr));
+    assert.is(h.pool.size, 1);
+    assert.is(h.sessionAt(addr) !== undefined, true, 'routing table entry');
     assert.is(assigns.length, 1);
     assert.is(assigns[0].address, info.address);
     assert.is(assigns[0].mode, 'dynamic');
@@ -67,7 +67,7 @@ test('static: an SDK client that asks for a free address gets exactly it', async
     const info = await h.sdk({ address: '10.9.0.77' }).ready();
     assert.is(info.address, '10.9.0.77');
     assert.is((await assign).mode, 'static');
-    assert.ok(h.server.pool.has(ip('10.9.0.77')));
+    assert.ok(h.pool.has(ip('10.9.0.77')));
   });
 });
 
@@ -83,9 +83,9 @@ test('static conflict, new format: the second SDK client is refused with REFUSE_
     const ev = await refuse;
     assert.is(ev.reason, 'address_in_use');
     assert.is(ev.protocol, 'simplevpn');
-    assert.is(h.server.metrics.refusals.address_in_use, 1);
+    assert.is(h.metrics.refusals.address_in_use, 1);
     assert.is(first.state.state, 'ready');
-    assert.is(h.server.pool.size, 1);
+    assert.is(h.pool.size, 1);
     await waitFor(() => h.sessions === 1, 3000, 'the refused session to be gone');
   });
 });
@@ -122,7 +122,7 @@ test('static conflict, seed format: the connection is closed without a single re
     assert.is(ev.reason, 'address_in_use');
     assert.is(ev.protocol, 'seed');
     assert.not.ok(a.closed, 'the holder keeps its connection');
-    assert.ok(h.server.pool.has(ip('10.9.0.60')));
+    assert.ok(h.pool.has(ip('10.9.0.60')));
   });
 });
 
@@ -132,8 +132,8 @@ test('static outside the subnet, or the network, broadcast or server address: RE
       const down = await refusedSdk(h, bad);
       assert.is(down.code, REFUSE_OUTSIDE, bad);
     }
-    assert.is(h.server.metrics.refusals.address_outside_subnet, 4);
-    assert.is(h.server.pool.size, 0);
+    assert.is(h.metrics.refusals.address_outside_subnet, 4);
+    assert.is(h.pool.size, 0);
     // .1 is not reserved when the server's address is elsewhere.
     assert.is((await h.sdk({ address: '10.9.0.1' }).ready()).address, '10.9.0.1');
   });
@@ -146,7 +146,7 @@ test('static outside the subnet or the server address, seed format: closed witho
       c.write(seedStatic(ip(bad)));
       await expectSilentClose(c, 'seed static ' + bad);
     }
-    assert.is(h.server.metrics.refusals.address_outside_subnet, 3);
+    assert.is(h.metrics.refusals.address_outside_subnet, 3);
   });
 });
 
@@ -155,14 +155,14 @@ test('pool exhaustion (a /29 with room for more clients than addresses): REFUSE_
     const held = [];
     for (let i = 0; i < 5; i++) held.push(await h.sdk().ready());
     assert.equal(held.map((s) => s.address).sort(), ['10.9.0.2', '10.9.0.3', '10.9.0.4', '10.9.0.5', '10.9.0.6']);
-    assert.is(h.server.pool.free, 0);
+    assert.is(h.pool.free, 0);
     const down = await refusedSdk(h);
     assert.is(down.code, REFUSE_EXHAUSTED);
     assert.ok(down.reason!.length > 'refused by server: '.length);
     const seed = await h.raw();
     seed.write(SEED_DYNAMIC);
     await expectSilentClose(seed, 'seed dynamic on an exhausted pool');
-    assert.is(h.server.metrics.refusals.pool_exhausted, 2);
+    assert.is(h.metrics.refusals.pool_exhausted, 2);
   });
 });
 
@@ -172,7 +172,7 @@ test('pool exhaustion with the default max-clients is still reported as exhausti
     assert.is((await h.sdk().ready()).address, '10.9.0.2');
     const down = await refusedSdk(h);
     assert.is(down.code, REFUSE_EXHAUSTED, 'got code ' + down.code + ': ' + down.reason);
-    assert.is(h.server.metrics.refusals.pool_exhausted, 1);
+    assert.is(h.metrics.refusals.pool_exhausted, 1);
   });
 });
 
@@ -185,9 +185,9 @@ test('max clients: the client over the limit is refused with REFUSE_FULL; a free
     assert.is(down.code, REFUSE_FULL);
     // Static requests are limited too.
     assert.is((await refusedSdk(h, '10.9.0.99')).code, REFUSE_FULL);
-    assert.is(h.server.metrics.refusals.max_clients, 2);
+    assert.is(h.metrics.refusals.max_clients, 2);
     a.close();
-    await waitFor(() => h.server.pool.size === 1, 3000, 'the closed client to release its address');
+    await waitFor(() => h.pool.size === 1, 3000, 'the closed client to release its address');
     await h.sdk().ready();
   });
 });
@@ -197,8 +197,8 @@ test('a refused client holds nothing: sessions and pool are back to the holders 
     await h.sdk({ address: '10.9.0.9' }).ready();
     for (let i = 0; i < 5; i++) await refusedSdk(h, '10.9.0.9');
     await waitFor(() => h.sessions === 1, 3000, 'refused sessions to end', () => h.server.clients());
-    assert.is(h.server.pool.size, 1);
-    assert.is(h.server.table.size, 1);
+    assert.is(h.pool.size, 1);
+    assert.is(h.switch.size, 1);
   });
 });
 
@@ -210,8 +210,8 @@ test('a second seed request on a session with an address gets the same address, 
     const first = await c.requestSeed();
     assert.is(await c.requestSeed(), first, 'second dynamic request');
     assert.is(await c.requestSeed(ip('10.9.0.200')), first, 'a static request for another address still gets the held one');
-    assert.is(h.server.pool.size, 1);
-    assert.not.ok(h.server.pool.has(ip('10.9.0.200')));
+    assert.is(h.pool.size, 1);
+    assert.not.ok(h.pool.has(ip('10.9.0.200')));
   });
 });
 
@@ -225,7 +225,7 @@ test('a second extension request on a session gets the same address in a full KI
     assert.is(extKind(r2), KIND_REPLY);
     assert.is(readU32(r2, 16), readU32(r1, 16));
     assert.equal(readConfig(r2), readConfig(r1));
-    assert.is(h.server.pool.size, 1);
+    assert.is(h.pool.size, 1);
   });
 });
 
@@ -235,8 +235,8 @@ test('a client whose connection dropped gets its address back on reconnect, thou
   await withServer({ subnet: '10.0.0.0/24' }, async (h) => {
     const a = h.sdk({ minBackoff: 0.3, maxBackoff: 0.3 });
     const first = ip((await a.ready()).address!);
-    h.server.table.lookup(first)!.socket.destroy(); // the link breaks
-    await waitFor(() => !h.server.pool.has(first), 3000, 'release');
+    h.sessionAt(first)!.socket.destroy(); // the link breaks
+    await waitFor(() => !h.pool.has(first), 3000, 'release');
     const newcomer = await h.raw();
     const got = await newcomer.requestSeed();
     await waitFor(() => a.states.filter((s) => s.state === 'ready').length === 2 || a.states.some((s) => s.state === 'down' && s.code), 5000, 'the reconnect', () => a.states);

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { T_MTU, eachTlv, readU16, DST, SRC, readU32 } from '../../../protocol/index.js';
 import type { OpenTun, ServerTun } from '../../../server/src/server.js';
-import { checksum } from '../../../server/src/too-big.js';
+import { checksum } from '../../../server/src/data/too-big.js';
 import { equalBytes, extRequest, ip, ipPacket, rng, waitFor, withServer } from '../../support/server-net.js';
 
 /** The MTU a raw extension request for it is granted (0: no T_MTU sent). */
@@ -51,7 +51,7 @@ test('a packet with DF larger than its destination\'s MTU: dropped, counted, ICM
     assert.ok(big.client.send(p));
     await waitFor(() => big.packets.length === 1, 3000, 'the ICMP answer');
     assert.is(small.packets.length, 0, 'nothing reached the small client');
-    assert.is(h.server.metrics.drops.too_big, 1);
+    assert.is(h.metrics.drops.too_big, 1);
     const icmp = big.packets[0];
     assert.is(icmp[9], 1, 'ICMP');
     assert.is(readU32(icmp, SRC), ip('10.9.0.1'), "from the server's own address");
@@ -85,7 +85,7 @@ test('without DF it is fragmented: every fragment fits, checks out, and they rea
       payload.push(...f.subarray(20));
     });
     assert.ok(equalBytes(Uint8Array.from(payload), p.subarray(20)));
-    assert.is(h.server.metrics.fragmented, 6);
+    assert.is(h.metrics.fragmented, 6);
     assert.is(big.packets.length, 0, 'no ICMP for a packet that may be fragmented');
   });
 });

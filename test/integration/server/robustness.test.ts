@@ -58,14 +58,14 @@ for (const m of MALFORMED) {
       assert.is(ip(ev.address), badAddr);
       await waitFor(() => p.b.packets.length === 1, 3000, 'the good packet');
       assert.ok(equalBytes(p.b.packets[0], good));
-      assert.not.ok(h.server.pool.has(badAddr), 'address freed');
-      assert.is(h.server.metrics.disconnects[reason], 1);
+      assert.not.ok(h.pool.has(badAddr), 'address freed');
+      assert.is(h.metrics.disconnects[reason], 1);
       await stillWorks(p, 1);
       assert.not.ok(bystander.closed);
       bystander.write(SEED_KEEPALIVE);
       assert.equal(await bystander.read(20), SEED_KEEPALIVE);
-      assert.is(h.server.pool.size, 3);
-      assert.ok(h.server.pool.has(byAddr));
+      assert.is(h.pool.size, 3);
+      assert.ok(h.pool.has(byAddr));
     });
   });
 }
@@ -77,7 +77,7 @@ test('a malformed frame before any request closes that connection too', async ()
     c.write(Uint8Array.from([0x7f, 1, 2, 3, 4, 5]));
     await c.waitClosed();
     assert.is(c.received, 0);
-    assert.is(h.server.metrics.disconnects.malformed_frame, 1);
+    assert.is(h.metrics.disconnects.malformed_frame, 1);
     await stillWorks(p, 2);
   });
 });
@@ -92,7 +92,7 @@ test('a malformed frame split across many small writes is still found and closes
       await sleep(1);
     }
     await c.waitClosed();
-    assert.is(h.server.metrics.disconnects.malformed_frame, 1);
+    assert.is(h.metrics.disconnects.malformed_frame, 1);
   });
 });
 
@@ -112,8 +112,8 @@ test('1,000 seed clients connect, hold distinct addresses, and leave: the pool i
     }
     assert.is(new Set(addrs).size, N, 'distinct addresses');
     assert.ok(addrs.every((a) => a > ip('10.100.0.1') && a < ip('10.100.255.255')));
-    assert.is(h.server.pool.size, N);
-    assert.is(h.server.table.size, N);
+    assert.is(h.pool.size, N);
+    assert.is(h.switch.size, N);
     assert.is(h.sessions, N);
     // They leave every way a device can: FIN, reset, and half-close.
     clients.forEach((c, i) => {
@@ -121,12 +121,12 @@ test('1,000 seed clients connect, hold distinct addresses, and leave: the pool i
       else if (i % 3 === 1) c.sock.resetAndDestroy();
       else c.destroy();
     });
-    await waitFor(() => h.sessions === 0, 10_000, 'every session to end', () => ({ sessions: h.sessions, pool: h.server.pool.size }));
-    assert.is(h.server.pool.size, 0);
-    assert.is(h.server.pool.free, h.server.pool.capacity);
-    assert.is(h.server.table.size, 0);
-    assert.is(h.server.metrics.connections, N);
-    const d = h.server.metrics.disconnects;
+    await waitFor(() => h.sessions === 0, 10_000, 'every session to end', () => ({ sessions: h.sessions, pool: h.pool.size }));
+    assert.is(h.pool.size, 0);
+    assert.is(h.pool.free, h.pool.capacity);
+    assert.is(h.switch.size, 0);
+    assert.is(h.metrics.connections, N);
+    const d = h.metrics.disconnects;
     assert.is((d.client_closed ?? 0) + (d.socket_error ?? 0), N, JSON.stringify(d));
   });
 });
@@ -136,10 +136,10 @@ test('200 SDK clients connect and leave: the pool is full again', async () => {
     const peers = Array.from({ length: 200 }, () => h.sdk().start());
     await waitFor(() => peers.every((p) => p.state.state === 'ready'), 15_000, 'all SDK clients ready', () => peers.filter((p) => p.state.state === 'ready').length);
     assert.is(new Set(peers.map((p) => p.address)).size, 200);
-    assert.is(h.server.pool.size, 200);
+    assert.is(h.pool.size, 200);
     for (const p of peers) p.close();
-    await waitFor(() => h.sessions === 0 && h.server.pool.size === 0, 10_000, 'all gone', () => ({ s: h.sessions, pool: h.server.pool.size }));
-    assert.is(h.server.pool.free, h.server.pool.capacity);
+    await waitFor(() => h.sessions === 0 && h.pool.size === 0, 10_000, 'all gone', () => ({ s: h.sessions, pool: h.pool.size }));
+    assert.is(h.pool.free, h.pool.capacity);
   });
 });
 
@@ -152,8 +152,8 @@ for (const kind of ['extension', 'seed'] as const) {
       const slowAddr = ip('10.9.0.66');
       const slow = await h.raw({ paused: true });
       slow.write(kind === 'seed' ? controlMessage(slowAddr, 0) : extMessage(slowAddr, 0, 1, []));
-      await waitFor(() => h.server.table.lookup(slowAddr) !== undefined, 3000, 'the slow client to get its address');
-      const session = h.server.table.lookup(slowAddr)!;
+      await waitFor(() => h.sessionAt(slowAddr) !== undefined, 3000, 'the slow client to get its address');
+      const session = h.sessionAt(slowAddr)!;
       const flooder = await h.raw();
       const fAddr = await flooder.requestSeed();
       const p = ipPacket(fAddr, slowAddr, 1400, rng(1));
@@ -166,8 +166,8 @@ for (const kind of ['extension', 'seed'] as const) {
       const end = Date.now() + 20_000;
       try {
         // Until the queue has really filled (the kernel buffers first) and drops piled up.
-        while (max < sendQueue / 2 || h.server.metrics.drops.queue_full < 2000) {
-          if (Date.now() > end) throw new Error(`flood did not fill the queue: ${JSON.stringify(h.server.metrics.drops)}, max writableLength ${max}`);
+        while (max < sendQueue / 2 || h.metrics.drops.queue_full < 2000) {
+          if (Date.now() > end) throw new Error(`flood did not fill the queue: ${JSON.stringify(h.metrics.drops)}, max writableLength ${max}`);
           await flooder.writeAll(burst);
           sample();
           await new Promise((r) => setImmediate(r));
@@ -179,9 +179,9 @@ for (const kind of ['extension', 'seed'] as const) {
         clearInterval(sampler);
       }
       assert.ok(max <= sendQueue, `writableLength ${max} went past the send queue cap ${sendQueue}`);
-      assert.ok(h.server.metrics.drops.queue_full >= 2000);
-      assert.is(session.drops, h.server.metrics.drops.queue_full, 'drops counted on the slow session');
-      assert.is(h.server.metrics.drops.no_route + h.server.metrics.drops.spoofed_source, 0);
+      assert.ok(h.metrics.drops.queue_full >= 2000);
+      assert.is(session.drops, h.metrics.drops.queue_full, 'drops counted on the slow session');
+      assert.is(h.metrics.drops.no_route + h.metrics.drops.spoofed_source, 0);
       // The slow reader is not disconnected for being slow, and the flooder still has service.
       assert.not.ok(session.closed);
       assert.not.ok(flooder.closed);
@@ -279,8 +279,8 @@ test('generated streams of random and mutated frames: no exception, other client
               c.destroy();
             }
             await waitFor(() => h.sessions === 2, 3000, 'the hostile session to end', () => h.server.clients());
-            assert.is(h.server.pool.size, 2, 'no address leaked');
-            assert.is(h.server.table.size, 2);
+            assert.is(h.pool.size, 2, 'no address leaked');
+            assert.is(h.switch.size, 2);
             assert.is(crashes.length, 0, 'uncaught: ' + String(crashes[0]));
           },
         ),
@@ -290,9 +290,9 @@ test('generated streams of random and mutated frames: no exception, other client
       await stillWorks(p, 7);
       assert.is(p.a.state.state, 'ready');
       assert.is(p.b.state.state, 'ready');
-      assert.is(h.server.pool.size, 2);
-      assert.ok(h.server.pool.has(p.a.address) && h.server.pool.has(p.b.address), 'a and b kept their addresses');
-      assert.is(h.server.table.lookup(p.a.address), h.server.table.lookup(p.a.address));
+      assert.is(h.pool.size, 2);
+      assert.ok(h.pool.has(p.a.address) && h.pool.has(p.b.address), 'a and b kept their addresses');
+      assert.is(h.sessionAt(p.a.address), h.sessionAt(p.a.address));
     });
   } finally {
     process.off('uncaughtException', onCrash);
@@ -305,8 +305,8 @@ test('a connection that sends a frame header and then stalls holds no address an
     const c = await h.raw();
     c.write(Uint8Array.from([0x45, 0, 0xff, 0xff, 0, 0, 0, 0])); // a 65535-byte frame, 8 bytes of it
     await c.waitClosed(4000);
-    assert.is(h.server.metrics.disconnects.handshake_timeout, 1);
-    assert.is(h.server.pool.size, 0);
+    assert.is(h.metrics.disconnects.handshake_timeout, 1);
+    assert.is(h.pool.size, 0);
   });
 });
 

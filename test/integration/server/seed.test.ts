@@ -42,7 +42,7 @@ test('static seed request: the reply has destination = the granted address and s
     assert.is(hex(reply), '45 14 00 00 00 00 00 00 40 00 00 00 00 00 00 00 0a 00 07 2a');
     await sleep(100);
     assert.is(c.received, 20);
-    assert.ok(h.server.pool.has(ip('10.0.7.42')));
+    assert.ok(h.pool.has(ip('10.0.7.42')));
   });
 });
 
@@ -119,7 +119,7 @@ test('seed reconnect: after the connection closes, a static request for the same
     const c1 = await h.raw();
     const addr = await c1.requestSeed();
     c1.destroy();
-    await waitFor(() => !h.server.pool.has(addr), 3000, 'the address to be released');
+    await waitFor(() => !h.pool.has(addr), 3000, 'the address to be released');
     const c2 = await h.raw();
     assert.is(await c2.requestSeed(addr), addr);
   });
@@ -133,11 +133,11 @@ test('an SDK client in seed mode is a seed client to the server: seed reply, /16
     assert.is(info.prefix, 16);
     assert.is(info.gateway, null);
     assert.is(h.server.clients()[0].protocol, 'seed');
-    const session = h.server.table.lookup(c.address)!;
+    const session = h.sessionAt(c.address)!;
     assert.is(session.coalesce, false, 'a seed client treats each read as one packet: never merge writes to it');
     const ext = h.sdk();
     await ext.ready();
-    assert.is(h.server.table.lookup(ext.address)!.coalesce, true);
+    assert.is(h.sessionAt(ext.address)!.coalesce, true);
   });
 });
 

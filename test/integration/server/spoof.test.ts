@@ -25,7 +25,7 @@ test('a packet whose source is another client\'s address is dropped, counted, an
     assert.is(victim.packets.length, 1, 'only the honest packet reached the victim');
     assert.ok(equalBytes(victim.packets[0], honest));
     assert.is(other.packets.length, 0);
-    const m = h.server.metrics;
+    const m = h.metrics;
     assert.is(m.drops.spoofed_source, 4);
     assert.is(m.rxPackets, 1, 'spoofed packets are not counted as received data');
     const info = h.server.clients().find((c) => c.address !== null && ip(c.address) === evilAddr)!;
@@ -45,7 +45,7 @@ test('spoofing does not move an address: the victim still receives traffic sent 
     const evil = await h.raw();
     await evil.requestSeed();
     for (let i = 0; i < 20; i++) evil.write(ipPacket(victim.address, peer.address, 40));
-    await waitFor(() => h.server.metrics.drops.spoofed_source === 20, 3000, 'the spoofed drops');
+    await waitFor(() => h.metrics.drops.spoofed_source === 20, 3000, 'the spoofed drops');
     const p = ipPacket(peer.address, victim.address, 50);
     peer.client.send(p);
     await waitFor(() => victim.packets.length === 1, 3000, 'delivery to the real owner');
@@ -66,7 +66,7 @@ test('the drop_spoofed warning is rate limited: 1000 spoofed packets, one event,
     const one = ipPacket(ip('10.5.0.123'), victim.address, 40);
     const burst = Buffer.concat(Array.from({ length: 1000 }, () => one));
     await evil.writeAll(burst);
-    await waitFor(() => h.server.metrics.drops.spoofed_source === 1000, 5000, '1000 spoofed drops', () => h.server.metrics.drops);
+    await waitFor(() => h.metrics.drops.spoofed_source === 1000, 5000, '1000 spoofed drops', () => h.metrics.drops);
     assert.is(events.length, 1);
     assert.is(events[0].source, '10.5.0.123');
     assert.is(ip(events[0].address), evilAddr);
@@ -85,10 +85,10 @@ test('data before an address is assigned is dropped and counted as unassigned, t
     // Claims an address it was never given, before asking for any.
     c.write(ipPacket(ip('10.5.0.77'), b.address, 60));
     c.write(ipPacket(b.address, b.address, 60));
-    await waitFor(() => h.server.metrics.drops.unassigned === 2, 3000, 'two unassigned drops', () => h.server.metrics.drops);
-    assert.is(h.server.metrics.drops.spoofed_source, 0);
+    await waitFor(() => h.metrics.drops.unassigned === 2, 3000, 'two unassigned drops', () => h.metrics.drops);
+    assert.is(h.metrics.drops.spoofed_source, 0);
     assert.is(b.packets.length, 0);
-    assert.not.ok(h.server.pool.has(ip('10.5.0.77')), 'sending from an address does not claim it');
+    assert.not.ok(h.pool.has(ip('10.5.0.77')), 'sending from an address does not claim it');
     assert.not.ok(c.closed, 'the session stays open for its request');
     const addr = await c.requestSeed();
     const p = ipPacket(addr, b.address, 60);

@@ -76,7 +76,7 @@ test('/metrics: Prometheus text with sessions, addresses, bytes and packets, dro
     spoof.write(ipPacket(a.address, b.address, 50));
     const refused = h.sdk({ address: '10.11.0.10' }).start(); // in use
     await refused.waitState('down');
-    await waitFor(() => b.packets.length === 2 && h.server.metrics.drops.spoofed_source === 1 && h.sessions === 3, 3000, 'traffic, drop and refusal');
+    await waitFor(() => b.packets.length === 2 && h.metrics.drops.spoofed_source === 1 && h.sessions === 3, 3000, 'traffic, drop and refusal');
     const r = await get(h, '/metrics');
     assert.is(r.status, 200);
     assert.match(r.type, /^text\/plain; version=0\.0\.4/);

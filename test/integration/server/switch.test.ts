@@ -80,7 +80,7 @@ test('client to client: thousands of mixed-size packets, both directions at once
     await sleep(50); // nothing extra may follow
     assertSameStream(b.packets, ab.packets, 'a -> b');
     assertSameStream(a.packets, ba.packets, 'b -> a');
-    const m = h.server.metrics;
+    const m = h.metrics;
     const bytes = [...ab.packets, ...ba.packets].reduce((n, p) => n + p.length, 0);
     assert.is(m.rxPackets, 2 * N);
     assert.is(m.txPackets, 2 * N);
@@ -110,8 +110,8 @@ test('a receiver that keeps up loses nothing to a burst, even with the smallest 
       const burst = Array.from({ length: 150 }, (_, i) => ipPacket(a.address, b.address, 1400, rng(1000 * round + i + 1)));
       const before = b.packets.length;
       for (const p of burst) assert.ok(a.client.send(p), 'the SDK transport took the packet');
-      await waitFor(() => b.packets.length - before >= burst.length || h.server.metrics.drops.queue_full > 0, 5000, 'the burst', () => b.packets.length - before);
-      assert.is(h.server.metrics.drops.queue_full, 0, `send queue ${sendQueue}: packets of a fast reader dropped as queue_full`);
+      await waitFor(() => b.packets.length - before >= burst.length || h.metrics.drops.queue_full > 0, 5000, 'the burst', () => b.packets.length - before);
+      assert.is(h.metrics.drops.queue_full, 0, `send queue ${sendQueue}: packets of a fast reader dropped as queue_full`);
       assertSameStream(b.packets.slice(before), burst, 'burst ' + round);
     }
   });
@@ -175,12 +175,12 @@ test('frames of one incoming chunk for the same extension peer are handed over a
     const me = await sender.requestSeed();
     const calls = new Map<number, number[]>();
     for (const addr of [ext.address, seedAddr]) {
-      const session = h.server.table.lookup(addr)!;
+      const session = h.sessionAt(addr)!;
       const deliver = session.deliver.bind(session);
       calls.set(addr, []);
       session.deliver = (data: Uint8Array, n: number) => {
         calls.get(addr)!.push(n);
-        deliver(data, n);
+        return deliver(data, n);
       };
     }
     const toExt = Array.from({ length: 20 }, (_, i) => ipPacket(me, ext.address, 40 + i, rng(i + 1)));
@@ -212,7 +212,7 @@ test('without a tun, packets for an address no client holds (the gateway include
     await waitFor(() => b.packets.length >= 1, 3000, 'the marker');
     assert.is(b.packets.length, 1, 'only the marker reached b');
     assert.ok(equalBytes(b.packets[0], marker));
-    assert.is(h.server.metrics.drops.no_route, unknown.length);
+    assert.is(h.metrics.drops.no_route, unknown.length);
     assert.is(a.packets.length, 0, 'nothing bounced back to the sender');
   });
 });
@@ -233,7 +233,7 @@ test('IPv6 frames from a client are dropped as not_ipv4 and the session carries 
     a.client.send(p);
     await waitFor(() => b.packets.length === 1, 3000, 'the IPv4 packet after it');
     assert.ok(equalBytes(b.packets[0], p));
-    assert.is(h.server.metrics.drops.not_ipv4, 1);
+    assert.is(h.metrics.drops.not_ipv4, 1);
     assert.is(h.sessions, 2);
   });
 });
@@ -246,9 +246,9 @@ test('a client that disconnected is no longer a destination: its packets are dro
     await b.ready();
     const bAddr = b.address;
     b.close();
-    await waitFor(() => h.server.table.lookup(bAddr) === undefined, 3000, 'b to leave the table');
+    await waitFor(() => h.sessionAt(bAddr) === undefined, 3000, 'b to leave the table');
     a.client.send(ipPacket(a.address, bAddr, 40));
-    await waitFor(() => h.server.metrics.drops.no_route === 1, 3000, 'the no_route drop');
+    await waitFor(() => h.metrics.drops.no_route === 1, 3000, 'the no_route drop');
   });
 });
 
@@ -285,7 +285,7 @@ test('with a tun: it is opened with the gateway, prefix and MTU; packets for non
   const f = fakeOpen();
   await withServer({ subnet: '10.4.0.0/24', mtu: 1400, tun: 'svpn%d', openTun: f.open }, async (h) => {
     assert.equal(f.calls, [{ name: 'svpn%d', config: { address: '10.4.0.1', prefix: 24, mtu: 1400 } }]);
-    assert.is(h.server.tun, f.tun);
+    assert.is(h.tunDevice, f.tun);
     const a = h.sdk();
     const b = h.sdk();
     await a.ready();
@@ -297,8 +297,8 @@ test('with a tun: it is opened with the gateway, prefix and MTU; packets for non
     await waitFor(() => f.tun.writes.length >= out.length && b.packets.length >= 1, 3000, 'tun writes and b', () => f.tun.writes.length);
     assertSameStream(f.tun.writes, out, 'to the tun');
     assertSameStream(b.packets, [toB], 'to b (not the tun)');
-    assert.is(h.server.metrics.tunTxPackets, 3);
-    assert.is(h.server.metrics.drops.no_route, 0);
+    assert.is(h.metrics.tunTxPackets, 3);
+    assert.is(h.metrics.drops.no_route, 0);
   });
   assert.is(f.tun.closed, 1, 'the tun is closed once when the server closes');
 });
@@ -328,7 +328,7 @@ test('with a tun: packets it reads reach the client owning their destination; un
     assertSameStream(a.packets, [toA1, toA2], 'tun -> a');
     assertSameStream(b.packets, [toB], 'tun -> b');
     assertSameStream(s.frames, [toSeed], 'tun -> seed client');
-    const m = h.server.metrics;
+    const m = h.metrics;
     assert.is(m.tunRxPackets, 7);
     assert.is(m.drops.no_route, 1);
     assert.is(m.drops.not_ipv4, 2);
@@ -343,8 +343,8 @@ test('with a tun: a tun that refuses a write counts tun_full', async () => {
     f.tun.full = true;
     a.client.send(ipPacket(a.address, ip('8.8.4.4'), 60));
     a.client.send(ipPacket(a.address, ip('8.8.4.4'), 60));
-    await waitFor(() => h.server.metrics.drops.tun_full === 2, 3000, 'two tun_full drops');
-    assert.is(h.server.metrics.tunTxPackets, 0);
+    await waitFor(() => h.metrics.drops.tun_full === 2, 3000, 'two tun_full drops');
+    assert.is(h.metrics.tunTxPackets, 0);
   });
 });
 
@@ -358,7 +358,7 @@ test('a tun that cannot be opened: one tun_unavailable warning that says what is
   const lines: string[] = [];
   const logger = { log: (level: string, event: string, fields: any) => lines.push(`${level} ${event} ${JSON.stringify(fields)}`) };
   await withServer({ subnet: '10.4.0.0/24', tun: 'svpn%d', openTun: open, logger }, async (h) => {
-    assert.is(h.server.tun, null);
+    assert.is(h.tunDevice, null);
     const a = h.sdk();
     const b = h.sdk();
     await a.ready();
@@ -366,7 +366,7 @@ test('a tun that cannot be opened: one tun_unavailable warning that says what is
     const p = ipPacket(a.address, b.address, 77);
     a.client.send(p);
     a.client.send(ipPacket(a.address, ip('8.8.8.8'), 60));
-    await waitFor(() => b.packets.length === 1 && h.server.metrics.drops.no_route === 1, 3000, 'switching without a tun');
+    await waitFor(() => b.packets.length === 1 && h.metrics.drops.no_route === 1, 3000, 'switching without a tun');
     assert.ok(equalBytes(b.packets[0], p));
     warnings.push(...lines.filter((l) => l.includes('tun_unavailable')));
   });

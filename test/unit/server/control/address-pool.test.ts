@@ -3,8 +3,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fc from 'fast-check';
-import { AddressPool } from '../../../server/src/address-pool.js';
-import { formatIPv4, parseIPv4 } from '../../../protocol/index.js';
+import { AddressPool } from '../../../../server/src/control/address-pool.js';
+import { formatIPv4, parseIPv4 } from '../../../../protocol/index.js';
 
 const ip = (s: string) => {
   const n = parseIPv4(s);

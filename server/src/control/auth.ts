@@ -12,7 +12,7 @@
 
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { parseIPv4 } from '../../protocol/index.js';
+import { parseIPv4 } from '../../../protocol/index.js';
 
 export interface AuthEntry {
   id: string;

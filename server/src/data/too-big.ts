@@ -4,7 +4,7 @@
 // not be fragmented (DF) is answered with ICMP "fragmentation needed" carrying the MTU
 // (RFC 1191), so the sender's path-MTU discovery adapts; any other is fragmented.
 
-import { DST, SRC, readU32, writeU32 } from '../../protocol/index.js';
+import { DST, SRC, readU32, writeU32 } from '../../../protocol/index.js';
 
 /** RFC 1071 checksum of b[o, o + n). */
 export function checksum(b: Uint8Array, o: number, n: number): number {

@@ -1,0 +1,365 @@
+// Admission: everything between a connection arriving and its address being switched, and
+// back. Address requests, credentials, the address wanted, taking over a stale session,
+// leasing and binding the address, the reply or refusal in the dialect the client spoke,
+// and, when the connection ends, unbinding and releasing the address. The state this
+// needs per connection is declared and written here only (Connection, the control side's
+// subclass of the data side's Session); the rest of the server reads it through Client.
+
+import { randomFillSync, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { KIND_REPLY, KIND_REQUEST, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_RATE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_MTU, configTlvs, eachTlv, extKind, extMessage, readAscii, readU16, refusal, u16, type Tlv, ANY, DST, SRC, formatIPv4, readU32, writeU32, SEED_MTU, MIN_MTU } from '../../../protocol/index.js';
+import type { Fields, Level } from '../../../common/log.js';
+import type { ResolvedConfig } from '../config.js';
+import type { Metrics } from '../metrics.js';
+import type { TransportKind } from '../transport.js';
+import { type EndCode, Session, type SessionEnv } from '../data/session.js';
+import type { AuthEntry, Authenticator } from './auth.js';
+import type { Allocation, LeaseRefusal, LeaseStore } from './lease-store.js';
+
+/** What admission needs from the server around it. */
+export interface AdmissionContext {
+  readonly cfg: ResolvedConfig;
+  readonly leases: LeaseStore;
+  /** The data side: sessions are created on it, addresses bound in its switch. */
+  readonly env: SessionEnv;
+  readonly metrics: Metrics;
+  /** Non-null when the server requires credentials. */
+  authenticator(): Authenticator | null;
+  /** A refused connection still flushing its refusal. */
+  linger(socket: Socket): void;
+  event(level: Level, name: string, fields: Fields): void;
+  /** A connection closed; its address, if it held one, is released already. */
+  ended(c: Client, code: EndCode, detail: string): void;
+}
+
+/** One connection as the control side knows it. Read-only: admission writes it. */
+export interface Client {
+  readonly id: number;
+  readonly remote: string;
+  readonly transport: TransportKind;
+  /** When it connected (ms). */
+  readonly since: number;
+  /** Its data side (the same object: one per connection). */
+  readonly session: Session;
+  /** The connection is closed (or closing). */
+  readonly closed: boolean;
+  /** Spoke the extension (true) or the seed protocol (false). */
+  readonly extended: boolean;
+  /** The name the client gave, if any. */
+  readonly name: string;
+  /** The auth file id it proved, when the server requires credentials. */
+  readonly authId: string;
+  /** Its request is being worked on (credentials checked, lease recorded): the answer is on its way. */
+  readonly pending: boolean;
+}
+
+interface Refusal {
+  code: number;
+  reason: string;
+  text: string;
+}
+
+/** What a request carries beyond the header. */
+interface Request {
+  frame: Uint8Array;
+  ext: boolean;
+  wanted: number;
+  lease: Uint8Array | null;
+  /** The MTU the client asked for; 0 when it did not say. */
+  mtu: number;
+  id: string;
+  proof: Uint8Array | null;
+  /** frame and lease are copies of their own (the request waits for something). */
+  kept: boolean;
+}
+
+const refusalOf = (code: number, reason: string, text: string): Refusal => ({ code, reason, text });
+
+function leaseRefusal(r: LeaseRefusal, wanted: number): Refusal {
+  if (r === 'in_use') return refusalOf(REFUSE_IN_USE, 'address_in_use', `address ${formatIPv4(wanted)} is in use`);
+  if (r === 'exhausted') return refusalOf(REFUSE_EXHAUSTED, 'pool_exhausted', 'no free address left in the subnet');
+  return refusalOf(REFUSE_RATE, 'lease_unavailable', 'the address could not be recorded; try again');
+}
+
+// Lease tokens: 16 random bytes each, drawn from a pool filled 4 KiB at a time, kept as
+// base64url text (a 22-character string costs a session less than a Buffer does).
+const LEASE_BYTES = 16;
+const leasePool = Buffer.alloc(4096);
+let leaseAt = leasePool.length;
+function newLease(): string {
+  if (leaseAt + LEASE_BYTES > leasePool.length) {
+    randomFillSync(leasePool);
+    leaseAt = 0;
+  }
+  leaseAt += LEASE_BYTES;
+  return leasePool.toString('base64url', leaseAt - LEASE_BYTES, leaseAt);
+}
+
+const SPOOF_LOG_INTERVAL_MS = 10_000;
+
+interface AdmissionEnv extends SessionEnv {
+  readonly admission: Admission;
+}
+
+/**
+ * One connection: its data side (Session) and what admission knows of it. The control
+ * state is declared here and written only in this module; the rest of the server reads it
+ * through the Client interface.
+ */
+class Connection extends Session<AdmissionEnv> implements Client {
+  readonly since = Date.now();
+  extended = false;
+  name = '';
+  authId = '';
+  /** The token of its last reply (base64url): presenting it takes this session's address over. */
+  lease: string | null = null;
+  pending = false;
+  /** Rate limit of the spoofing log line: when it was last written, and how many since. */
+  private spoofLoggedAt = 0;
+  private spoofUnlogged = 0;
+
+  constructor(
+    socket: Socket,
+    env: AdmissionEnv,
+    readonly id: number,
+    readonly remote: string,
+    readonly transport: TransportKind,
+  ) {
+    super(socket, env);
+  }
+
+  get session(): Session {
+    return this;
+  }
+
+  protected request(frame: Uint8Array): void {
+    this.env.admission.handle(this, frame);
+  }
+
+  protected spoofed(src: number): void {
+    const now = Date.now();
+    if (now - this.spoofLoggedAt < SPOOF_LOG_INTERVAL_MS) {
+      this.spoofUnlogged++;
+      return;
+    }
+    this.env.admission.ctx.event('warn', 'drop_spoofed', {
+      id: this.id,
+      remote: this.remote,
+      address: formatIPv4(this.address),
+      source: formatIPv4(src),
+      more_since_last: this.spoofUnlogged,
+    });
+    this.spoofLoggedAt = now;
+    this.spoofUnlogged = 0;
+  }
+
+  protected ended(code: EndCode, detail: string): void {
+    this.env.admission.release(this, code, detail);
+  }
+}
+
+export class Admission {
+  /** The reply's TLVs but the MTU and lease: the same for every client, so built once. */
+  private readonly configTlvs: Tlv[];
+  /** Leases the store is still recording: they count against max clients. */
+  private allocating = 0;
+  /** What every session of this server shares. */
+  private readonly env: AdmissionEnv;
+
+  constructor(readonly ctx: AdmissionContext) {
+    const c = ctx.cfg;
+    this.env = { ...ctx.env, admission: this };
+    this.configTlvs = configTlvs({
+      prefix: c.subnet.prefix,
+      gateway: c.gateway,
+      keepalive: c.keepalive,
+      idleTimeout: c.idleTimeoutMs / 1000,
+      routes: c.routes.map((r) => [r.network, r.prefix]),
+    });
+  }
+
+  /** A connection ready for the protocol: its session starts reading now. */
+  connect(socket: Socket, id: number, remote: string, transport: TransportKind): Client {
+    return new Connection(socket, this.env, id, remote, transport);
+  }
+
+  /** The connection holding `address` on this server. */
+  holder(address: number): Client | undefined {
+    const port = this.ctx.env.sw.lookup(address);
+    return port instanceof Connection ? port : undefined;
+  }
+
+  /** Closes sessions whose credentials no longer hold (the auth file changed). */
+  revoke(ids: Set<string>, clients: Iterable<Client>): number {
+    let n = 0;
+    for (const c of [...clients]) {
+      if (c.authId && ids.has(c.authId)) {
+        c.session.end('credentials_revoked', `the auth file no longer allows "${c.authId}" as it is`);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** A frame with destination 0.0.0.0 arrived from `c`. */
+  handle(c: Connection, frame: Uint8Array): void {
+    if (c.pending) return; // the answer is on its way
+    const ext = extKind(frame) === KIND_REQUEST;
+    if (c.address !== ANY) {
+      // A repeated request: the same answer.
+      this.ctx.leases.renew(c.address, c.id);
+      return this.reply(c, frame, ext);
+    }
+    c.extended = ext;
+    const req: Request = { frame, ext, wanted: readU32(frame, SRC), lease: null, mtu: 0, id: '', proof: null, kept: false };
+    if (ext) {
+      eachTlv(frame, (t, v) => {
+        if (t === T_CLIENT) c.name = readAscii(v);
+        else if (t === T_LEASE) req.lease = v;
+        else if (t === T_MTU && v.length === 2) req.mtu = readU16(v);
+        // Bytes as they are: an id with anything outside ASCII matches no entry.
+        else if (t === T_AUTH_ID) req.id = Buffer.from(v).toString('latin1');
+        else if (t === T_AUTH_PROOF) req.proof = v;
+      });
+    }
+    const auth = this.ctx.authenticator();
+    if (auth === null) return this.grant(c, req, null);
+    if (!ext) return this.refuse(c, req, refusalOf(REFUSE_AUTH_REQUIRED, 'auth_required', 'this server requires credentials; seed-format requests carry none'));
+    if (!req.id || !req.proof) return this.refuse(c, req, refusalOf(REFUSE_AUTH_REQUIRED, 'auth_required', 'this server requires credentials (an id and a secret)'));
+    if (auth.pending >= auth.maxPending) return this.refuse(c, req, refusalOf(REFUSE_RATE, 'auth_busy', 'too many credential checks in progress; try again'));
+    keep(req);
+    c.pending = true;
+    auth.verify(req.id, req.proof).then((entry) => {
+      c.pending = false;
+      if (c.closed) return;
+      if (entry === null) return this.refuse(c, req, refusalOf(REFUSE_AUTH_FAILED, 'auth_failed', `wrong credentials for "${req.id}"`));
+      c.authId = entry.id;
+      this.grant(c, req, entry);
+    });
+  }
+
+  /** `c` ended: its address goes back to the switch and the lease store. */
+  release(c: Connection, code: EndCode, detail: string): void {
+    const a = c.address;
+    if (a !== ANY) {
+      this.ctx.env.sw.unbind(a, c);
+      this.ctx.leases.release(a, c.id);
+    }
+    this.ctx.ended(c, code, detail);
+  }
+
+  private grant(c: Connection, req: Request, entry: AuthEntry | null): void {
+    const { cfg, leases, env } = this.ctx;
+    let wanted = req.wanted;
+    if (entry && entry.address) {
+      if (wanted && wanted !== entry.address)
+        return this.refuse(c, req, refusalOf(REFUSE_NOT_ALLOWED, 'address_not_allowed', `"${entry.id}" may hold only ${formatIPv4(entry.address)}`));
+      wanted = entry.address;
+    }
+    const owner = entry !== null && entry.address !== 0 && entry.address === wanted;
+    if (wanted !== ANY) {
+      if (!leases.assignable(wanted)) return this.refuse(c, req, refusalOf(REFUSE_OUTSIDE, 'address_outside_subnet', `address ${formatIPv4(wanted)} is outside the subnet or reserved`));
+      if (!owner && leases.isFixed(wanted)) return this.refuse(c, req, refusalOf(REFUSE_NOT_ALLOWED, 'address_not_allowed', `address ${formatIPv4(wanted)} is kept for another client`));
+      // Only a request that passed its own checks may close a stale session.
+      this.takeOver(c, wanted, req.lease, entry);
+    }
+    if (env.sw.size + this.allocating >= cfg.maxClients) return this.refuse(c, req, refusalOf(REFUSE_FULL, 'max_clients', `server full: ${cfg.maxClients} clients`));
+    const got = leases.allocate(wanted, owner, c.id);
+    if (typeof got !== 'object') return this.leased(c, req, entry, wanted, got);
+    // The store records elsewhere: the client waits, and so do its further requests.
+    keep(req);
+    c.pending = true;
+    this.allocating++;
+    const done = (a: Allocation) => {
+      this.allocating--;
+      c.pending = false;
+      if (c.closed) {
+        if (typeof a === 'number') leases.release(a, c.id);
+        return;
+      }
+      this.leased(c, req, entry, wanted, a);
+    };
+    got.then(done, () => done('unavailable'));
+  }
+
+  /** The lease store answered: the address is bound and the client told, or it is refused. */
+  private leased(c: Connection, req: Request, entry: AuthEntry | null, wanted: number, got: Allocation): void {
+    if (typeof got !== 'number') return this.refuse(c, req, leaseRefusal(got, wanted));
+    // The client's MTU: what it asked for, within the server's; the seed's 1500 if it did not say.
+    c.open(got, Math.max(MIN_MTU, Math.min(req.mtu || SEED_MTU, this.ctx.cfg.mtu)), req.ext);
+    this.ctx.env.sw.bind(got, c);
+    if (req.ext) c.lease = newLease();
+    this.reply(c, req.frame, req.ext);
+    this.ctx.event('info', 'assign', {
+      id: c.id,
+      remote: c.remote,
+      address: formatIPv4(got),
+      mode: req.wanted ? 'static' : entry?.address ? 'fixed' : 'dynamic',
+      protocol: req.ext ? 'simplevpn' : 'seed',
+      name: c.name || undefined,
+      client: c.authId || undefined,
+    });
+  }
+
+  /**
+   * A client whose link died reconnects before the server noticed. If it proves it owns
+   * the stale session holding the address, that session is closed now instead of after
+   * the idle timeout. Proof: the lease token of that session's reply (from the same
+   * credentials, when the server requires them), or the same credentials alone when the
+   * holder has been silent for a keepalive interval, so that two devices sharing
+   * credentials cannot keep evicting each other and a stolen secret cannot evict a live one.
+   */
+  private takeOver(c: Connection, wanted: number, lease: Uint8Array | null, entry: AuthEntry | null): void {
+    const holder = this.ctx.env.sw.lookup(wanted);
+    if (!(holder instanceof Connection) || holder === c) return;
+    const sameClient = entry === null || holder.authId === entry.id;
+    const held = holder.lease === null ? null : Buffer.from(holder.lease, 'base64url');
+    const byLease = sameClient && lease !== null && held !== null && lease.length === held.length && timingSafeEqual(lease, held);
+    const silent = Date.now() - holder.lastRx >= this.ctx.cfg.keepalive * 1000;
+    const byCredentials = entry !== null && sameClient && silent;
+    if (!byLease && !byCredentials) return;
+    holder.end('replaced', `taken over by connection ${c.id} from ${c.remote}`);
+    this.ctx.event('info', 'takeover', { id: c.id, remote: c.remote, address: formatIPv4(wanted), replaced: holder.id, by: byLease ? 'lease' : 'credentials' });
+  }
+
+  /** The reply to a granted request: the seed's echo, or the extension's configuration. */
+  private reply(c: Connection, request: Uint8Array, ext: boolean): void {
+    if (!ext) {
+      // The seed echoes the request with the destination set to the address, source 0.
+      const msg = Uint8Array.from(request);
+      writeU32(msg, SRC, ANY);
+      writeU32(msg, DST, c.address);
+      return c.writeNow(msg);
+    }
+    const tlvs: Tlv[] = [...this.configTlvs, [T_MTU, u16(c.mtu)]];
+    if (c.lease !== null) tlvs.push([T_LEASE, Buffer.from(c.lease, 'base64url')]);
+    c.writeNow(extMessage(ANY, c.address, KIND_REPLY, tlvs));
+  }
+
+  private refuse(c: Connection, req: Request, r: Refusal): void {
+    this.ctx.metrics.refused(r.reason);
+    this.ctx.event('warn', 'refuse', {
+      id: c.id,
+      remote: c.remote,
+      requested: req.wanted ? formatIPv4(req.wanted) : 'any',
+      reason: r.reason,
+      detail: r.text,
+      protocol: req.ext ? 'simplevpn' : 'seed',
+      client: req.id || undefined,
+    });
+    // Seed clients are refused the seed's way: the connection closes with no reply.
+    if (!req.ext) return c.end('refused', r.reason);
+    c.end('refused', r.reason, refusal(req.wanted, r.code, r.text));
+    this.ctx.linger(c.socket);
+  }
+}
+
+const copy = (b: Uint8Array): Uint8Array => Uint8Array.prototype.slice.call(b); // Buffer#slice would not copy
+
+/** The request's frame is a view of a socket chunk: keep what the answer needs past it. */
+function keep(req: Request): void {
+  if (req.kept) return;
+  req.kept = true;
+  req.frame = copy(req.frame);
+  req.lease = req.lease && copy(req.lease);
+}

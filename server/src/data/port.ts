@@ -1,0 +1,28 @@
+// Where the switch can send packets: a client session, the server's tun, later a peer server
+// or another transport. Everything the switch knows of them is here.
+
+/**
+ * The one shape of a packet sink, everywhere: the SDK's Tun, the server's tun device, a Port.
+ * Writes one packet, buf[off, off + len); false when it was dropped (the sink counts why).
+ */
+export interface PacketSink {
+  write(buf: Uint8Array, off: number, len: number): boolean;
+}
+
+export interface Port extends PacketSink {
+  /** The largest packet this port takes; the switch fragments or refuses larger ones. */
+  readonly mtu: number;
+  /**
+   * Frames for this port may be merged into one write: the switch then hands over runs of
+   * adjacent frames with deliver(). False for a seed client, which takes each read() as one
+   * packet, and for a tun, which takes one packet per write: those only get write().
+   */
+  readonly coalesce: boolean;
+  /** `data` holds `packets` whole frames back to back (only on a coalescing port). */
+  deliver(data: Uint8Array, packets: number): boolean;
+  /**
+   * Sends what the port held back since it told the switch it was corked (Switch.corked):
+   * called once at the end of every chunk or tun batch.
+   */
+  flush(): void;
+}

@@ -1,0 +1,235 @@
+// One client connection on the data side: the framing of its stream, the check that what it
+// sends comes from its own address, and its send queue; a Port of the switch. This is the
+// hot path. Per chunk: one framer pass, one route() per frame, one flush(); no copies, no
+// closure per session (socket events go through shared handlers), no allocation per frame.
+//
+// What is not a data packet from its address (requests, spoofing) is for the control side,
+// which subclasses Session (control/admission.ts) to answer it and keeps its own state in
+// the subclass: one object per connection, not two, as memory per client is counted. The
+// session's address and MTU are set by the control side through open(), never written from
+// outside.
+
+import type { Socket } from 'node:net';
+import { ALL, ANY, DST, SRC, readU32, E_TOO_LONG, Framer, SEED_MTU } from '../../../protocol/index.js';
+import type { Metrics } from '../metrics.js';
+import type { Port } from './port.js';
+import type { Switch } from './switch.js';
+
+/** Why sessions end, as counted in simplevpn_disconnects_total. */
+export type EndCode =
+  | 'client_closed'
+  | 'socket_error'
+  | 'idle_timeout'
+  | 'handshake_timeout'
+  | 'malformed_frame'
+  | 'frame_too_long'
+  | 'refused'
+  | 'credentials_revoked'
+  | 'replaced'
+  | 'shutdown';
+
+/** What every session of a server shares: one object, so a session holds one reference. */
+export interface SessionEnv {
+  readonly sw: Switch;
+  readonly metrics: Metrics;
+  /** Bytes queued towards one client before its packets are dropped. */
+  readonly sendQueue: number;
+  /** Largest frame accepted from a client. */
+  readonly maxFrame: number;
+}
+
+const SESSION = Symbol('session');
+
+/**
+ * A client connection's data side. The three abstract methods are the control side's: what
+ * the session cannot decide itself.
+ */
+export abstract class Session<E extends SessionEnv = SessionEnv> implements Port {
+  /** When the client last sent anything (ms). */
+  lastRx = Date.now();
+  rxBytes = 0;
+  rxPackets = 0;
+  txBytes = 0;
+  txPackets = 0;
+  drops = 0;
+  closed = false;
+  private addr = ANY;
+  private mtu_ = SEED_MTU;
+  private coalesce_ = false;
+  private corked = false;
+  private readonly framer: Framer;
+
+  constructor(
+    readonly socket: Socket,
+    protected readonly env: E,
+  ) {
+    this.framer = new Framer(env.maxFrame);
+    (socket as any)[SESSION] = this;
+    socket.setNoDelay(true);
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    socket.on('end', onEnd);
+  }
+
+  /** Its VPN address: 0 until the control side grants one. */
+  get address(): number {
+    return this.addr;
+  }
+
+  /** Largest packet this client takes (granted at its request). */
+  get mtu(): number {
+    return this.mtu_;
+  }
+
+  /** Frames to this client may be merged into one write: not for seed clients, which treat
+   * each read() as one packet and would lose the rest of a merged write. */
+  get coalesce(): boolean {
+    return this.coalesce_;
+  }
+
+  /** The control side granted `address`: data from it is switched from now on. */
+  open(address: number, mtu: number, coalesce: boolean): void {
+    this.addr = address;
+    this.mtu_ = mtu;
+    this.coalesce_ = coalesce;
+  }
+
+  /** An address request (destination 0.0.0.0) arrived. */
+  protected abstract request(frame: Uint8Array): void;
+  /** A data packet whose source is not the session's address was dropped. */
+  protected abstract spoofed(src: number): void;
+  /** The session is closed: release what it held. Called once. */
+  protected abstract ended(code: EndCode, detail: string): void;
+
+  /** Frames of one received chunk. */
+  onData(chunk: Uint8Array): void {
+    const env = this.env;
+    const m = env.metrics;
+    const sw = env.sw;
+    const f = this.framer;
+    let me = this.addr;
+    this.lastRx = Date.now();
+    f.push(chunk);
+    for (let len; (len = f.advance()) > 0; ) {
+      // The frame is b[o, o + len): no view is made unless it has to leave on its own.
+      const b = f.buf;
+      const o = f.start;
+      if (b[o] >> 4 !== 4) {
+        m.drops.not_ipv4++;
+        continue;
+      }
+      const src = readU32(b, o + SRC);
+      const dst = readU32(b, o + DST);
+      if (src !== me || me === ANY || dst === ANY) {
+        this.control(b.subarray(o, o + len), src, dst);
+        if (this.closed) return sw.flush();
+        me = this.addr; // a request may just have assigned it
+        continue;
+      }
+      this.rxPackets++;
+      this.rxBytes += len;
+      m.rxPackets++;
+      m.rxBytes += len;
+      sw.route(this, b, o, len, dst);
+    }
+    sw.flush();
+    if (f.error !== null) this.end(f.error === E_TOO_LONG ? 'frame_too_long' : 'malformed_frame', f.error);
+  }
+
+  /** Everything that is not a data packet from the assigned address. */
+  private control(p: Uint8Array, src: number, dst: number): void {
+    const m = this.env.metrics;
+    if (src === ALL && dst === ALL) {
+      // Keepalive: echoed unaltered.
+      m.keepalives++;
+      this.writeNow(p);
+    } else if (dst === ANY) {
+      this.request(p);
+    } else if (this.addr === ANY) {
+      m.drops.unassigned++;
+      this.drops++;
+    } else {
+      m.drops.spoofed_source++;
+      this.drops++;
+      this.spoofed(src);
+    }
+  }
+
+  /** One packet towards this client. */
+  write(buf: Uint8Array, off: number, len: number): boolean {
+    return this.deliver(off === 0 && len === buf.length ? buf : buf.subarray(off, off + len), 1);
+  }
+
+  /** Writes frames towards this client, within its send-queue cap. */
+  deliver(data: Uint8Array, packets: number): boolean {
+    const s = this.socket;
+    const env = this.env;
+    const m = env.metrics;
+    if (this.closed || s.writableLength + data.length > env.sendQueue) {
+      m.drops.queue_full += packets;
+      this.drops += packets;
+      return false;
+    }
+    if (this.coalesce_ && !this.corked) {
+      this.corked = true;
+      s.cork();
+      env.sw.corked(this);
+    }
+    s.write(data);
+    this.txPackets += packets;
+    this.txBytes += data.length;
+    m.txPackets += packets;
+    m.txBytes += data.length;
+    return true;
+  }
+
+  /** Uncorks: what deliver() queued during the chunk leaves in one writev. */
+  flush(): void {
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
+  }
+
+  /** A control message to this client, outside the data counters. */
+  writeNow(msg: Uint8Array): void {
+    if (!this.closed && this.socket.writableLength + msg.length <= this.env.sendQueue) this.socket.write(msg);
+  }
+
+  /** Ends the session; `last` is written first (a refusal), then the connection closes. */
+  end(code: EndCode, detail: string, last?: Uint8Array): void {
+    if (this.closed) return;
+    this.closed = true;
+    const s = this.socket;
+    if (last !== undefined && !s.destroyed) {
+      s.end(last);
+      // A peer that never reads must not hold the socket open.
+      setTimeout(() => s.destroy(), 2000).unref();
+    } else {
+      s.destroy();
+    }
+    this.ended(code, detail);
+  }
+}
+
+function sessionOf(s: Socket): Session {
+  return (s as any)[SESSION];
+}
+
+function onData(this: Socket, chunk: Buffer): void {
+  const session = sessionOf(this);
+  if (!session.closed) session.onData(chunk);
+}
+
+function onError(this: Socket, err: NodeJS.ErrnoException): void {
+  sessionOf(this).end('socket_error', err.code || err.message);
+}
+
+function onEnd(this: Socket): void {
+  sessionOf(this).end('client_closed', 'end of stream');
+}
+
+function onClose(this: Socket): void {
+  sessionOf(this).end('client_closed', 'connection closed');
+}

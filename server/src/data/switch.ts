@@ -1,0 +1,180 @@
+// The switch: which port owns which VPN address, where everything else goes (the server's
+// tun), what happens to a packet too big for its port, and the batching of writes. Every
+// entry point (a client session, the server's tun, later peer servers) hands its packets to
+// route(), one call per packet, and calls flush() at the end of each chunk or batch.
+//
+// Batching: frames that lie next to each other in the same buffer and go to the same
+// coalescing port are merged into one view (a run), handed over when the run ends; ports
+// cork their writes on the first delivery of a chunk and are uncorked together by flush(),
+// so every frame of a chunk bound for the same client leaves in a single writev and nothing
+// is held past the chunk. No allocation per packet but the view of a run.
+
+import type { Metrics } from '../metrics.js';
+import type { Port } from './port.js';
+import { dontFragment, fragment, fragmentationNeeded } from './too-big.js';
+
+const EMPTY = new Uint8Array(0);
+
+export class Switch {
+  private readonly owners = new Map<number, Port>();
+  private readonly corkedPorts: Port[] = [];
+  /** Where packets no port owns go: the server's tun; null drops them (no_route). */
+  private fallback: Port | null = null;
+  // The current run: runBuf[runStart, runEnd), `runPackets` frames, all for `run`.
+  private run: Port | null = null;
+  private runBuf: Uint8Array = EMPTY;
+  private runStart = 0;
+  private runEnd = 0;
+  private runPackets = 0;
+
+  /** `gateway`, the server's own VPN address, is the source of its ICMP messages. */
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly gateway: number,
+  ) {}
+
+  /** Addresses bound to a port. */
+  get size(): number {
+    return this.owners.size;
+  }
+
+  lookup(address: number): Port | undefined {
+    return this.owners.get(address);
+  }
+
+  /** Claims an address for `port`; false when another port holds it. */
+  bind(address: number, port: Port): boolean {
+    const cur = this.owners.get(address);
+    if (cur !== undefined && cur !== port) return false;
+    this.owners.set(address, port);
+    return true;
+  }
+
+  /** Releases an address, only if `port` still holds it. */
+  unbind(address: number, port: Port): void {
+    if (this.owners.get(address) === port) this.owners.delete(address);
+  }
+
+  /** Sets the port for destinations nobody holds (the server's tun), or none. */
+  setFallback(port: Port | null): void {
+    this.fallback = port;
+  }
+
+  /**
+   * Switches the IPv4 packet buf[off, off + len) that `from` received: to the port owning its
+   * destination `dst`, else to the fallback (never back to `from`), else it is dropped
+   * (no_route). The caller checked that it is IPv4 and that `from` may send it, and read
+   * `dst` from its header doing so (reading it once more here costs the hot path).
+   */
+  route(from: Port, buf: Uint8Array, off: number, len: number, dst: number): void {
+    // Kept small, so that V8 inlines it into each entry's loop: the three common cases (the
+    // next frame of a run, a packet for the tun, a packet from the tun) call no method of the
+    // switch; the rest is in methods of their own.
+    const to = this.owners.get(dst);
+    if (to === undefined) {
+      const f = this.fallback;
+      if (f !== null && f !== from && len <= f.mtu) f.write(buf, off, len);
+      else this.noOwner(from, buf, off, len);
+    } else if (len > to.mtu) {
+      this.tooBig(from, buf, off, len, to);
+    } else if (to === this.run) {
+      // Only a coalescing port has a run.
+      if (off === this.runEnd && buf === this.runBuf) {
+        this.runEnd = off + len;
+        this.runPackets++;
+      } else this.startRun(to, buf, off, len);
+    } else if (!to.coalesce) {
+      to.write(buf, off, len);
+    } else if (off === 0 && len === buf.length) {
+      // Alone in its buffer (a packet from the tun, a frame that straddled two chunks):
+      // nothing can follow it there, so it leaves now.
+      to.deliver(buf, 1);
+    } else {
+      this.startRun(to, buf, off, len);
+    }
+  }
+
+  /** Nobody owns the destination, and the fallback cannot take it as it is. */
+  private noOwner(from: Port, buf: Uint8Array, off: number, len: number): void {
+    const f = this.fallback;
+    if (f === null || f === from) this.metrics.drops.no_route++;
+    else this.tooBig(from, buf, off, len, f);
+  }
+
+  /** A frame for a coalescing port that does not extend the current run. */
+  private startRun(to: Port, buf: Uint8Array, off: number, len: number): void {
+    const r = this.run;
+    if (r !== null) this.deliverRun(r);
+    if (off === 0 && len === buf.length) {
+      // Alone in its buffer, after what was pending for its port.
+      this.run = null;
+      this.runBuf = EMPTY;
+      to.deliver(buf, 1);
+      return;
+    }
+    this.run = to;
+    // Mostly the same chunk as the last run's: a store of a young object into this old one
+    // costs a write barrier, a compare does not.
+    if (this.runBuf !== buf) this.runBuf = buf;
+    this.runStart = off;
+    this.runEnd = off + len;
+    this.runPackets = 1;
+  }
+
+  /** A port that corked its writes while a chunk is switched: flush() uncorks it. */
+  corked(port: Port): void {
+    this.corkedPorts.push(port);
+  }
+
+  /** The end of a chunk or batch: hands over the last run, then flushes every corked port. */
+  flush(): void {
+    if (this.run !== null) this.endRun();
+    const c = this.corkedPorts;
+    for (let i = 0; i < c.length; i++) c[i].flush();
+    c.length = 0;
+  }
+
+  /** Hands the current run over, and forgets it (and the chunk it is in). */
+  private endRun(): void {
+    this.deliverRun(this.run!);
+    this.run = null;
+    this.runBuf = EMPTY;
+  }
+
+  private deliverRun(port: Port): void {
+    const b = this.runBuf;
+    const s = this.runStart;
+    const e = this.runEnd;
+    port.deliver(s === 0 && e === b.length ? b : b.subarray(s, e), this.runPackets);
+  }
+
+  /**
+   * A packet larger than `to` takes, as a router between links of different MTU handles it:
+   * with Don't Fragment, dropped and answered with ICMP "fragmentation needed" to `from`;
+   * without, fragmented.
+   */
+  private tooBig(from: Port, b: Uint8Array, o: number, n: number, to: Port): void {
+    // What was switched before this packet leaves before what it turns into.
+    if (this.run !== null) this.endRun();
+    const m = this.metrics;
+    if (dontFragment(b, o)) {
+      m.drops.too_big++;
+      const icmp = fragmentationNeeded(b, o, n, to.mtu, this.gateway);
+      from.write(icmp, 0, icmp.length);
+      return;
+    }
+    const f = fragment(b, o, n, to.mtu);
+    m.fragmented += f.count;
+    if (to.coalesce) {
+      to.deliver(f.data, f.count);
+      return;
+    }
+    // One write per fragment: each IPv4 header gives its fragment's length.
+    const d = f.data;
+    for (let at = 0; at < d.length; ) {
+      const len = (d[at + 2] << 8) | d[at + 3];
+      to.write(d, at, len);
+      at += len;
+    }
+  }
+}

@@ -1,0 +1,33 @@
+// How clients reach the server: a transport accepts byte streams and hands each one over,
+// saying what kind it is; the stream tells its remote address. The TCP and TLS listeners
+// (listeners.ts) are one; another (WebSocket, QUIC streams, a peer server's link) would be
+// another, behind the same hooks.
+
+import type net from 'node:net';
+
+export type TransportKind = 'tcp' | 'tls';
+
+/** Where a transport listens. */
+export interface BoundAddress extends net.AddressInfo {
+  tls: boolean;
+}
+
+/** What a transport tells the server. */
+export interface TransportHooks {
+  /** A new raw connection, before anything is read from it (or any TLS work); false closes it. */
+  admit(stream: net.Socket): boolean;
+  /** A connection ready for the protocol; `stream.remoteAddress` says where it comes from. */
+  accept(stream: net.Socket, kind: TransportKind): void;
+  /** A connection failed before it was usable (a TLS handshake). */
+  tlsError(err: Error, remote: string): void;
+  /** The transport itself failed (a listening socket). */
+  error(err: Error): void;
+}
+
+export interface Transport {
+  /** Starts accepting; rejects when it cannot (a port in use, a bad certificate). */
+  open(): Promise<void>;
+  /** Stops accepting; connections already handed over are the server's. */
+  close(): Promise<void>;
+  addresses(): BoundAddress[];
+}

@@ -8,7 +8,7 @@ import { AddressPool } from './address-pool.js';
 import { AddressRequests } from './address-requests.js';
 import { AuthFileError, Authenticator, loadAuthFile } from './auth.js';
 import { ConfigError, type ResolvedConfig, type ServerOptions, resolveConfig } from './config.js';
-import { type BoundAddress, Listeners } from './listeners.js';
+import { type BoundAddress, Listeners, TLS_ALERT, TLS_HANDSHAKE, notTls } from './listeners.js';
 import { SourceLimits, limitKey, sourceOf } from './limits.js';
 import { type Fields, type Level, LogThrottle, type Logger, silentLogger } from './log.js';
 import { Metrics } from './metrics.js';
@@ -90,9 +90,10 @@ export class VpnServer extends EventEmitter implements Hub {
     this.pool = new AddressPool(c.subnet.network, c.subnet.prefix, [c.gateway]);
     this.limits = new SourceLimits(c.maxPerSource, c.connRate, c.connRate * 2);
     this.listeners_ = new Listeners(c, {
-      admit: (sock) => this.admit(sock),
-      accept: (sock, secure) => this.accept(sock, secure),
+      admit: (sock, remote) => this.admit(sock, remote),
+      accept: (sock, secure, remote) => this.accept(sock, secure, remote),
       tlsError: (err, remote) => this.tlsRefused(err, remote),
+      plainOnTlsPort: (remote) => this.wrongPort('plain_on_tls_port', remote),
       error: (err) => this.event('error', 'listener_error', { error: err.message }),
     });
     this.requests = new AddressRequests({
@@ -313,20 +314,19 @@ export class VpnServer extends EventEmitter implements Hub {
   }
 
   /** Per-source limits, on the raw connection before anything is read from it. */
-  private admit(sock: net.Socket): boolean {
+  private admit(sock: net.Socket, remote: string): boolean {
     if (this.closing) {
       sock.destroy();
       return false;
     }
-    const ip = sourceOf(sock.remoteAddress);
-    const key = limitKey(ip);
+    const key = limitKey(sourceOf(sock.remoteAddress));
     const refused = this.limits.admit(key, Date.now());
     if (refused) {
       this.metrics.refused(refused);
       const held = this.refusalLog.pass(refused, Date.now());
       if (held >= 0)
         this.event('warn', 'refuse_connection', {
-          remote: `${ip}:${sock.remotePort}`,
+          remote,
           reason: refused,
           detail: refused === 'per_source_limit' ? `${this.cfg.maxPerSource} connections from this address already` : `more than ${this.cfg.connRate} new connections per second from this address`,
           more_since_last: held,
@@ -338,9 +338,11 @@ export class VpnServer extends EventEmitter implements Hub {
     return true;
   }
 
-  private accept(sock: net.Socket, secure: boolean): void {
+  private accept(sock: net.Socket, secure: boolean, remote: string): void {
     if (this.closing) return void sock.destroy();
-    const remote = `${sourceOf(sock.remoteAddress)}:${sock.remotePort}`;
+    // A TLS client on the plain port: its first byte is a TLS handshake record, which the
+    // framer would call a malformed frame. Checked before the session reads the chunk.
+    if (!secure) sock.once('data', (chunk: Buffer) => chunk[0] === TLS_HANDSHAKE && this.wrongPort('tls_on_plain_port', remote, s));
     const s = new Session(this.nextId++, sock, remote, this);
     this.sessions.add(s);
     if (secure) this.secure.add(s);
@@ -351,9 +353,27 @@ export class VpnServer extends EventEmitter implements Hub {
   }
 
   private tlsRefused(err: Error & { code?: string }, remote: string): void {
+    if (notTls(err)) return this.wrongPort('plain_on_tls_port', remote);
     this.metrics.refused('tls_handshake');
     const held = this.refusalLog.pass('tls_handshake', Date.now());
     if (held >= 0) this.event('warn', 'refuse_connection', { remote, reason: 'tls_handshake', detail: err.code || err.message, more_since_last: held });
+  }
+
+  /**
+   * A client on the wrong port: TLS on the plain one (`s`, its session, is then closed with
+   * a TLS alert), or plain TCP on the TLS one (the listener has answered with the alert).
+   */
+  private wrongPort(reason: 'tls_on_plain_port' | 'plain_on_tls_port', remote: string, s?: Session): void {
+    const plain = this.addresses().find((a) => !a.tls)?.port;
+    const secure = this.addresses().find((a) => a.tls)?.port;
+    const detail =
+      reason === 'tls_on_plain_port'
+        ? `a TLS client on the plain port ${plain}: ` + (secure ? `connect it to the TLS port ${secure}, or drop --tls on the client` : 'this server has no TLS listener, drop --tls on the client')
+        : `a plain TCP client on the TLS port ${secure}: ` + (plain ? `connect it with --tls, or to the plain port ${plain}` : 'connect it with --tls (this server has no plain listener)');
+    this.metrics.refused(reason);
+    const held = this.refusalLog.pass(reason, Date.now());
+    if (held >= 0) this.event('warn', 'refuse_connection', { remote, reason, detail, more_since_last: held });
+    s?.end('refused', reason, TLS_ALERT);
   }
 
   private linger(s: Session): void {

@@ -82,9 +82,17 @@ Security:
   -h, --help                 show this help
   -v, --version              show the version
 
+Examples:
+  sudo simplevpn-client -s vpn.example.net
+  sudo simplevpn-client -s vpn.example.net -a 10.0.3.7
+  sudo simplevpn-client -s vpn.example.net --tls --ca ca.pem --id sensor-7 --secret-file secret
+
 Exit status: 0 after SIGINT or SIGTERM, 1 on failure (no tun device or no privilege),
-2 on bad usage, 3 when the first attempt is refused for a reason retrying cannot fix
-(the address asked for with -a is in use or not allowed, or the credentials are wrong).
+2 on bad usage, 3 when, before the link is first up, the server refuses for a reason
+retrying cannot fix (the address asked for with -a is in use or not allowed, the
+credentials are wrong) or a setting is wrong (the server's certificate is not trusted or
+not for the name dialled: see --ca and --servername; --tls on a plain port, or no --tls on
+a TLS port).
 `;
 
 const STRINGS = [

@@ -2,13 +2,15 @@
 // Builds everything the programs and tests run from, into dist/:
 //   dist/js/     every TypeScript file transpiled one to one (tests, server, adapters)
 //   dist/sdk/    the SDK core for firmware tooling: ESM, CommonJS and a minified IIFE
-//   dist/types/  .d.ts for the SDK, its Node adapters and the server API
+//   dist/lib/    the package's Node entries (simplevpn/node, simplevpn/server), ESM and CommonJS
+//   dist/types/  .d.ts for the SDK, its Node adapters and the server API; dist/types-cjs/ the
+//                same declarations for `require` (see step 6)
 //   dist/bin/    the CLIs, bundled
 //   dist/examples/  the embedded device example, bundled for an embedded engine
 // and prints the size of every bundle, raw and gzipped.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, chmodSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, statSync, chmodSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
@@ -87,6 +89,29 @@ for (const [src, out, globalName] of examples) {
   await build({ ...embedded, format: 'iife', globalName, entryPoints: [join(root, src)], outfile: join(root, out) });
 }
 
+// 4. The Node entries of the package, one file each per module system, so that `import` and
+// `require` both work on every Node the package supports (require() of ES modules is not in
+// all of Node 20). dist/js/ is not published: it holds the tests too, with inline maps.
+// The TUN wrapper finds its addon from import.meta.url, which CommonJS does not have: there
+// the bundle's own file URL stands in for it.
+const nodeEntries = [
+  ['client-sdk/node/index.ts', 'dist/lib/node'],
+  ['server/src/index.ts', 'dist/lib/server'],
+];
+const libOptions = { bundle: true, platform: 'node', target: 'node20', packages: 'external', logLevel: 'warning' };
+for (const [src, out] of nodeEntries) {
+  await build({ ...libOptions, format: 'esm', entryPoints: [join(root, src)], outfile: join(root, `${out}.mjs`) });
+  await build({
+    ...libOptions,
+    format: 'cjs',
+    entryPoints: [join(root, src)],
+    outfile: join(root, `${out}.cjs`),
+    define: { 'import.meta.url': '__simplevpn_module_url' },
+    // The banner goes before esbuild's own "use strict", which would then no longer apply.
+    banner: { js: "'use strict';\nconst __simplevpn_module_url = require('node:url').pathToFileURL(__filename).href;" },
+  });
+}
+
 // 5. Declarations.
 const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.types.json')], {
   stdio: 'inherit',
@@ -96,10 +121,19 @@ if (tsc.status !== 0) {
   process.exit(1);
 }
 
+// 6. The declarations again, for the `require` condition. A .d.ts takes its module format from
+// the nearest package.json, and the package's own says "type": "module": under NodeNext,
+// TypeScript would type a require() of those as loading an ES module. The same files under a
+// package.json of "type": "commonjs" describe the CommonJS bundles (their imports are relative,
+// so they stay inside it).
+cpSync(join(root, 'dist/types'), join(root, 'dist/types-cjs'), { recursive: true });
+writeFileSync(join(root, 'dist/types-cjs/package.json'), '{ "type": "commonjs" }\n');
+
 const bundles = [
   'dist/sdk/simplevpn-sdk.mjs',
   'dist/sdk/simplevpn-sdk.cjs',
   'dist/sdk/simplevpn-sdk.iife.js',
+  ...nodeEntries.flatMap((e) => [`${e[1]}.mjs`, `${e[1]}.cjs`]),
   ...examples.map((e) => e[1]),
   ...clis.map((c) => c[1]),
 ].filter((f) => {

@@ -1,11 +1,14 @@
 // simplevpn-client: the reference Linux client. The SDK does the protocol; this file puts
 // it on a real tun device and applies what the server pushes to the interface.
 // Exit codes: 0 stopped by SIGINT or SIGTERM, 1 failure (no tun, no privilege),
-// 2 bad usage, 3 the static address asked for was refused at the first attempt.
+// 2 bad usage, 3 before the link was ever up, a refusal or a setting that retrying cannot
+// fix: the static address or the credentials refused, the server's certificate not
+// trusted or not for the name dialled, TLS on a plain port or plain TCP on a TLS port.
 
 import mri from 'mri';
 import { Client, type StateInfo } from '../client-sdk/src/client.js';
 import { parseIPv4, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, type Tlv, credentials, PORT, TLS_PORT, LARGE_MTU, MIN_MTU, MAX_FRAME } from '../protocol/index.js';
+import type { Failure } from '../client-sdk/src/types.js';
 import { nodeClock } from '../client-sdk/node/clock.js';
 import { tcpConnect } from '../client-sdk/node/tcp.js';
 import { tlsConnect } from '../client-sdk/node/tls.js';
@@ -70,9 +73,17 @@ Security:
   -h, --help                 show this help
   -v, --version              show the version
 
+Examples:
+  sudo simplevpn-client -s vpn.example.net
+  sudo simplevpn-client -s vpn.example.net -a 10.0.3.7
+  sudo simplevpn-client -s vpn.example.net --tls --ca ca.pem --id sensor-7 --secret-file secret
+
 Exit status: 0 after SIGINT or SIGTERM, 1 on failure (no tun device or no privilege),
-2 on bad usage, 3 when the first attempt is refused for a reason retrying cannot fix
-(the address asked for with -a is in use or not allowed, or the credentials are wrong).
+2 on bad usage, 3 when, before the link is first up, the server refuses for a reason
+retrying cannot fix (the address asked for with -a is in use or not allowed, the
+credentials are wrong) or a setting is wrong (the server's certificate is not trusted or
+not for the name dialled: see --ca and --servername; --tls on a plain port, or no --tls on
+a TLS port).
 `;
 
 const STRINGS = [
@@ -97,6 +108,44 @@ const STRINGS = [
 
 // Refusals that another attempt with the same settings cannot overcome.
 const FINAL_REFUSALS = new Set([REFUSE_IN_USE, REFUSE_OUTSIDE, REFUSE_NOT_ALLOWED, REFUSE_AUTH_REQUIRED, REFUSE_AUTH_FAILED]);
+
+/**
+ * The line to log and exit 3 with when `s` (a 'down' before the link was ever up) cannot
+ * be fixed by retrying, or null. `server` is HOST:PORT as dialled.
+ */
+function finalDown(s: StateInfo, args: Record<string, any>, server: string): { event: string; fields: Record<string, string | undefined> } | null {
+  const f: Failure | undefined = s.failure;
+  if (s.code && FINAL_REFUSALS.has(s.code) && (s.code !== REFUSE_IN_USE || args.address))
+    return {
+      event: s.code === REFUSE_AUTH_FAILED || s.code === REFUSE_AUTH_REQUIRED ? 'auth_refused' : 'address_refused',
+      fields: { address: args.address, id: args.id, reason: s.reason },
+    };
+  if (f?.kind === 'certificate')
+    return {
+      event: 'tls_certificate_rejected',
+      fields: {
+        server,
+        reason: s.reason,
+        fix: `give --ca FILE with the CA that signed the server's certificate (the certificate itself if it is self-signed)${args.ca ? '' : "; without --ca only the system's trusted roots are accepted"}`,
+      },
+    };
+  if (f?.kind === 'certificate_name') {
+    const names = f.names?.length ? f.names.join(', ') : '';
+    return {
+      event: 'tls_certificate_rejected',
+      fields: {
+        server,
+        reason: s.reason,
+        fix: `give --servername NAME with a name the server's certificate carries${names ? ` (${names})` : ''}, or connect with -s to that name`,
+      },
+    };
+  }
+  if (f?.kind === 'not_tls')
+    return { event: 'tls_mismatch', fields: { server, reason: `the server at ${server} does not speak TLS on this port: drop --tls or use its TLS port (${TLS_PORT} by default)`, detail: s.reason } };
+  if (f?.kind === 'expects_tls')
+    return { event: 'tls_mismatch', fields: { server, reason: `the server at ${server} expects TLS on this port: use --tls`, detail: 'it answered with a TLS alert' } };
+  return null;
+}
 
 function readFile(flag: string, path: string): Buffer {
   try {
@@ -161,6 +210,7 @@ async function main(argv: string[]): Promise<void> {
     requestTlvs = () => credentials(String(args.id), secret);
   }
   const host = String(args.server);
+  const server = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const connect = args.tls
     ? tlsConnect({
         host,
@@ -246,7 +296,7 @@ async function main(argv: string[]): Promise<void> {
     name: args.name,
     mtu,
     onState: (s) => {
-      if (s.state === 'connecting') log.log('info', 'connecting', { server: `${args.server}:${port}` });
+      if (s.state === 'connecting') log.log('info', 'connecting', { server });
       else if (s.state === 'ready') {
         try {
           configure(s);
@@ -265,15 +315,13 @@ async function main(argv: string[]): Promise<void> {
           server: s.server,
         });
       } else if (s.state === 'down') {
-        log.log('warn', 'down', { reason: s.reason, code: s.code || undefined, retry_in_s: (s.retryIn ?? 0) / 1000 });
-        if (s.code && FINAL_REFUSALS.has(s.code) && !everReady && (s.code !== REFUSE_IN_USE || args.address)) {
-          log.log('error', s.code === REFUSE_AUTH_FAILED || s.code === REFUSE_AUTH_REQUIRED ? 'auth_refused' : 'address_refused', {
-            address: args.address,
-            id: args.id,
-            reason: s.reason,
-          });
-          shutdown(3);
+        // Final: the refusal (or the setting to fix) is the last word, with no retry announced.
+        const final = everReady ? null : finalDown(s, args, server);
+        if (final) {
+          log.log('error', final.event, final.fields);
+          return shutdown(3);
         }
+        log.log('warn', 'down', { reason: s.reason, code: s.code || undefined, retry_in_s: (s.retryIn ?? 0) / 1000 });
       }
     },
   });

@@ -3,7 +3,7 @@
 
 import net from 'node:net';
 import { PORT } from '../../protocol/index.js';
-import type { Connect, Socket, SocketHandlers } from '../src/types.js';
+import type { Connect, Failure, Socket, SocketHandlers } from '../src/types.js';
 
 export interface TcpOptions {
   host: string;
@@ -19,6 +19,84 @@ export interface TcpOptions {
   readyEvent?: string;
 }
 
+const MEANING: Record<string, string> = {
+  EAI_AGAIN: 'temporary DNS failure',
+  ENOTFOUND: 'no such host',
+  EAI_FAIL: 'DNS failure',
+  ECONNREFUSED: 'connection refused',
+  ETIMEDOUT: 'timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  EADDRNOTAVAIL: 'address not available',
+};
+
+// The server's certificate did not verify: OpenSSL's X509_V_ERR_* as Node names them.
+const CERT_CODES = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'UNABLE_TO_GET_CRL',
+  'CRL_HAS_EXPIRED',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+]);
+const CERT_WHY: Record<string, string> = {
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'is self-signed and not trusted',
+  SELF_SIGNED_CERT_IN_CHAIN: 'chains to a CA that is not trusted',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'is signed by a CA that is not trusted',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'is signed by a CA that is not trusted',
+  UNABLE_TO_GET_ISSUER_CERT: 'is signed by a CA that is not trusted',
+  CERT_HAS_EXPIRED: 'has expired',
+  CERT_NOT_YET_VALID: 'is not valid yet',
+};
+
+// The answer to the ClientHello was not TLS. ERR_SSL_SSLV3_ALERT_UNEXPECTED_MESSAGE is the
+// alert a simplevpn server's plain port sends back for a ClientHello.
+const NOT_TLS_CODES = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_SSLV3_ALERT_UNEXPECTED_MESSAGE']);
+
+/** The names a certificate (node:tls's PeerCertificate) is for: its SAN entries, else its CN. */
+function certNames(cert: { subjectaltname?: string; subject?: { CN?: string | string[] } } | undefined): string[] {
+  const san = cert?.subjectaltname;
+  if (san) return san.split(', ').map((e) => e.replace(/^(DNS|IP Address):/, ''));
+  const cn = cert?.subject?.CN;
+  return cn === undefined ? [] : ([] as string[]).concat(cn);
+}
+
+/**
+ * Why a socket failed, as text for people and, where it is a failure of a known kind, the
+ * Failure for the SDK. `opened`: the connection (or TLS session) was established.
+ */
+function explainError(e: NodeJS.ErrnoException & { hostname?: string; address?: string; port?: number; host?: string; cert?: any }, opened: boolean): [string, Failure?] {
+  const code = e.code || '';
+  const why = (meaning: string | undefined) => `${meaning || e.message} (${code || e.message})`;
+  if (!opened && e.syscall === 'getaddrinfo') return [`cannot resolve ${e.hostname}: ${why(MEANING[code] || 'DNS failure')}`, { kind: 'resolve' }];
+  if (!opened && e.syscall === 'connect') {
+    const where = e.address === undefined ? '' : ` to ${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`;
+    return [`cannot connect${where}: ${why(MEANING[code])}`, { kind: 'connect' }];
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID' || code === 'HOSTNAME_MISMATCH') {
+    const names = certNames(e.cert);
+    return [`the server's certificate is not for ${e.host ?? 'the name dialled'}${names.length ? ': it is for ' + names.join(', ') : ''} (${code})`, { kind: 'certificate_name', names }];
+  }
+  if (CERT_CODES.has(code)) return [`the server's certificate ${CERT_WHY[code] ?? 'did not verify: ' + e.message} (${code})`, { kind: 'certificate' }];
+  if (!opened && NOT_TLS_CODES.has(code)) return [`the server does not speak TLS on this port (${code})`, { kind: 'not_tls' }];
+  return [code || e.message];
+}
+
 /**
  * Wraps a connected-or-connecting node:net socket in the Socket seam. Writes made in one
  * tick are corked and leave in a single writev, so a batch of packets from the TUN costs
@@ -27,21 +105,26 @@ export interface TcpOptions {
  */
 export function wrapNodeSocket(s: net.Socket, h: SocketHandlers, sendBuffer = 256 * 1024, readyEvent = 'connect', alreadyOpen = false, ownReads = false): Socket {
   let closed = false;
+  let opened = alreadyOpen;
   let corked = false;
   let refused = false;
   const uncork = () => {
     corked = false;
     s.uncork();
   };
-  const finish = (why?: string) => {
+  const finish = (why?: string, failure?: Failure) => {
     if (closed) return;
     closed = true;
     s.destroy();
-    h.onClose(why);
+    h.onClose(why, failure);
   };
   s.setNoDelay(true);
   if (alreadyOpen) queueMicrotask(() => closed || h.onOpen());
-  else s.once(readyEvent, () => h.onOpen());
+  else
+    s.once(readyEvent, () => {
+      opened = true;
+      h.onOpen();
+    });
   if (!ownReads) s.on('data', (d: Buffer) => closed || h.onData(d));
   s.on('drain', () => {
     if (refused && !closed) {
@@ -50,7 +133,7 @@ export function wrapNodeSocket(s: net.Socket, h: SocketHandlers, sendBuffer = 25
     }
   });
   s.on('end', () => finish('end of stream'));
-  s.on('error', (e: NodeJS.ErrnoException) => finish(e.code || e.message));
+  s.on('error', (e: NodeJS.ErrnoException) => finish(...explainError(e, opened)));
   s.on('close', () => finish());
   return {
     write(data) {

@@ -3,7 +3,7 @@
 
 import { Backoff } from './backoff.js';
 import { Config, KEEPALIVE, KIND_REFUSAL, KIND_REPLY, T_CLIENT, Tlv, ascii, extKind, extMessage, KIND_REQUEST, readConfig, readRefusal, seedRequest, REFUSE_IN_USE, T_LEASE, T_MTU, u16, Framer, frameLength, ALL, ANY, DST, SRC, formatIPv4, parseIPv4, prefixToMask, readU32, MAX_FRAME, KEEPALIVE_S, SEED_MTU } from '../../protocol/index.js';
-import type { Clock, Connect, Socket, Tun } from './types.js';
+import type { Clock, Connect, Failure, Socket, Tun } from './types.js';
 
 export type StateName = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
 
@@ -30,6 +30,8 @@ export interface StateInfo {
   reason?: string;
   code?: number;
   retryIn?: number;
+  /** down: the kind of failure, when the transport (or the SDK) recognised one. */
+  failure?: Failure;
 }
 
 export interface ClientOptions {
@@ -186,15 +188,16 @@ export class Client {
         },
         onData: (chunk) => gen === this.gen && this.data(chunk, gen),
         onWritable() {},
-        onClose: (why) => {
+        onClose: (why, failure) => {
           if (gen !== this.gen) return;
           // A seed server refuses by closing (end of stream) during the request; a server
           // that spoke the extension refuses with a message, and an error (a TLS alert, a
           // reset) is a lost connection whoever the server is.
-          const refused = this.phase === REQUESTING && !this.extServer && (!why || why === 'end of stream');
+          const refused = !failure && this.phase === REQUESTING && !this.extServer && (!why || why === 'end of stream');
           this.lost(
-            refused ? 'connection closed during the address request (a seed server refuses so)' : 'connection closed' + (why ? ': ' + why : ''),
+            failure ? why || failure.kind : refused ? 'connection closed during the address request (a seed server refuses so)' : 'connection closed' + (why ? ': ' + why : ''),
             refused ? REFUSE_IN_USE : 0,
+            failure,
           );
         },
       });
@@ -225,6 +228,10 @@ export class Client {
   }
 
   private data(chunk: Uint8Array, gen: number): void {
+    // A TLS alert record (0x15) where the reply should begin: a TLS port. No IP frame
+    // starts with that byte, and a seed server never sends one.
+    if (this.phase === REQUESTING && chunk[0] === 0x15 && !this.framer.pending)
+      return this.lost('the server expects TLS on this port', 0, { kind: 'expects_tls' });
     this.lastRx = this.clock.now();
     if (this.kaOut) {
       // Answered: the next keepalive is due a full interval from now.
@@ -291,7 +298,7 @@ export class Client {
   }
 
   /** The connection is gone or unusable: tear it down and schedule the next attempt. */
-  private lost(reason: string, code = 0): void {
+  private lost(reason: string, code = 0, failure?: Failure): void {
     const wasRequesting = this.phase === REQUESTING;
     this.drop();
     // Our old address was refused: ask for any address next time, unless the user chose it.
@@ -299,7 +306,7 @@ export class Client {
     const delay = this.backoff.next();
     this.phase = WAITING;
     this.arm(delay);
-    this.emit({ state: 'down', reason, code, retryIn: delay });
+    this.emit({ state: 'down', reason, code, retryIn: delay, failure });
   }
 
   private drop(): void {

@@ -13,8 +13,30 @@ export interface SocketHandlers {
   onData(chunk: Uint8Array): void;
   /** Space is available again after write() refused data. Optional to call. */
   onWritable(): void;
-  /** The connection is gone (end of stream, error or close()). Called at most once. */
-  onClose(reason?: string): void;
+  /**
+   * The connection is gone (end of stream, error or close()). Called at most once.
+   * `failure`, when the transport can tell, says that it is a failure of a known kind: the
+   * SDK then reports `reason` as it is (no "connection closed: " before it) and passes
+   * `failure` on in the 'down' state.
+   */
+  onClose(reason?: string, failure?: Failure): void;
+}
+
+/**
+ * A failure an application may want to act on rather than retry blindly:
+ * - resolve: the server's name did not resolve; connect: no connection was made (refused,
+ *   unreachable). Both usually pass: the SDK retries.
+ * - certificate: the server's TLS certificate did not verify (unknown CA, self-signed,
+ *   expired...); certificate_name: it verified but is not for the name dialled (`names`:
+ *   the names it is for, when known).
+ * - not_tls: the server does not speak TLS on that port.
+ * - expects_tls: the server answered a plain connection with a TLS alert (the SDK itself
+ *   recognises this one).
+ * The last four are settings to fix: retrying the same way cannot succeed.
+ */
+export interface Failure {
+  kind: 'resolve' | 'connect' | 'certificate' | 'certificate_name' | 'not_tls' | 'expects_tls';
+  names?: string[];
 }
 
 /** One open transport connection (TCP, TLS, a WebSocket bridge, a modem's socket...). */

@@ -7,7 +7,7 @@
 //   SIMPLEVPN_REBUILD=1 node linux/native/install.mjs     build regardless
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -16,19 +16,37 @@ const sources = ['tun.c', 'binding.gyp'].map((f) => join(here, f));
 const env = process.env;
 
 const info = (msg) => console.log(`simplevpn: ${msg}`);
-function skip(cause) {
+const and = (items) => (items.length > 1 ? `${items.slice(0, -1).join(', ')} and ${items.at(-1)}` : items[0]);
+const ALL_TOOLS = [
+  { name: 'python3', pkg: 'python3' },
+  { name: 'make', pkg: 'make' },
+  { name: 'a C compiler (cc)', pkg: 'gcc' },
+];
+
+// `tools`: what to install, each { name, pkg } with pkg its Debian package (null if unknown);
+// by default every tool the build needs, for causes that are not one missing program.
+function skip(cause, tools = ALL_TOOLS) {
+  const pkgs = [...new Set(tools.map((t) => t.pkg).filter(Boolean))];
   console.error(
     [
       `simplevpn: WARNING: the native TUN binding (linux/native) was not built: ${cause}.`,
       'simplevpn: Everything else works: the server still switches traffic between clients. Only the',
       "simplevpn: server's own TUN interface and the Linux client need the binding.",
       process.platform === 'linux'
-        ? 'simplevpn: To build it, install python3, make and a C compiler (e.g. apt-get install python3 make gcc),\n' +
+        ? `simplevpn: To build it, install ${and(tools.map((t) => t.name))}${pkgs.length ? ` (on Debian or Ubuntu: apt-get install ${pkgs.join(' ')})` : ''},\n` +
           'simplevpn: then run `npm rebuild simplevpn` (or `node linux/native/install.mjs` in a checkout).'
         : 'simplevpn: TUN devices are only supported on Linux.',
     ].join('\n'),
   );
   process.exit(0);
+}
+
+// The Debian package that brings a program, by the name a build runs it under.
+function debianPackage(cmd) {
+  const name = basename(cmd);
+  const known = { python3: 'python3', python: 'python3', make: 'make', cc: 'gcc', gcc: 'gcc', 'c++': 'g++', 'g++': 'g++', clang: 'clang', 'clang++': 'clang' };
+  if (known[name]) return known[name];
+  return /^(gcc|g\+\+|clang)-\d+$/.test(name) ? name : null;
 }
 
 function onPath(cmd) {
@@ -64,13 +82,26 @@ if (env.SIMPLEVPN_REBUILD !== '1' && upToDate()) {
 }
 
 // Checked up front so that the warning names the missing tool instead of pointing at pages
-// of node-gyp output. The variables are the ones node-gyp and make themselves honour.
+// of node-gyp output. The variables are the ones node-gyp and make themselves honour; unset,
+// the Makefile runs make's defaults: cc to compile and, as binding.gyp asks, cc to link too
+// (node-gyp's own default linker is g++, which a C addon does not need).
 const python = [env.NODE_GYP_FORCE_PYTHON, env.npm_config_python, env.PYTHON].find(Boolean);
-const missing = [];
-if (!(python ? onPath(python) : onPath('python3') || onPath('python'))) missing.push(python ? `python (${python}, as configured)` : 'python3');
-if (!onPath(env.MAKE || 'make')) missing.push('make');
-if (!(env.CC ? onPath(env.CC.split(' ')[0]) : onPath('cc') || onPath('gcc') || onPath('clang'))) missing.push('a C compiler (cc, gcc or clang)');
-if (missing.length) skip(`${missing.join(', ')} not found on PATH`);
+const program = (value) => value.trim().split(/\s+/)[0];
+const cc = program(env.CC_target || env.CC || 'cc');
+const linker = program(env.LINK_target || env.LINK || cc);
+const tools = [
+  python ? { cmd: python, role: 'Python, as configured' } : { cmd: 'python3', alt: 'python' },
+  { cmd: env.MAKE || 'make', role: env.MAKE && 'from $MAKE' },
+  { cmd: cc, role: env.CC_target || env.CC ? 'the C compiler, from $CC' : 'the C compiler', name: !(env.CC_target || env.CC) && 'a C compiler (cc)' },
+];
+if (linker !== cc) tools.push({ cmd: linker, role: 'the linker, from $LINK' });
+const missing = tools.filter((t) => !onPath(t.cmd) && !(t.alt && onPath(t.alt)));
+if (missing.length) {
+  skip(
+    `${and(missing.map((t) => (t.role ? `${t.cmd} (${t.role})` : t.cmd)))} not found on PATH`,
+    missing.map((t) => ({ name: t.name || t.cmd, pkg: debianPackage(t.cmd) })),
+  );
+}
 
 // node-gyp: the copy npm names for lifecycle scripts, then one on PATH, then the copy bundled
 // with npm (found from the running npm, the npm on PATH, or next to this node).
@@ -125,8 +156,13 @@ if (result.status === 0 && existsSync(output)) {
   process.exit(0);
 }
 
+// make reports a program it cannot start as `make: g++: No such file or directory`, a shell
+// as `/bin/sh: 1: g++: not found`.
+const notRun = log.match(/^(?:make(?:\[\d+\])?|\S*sh(?:: \d+)?): ([^\s:]+): (?:No such file or directory|not found|command not found)$/im)?.[1];
+
 function cause() {
   if (result.error) return result.error.code === 'ETIMEDOUT' ? 'node-gyp timed out after 5 minutes' : `node-gyp could not run (${result.error.message})`;
+  if (notRun) return `the build runs ${notRun}, which is not installed`;
   const errors = log.split('\n').filter((l) => l.startsWith('gyp ERR!')).join('\n');
   if (/find Python/i.test(errors)) return 'node-gyp found no usable Python (python3 >= 3.8)';
   if (/(node_api\.h|common\.gypi).*(No such file|not found)/.test(log) || /tarball|download|getaddrinfo|ENOTFOUND|ECONNREFUSED|\b40[34]\b/.test(errors))
@@ -136,4 +172,4 @@ function cause() {
   return `node-gyp failed (exit ${result.status ?? result.signal})`;
 }
 console.error(log.trim().split('\n').slice(-25).join('\n'));
-skip(cause());
+skip(cause(), notRun ? [{ name: notRun, pkg: debianPackage(notRun) }] : undefined);

@@ -57,6 +57,11 @@ Security:
   -h, --help                 show this help
   -v, --version              show the version
 
+Examples:
+  sudo simplevpn-server
+  sudo simplevpn-server --subnet 10.8.0.0/24 --route 192.168.50.0/24 --status 9100
+  simplevpn-server --no-tun
+
 Signals: SIGINT and SIGTERM stop the server; SIGHUP re-reads --auth and the TLS files.
 Exit status: 0 after SIGINT or SIGTERM, 1 when the server cannot start, 2 on bad usage
 (including an unusable --config, --auth or TLS file).

@@ -67,6 +67,17 @@ export function sourceOf(remoteAddress: string | undefined): string {
 }
 
 /**
+ * A connection's remote end as every log line, refusal and /clients entry writes it:
+ * 192.0.2.1:40000 (IPv4-mapped addresses as IPv4), [2001:db8::1]:40000. Read it when the
+ * connection arrives: after a reset Node no longer knows the address.
+ */
+export function remoteOf(sock: { remoteAddress?: string; remotePort?: number }): string {
+  const ip = sourceOf(sock.remoteAddress);
+  if (ip === 'unknown') return ip;
+  return `${ip.includes(':') ? `[${ip}]` : ip}:${sock.remotePort}`;
+}
+
+/**
  * What per-source limits count under: an IPv4 address itself, an IPv6 address by its /64,
  * since one subscriber usually holds a whole /64 and could otherwise use a new address per
  * connection.

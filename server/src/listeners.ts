@@ -1,20 +1,46 @@
 // The listening sockets: plain TCP for seed devices and the SDK, TLS beside it, on every
 // configured host. Connections are admitted (per-source limits) on the raw TCP socket,
-// before any TLS work, and handed to the server once usable.
+// before any TLS work, and handed to the server once usable. The remote address is read
+// once, when the connection arrives: after a reset Node no longer knows it.
 
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { ConfigError, type ResolvedConfig } from './config.js';
+import { remoteOf } from './limits.js';
 import type { BoundAddress, Transport, TransportHooks } from './transport.js';
 
 export type { BoundAddress };
 /** accept() comes after the TLS handshake on the TLS listener; tlsError() when it fails. */
 export type ListenerHooks = TransportHooks;
 
+/** First byte of a TLS handshake record (a ClientHello). */
+export const TLS_HANDSHAKE = 0x16;
+
+/**
+ * A fatal TLS alert record, unexpected_message, that the server sends where TLS and plain
+ * TCP meet on the wrong port: a plain client on the TLS port sees a first byte of 0x15
+ * (the SDK reports "expects TLS"), a TLS client on the plain port gets an alert from its
+ * TLS stack (ERR_SSL_SSLV3_ALERT_UNEXPECTED_MESSAGE in Node) instead of a bare reset.
+ * Not for a seed-format request: a seed device takes whatever its one read() returns for
+ * the reply, so it is refused the seed's way, by a close.
+ */
+export const TLS_ALERT = Uint8Array.of(0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0a);
+
+/**
+ * Codes of a TLS handshake that failed because the client's bytes were not TLS: a plain
+ * client on the TLS port whose first byte happened to look like a handshake record.
+ */
+const NOT_TLS_CODES = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_HTTP_REQUEST', 'ERR_SSL_HTTPS_PROXY_REQUEST', 'ERR_SSL_PACKET_LENGTH_TOO_LONG']);
+
+/** The TLS handshake failed because the client does not speak TLS (per the error code). */
+export const notTls = (err: { code?: string }): boolean => NOT_TLS_CODES.has(err.code ?? '');
+
 export class Listeners implements Transport {
   private readonly servers: Array<{ server: net.Server; tls: boolean }> = [];
   private tlsServers: tls.Server[] = [];
+  /** Remote ends of the raw connections handed to TLS, for the TLS socket's errors. */
+  private readonly remotes = new WeakMap<net.Socket, string>();
 
   constructor(
     private readonly cfg: ResolvedConfig,
@@ -53,7 +79,8 @@ export class Listeners implements Transport {
       this.tlsServers.push(engine);
       for (const h of hosts) {
         const gate = net.createServer({ noDelay: true }, (raw) => {
-          if (this.hooks.admit(raw)) engine.emit('connection', raw);
+          const remote = remoteOf(raw);
+          if (this.hooks.admit(raw, remote)) this.sniff(raw, remote, engine);
         });
         this.servers.push({ server: await this.bind(gate, h, c.tlsPort), tls: true });
       }
@@ -78,8 +105,62 @@ export class Listeners implements Transport {
   private plainServer(): net.Server {
     const h = this.hooks;
     return net.createServer({ noDelay: true }, (sock) => {
-      if (h.admit(sock)) h.accept(sock, 'tcp');
+      const remote = remoteOf(sock);
+      if (h.admit(sock, remote)) h.accept(sock, 'tcp', remote);
     });
+  }
+
+  /**
+   * Waits for the first bytes on the TLS port. A TLS handshake record (or an SSLv2-style
+   * hello, high bit set) goes to the TLS engine with those bytes put back; anything else is
+   * a plain client on the wrong port, answered with a TLS alert so that it can say so. A
+   * connection that sends nothing within the handshake timeout is closed as a failed
+   * handshake, as the engine would (the engine's own timeout starts once it has the bytes).
+   */
+  private sniff(raw: net.Socket, remote: string, engine: tls.Server): void {
+    const h = this.hooks;
+    const done = () => {
+      clearTimeout(timer);
+      raw.off('data', onData);
+      raw.off('error', onError);
+      raw.off('close', onClose);
+    };
+    const fail = (err: Error) => {
+      done();
+      raw.destroy();
+      h.tlsError(err, remote);
+    };
+    const onError = (err: Error) => fail(err);
+    const onClose = () => fail(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+    const onData = (chunk: Buffer) => {
+      done();
+      raw.pause();
+      if (chunk[0] === TLS_HANDSHAKE || chunk[0] >= 0x80) {
+        raw.unshift(chunk); // the TLS socket reads what is buffered first
+        this.remotes.set(raw, remote);
+        engine.emit('connection', raw);
+        return;
+      }
+      h.plainOnTlsPort(remote);
+      raw.on('error', () => {});
+      // IPv4 and not the extension's protocol 253: a seed request (or a seed-mode client).
+      const seed = chunk[0] >> 4 === 4 && chunk[9] !== 253;
+      if (seed) raw.end();
+      else raw.end(TLS_ALERT);
+      // A peer that never reads must not hold the socket open.
+      setTimeout(() => raw.destroy(), 2000).unref();
+    };
+    const timer = setTimeout(() => fail(Object.assign(new Error('TLS handshake timeout'), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' })), this.cfg.handshakeTimeoutMs);
+    raw.on('data', onData);
+    raw.on('error', onError);
+    raw.on('close', onClose);
+  }
+
+  /** The remote end of a TLS socket, as read when its raw connection arrived. */
+  private remoteOfTls(sock: tls.TLSSocket): string {
+    // _parent: the net.Socket a server-side TLSSocket wraps (Node's, undocumented but stable).
+    const raw = (sock as unknown as { _parent?: net.Socket })._parent;
+    return (raw && this.remotes.get(raw)) ?? remoteOf(sock);
   }
 
   private tlsServer(ctx: tls.SecureContextOptions): tls.Server {
@@ -92,9 +173,9 @@ export class Listeners implements Transport {
       handshakeTimeout: this.cfg.handshakeTimeoutMs,
       noDelay: true,
     });
-    s.on('secureConnection', (sock: tls.TLSSocket) => h.accept(sock, 'tls'));
+    s.on('secureConnection', (sock: tls.TLSSocket) => h.accept(sock, 'tls', this.remoteOfTls(sock)));
     s.on('tlsClientError', (err: Error, sock: tls.TLSSocket) => {
-      h.tlsError(err, `${sock.remoteAddress}:${sock.remotePort}`);
+      h.tlsError(err, this.remoteOfTls(sock));
       sock.destroy();
     });
     return s;

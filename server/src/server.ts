@@ -16,7 +16,7 @@ import type { EndCode, SessionEnv } from './data/session.js';
 import { Switch } from './data/switch.js';
 import { type OpenTun, type ServerTun, TunPort } from './data/tun-port.js';
 import { registerInternals } from './internals.js';
-import { Listeners } from './listeners.js';
+import { Listeners, TLS_ALERT, TLS_HANDSHAKE, notTls } from './listeners.js';
 import { SourceLimits, limitKey, sourceOf } from './limits.js';
 import { Metrics } from './metrics.js';
 import { startStatus } from './status.js';
@@ -84,9 +84,10 @@ export class VpnServer extends EventEmitter {
     this.leases = new MemoryLeaseStore(c.subnet.network, c.subnet.prefix, [c.gateway]);
     this.limits = new SourceLimits(c.maxPerSource, c.connRate, c.connRate * 2);
     this.listeners_ = new Listeners(c, {
-      admit: (sock) => this.admit(sock),
-      accept: (sock, kind) => this.accept(sock, kind),
+      admit: (sock, remote) => this.admit(sock, remote),
+      accept: (sock, kind, remote) => this.accept(sock, kind, remote),
       tlsError: (err, remote) => this.tlsRefused(err, remote),
+      plainOnTlsPort: (remote) => this.wrongPort('plain_on_tls_port', remote),
       error: (err) => this.event('error', 'listener_error', { error: err.message }),
     });
     const env: SessionEnv = { sw: this.sw, metrics, sendQueue: c.sendQueue, maxFrame: c.maxFrame };
@@ -281,20 +282,19 @@ export class VpnServer extends EventEmitter {
   }
 
   /** Per-source limits, on the raw connection before anything is read from it. */
-  private admit(sock: net.Socket): boolean {
+  private admit(sock: net.Socket, remote: string): boolean {
     if (this.closing) {
       sock.destroy();
       return false;
     }
-    const ip = sourceOf(sock.remoteAddress);
-    const key = limitKey(ip);
+    const key = limitKey(sourceOf(sock.remoteAddress));
     const refused = this.limits.admit(key, Date.now());
     if (refused) {
       this.metrics_.refused(refused);
       const held = this.refusalLog.pass(refused, Date.now());
       if (held >= 0)
         this.event('warn', 'refuse_connection', {
-          remote: `${ip}:${sock.remotePort}`,
+          remote,
           reason: refused,
           detail: refused === 'per_source_limit' ? `${this.cfg.maxPerSource} connections from this address already` : `more than ${this.cfg.connRate} new connections per second from this address`,
           more_since_last: held,
@@ -306,9 +306,12 @@ export class VpnServer extends EventEmitter {
     return true;
   }
 
-  private accept(sock: net.Socket, kind: TransportKind): void {
+  private accept(sock: net.Socket, kind: TransportKind, remote: string): void {
     if (this.closing) return void sock.destroy();
-    const remote = `${sourceOf(sock.remoteAddress)}:${sock.remotePort}`;
+    // A TLS client on the plain port: its first byte is a TLS handshake record, which the
+    // framer would call a malformed frame. Registered before the session's own reader, so
+    // it sees the first chunk first.
+    if (kind === 'tcp') sock.once('data', (chunk: Buffer) => chunk[0] === TLS_HANDSHAKE && this.wrongPort('tls_on_plain_port', remote, c));
     const c = this.admission.connect(sock, this.nextId++, remote, kind);
     this.connections.add(c);
     this.metrics_.connections++;
@@ -339,9 +342,27 @@ export class VpnServer extends EventEmitter {
   }
 
   private tlsRefused(err: Error & { code?: string }, remote: string): void {
+    if (notTls(err)) return this.wrongPort('plain_on_tls_port', remote);
     this.metrics_.refused('tls_handshake');
     const held = this.refusalLog.pass('tls_handshake', Date.now());
     if (held >= 0) this.event('warn', 'refuse_connection', { remote, reason: 'tls_handshake', detail: err.code || err.message, more_since_last: held });
+  }
+
+  /**
+   * A client on the wrong port: TLS on the plain one (`c`, its connection, is then closed with
+   * a TLS alert), or plain TCP on the TLS one (the listener has answered with the alert).
+   */
+  private wrongPort(reason: 'tls_on_plain_port' | 'plain_on_tls_port', remote: string, c?: Client): void {
+    const plain = this.addresses().find((a) => !a.tls)?.port;
+    const secure = this.addresses().find((a) => a.tls)?.port;
+    const detail =
+      reason === 'tls_on_plain_port'
+        ? `a TLS client on the plain port ${plain}: ` + (secure ? `connect it to the TLS port ${secure}, or drop --tls on the client` : 'this server has no TLS listener, drop --tls on the client')
+        : `a plain TCP client on the TLS port ${secure}: ` + (plain ? `connect it with --tls, or to the plain port ${plain}` : 'connect it with --tls (this server has no plain listener)');
+    this.metrics_.refused(reason);
+    const held = this.refusalLog.pass(reason, Date.now());
+    if (held >= 0) this.event('warn', 'refuse_connection', { remote, reason, detail, more_since_last: held });
+    c?.session.end('refused', reason, TLS_ALERT);
   }
 
   /** A refused connection still flushing its refusal: closed at the latest with the server. */

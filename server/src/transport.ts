@@ -14,12 +14,18 @@ export interface BoundAddress extends net.AddressInfo {
 
 /** What a transport tells the server. */
 export interface TransportHooks {
-  /** A new raw connection, before anything is read from it (or any TLS work); false closes it. */
-  admit(stream: net.Socket): boolean;
-  /** A connection ready for the protocol; `stream.remoteAddress` says where it comes from. */
-  accept(stream: net.Socket, kind: TransportKind): void;
+  /**
+   * A new raw connection from `remote` (limits.ts remoteOf: read when it arrives, since
+   * Node forgets it after a reset), before anything is read from it or any TLS work; false
+   * closes it.
+   */
+  admit(stream: net.Socket, remote: string): boolean;
+  /** A connection ready for the protocol. */
+  accept(stream: net.Socket, kind: TransportKind, remote: string): void;
   /** A connection failed before it was usable (a TLS handshake). */
   tlsError(err: Error, remote: string): void;
+  /** Plain TCP on the TLS port: the transport has answered with a TLS alert and closes it. */
+  plainOnTlsPort(remote: string): void;
   /** The transport itself failed (a listening socket). */
   error(err: Error): void;
 }

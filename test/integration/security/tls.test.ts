@@ -1,18 +1,21 @@
 // TLS: the SDK over tlsConnect, verification of the server by the client (wrong CA, wrong
-// name), mutual TLS (no certificate, a certificate from another CA, the right one), the
-// TLS listener alone (plain: false), certificate reload, and admission on the TLS listener.
+// name, self-signed), mutual TLS (no certificate, a certificate from another CA, the right
+// one), the TLS listener alone (plain: false), TLS and plain TCP on each other's port,
+// remote addresses in the log, certificate reload, and admission on the TLS listener.
 // Certificates are made once for this file with the openssl CLI and removed afterwards.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REFUSE_IN_USE } from '../../../protocol/index.js';
+import { tcpConnect } from '../../../client-sdk/node/tcp.js';
 import { tlsConnect } from '../../../client-sdk/node/tls.js';
 import { ConfigError } from '../../../server/src/config.js';
 import { createServer } from '../../../server/src/server.js';
-import { type Harness, type SdkPeer, SEED_DYNAMIC, equalBytes, ipPacket, rng, sleep, waitFor, withServer } from '../../support/server-net.js';
+import { type Harness, RawClient, SdkPeer, SEED_DYNAMIC, equalBytes, extRequest, hex, ipPacket, rng, sleep, waitFor, withServer } from '../../support/server-net.js';
 import { type Pki, Proxy, credsOf, fingerprint, makePki, memoryLogger, newSecret, rawTls, tlsSdk, tlsTo, writeAuth } from '../../support/security-kit.js';
 
 let pki: Pki;
@@ -114,7 +117,9 @@ test('wrong CA on the client: the client goes down with a reason naming the cert
     for (const [name, o] of cases) {
       const down = await tlsDown(h, o);
       assert.match(down.reason!, /CERT|certificate|VERIFY|SIGNATURE|issuer/i, `${name}: ${down.reason}`);
+      assert.match(down.reason!, /the server's certificate is signed by a CA that is not trusted \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/, `${name}: ${down.reason}`);
       assert.is(down.code, 0, `${name}: not a refusal code`);
+      assert.equal(down.failure, { kind: 'certificate' }, `${name}: recognisable as a certificate failure`);
     }
     await sleep(50);
     assert.is(h.sessions, 0);
@@ -129,6 +134,9 @@ test('a server certificate for another name (or from another CA) is refused by t
     const p = h.sdk({ connect: tlsConnect({ host: '127.0.0.1', port: h.server.tlsPort, ca: pki.caPem, servername: 'vpn.example.com' }) }).start();
     const down = await p.waitState('down', 5000);
     assert.match(down.reason!, /ALTNAME|altname|name/i, down.reason);
+    // The reason and the failure name the names the certificate does carry.
+    assert.is(down.reason, "the server's certificate is not for vpn.example.com: it is for 127.0.0.1, localhost (ERR_TLS_CERT_ALTNAME_INVALID)");
+    assert.equal(down.failure, { kind: 'certificate_name', names: ['127.0.0.1', 'localhost'] });
     assert.is(h.pool.size, 0);
   });
   await withServer(tlsOpts({ tlsCert: pki.otherServer.cert, tlsKey: pki.otherServer.key }), async (h) => {
@@ -209,9 +217,10 @@ test('plain: false leaves only the TLS listener; a plain-TCP seed request to it 
     const raw = await h.raw();
     raw.write(SEED_DYNAMIC);
     await raw.waitClosed(5000);
-    assert.ok(raw.received === 0 || raw.all().readUInt8(0) === 0x15, 'nothing but a TLS alert');
+    assert.is(raw.received, 0, 'refused the seed way: closed without a byte');
     assert.is(h.pool.size, 0);
-    await waitFor(() => (h.metrics.refusals.tls_handshake ?? 0) === 1, 3000, 'tls_handshake counted');
+    await waitFor(() => (h.metrics.refusals.plain_on_tls_port ?? 0) === 1, 3000, 'plain_on_tls_port counted');
+    assert.match(logger.find('refuse_connection')[0].fields.detail, /connect it with --tls \(this server has no plain listener\)/);
     assert.ok((await tlsSdk(h, { ca: pki.caPem }, { requestTlvs: credsOf(c) }).ready()).address);
   });
 });
@@ -220,6 +229,163 @@ test('--no-plain without TLS is a ConfigError', async () => {
   assert.throws(() => createServer({ plain: false, tun: false }), (e: any) => e instanceof ConfigError && /no-plain/.test(e.message));
   assert.throws(() => createServer({ tlsCert: pki.server.cert, tun: false }), (e: any) => e instanceof ConfigError && /tls-key/.test(e.message));
   assert.throws(() => createServer({ tlsCa: pki.ca, tun: false }), (e: any) => e instanceof ConfigError && /tls-ca/.test(e.message));
+});
+
+test('a self-signed server certificate: the client goes down with failure certificate and a reason saying so', async () => {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'self.key', '-out', 'self.pem', '-days', '2', '-subj', '/CN=svpn-self',
+    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { cwd: tmp, stdio: 'ignore', timeout: 20_000 });
+  await withServer(tlsOpts({ tlsCert: join(tmp, 'self.pem'), tlsKey: join(tmp, 'self.key') }), async (h) => {
+    const down = await tlsDown(h, { ca: pki.caPem });
+    assert.is(down.reason, "the server's certificate is self-signed and not trusted (DEPTH_ZERO_SELF_SIGNED_CERT)");
+    assert.equal(down.failure, { kind: 'certificate' });
+    // Trusting that very certificate is the fix.
+    assert.ok((await tlsSdk(h, { ca: readFileSync(join(tmp, 'self.pem')) }).ready(5000)).address);
+  });
+});
+
+// ---- TLS and plain TCP on each other's port -----------------------------------------------------
+
+test('a TLS client on the plain port: refused as tls_on_plain_port naming the TLS port, answered with a TLS alert; the SDK reports not_tls', async () => {
+  const logger = memoryLogger();
+  await withServer(tlsOpts({ logger }), async (h) => {
+    const { port, tlsPort } = h.server;
+    // The client's TLS stack gets an alert, not a bare reset.
+    const r = await rawTls(port, { ca: pki.caPem });
+    assert.is(r.error?.code, 'ERR_SSL_SSLV3_ALERT_UNEXPECTED_MESSAGE', String(r.error));
+    const down = await h.sdk({ connect: tlsTo(port, { ca: pki.caPem }) }).start().waitState('down', 5000);
+    assert.is(down.reason, 'the server does not speak TLS on this port (ERR_SSL_SSLV3_ALERT_UNEXPECTED_MESSAGE)');
+    assert.equal(down.failure, { kind: 'not_tls' });
+    assert.is(down.code, 0);
+    await waitFor(() => (h.metrics.refusals.tls_on_plain_port ?? 0) === 2, 3000, 'both refusals counted', () => h.metrics.refusals);
+    // One line: refusal lines are rate limited per reason (the next says how many were held back).
+    const lines = logger.find('refuse_connection');
+    assert.is(lines.length, 1, JSON.stringify(lines));
+    assert.is(lines[0].fields.reason, 'tls_on_plain_port');
+    assert.is(lines[0].fields.detail, `a TLS client on the plain port ${port}: connect it to the TLS port ${tlsPort}, or drop --tls on the client`);
+    assert.match(lines[0].fields.remote, /^127\.0\.0\.1:\d+$/);
+    await waitFor(() => logger.find('disconnect').length === 2, 3000, 'the sessions to end');
+    assert.equal(logger.find('disconnect').map((l) => [l.fields.reason, l.fields.detail]), [['refused', 'tls_on_plain_port'], ['refused', 'tls_on_plain_port']]);
+    assert.is(h.metrics.disconnects.malformed_frame, undefined, 'not reported as a malformed frame');
+    assert.is(h.pool.size, 0);
+  });
+});
+
+test('a TLS client on the plain port of a server without TLS: the refusal says to drop --tls', async () => {
+  const logger = memoryLogger();
+  await withServer({ logger }, async (h) => {
+    const down = await h.sdk({ connect: tlsTo(h.server.port, { ca: pki.caPem }) }).start().waitState('down', 5000);
+    assert.equal(down.failure, { kind: 'not_tls' });
+    await waitFor(() => logger.find('refuse_connection').length === 1, 3000, 'the refusal');
+    assert.is(logger.find('refuse_connection')[0].fields.detail, `a TLS client on the plain port ${h.server.port}: this server has no TLS listener, drop --tls on the client`);
+  });
+});
+
+test('a plain client on the TLS port: refused as plain_on_tls_port naming the fix, answered with a TLS alert; the SDK reports expects_tls, not a refusal', async () => {
+  const logger = memoryLogger();
+  await withServer(tlsOpts({ logger }), async (h) => {
+    const { port, tlsPort } = h.server;
+    const raw = await RawClient.connect(tlsPort);
+    h.track(raw);
+    raw.write(extRequest(0));
+    await raw.waitClosed(5000);
+    assert.is(hex(raw.all()), '15 03 03 00 02 02 0a', 'a fatal unexpected_message alert, then the close');
+    const down = await h.sdk({ connect: tcpConnect({ host: '127.0.0.1', port: tlsPort }) }).start().waitState('down', 5000);
+    assert.is(down.reason, 'the server expects TLS on this port');
+    assert.equal(down.failure, { kind: 'expects_tls' });
+    assert.is(down.code, 0, 'not "a seed server refuses so" (address in use)');
+    // A seed device takes whatever one read() returns for its reply: it is refused its own way, by a close.
+    const seed = await RawClient.connect(tlsPort);
+    h.track(seed);
+    seed.write(SEED_DYNAMIC);
+    await seed.waitClosed(5000);
+    assert.is(seed.received, 0, 'closed without a byte');
+    await waitFor(() => (h.metrics.refusals.plain_on_tls_port ?? 0) === 3, 3000, 'the refusals counted', () => h.metrics.refusals);
+    const lines = logger.find('refuse_connection');
+    assert.is(lines.length, 1, 'rate limited per reason');
+    assert.is(lines[0].fields.reason, 'plain_on_tls_port');
+    assert.is(lines[0].fields.detail, `a plain TCP client on the TLS port ${tlsPort}: connect it with --tls, or to the plain port ${port}`);
+    assert.match(lines[0].fields.remote, /^127\.0\.0\.1:\d+$/);
+    assert.is(h.metrics.refusals.tls_handshake, undefined);
+    assert.is(h.metrics.connections, 0, 'never handed to the protocol');
+  });
+});
+
+test('plain bytes that begin like a TLS record on the TLS port are still plain_on_tls_port (by the handshake error)', async () => {
+  const logger = memoryLogger();
+  await withServer(tlsOpts({ logger }), async (h) => {
+    const raw = await RawClient.connect(h.server.tlsPort);
+    h.track(raw);
+    raw.write(Buffer.from([0x16, 0x00, 0x00, 0x00, 0x10, ...new Array(16).fill(0)])); // record version 0.0: not TLS
+    await raw.waitClosed(5000);
+    await waitFor(() => logger.find('refuse_connection').length === 1, 3000, 'the refusal');
+    assert.is(logger.find('refuse_connection')[0].fields.reason, 'plain_on_tls_port');
+  });
+});
+
+// ---- remote addresses -------------------------------------------------------------------------
+
+/** Connects to `port`, starts a TLS handshake (a partial ClientHello) unless `bytes` is false, and resets the connection. */
+async function resetDuringHandshake(port: number, bytes = true): Promise<number> {
+  const sock = net.connect({ host: '127.0.0.1', port });
+  sock.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    sock.once('connect', resolve);
+    sock.once('error', reject);
+  });
+  if (bytes) sock.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03]));
+  await sleep(100); // the server has the bytes (the TLS engine has begun)
+  const local = sock.localPort!;
+  sock.resetAndDestroy();
+  return local;
+}
+
+test('a client that resets during the TLS handshake (or before sending a byte) is logged with its real address, not undefined:undefined', async () => {
+  for (const bytes of [true, false]) {
+    const logger = memoryLogger();
+    await withServer(tlsOpts({ logger }), async (h) => {
+      const local = await resetDuringHandshake(h.server.tlsPort, bytes);
+      await waitFor(() => logger.find('refuse_connection').length === 1, 3000, 'the refusal logged', () => logger.lines);
+      const l = logger.find('refuse_connection')[0].fields;
+      assert.equal([l.remote, l.reason, l.detail], [`127.0.0.1:${local}`, 'tls_handshake', 'ECONNRESET'], `reset ${bytes ? 'during' : 'before'} the handshake`);
+    });
+  }
+});
+
+test('remote addresses are written one way in every line, plain and TLS: IPv4-mapped addresses as IPv4', async () => {
+  const logger = memoryLogger();
+  // Listening on :: (dual stack), so Node reports IPv4 clients as ::ffff:127.0.0.1.
+  const server = createServer({ ...tlsOpts({ logger }), tun: false, host: '::', port: 0, maxPerSource: 0, connRate: 0 });
+  try {
+    await server.listen();
+  } catch (err: any) {
+    await server.close();
+    console.log(`  (skipped: cannot listen on :: here: ${err.code})`);
+    return;
+  }
+  const peers: SdkPeer[] = [];
+  try {
+    const { port, tlsPort } = server;
+    const sdk = (connect: ReturnType<typeof tcpConnect>) => {
+      const p = new SdkPeer(port, { connect });
+      peers.push(p);
+      return p;
+    };
+    await sdk(tcpConnect({ host: '127.0.0.1', port })).ready();
+    await sdk(tlsTo(tlsPort, { ca: pki.caPem })).ready();
+    await resetDuringHandshake(tlsPort);
+    await sdk(tlsTo(port, { ca: pki.caPem })).start().waitState('down', 5000);
+    await sdk(tcpConnect({ host: '127.0.0.1', port: tlsPort })).start().waitState('down', 5000);
+    await waitFor(() => logger.find('refuse_connection').length === 3, 3000, 'three refusals', () => logger.lines);
+    const lines = logger.lines.filter((l) => l.fields.remote !== undefined);
+    const kinds = new Set(lines.map((l) => `${l.event} ${l.fields.reason ?? l.fields.transport ?? ''}`.trim()));
+    for (const k of ['connect tcp', 'connect tls', 'assign', 'disconnect refused', 'refuse_connection plain_on_tls_port', 'refuse_connection tls_handshake', 'refuse_connection tls_on_plain_port'])
+      assert.ok(kinds.has(k), `a "${k}" line: ${[...kinds]}`);
+    for (const l of lines) assert.match(l.fields.remote, /^127\.0\.0\.1:\d+$/, `${l.event}: ${l.fields.remote}`);
+    for (const c of server.clients()) assert.match(c.remote, /^127\.0\.0\.1:\d+$/);
+  } finally {
+    for (const p of peers) p.close();
+    await server.close();
+  }
 });
 
 // ---- reload ---------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ await build({ ...embedded, entryPoints: sdkEntry, format: 'iife', globalName: 's
 // to 16 MiB per semi-space and the RSS stays up long after, about 3 KiB per client at
 // 10,000 clients (docs/performance.md); the data path allocates per chunk, not per packet,
 // so the smaller young generation costs it nothing measurable. Programs that start the CLI
-// with `node` read these flags from its first line (test/e2e/lab.ts nodeFlags()).
+// with `node` read these flags from its first line (test/support/lab.ts nodeFlags()).
 const SERVER_NODE_FLAGS = '--max-semi-space-size=1';
 const clis = [
   ['server/src/cli.ts', 'dist/bin/simplevpn-server.js', `#!/usr/bin/env -S node ${SERVER_NODE_FLAGS}`],

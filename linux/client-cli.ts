@@ -280,10 +280,14 @@ async function main(argv: string[]): Promise<void> {
     requestTlvs,
     tun: {
       write: (buf, offset, length) => {
+        // false: the device is full or the kernel refused that packet (linux/tun.ts counts
+        // which). A throw is the device itself failing (deleted under us): nothing more can
+        // be delivered, so the client stops and says why.
         try {
           if (!tun.write(buf, offset, length)) tunDrops++;
-        } catch {
-          tunDrops++; // the kernel refused it as IP (EINVAL): drop that packet only
+        } catch (err: any) {
+          log.log('error', 'tun_failed', { name: tun.name, error: err.message, code: err.code });
+          shutdown(1);
         }
       },
     },

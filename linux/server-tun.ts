@@ -8,8 +8,9 @@ export async function openServerTun(
   name: string,
   config: { address: string; prefix: number; mtu: number },
   onPackets: (packets: Uint8Array[], count: number) => void,
+  onError?: (err: Error) => void,
 ): Promise<TunDevice> {
-  const dev = openTun({ name, onPackets });
+  const dev = openTun({ name, onPackets, onError });
   disableIpv6(dev.name);
   try {
     dev.configure(config);

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import mri from 'mri';
 import { hashSecret } from './control/auth.js';
-import { ConfigError, type ServerOptions } from './config.js';
+import { ConfigError, type ServerOptions } from './config/config.js';
 import { createLogger, type LogFormat, type Level } from '../../common/log.js';
 import { openServerTun } from '../../linux/server-tun.js';
 import { createServer } from './server.js';

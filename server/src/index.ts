@@ -5,7 +5,7 @@
 import { type CreateServerOptions, type OpenTun, VpnServer } from './server.js';
 
 /** The native tun, loaded only when a server opens one, so the rest runs without the binding. */
-const nativeTun: OpenTun = async (name, config, onPackets) => (await import('../../linux/server-tun.js')).openServerTun(name, config, onPackets);
+const nativeTun: OpenTun = async (name, config, onPackets, onError) => (await import('../../linux/server-tun.js')).openServerTun(name, config, onPackets, onError);
 
 /** A server; unless `openTun` is given (or `tun: false`), it opens the native tun device. */
 export function createServer(options: CreateServerOptions = {}): VpnServer {
@@ -14,8 +14,8 @@ export function createServer(options: CreateServerOptions = {}): VpnServer {
 
 export { VpnServer } from './server.js';
 export type { ClientInfo, CreateServerOptions, OpenTun, ServerTun } from './server.js';
-export { ConfigError, resolveConfig, parseCidr } from './config.js';
-export type { ServerOptions, ResolvedConfig } from './config.js';
+export { ConfigError, resolveConfig, parseCidr } from './config/config.js';
+export type { ServerOptions, ResolvedConfig } from './config/config.js';
 export { AddressPool } from './control/address-pool.js';
 export { createLogger } from '../../common/log.js';
 export type { Logger, LogFormat } from '../../common/log.js';

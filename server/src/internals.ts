@@ -7,7 +7,7 @@ import type { MemoryLeaseStore } from './control/memory-lease-store.js';
 import type { Session } from './data/session.js';
 import type { Switch } from './data/switch.js';
 import type { TunPort } from './data/tun-port.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from './metrics/metrics.js';
 
 export interface ServerInternals {
   readonly metrics: Metrics;

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { formatIPv4, ANY } from '../../protocol/index.js';
 import { type Fields, type Level, LogThrottle, type Logger, silentLogger } from '../../common/log.js';
-import { ConfigError, type ResolvedConfig, type ServerOptions, resolveConfig } from './config.js';
+import { ConfigError, type ResolvedConfig, type ServerOptions, resolveConfig } from './config/config.js';
 import { Admission, type Client } from './control/admission.js';
 import { AuthFileError, Authenticator, loadAuthFile } from './control/auth.js';
 import { MemoryLeaseStore } from './control/memory-lease-store.js';
@@ -16,11 +16,11 @@ import type { EndCode, SessionEnv } from './data/session.js';
 import { Switch } from './data/switch.js';
 import { type OpenTun, type ServerTun, TunPort } from './data/tun-port.js';
 import { registerInternals } from './internals.js';
-import { Listeners, TLS_ALERT, TLS_HANDSHAKE, notTls } from './listeners.js';
-import { SourceLimits, limitKey, sourceOf } from './limits.js';
-import { Metrics } from './metrics.js';
-import { startStatus } from './status.js';
-import type { BoundAddress, TransportKind } from './transport.js';
+import { Listeners, TLS_ALERT, TLS_HANDSHAKE, notTls } from './transport/listeners.js';
+import { SourceLimits, limitKey, sourceOf } from './transport/limits.js';
+import { Metrics } from './metrics/metrics.js';
+import { startStatus } from './metrics/status.js';
+import type { BoundAddress, TransportKind } from './transport/transport.js';
 
 export type { BoundAddress, EndCode, OpenTun, ServerTun };
 
@@ -246,19 +246,6 @@ export class VpnServer extends EventEmitter {
     return this.metrics_.render({ sessions: this.connections.size, inUse: this.leases.inUse, free: this.leases.free, tun: this.tunPort !== null });
   }
 
-  /**
-   * @internal For bench/fixtures/server.ts until it reads internals() (server/src/internals.ts);
-   * not in the shipped types.
-   */
-  get metrics(): Metrics {
-    return this.metrics_;
-  }
-
-  /** @internal As `metrics`: the number of addresses bound. */
-  get table(): { readonly size: number } {
-    return this.sw;
-  }
-
   // ---- internals ----
 
   private async readAuth() {
@@ -402,14 +389,36 @@ export class VpnServer extends EventEmitter {
     const config = { address: formatIPv4(c.gateway), prefix: c.subnet.prefix, mtu: c.mtu };
     let device: ServerTun;
     try {
-      device = await open(c.tun, config, (packets, count) => this.tunPort?.receive(packets, count));
+      device = await open(
+        c.tun,
+        config,
+        (packets, count) => this.tunPort?.receive(packets, count),
+        (err) => this.tunFailed(err),
+      );
     } catch (err: any) {
       this.event('warn', 'tun_unavailable', { cause: err?.message ?? String(err), code: err?.code, consequence: this.noTunConsequence() });
       return;
     }
-    this.tunPort = new TunPort(device, this.sw, this.metrics_);
+    this.tunPort = new TunPort(device, this.sw, this.metrics_, (err) => this.tunFailed(err));
     this.sw.setFallback(this.tunPort);
     this.event('info', 'tun_up', { name: device.name, address: config.address, prefix: config.prefix, mtu: config.mtu });
+  }
+
+  /**
+   * The tun failed for good (deleted under the server, an I/O error): the server goes on
+   * without it, as it would have started without one, and says so once.
+   */
+  private tunFailed(err: Error & { code?: string }): void {
+    const port = this.tunPort;
+    if (port === null) return;
+    this.tunPort = null;
+    this.sw.setFallback(null);
+    try {
+      port.device.close();
+    } catch {
+      // already unusable: nothing more to release
+    }
+    this.event('error', 'tun_failed', { name: port.device.name, error: err.message, code: err.code, consequence: this.noTunConsequence() });
   }
 
   private noTunConsequence(): string {

@@ -11,7 +11,7 @@
 
 import type { Socket } from 'node:net';
 import { ALL, ANY, DST, SRC, readU32, E_TOO_LONG, Framer, SEED_MTU } from '../../../protocol/index.js';
-import type { Metrics } from '../metrics.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Port } from './port.js';
 import type { Switch } from './switch.js';
 

@@ -9,7 +9,7 @@
 // so every frame of a chunk bound for the same client leaves in a single writev and nothing
 // is held past the chunk. No allocation per packet but the view of a run.
 
-import type { Metrics } from '../metrics.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Port } from './port.js';
 import { dontFragment, fragment, fragmentationNeeded } from './too-big.js';
 

@@ -2,7 +2,7 @@
 // it for Linux to route, and packets Linux routes into it are switched to their client.
 
 import { DST, MAX_FRAME, readU32 } from '../../../protocol/index.js';
-import type { Metrics } from '../metrics.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { PacketSink, Port } from './port.js';
 import type { Switch } from './switch.js';
 
@@ -23,12 +23,14 @@ export interface ServerTun extends PacketSink {
 /**
  * Opens the server's tun: named `name` (a kernel pattern such as svpn%d), with the server's
  * own address, the subnet's prefix and the MTU; `onPackets` gets what Linux routes into it,
- * packets[0, count) (the array may be reused between calls; each view stays valid).
+ * packets[0, count) (the array may be reused between calls; each view stays valid);
+ * `onError` hears of a device that can no longer be read (deleted under the server, say).
  */
 export type OpenTun = (
   name: string,
   config: { address: string; prefix: number; mtu: number },
   onPackets: (packets: Uint8Array[], count: number) => void,
+  onError: (err: Error) => void,
 ) => Promise<ServerTun>;
 
 export class TunPort implements Port {
@@ -46,11 +48,23 @@ export class TunPort implements Port {
     readonly device: ServerTun,
     private readonly sw: Switch,
     private readonly metrics: Metrics,
+    /** The device failed (an error other than a full device or a refused packet): called once. */
+    private readonly onFailure: (err: Error) => void,
   ) {}
 
   write(buf: Uint8Array, off: number, len: number): boolean {
     const m = this.metrics;
-    if (this.device.write(buf, off, len)) {
+    let written: boolean;
+    try {
+      written = this.device.write(buf, off, len);
+    } catch (err) {
+      // EBADF, EIO: the device is gone, not this packet. The server takes the port out of the
+      // switch; until it has, what comes is dropped as no_route.
+      m.drops.no_route++;
+      this.onFailure(err as Error);
+      return false;
+    }
+    if (written) {
       m.tunTxPackets++;
       return true;
     }

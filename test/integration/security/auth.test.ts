@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KIND_REFUSAL, KIND_REPLY, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_NOT_ALLOWED, ascii, credentials, extKind, readRefusal } from '../../../protocol/index.js';
 import { Authenticator, hashSecret, parseAuthFile } from '../../../server/src/control/auth.js';
-import { ConfigError } from '../../../server/src/config.js';
+import { ConfigError } from '../../../server/src/config/config.js';
 import { createServer } from '../../../server/src/server.js';
 import { SEED_DYNAMIC, ip, ipPacket, seedStatic, waitFor, withServer } from '../../support/server-net.js';
 import { type TestClient, credsOf, memoryLogger, newSecret, rawRequest, replyAddress, writeAuth } from '../../support/security-kit.js';

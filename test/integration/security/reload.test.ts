@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KIND_REFUSAL, KIND_REPLY, REFUSE_AUTH_FAILED, REFUSE_NOT_ALLOWED, credentials, extKind, readRefusal } from '../../../protocol/index.js';
-import { ConfigError } from '../../../server/src/config.js';
+import { ConfigError } from '../../../server/src/config/config.js';
 import { type Harness, RawClient, SdkPeer, equalBytes, ip, ipPacket, rng, sleep, waitFor, withServer } from '../../support/server-net.js';
 import { CliServer } from '../../support/server-cli.js';
 import { type TestClient, authText, credsOf, memoryLogger, newSecret, rawRequest, replyAddress, writeAuth } from '../../support/security-kit.js';

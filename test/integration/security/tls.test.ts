@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { REFUSE_IN_USE } from '../../../protocol/index.js';
 import { tcpConnect } from '../../../client-sdk/node/tcp.js';
 import { tlsConnect } from '../../../client-sdk/node/tls.js';
-import { ConfigError } from '../../../server/src/config.js';
+import { ConfigError } from '../../../server/src/config/config.js';
 import { createServer } from '../../../server/src/server.js';
 import { type Harness, RawClient, SdkPeer, SEED_DYNAMIC, equalBytes, extRequest, hex, ipPacket, rng, sleep, waitFor, withServer } from '../../support/server-net.js';
 import { type Pki, Proxy, credsOf, fingerprint, makePki, memoryLogger, newSecret, rawTls, tlsSdk, tlsTo, writeAuth } from '../../support/security-kit.js';

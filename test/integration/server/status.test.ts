@@ -2,7 +2,7 @@
 // 404, via createServer({ status }). The CLI side is in server-cli.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { resolveConfig } from '../../../server/src/config.js';
+import { resolveConfig } from '../../../server/src/config/config.js';
 import { createServer } from '../../../server/src/server.js';
 import { type Harness, freePort, ip, ipPacket, nextEvent, sleep, waitFor, withServer } from '../../support/server-net.js';
 

@@ -3,8 +3,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { OpenTun, ServerTun } from '../../../server/src/server.js';
-import { resolveConfig } from '../../../server/src/config.js';
+import { resolveConfig } from '../../../server/src/config/config.js';
 import { type SdkPeer, equalBytes, hex, ip, ipPacket, rng, sleep, waitFor, withServer } from '../../support/server-net.js';
+import { memoryLogger } from '../../support/security-kit.js';
 
 /** Packets of mixed sizes 20..1500 with valid headers (IHL 5..15) and random payloads. */
 function mixedPackets(src: number, dst: number, n: number, seed: number): Uint8Array[] {
@@ -259,7 +260,10 @@ class FakeTun implements ServerTun {
   readonly writes: Uint8Array[] = [];
   full = false;
   closed = 0;
+  /** Thrown by the next writes, as the native device throws EBADF once its interface is gone. */
+  broken: Error | null = null;
   write(b: Uint8Array, o: number, n: number): boolean {
+    if (this.broken) throw this.broken;
     if (this.full) return false;
     this.writes.push(b.slice(o, o + n));
     return true;
@@ -273,13 +277,59 @@ function fakeOpen() {
   const tun = new FakeTun();
   const calls: Array<{ name: string; config: { address: string; prefix: number; mtu: number } }> = [];
   let emit: ((packets: Uint8Array[], count: number) => void) | null = null;
-  const open: OpenTun = async (name, config, onPackets) => {
+  let fail: ((err: Error) => void) | null = null;
+  const open: OpenTun = async (name, config, onPackets, onError) => {
     calls.push({ name, config });
     emit = onPackets;
+    fail = onError;
     return tun;
   };
-  return { tun, calls, open, emit: (packets: Uint8Array[], count = packets.length) => emit!(packets, count) };
+  return { tun, calls, open, emit: (packets: Uint8Array[], count = packets.length) => emit!(packets, count), fail: (err: Error) => fail!(err) };
 }
+
+const ebadf = () => Object.assign(new Error('faketun0: writing a packet failed: Bad file descriptor'), { code: 'EBADF' });
+
+test('a tun that fails on write: tun_failed logged once, the device closed, clients still switched, the rest no_route', async () => {
+  const f = fakeOpen();
+  const logger = memoryLogger();
+  await withServer({ subnet: '10.4.0.0/24', tun: 'svpn%d', openTun: f.open, logger }, async (h) => {
+    const a = h.sdk();
+    const b = h.sdk();
+    await a.ready();
+    await b.ready();
+    f.tun.broken = ebadf();
+    a.client.send(ipPacket(a.address, ip('8.8.8.8'), 84));
+    await waitFor(() => logger.find('tun_failed').length === 1, 3000, 'tun_failed');
+    const line = logger.find('tun_failed')[0].fields;
+    assert.is(line.code, 'EBADF');
+    assert.match(String(line.consequence), /no_route/);
+    assert.is(f.tun.closed, 1);
+    a.client.send(ipPacket(a.address, ip('8.8.4.4'), 84));
+    const toB = ipPacket(a.address, b.address, 60);
+    a.client.send(toB);
+    await waitFor(() => b.packets.length === 1, 3000, 'a -> b after the tun failed');
+    await waitFor(() => h.metrics.drops.no_route >= 2, 3000, 'no_route counted');
+    assert.is(logger.find('tun_failed').length, 1);
+    assert.match(h.server.metricsText(), /simplevpn_tun_up 0/);
+  });
+});
+
+test('a tun that fails on read: tun_failed, and the server goes on', async () => {
+  const f = fakeOpen();
+  const logger = memoryLogger();
+  await withServer({ subnet: '10.4.0.0/24', tun: 'svpn%d', openTun: f.open, logger }, async (h) => {
+    const a = h.sdk();
+    await a.ready();
+    f.fail(ebadf());
+    assert.is(logger.find('tun_failed').length, 1);
+    assert.is(f.tun.closed, 1);
+    const b = h.sdk();
+    await b.ready();
+    const toB = ipPacket(a.address, b.address, 60);
+    a.client.send(toB);
+    await waitFor(() => b.packets.length === 1, 3000, 'a -> b');
+  });
+});
 
 test('with a tun: it is opened with the gateway, prefix and MTU; packets for non-client destinations go to it byte for byte', async () => {
   const f = fakeOpen();

@@ -7,12 +7,12 @@ import * as assert from 'uvu/assert';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { ANY, DST, KIND_REFUSAL, KIND_REPLY, KIND_REQUEST, REFUSE_FULL, REFUSE_RATE, extKind, extMessage, parseIPv4, readRefusal, readU32, seedRequest } from '../../../../protocol/index.js';
-import { resolveConfig } from '../../../../server/src/config.js';
+import { resolveConfig } from '../../../../server/src/config/config.js';
 import { Admission, type Client } from '../../../../server/src/control/admission.js';
 import type { Allocation, LeaseStore } from '../../../../server/src/control/lease-store.js';
 import { MemoryLeaseStore } from '../../../../server/src/control/memory-lease-store.js';
 import { Switch } from '../../../../server/src/data/switch.js';
-import { Metrics } from '../../../../server/src/metrics.js';
+import { Metrics } from '../../../../server/src/metrics/metrics.js';
 
 const ip = (s: string) => parseIPv4(s);
 

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DST, SRC, parseIPv4, readU32, writeU32 } from '../../../../protocol/index.js';
-import { Metrics } from '../../../../server/src/metrics.js';
+import { Metrics } from '../../../../server/src/metrics/metrics.js';
 import type { Port } from '../../../../server/src/data/port.js';
 import { Switch } from '../../../../server/src/data/switch.js';
 import { checksum } from '../../../../server/src/data/too-big.js';

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import { ConfigError, type ResolvedConfig } from './config.js';
+import { ConfigError, type ResolvedConfig } from '../config/config.js';
 import { remoteOf } from './limits.js';
 import type { BoundAddress, Transport, TransportHooks } from './transport.js';
 

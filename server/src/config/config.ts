@@ -2,8 +2,8 @@
 // the config file and createServer() all pass through resolveConfig(), so a bad value
 // gets the same message whichever way it came in.
 
-import { HANDSHAKE_TIMEOUT_S, formatIPv4, parseIPv4, prefixToMask, MAX_FRAME, MIN_MTU, LARGE_MTU, IDLE_TIMEOUT_S, KEEPALIVE_S, PORT, TLS_PORT } from '../../protocol/index.js';
-import type { Logger } from '../../common/log.js';
+import { HANDSHAKE_TIMEOUT_S, formatIPv4, parseIPv4, prefixToMask, MAX_FRAME, MIN_MTU, LARGE_MTU, IDLE_TIMEOUT_S, KEEPALIVE_S, PORT, TLS_PORT } from '../../../protocol/index.js';
+import type { Logger } from '../../../common/log.js';
 
 export interface ServerOptions {
   /** TCP port (2002). */

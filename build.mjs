@@ -10,7 +10,7 @@
 // and prints the size of every bundle, raw and gzipped.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { cpSync, readdirSync, readFileSync, statSync, chmodSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, rmSync, readFileSync, statSync, chmodSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
@@ -112,7 +112,10 @@ for (const [src, out] of nodeEntries) {
   });
 }
 
-// 5. Declarations.
+// 5. Declarations, written afresh: they are published, and a .d.ts left from a moved or
+// deleted source would be published with them.
+rmSync(join(root, 'dist/types'), { recursive: true, force: true });
+rmSync(join(root, 'dist/types-cjs'), { recursive: true, force: true });
 const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.types.json')], {
   stdio: 'inherit',
 });

@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // Builds everything the programs and tests run from, into dist/:
 //   dist/js/     every TypeScript file transpiled one to one (tests, server, adapters)
-//   dist/sdk/    the SDK core for firmware tooling: ESM, CommonJS and a minified IIFE
+//   dist/sdk/    the SDK core for firmware tooling: ESM, CommonJS, a minified IIFE and an ES5 script
 //   dist/lib/    the package's Node entries (simplevpn/node, simplevpn/server), ESM and CommonJS
 //   dist/types/  .d.ts for the SDK, its Node adapters and the server API; dist/types-cjs/ the
 //                same declarations for `require` (see step 6)
 //   dist/bin/    the CLIs, bundled
-//   dist/examples/  the embedded device example, bundled for an embedded engine
+//   dist/examples/  the embedded device example and the engine-side halves of the QuickJS and
+//                xsnap bridges, bundled for an embedded engine
 // and prints the size of every bundle, raw and gzipped.
-import { build } from 'esbuild';
+import { build, transform } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { cpSync, readdirSync, rmSync, readFileSync, statSync, chmodSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -59,10 +60,53 @@ await build({
 
 // 2. The SDK core. Neutral platform: a Node built-in anywhere in it fails the build.
 const embedded = { bundle: true, platform: 'neutral', target: 'es2017', minify: true, logLevel: 'warning' };
+// esbuild's IIFE is `var NAME = (() => {...})()`, and a top-level var is a global only in a
+// classic script: evaluated as a module (Moddable's manifests) or as strict eval (xsnap) it
+// stays local. So each IIFE also puts its global on the global object itself, found without
+// globalThis (ES2020) where an engine has none.
+const GLOBAL_OBJECT = "typeof globalThis<'u'?globalThis:typeof self<'u'?self:this";
+const iife = (globalName) => ({ format: 'iife', globalName, footer: { js: `(${GLOBAL_OBJECT}).${globalName}=${globalName};` } });
 const sdkEntry = [join(root, 'client-sdk/src/index.ts')];
-await build({ ...embedded, entryPoints: sdkEntry, format: 'esm', outfile: join(root, 'dist/sdk/simplevpn-sdk.mjs') });
+const sdkEsm = await build({ ...embedded, entryPoints: sdkEntry, format: 'esm', metafile: true, outfile: join(root, 'dist/sdk/simplevpn-sdk.mjs') });
 await build({ ...embedded, entryPoints: sdkEntry, format: 'cjs', outfile: join(root, 'dist/sdk/simplevpn-sdk.cjs') });
-await build({ ...embedded, entryPoints: sdkEntry, format: 'iife', globalName: 'simplevpn', outfile: join(root, 'dist/sdk/simplevpn-sdk.iife.js') });
+await build({ ...embedded, entryPoints: sdkEntry, ...iife('simplevpn'), outfile: join(root, 'dist/sdk/simplevpn-sdk.iife.js') });
+await buildEs5(Object.values(sdkEsm.metafile.outputs)[0].exports, 'dist/sdk/simplevpn-sdk.es5.js');
+// The SDK's WebSocket transport (client-sdk/src/websocket.ts, the package's simplevpn/websocket)
+// in bundles of its own, beside the core: the core's IIFE is held to 4 KiB gzipped for
+// devices, which reach the server over TCP and need none of it. The IIFE defines the global
+// simplevpnWebSocket.
+const wsEntry = [join(root, 'client-sdk/src/websocket.ts')];
+await build({ ...embedded, entryPoints: wsEntry, format: 'esm', outfile: join(root, 'dist/sdk/simplevpn-websocket.mjs') });
+await build({ ...embedded, entryPoints: wsEntry, format: 'cjs', outfile: join(root, 'dist/sdk/simplevpn-websocket.cjs') });
+await build({ ...embedded, entryPoints: wsEntry, ...iife('simplevpnWebSocket'), outfile: join(root, 'dist/sdk/simplevpn-websocket.iife.js') });
+
+/**
+ * The SDK core in ES5, for engines that interpret a subset of ES2015 (Espruino-class: let and
+ * const behave like var; no default parameters, destructuring, for-of or method shorthand).
+ * esbuild bundles an entry that copies the exports into a plain object (its own export
+ * helpers define getters in a for-of loop over `let`, which such an engine binds to the last
+ * export), Babel lowers every ES2015+ construct without pulling in a polyfill (the SDK needs
+ * no Map, Set, Promise, Symbol, Reflect, BigInt or DataView), and esbuild minifies the result
+ * for ES5. The global is set on the global object found at the top level, `this` last.
+ */
+async function buildEs5(names, outfile) {
+  const entry = `import { ${names.join(', ')} } from './client-sdk/src/index.ts';\n__global.simplevpn = { ${names.map((n) => `${n}: ${n}`).join(', ')} };\n`;
+  const bundled = await build({ ...embedded, minify: false, target: 'esnext', format: 'esm', write: false, stdin: { contents: entry, resolveDir: root, loader: 'ts', sourcefile: 'es5-entry.ts' } });
+  const { transformAsync } = await import('@babel/core');
+  const lowered = await transformAsync(bundled.outputFiles[0].text, {
+    babelrc: false,
+    configFile: false,
+    sourceType: 'script',
+    comments: false,
+    // What the SDK's code allows: arrays are the only iterables, no class is called without new,
+    // no getter has side effects. Each saves a helper.
+    assumptions: { iterableIsArray: true, setPublicClassFields: true, noClassCalls: true, setClassMethods: true, ignoreFunctionLength: true, pureGetters: true, setSpreadProperties: true, skipForOfIteratorClosing: true },
+    presets: [['@babel/preset-env', { targets: { ie: '11' }, forceAllTransforms: true, modules: false, loose: true, useBuiltIns: false, exclude: ['transform-typeof-symbol'] }]],
+  });
+  const wrapped = `(function (__global) {\n${lowered.code}\n})(${GLOBAL_OBJECT});\n`;
+  const min = await transform(wrapped, { minify: true, target: 'es5', logLevel: 'warning' });
+  writeFileSync(join(root, outfile), min.code);
+}
 
 // 3. The CLIs, self-contained apart from the native addon they load at run time, and the
 // embedded examples, one file each for an embedded engine.
@@ -74,19 +118,27 @@ await build({ ...embedded, entryPoints: sdkEntry, format: 'iife', globalName: 's
 const SERVER_NODE_FLAGS = '--max-semi-space-size=1';
 const clis = [
   ['server/src/cli.ts', 'dist/bin/simplevpn-server.js', `#!/usr/bin/env -S node ${SERVER_NODE_FLAGS}`],
-  ['linux/client-cli.ts', 'dist/bin/simplevpn-client.js', '#!/usr/bin/env node'],
+  ['linux/client/main.ts', 'dist/bin/simplevpn-client.js', '#!/usr/bin/env node'],
 ];
-const cliOptions = { bundle: true, platform: 'node', target: 'node20', format: 'esm', logLevel: 'warning' };
+// etcd3 stays a package of its own: it reads its .proto files from beside itself at run time,
+// and the server loads it (and gRPC with it) only when started with --etcd.
+const cliOptions = { bundle: true, platform: 'node', target: 'node20', format: 'esm', logLevel: 'warning', external: ['etcd3'] };
 const examples = [
   ['examples/device/main.ts', 'dist/examples/device.iife.js', 'device'],
   ['examples/quickjs/guest.ts', 'dist/examples/quickjs-guest.iife.js', 'guest'],
+  ['examples/ports/xsnap-guest.ts', 'dist/examples/xsnap-guest.iife.js', 'xsnapGuest'],
 ];
+// The CLIs are ES modules, and CommonJS bundled into them (ws) calls require() for Node's
+// built-ins, which an ES module has not: the banner gives them one. ws finds its masking
+// four bytes at a time (common/ws-mask.ts) where it looks for the optional addon bufferutil.
+const cjsRequire = "import { createRequire as __simplevpnCreateRequire } from 'node:module';\nconst require = __simplevpnCreateRequire(import.meta.url);";
+const wsMask = { bufferutil: join(root, 'common/ws-mask.ts') };
 for (const [src, out, shebang] of clis) {
-  await build({ ...cliOptions, banner: { js: shebang }, entryPoints: [join(root, src)], outfile: join(root, out) });
+  await build({ ...cliOptions, alias: wsMask, banner: { js: `${shebang}\n${cjsRequire}` }, entryPoints: [join(root, src)], outfile: join(root, out) });
   chmodSync(join(root, out), 0o755);
 }
 for (const [src, out, globalName] of examples) {
-  await build({ ...embedded, format: 'iife', globalName, entryPoints: [join(root, src)], outfile: join(root, out) });
+  await build({ ...embedded, ...iife(globalName), entryPoints: [join(root, src)], outfile: join(root, out) });
 }
 
 // 4. The Node entries of the package, one file each per module system, so that `import` and
@@ -136,6 +188,10 @@ const bundles = [
   'dist/sdk/simplevpn-sdk.mjs',
   'dist/sdk/simplevpn-sdk.cjs',
   'dist/sdk/simplevpn-sdk.iife.js',
+  'dist/sdk/simplevpn-sdk.es5.js',
+  'dist/sdk/simplevpn-websocket.mjs',
+  'dist/sdk/simplevpn-websocket.cjs',
+  'dist/sdk/simplevpn-websocket.iife.js',
   ...nodeEntries.flatMap((e) => [`${e[1]}.mjs`, `${e[1]}.cjs`]),
   ...examples.map((e) => e[1]),
   ...clis.map((c) => c[1]),

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench [-- --quick] [-- tun switch scale sdk]`: builds, installs the Debian tools
+// `npm run bench [-- --quick] [-- tun switch scale sdk hardening]`: builds, installs the Debian tools
 // the sections use when they are missing (as root, with apt-get), then runs
 // dist/js/bench/main.js, which writes bench/results/latest.{md,json,svg}. Not part of
 // `npm test`. `npm run bench -- --help` lists the options.
@@ -15,11 +15,12 @@ import { dirname, join } from 'node:path';
 const root = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
 const help = args.includes('--help') || args.includes('-h');
-const named = ['tun', 'switch', 'scale', 'sdk'].filter((s) => args.includes(s));
-const sections = named.length ? named : ['tun', 'switch', 'scale', 'sdk'];
+const ALL = ['tun', 'switch', 'scale', 'sdk', 'hardening'];
+const named = ALL.filter((s) => args.includes(s));
+const sections = named.length ? named : ALL;
 
 // command -> Debian package. The TUN section needs them all; the switching and scale
-// sections only `ip` (for a namespace of their own); the SDK section nothing.
+// sections only `ip` (for a namespace of their own); the SDK and hardening sections nothing.
 const TOOLS = {
   tun: [
     ['iperf3', 'iperf3'],
@@ -33,6 +34,7 @@ const TOOLS = {
   switch: [['ip', 'iproute2']],
   scale: [['ip', 'iproute2']],
   sdk: [],
+  hardening: [],
 };
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;

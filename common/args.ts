@@ -1,5 +1,8 @@
 // Command-line checks shared by simplevpn-server and simplevpn-client.
 
+import { readFileSync } from 'node:fs';
+import type { Level, LogFormat } from './log.js';
+
 /**
  * The first option in mri's result that is neither a known long option nor a known short
  * alias, spelled as the user typed it (`--frobnicate`, `--no-frob`, `-x`), or null. mri
@@ -74,4 +77,54 @@ function typed(key: string, argv: string[]): boolean {
   return argv.some((a) =>
     key.length === 1 ? /^-[^-]/.test(a) && !NEGATIVE.test(a) && a.split('=')[0].includes(key) : a === `--${key}` || a.startsWith(`--${key}=`) || a === `--no-${key}`,
   );
+}
+
+// ---- what both CLIs do with their flags -----------------------------------------------------
+
+/** Ends the program for bad usage: one line naming the problem, one pointing at --help. */
+export type Usage = (msg: string) => never;
+
+/** The usage() of `program`: prints `program: msg` and the Try line on stderr, exits 2. */
+export function usageFor(program: string): Usage {
+  return (msg) => {
+    process.stderr.write(`${program}: ${msg}\nTry '${program} --help' for the options.\n`);
+    process.exit(2);
+  };
+}
+
+/**
+ * Checks the flags in `names` that take a value: each has one (mri leaves '' when such a flag
+ * is last or followed by another flag), and only those in `repeatable` may be given more
+ * than once.
+ */
+export function checkValues(usage: Usage, args: Record<string, unknown>, names: string[], repeatable: string[] = []): void {
+  for (const k of names) {
+    const v = args[k];
+    if (v === '' || (Array.isArray(v) && v.includes(''))) usage(`--${k} needs a value`);
+    if (Array.isArray(v) && !repeatable.includes(k)) usage(`--${k} given more than once`);
+  }
+}
+
+/** The contents of the file a flag names, or bad usage saying why it cannot be read. */
+export function readFlagFile(usage: Usage, flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err: any) {
+    usage(`cannot read --${flag} ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+  }
+}
+
+/** --log-format and --log-level, checked (text and info when not given). */
+export function logOptions(usage: Usage, format: unknown = 'text', level: unknown = 'info'): { format: LogFormat; level: Level } {
+  if (format !== 'text' && format !== 'json') usage(`--log-format must be text or json, got "${format}"`);
+  if (!LEVELS.includes(level as Level)) usage(`--log-level must be debug, info, warn or error, got "${level}"`);
+  return { format, level: level as Level };
+}
+
+const LEVELS: Level[] = ['debug', 'info', 'warn', 'error'];
+
+/** Why `name` cannot name a network device (1 to 15 characters, no space, '/' or ':'), or null. */
+export function tunNameProblem(name: unknown): string | null {
+  const ok = typeof name === 'string' && name.length > 0 && name.length <= 15 && !/[\s/:]/.test(name);
+  return ok ? null : `--tun must be a device name of 1 to 15 characters without spaces, '/' or ':', got "${name}"`;
 }

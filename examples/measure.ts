@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
-import { Client } from '../client-sdk/src/index.js';
+import { Client, parseIPv4 } from '../client-sdk/src/index.js';
 import { nodeClock, tcpConnect } from '../client-sdk/node/index.js';
 import { startDevice, type Device } from './device/device.js';
 import { IpStack, checksum } from './device/ip-stack.js';
@@ -48,9 +48,10 @@ async function pinger(): Promise<{ ping(dst: number, seq: number): void; replies
   });
   client.start();
   while (client.info.state !== 'ready') await sleep(10);
-  ip.address = client.address;
+  const me = parseIPv4(client.address!);
+  ip.address = me;
   return {
-    address: client.address,
+    address: me,
     ping(dst, seq) {
       const p = new Uint8Array(20 + 8 + 56);
       const dv = new DataView(p.buffer);
@@ -58,7 +59,7 @@ async function pinger(): Promise<{ ping(dst: number, seq: number): void; replies
       dv.setUint16(2, p.length);
       p[8] = 64;
       p[9] = 1;
-      dv.setUint32(12, client.address);
+      dv.setUint32(12, me);
       dv.setUint32(16, dst);
       dv.setUint16(10, checksum(p, 0, 20));
       p[20] = 8;

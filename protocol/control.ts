@@ -181,7 +181,8 @@ export function readConfig(f: Uint8Array): Config {
     else if (t === T_KEEPALIVE && n === 2) c.keepalive = readU16(v);
     else if (t === T_IDLE_TIMEOUT && n === 2) c.idleTimeout = readU16(v);
     else if (t === T_ROUTE && n === 5) c.routes.push([readU32(v, 0), v[4]]);
-    else if (t === T_LEASE) c.lease = v.slice();
+    // A copy: `f` may be a view of a receive buffer the transport reuses (a Node Buffer's slice() would not copy).
+    else if (t === T_LEASE) c.lease = Uint8Array.prototype.slice.call(v);
   });
   return c;
 }

@@ -39,10 +39,16 @@ export function frameLength(b: Uint8Array, o: number, avail: number, max: number
  *   if (framer.error !== null) closeTheSession(framer.error);
  *
  * The frame is buf[start, start + n). For a frame wholly inside the chunk, `buf` is the
- * chunk itself; a frame split across chunks is assembled in a buffer of its own, which the
- * caller may keep. next() is the same as a view, for callers that prefer one. After an
- * error the framer stays failed: the stream has no markers to resynchronise on, so the
- * caller must drop the connection.
+ * chunk itself; a frame split across chunks is assembled in a buffer of its own, exactly
+ * its length, which the caller may keep. next() is the same as a view, for callers that
+ * prefer one. After an error the framer stays failed: the stream has no markers to
+ * resynchronise on, so the caller must drop the connection.
+ *
+ * The bytes of an unfinished frame are held in a buffer that grows with what arrived (at
+ * most twice that, and 16 bytes at least), never to the length the header declares before
+ * the bytes are there: a peer that sends the first bytes of a long frame and stops costs
+ * what it sent, not the frame. A frame split across two chunks is still one allocation
+ * when the first chunk held half of it or more, else two.
  */
 const EMPTY = new Uint8Array(0);
 
@@ -54,11 +60,12 @@ export class Framer {
   start = 0;
   private chunk: Uint8Array = EMPTY;
   private pos = 0;
-  // A frame begun in an earlier chunk: its first bytes sit in `head` until its length is
-  // known, then in `part`, allocated once at the frame's exact length.
-  private head: Uint8Array | null = null; // allocated on first need: idle sessions stay small
-  private part: Uint8Array | null = null;
+  // A frame begun in an earlier chunk: its first `held` bytes, in `part`, and its length
+  // once the header tells it (`need`, else 0). `part` is 16 bytes while the length is not
+  // known, then at most `need`, reaching exactly `need` when the frame is complete.
+  private part: Uint8Array = EMPTY;
   private held = 0;
+  private need = 0;
 
   constructor(readonly maxFrame = 65535) {}
 
@@ -84,32 +91,31 @@ export class Framer {
     const c = this.chunk;
     const end = c.length;
     let pos = this.pos;
-    if (this.held > 0) {
+    let held = this.held;
+    if (held > 0) {
       let part = this.part;
-      if (part === null) {
-        const head = this.head!;
-        let n = 0;
-        while (pos < end) {
-          head[this.held++] = c[pos++];
-          n = frameLength(head, 0, this.held, this.maxFrame);
-          if (n !== 0) break;
-        }
-        this.pos = pos;
-        if (n < 0) return this.fail(n);
-        if (n === 0) return this.done();
-        part = this.part = new Uint8Array(n);
-        part.set(head.subarray(0, this.held));
+      let need = this.need;
+      // The length is not known yet: a byte at a time, until the header tells it (6 at most).
+      while (need === 0 && pos < end) {
+        part[held++] = c[pos++];
+        need = frameLength(part, 0, held, this.maxFrame);
       }
-      const take = Math.min(part.length - this.held, end - pos);
-      part.set(c.subarray(pos, pos + take), this.held);
-      this.held += take;
+      this.pos = pos;
+      this.held = held;
+      if (need < 0) return this.fail(need);
+      if (need === 0) return this.done();
+      this.need = need;
+      const take = Math.min(need - held, end - pos);
+      if (held + take > part.length) part = this.grow(held + take);
+      part.set(c.subarray(pos, pos + take), held);
+      this.held = held += take;
       this.pos = pos + take;
-      if (this.held < part.length) return this.done();
-      this.part = null;
-      this.held = 0;
+      if (held < need) return this.done();
+      this.part = EMPTY;
+      this.held = this.need = 0;
       this.buf = part;
       this.start = 0;
-      return part.length;
+      return need;
     }
     if (pos >= end) return this.done();
     const n = frameLength(c, pos, end - pos, this.maxFrame);
@@ -121,16 +127,22 @@ export class Framer {
       return n;
     }
     // Incomplete: keep the bytes for the next chunk.
-    const rest = c.subarray(pos, end);
-    if (n === 0) {
-      (this.head || (this.head = new Uint8Array(6))).set(rest);
-    } else {
-      this.part = new Uint8Array(n);
-      this.part.set(rest);
-    }
-    this.held = rest.length;
+    this.need = n;
+    this.part = EMPTY;
+    this.grow((this.held = end - pos)).set(c.subarray(pos, end));
     this.pos = end;
     return this.done();
+  }
+
+  /**
+   * Room for `have` bytes of the unfinished frame: twice that (16 at least), at most the
+   * frame (16 bytes while its length is not known: the header tells it within 6).
+   */
+  private grow(have: number): Uint8Array {
+    const p = new Uint8Array(Math.min(this.need || 16, Math.max(16, have * 2)));
+    // The whole of the old buffer (it is smaller): a view of it would cost an allocation.
+    p.set(this.part);
+    return (this.part = p);
   }
 
   // The chunk is used up: let go of it, so that an idle connection pins no receive buffer.

@@ -3,7 +3,9 @@
 
 import type { ProfileSummary } from '../probes/cpuprofile.js';
 import type { PerfSummary } from '../probes/perf.js';
+import type { HardeningResult } from '../sections/hardening.js';
 import type { ScaleResult } from '../sections/scale.js';
+import { SECTIONS } from '../sections/section.js';
 import type { SdkResult } from '../sections/sdk.js';
 import type { SwitchResult } from '../sections/switch.js';
 import type { PathResult, TunResult } from '../sections/tun.js';
@@ -159,6 +161,34 @@ function sdkSection(k: SdkResult): string[] {
   return L;
 }
 
+function hardeningSection(h: HardeningResult): string[] {
+  const L: string[] = ['', '## 5. Hardening (issue 12)', ''];
+  const mb = (b: number) => fmt(b / 1048576, 1);
+  L.push(
+    'The server alone in its process on loopback, with its defaults. Partial frames: each connection sends the first 4 bytes of an IPv4 header declaring 65,535 bytes, then nothing; RSS after a full GC.',
+    '',
+    '| server | connections | RSS before (MB) | with them | after they closed | per connection | JS heap per connection |',
+    '|---|--:|--:|--:|--:|--:|--:|',
+  );
+  for (const [name, p] of [['simplevpn', h.partial], ['bare node:net server (the floor)', h.floor]] as const)
+    if (p) L.push(`| ${name} | ${p.opened} | ${mb(p.baseline)} | ${mb(p.held)} | ${mb(p.after)} | ${p.rssPerConn} B | ${p.heapPerConn} B |`);
+  const g = h.guessing;
+  if (g) {
+    L.push(
+      '',
+      `Guessing: ${g.attack.conns} connections from ${g.attack.sources} loopback addresses, each guessing again 100 ms after its answer, for ${g.attack.seconds} s: ${g.attack.tries} guesses (${Math.round(g.attack.tries / g.attack.seconds)}/s), ` +
+        `answered ${Object.entries(g.attack.answers).map(([k, v]) => `code ${k}: ${v}`).join(', ')}; the server refused ${Object.entries(g.refusals).map(([k, v]) => `${k} ${v}`).join(', ')}; ${g.checksPerSecond} scrypt checks/s.`,
+      '',
+      '| client | logins | got in | median ms | max ms |',
+      '|---|--:|--:|--:|--:|',
+      `| verified before the attack | ${g.known.tries} | ${g.known.granted} | ${g.known.medianMs} | ${g.known.maxMs} |`,
+      `| never seen before | ${g.fresh.tries} | ${g.fresh.granted} | ${g.fresh.medianMs} | ${g.fresh.maxMs} |`,
+    );
+  }
+  for (const e of h.errors) L.push('', `**Failed:** ${e.split('\n')[0]}`);
+  return L;
+}
+
 /** A CPU profile summary (probes/cpuprofile.ts) as a table; the profile reader prints it too. */
 export function profileMarkdown(title: string, s: ProfileSummary): string {
   const k = s.kinds;
@@ -224,13 +254,13 @@ export function markdown(r: BenchResults): string {
   const m = r.machine;
   L.push('# simplevpn benchmarks: latest run', '');
   L.push(
-    `${r.date}, \`npm run bench${r.mode === 'quick' ? ' -- --quick' : ''}${r.sections.length < 4 ? ' ' + r.sections.join(' ') : ''}\` (${r.mode}), ${Math.round(r.durationS)} s. ` +
+    `${r.date}, \`npm run bench${r.mode === 'quick' ? ' -- --quick' : ''}${r.sections.length < SECTIONS.length ? ' ' + r.sections.join(' ') : ''}\` (${r.mode}), ${Math.round(r.durationS)} s. ` +
       `Machine: ${m.cpus} cores (${m.model}), ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average at start ${m.loadavgAtStart}. ` +
       `Code: commit ${r.code.commit}${r.code.changed.length ? ` with uncommitted changes in ${r.code.changed.join(', ')}` : ''}. ` +
       `Every number below was measured in this run on this machine; ratios compare numbers of this run only. ` +
       `How each is measured: docs/performance.md.`,
   );
-  L.push('', '## Targets (issue 7)', '', '| | section | target | measured | ratio |', '|---|---|---|---|---|');
+  L.push('', '## Targets (issues 7 and 12)', '', '| | section | target | measured | ratio |', '|---|---|---|---|---|');
   for (const t of r.targets) {
     const mark = t.status === 'met' ? '✅ met' : t.status === 'missed' ? '❌ missed' : '— not measured';
     L.push(`| ${mark} | ${t.section} | ${t.target} | ${t.measured} | ${t.ratio} |`);
@@ -239,6 +269,7 @@ export function markdown(r: BenchResults): string {
   if (r.switch) L.push(...switchSection(r.switch));
   if (r.scale) L.push(...scaleSection(r.scale));
   if (r.sdk) L.push(...sdkSection(r.sdk));
+  if (r.hardening) L.push(...hardeningSection(r.hardening));
   L.push(...profiles(r));
   L.push('', '## Tools', '', '| tool | version |', '|---|---|');
   for (const [name, v] of Object.entries(r.tools)) L.push(`| ${name} | ${v ?? 'not available'} |`);

@@ -1,6 +1,7 @@
 // The shape of bench/results/latest.json (version 1): everything one run measured, with the
 // targets judged against it. latest.md and latest.svg are drawn from this alone (--render).
 
+import type { HardeningResult } from '../sections/hardening.js';
 import type { ScaleResult } from '../sections/scale.js';
 import type { SdkResult } from '../sections/sdk.js';
 import type { SwitchResult } from '../sections/switch.js';
@@ -30,10 +31,11 @@ export interface BenchResults {
   switch?: SwitchResult;
   scale?: ScaleResult;
   sdk?: SdkResult;
+  hardening?: HardeningResult;
   targets: Target[];
 }
 
-/** One target of issue 7, as judged in this run (report/targets.ts). */
+/** One target of issue 7 or 12, as judged in this run (report/targets.ts). */
 export interface Target {
   id: string;
   section: string;

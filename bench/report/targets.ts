@@ -1,7 +1,8 @@
 // The targets of issue 7 and how each is judged: ratios against the peers and the raw path
-// measured in the same run, and fixed budgets. A target whose numbers are missing is "not
+// measured in the same run, and fixed budgets; then those of issue 12 (hardening). A target whose numbers are missing is "not
 // measured", with why. The chart draws the same thresholds (report/chart.ts).
 
+import type { HardeningResult } from '../sections/hardening.js';
 import type { ScaleResult } from '../sections/scale.js';
 import type { SdkResult } from '../sections/sdk.js';
 import type { SwitchCase, SwitchResult } from '../sections/switch.js';
@@ -157,7 +158,42 @@ function sdkTarget(k: SdkResult | undefined): Target {
   });
 }
 
-/** Every target, in the order of the report: TUN, switching, scale, SDK. */
+/** Issue 12's targets: a client gets in while others guess; partial frames cost what was sent. */
+function hardeningTargets(h: HardeningResult | undefined): Target[] {
+  const why = h ? h.errors[0]?.split('\n')[0] ?? 'failed' : 'section not run';
+  const g = h?.guessing;
+  const p = h?.partial;
+  const mb = (b: number) => `${fmt(b / 1048576, 1)} MB`;
+  const floor = h?.floor ? `; a bare node:net server holding the same connections: +${mb(h.floor.held - h.floor.baseline)}` : '';
+  return [
+    target(
+      'hardening-guessing',
+      'hardening',
+      'with 128 connections from 50 addresses guessing secrets, a client gets in on every try, each within 1 s',
+      g
+        ? {
+            ok: g.known.granted === g.known.tries && g.fresh.granted === g.fresh.tries && Math.max(g.known.maxMs, g.fresh.maxMs) < 1000,
+            measured:
+              `verified before: ${g.known.granted}/${g.known.tries} (median ${g.known.medianMs} ms, max ${g.known.maxMs} ms); new: ${g.fresh.granted}/${g.fresh.tries} (median ${g.fresh.medianMs} ms, max ${g.fresh.maxMs} ms); ` +
+              `${Math.round(g.attack.tries / g.attack.seconds)} guesses/s, ${g.checksPerSecond} scrypt checks/s`,
+          }
+        : { why },
+    ),
+    target(
+      'hardening-partial-frames',
+      'hardening',
+      `${p?.conns ?? 3000} connections each sending 4 bytes of a 65,535-byte frame raise RSS by less than ${fmt((10 * (p?.conns ?? 3000)) / 3000, 1)} MB, back within ${fmt((3 * (p?.conns ?? 3000)) / 3000, 1)} MB of where it was once they close`,
+      p
+        ? {
+            ok: p.held - p.baseline < (10 * 1048576 * p.conns) / 3000 && p.after - p.baseline < (3 * 1048576 * p.conns) / 3000,
+            measured: `+${mb(p.held - p.baseline)} (${p.rssPerConn} B per connection, JS heap ${p.heapPerConn} B, buffers ${p.arrayBuffersPerConn} B)${floor}; after they closed +${mb(p.after - p.baseline)} (${p.afterSeconds} s later)`,
+          }
+        : { why },
+    ),
+  ];
+}
+
+/** Every target, in the order of the report: TUN, switching, scale, SDK, hardening. */
 export function judge(r: Omit<BenchResults, 'targets'>): Target[] {
-  return [...tunTargets(r.tun), ...switchTargets(r.switch), ...scaleTargets(r.scale), sdkTarget(r.sdk)];
+  return [...tunTargets(r.tun), ...switchTargets(r.switch), ...scaleTargets(r.scale), sdkTarget(r.sdk), ...hardeningTargets(r.hardening)];
 }

@@ -1,6 +1,7 @@
 // Node adapters for the SDK's seams.
 export { tcpConnect, wrapNodeSocket } from './tcp.js';
-export type { TcpOptions } from './tcp.js';
+export type { TcpOptions, WrapOptions } from './tcp.js';
 export { tlsConnect } from './tls.js';
 export type { TlsOptions } from './tls.js';
 export { nodeClock } from './clock.js';
+export { describeDown } from './describe.js';

@@ -3,12 +3,12 @@
 
 import net from 'node:net';
 import { PORT } from '../../protocol/index.js';
-import type { Connect, Failure, Socket, SocketHandlers } from '../src/types.js';
+import type { CloseCode, Connect, Socket, SocketHandlers } from '../src/types.js';
 
 export interface TcpOptions {
   host: string;
   port?: number;
-  /** Bytes the socket may hold unsent before write() refuses packets (256 KiB). */
+  /** Bytes the socket may hold unsent before write() takes no more (256 KiB). */
   sendBuffer?: number;
   /** Size of the buffer every chunk is read into, one per connection (64 KiB): smaller
    * saves memory where many clients share a process, larger reads more per system call. */
@@ -77,69 +77,86 @@ function certNames(cert: { subjectaltname?: string; subject?: { CN?: string | st
 }
 
 /**
- * Why a socket failed, as text for people and, where it is a failure of a known kind, the
- * Failure for the SDK. `opened`: the connection (or TLS session) was established.
+ * Why a socket failed: the close code for the SDK, text for people, and for a certificate
+ * that is not for the name dialled, the names it is for. `opened`: the connection (or TLS
+ * session) was established.
  */
-function explainError(e: NodeJS.ErrnoException & { hostname?: string; address?: string; port?: number; host?: string; cert?: any }, opened: boolean): [string, Failure?] {
+function explainError(e: NodeJS.ErrnoException & { hostname?: string; address?: string; port?: number; host?: string; cert?: any }, opened: boolean): [CloseCode, string, string[]?] {
   const code = e.code || '';
   const why = (meaning: string | undefined) => `${meaning || e.message} (${code || e.message})`;
-  if (!opened && e.syscall === 'getaddrinfo') return [`cannot resolve ${e.hostname}: ${why(MEANING[code] || 'DNS failure')}`, { kind: 'resolve' }];
+  if (!opened && e.syscall === 'getaddrinfo') return ['resolve_failed', `cannot resolve ${e.hostname}: ${why(MEANING[code] || 'DNS failure')}`];
   if (!opened && e.syscall === 'connect') {
     const where = e.address === undefined ? '' : ` to ${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`;
-    return [`cannot connect${where}: ${why(MEANING[code])}`, { kind: 'connect' }];
+    return ['connect_failed', `cannot connect${where}: ${why(MEANING[code])}`];
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID' || code === 'HOSTNAME_MISMATCH') {
     const names = certNames(e.cert);
-    return [`the server's certificate is not for ${e.host ?? 'the name dialled'}${names.length ? ': it is for ' + names.join(', ') : ''} (${code})`, { kind: 'certificate_name', names }];
+    return ['certificate_name', `the server's certificate is not for ${e.host ?? 'the name dialled'}${names.length ? ': it is for ' + names.join(', ') : ''} (${code})`, names];
   }
-  if (CERT_CODES.has(code)) return [`the server's certificate ${CERT_WHY[code] ?? 'did not verify: ' + e.message} (${code})`, { kind: 'certificate' }];
-  if (!opened && NOT_TLS_CODES.has(code)) return [`the server does not speak TLS on this port (${code})`, { kind: 'not_tls' }];
-  return [code || e.message];
+  if (CERT_CODES.has(code)) return ['certificate', `the server's certificate ${CERT_WHY[code] ?? 'did not verify: ' + e.message} (${code})`];
+  if (!opened && NOT_TLS_CODES.has(code)) return ['not_tls', `the server does not speak TLS on this port (${code})`];
+  return ['error', code || e.message];
+}
+
+export interface WrapOptions {
+  /** A node:net (or node:tls) socket, connected or connecting. */
+  socket: net.Socket;
+  handlers: SocketHandlers;
+  /** Bytes the socket may hold unsent before write() takes no more (256 KiB). */
+  sendBuffer?: number;
+  /** The event that means "connected": 'connect' for TCP (the default), 'secureConnect' for TLS. */
+  readyEvent?: string;
+  /** The socket is connected already: onOpen follows on the next microtask. */
+  open?: boolean;
+  /** The socket was made with `onread` and delivers its data itself: no 'data' listener is added. */
+  ownReads?: boolean;
 }
 
 /**
- * Wraps a connected-or-connecting node:net socket in the Socket seam. Writes made in one
- * tick are corked and leave in a single writev, so a batch of packets from the TUN costs
- * one system call. `ownReads`: the socket was made with `onread` and delivers its data
- * itself, so no 'data' listener is added.
+ * Wraps a node:net socket in the Socket seam. Writes made in one tick are corked and leave
+ * in a single writev, so a batch of packets from the TUN costs one system call. Node
+ * buffers what it is given, so write() takes all of a packet or, past `sendBuffer`, none.
  */
-export function wrapNodeSocket(s: net.Socket, h: SocketHandlers, sendBuffer = 256 * 1024, readyEvent = 'connect', alreadyOpen = false, ownReads = false): Socket {
+export function wrapNodeSocket(o: WrapOptions): Socket {
+  const { socket: s, handlers: h } = o;
+  const sendBuffer = o.sendBuffer ?? 256 * 1024;
   let closed = false;
-  let opened = alreadyOpen;
+  let opened = Boolean(o.open);
   let corked = false;
   let refused = false;
   const uncork = () => {
     corked = false;
     s.uncork();
   };
-  const finish = (why?: string, failure?: Failure) => {
+  const finish = (code: CloseCode, detail?: string, names?: string[]) => {
     if (closed) return;
     closed = true;
     s.destroy();
-    h.onClose(why, failure);
+    h.onClose(code, detail, names);
   };
   s.setNoDelay(true);
-  if (alreadyOpen) queueMicrotask(() => closed || h.onOpen());
+  if (opened) queueMicrotask(() => closed || h.onOpen());
   else
-    s.once(readyEvent, () => {
+    s.once(o.readyEvent ?? 'connect', () => {
       opened = true;
       h.onOpen();
     });
-  if (!ownReads) s.on('data', (d: Buffer) => closed || h.onData(d));
+  if (!o.ownReads) s.on('data', (d: Buffer) => closed || h.onData(d));
   s.on('drain', () => {
     if (refused && !closed) {
       refused = false;
       h.onWritable();
     }
   });
-  s.on('end', () => finish('end of stream'));
+  s.on('end', () => finish('end', 'end of stream'));
   s.on('error', (e: NodeJS.ErrnoException) => finish(...explainError(e, opened)));
-  s.on('close', () => finish());
+  // Closed with neither an end nor an error: ended, as far as anyone can tell.
+  s.on('close', () => finish('end'));
   return {
     write(data) {
       if (closed || s.writableLength >= sendBuffer) {
         refused = !closed;
-        return false;
+        return 0;
       }
       if (!corked) {
         corked = true;
@@ -147,10 +164,10 @@ export function wrapNodeSocket(s: net.Socket, h: SocketHandlers, sendBuffer = 25
         process.nextTick(uncork);
       }
       s.write(data);
-      return true;
+      return data.length;
     },
     close() {
-      finish();
+      finish('end');
     },
   };
 }
@@ -160,7 +177,7 @@ export function tcpConnect(options: TcpOptions): Connect {
   const port = options.port ?? PORT;
   if (options.dial) {
     const dial = options.dial;
-    return (h) => wrapNodeSocket(dial(options.host, port), h, options.sendBuffer, options.readyEvent);
+    return (handlers) => wrapNodeSocket({ socket: dial(options.host, port), handlers, sendBuffer: options.sendBuffer, readyEvent: options.readyEvent });
   }
   // Plain TCP reads every chunk into one buffer for the life of the socket, handed to the
   // SDK as is: the SDK keeps nothing of a chunk after onData returns. No buffer is made per
@@ -175,6 +192,6 @@ export function tcpConnect(options: TcpOptions): Connect {
       },
     };
     const sock: net.Socket = net.connect({ host: options.host, port, onread });
-    return wrapNodeSocket(sock, h, options.sendBuffer, 'connect', false, true);
+    return wrapNodeSocket({ socket: sock, handlers: h, sendBuffer: options.sendBuffer, ownReads: true });
   };
 }

@@ -13,7 +13,7 @@ export class Backoff {
 
   /** The next delay: uniformly within the upper half of min * 2^attempt, capped at max. */
   next(): number {
-    const cap = Math.min(this.max, this.min * Math.pow(2, this.attempt));
+    const cap = Math.min(this.max, this.min * 2 ** this.attempt);
     if (cap < this.max) this.attempt++;
     return Math.round(cap / 2 + (this.random() * cap) / 2);
   }

@@ -2,52 +2,94 @@
 // packets both ways, keep the link alive, and reconnect when it dies.
 
 import { Backoff } from './backoff.js';
-import { Config, KEEPALIVE, KIND_REFUSAL, KIND_REPLY, T_CLIENT, Tlv, ascii, extKind, extMessage, KIND_REQUEST, readConfig, readRefusal, seedRequest, REFUSE_IN_USE, T_LEASE, T_MTU, u16, Framer, frameLength, ALL, ANY, DST, SRC, formatIPv4, parseIPv4, prefixToMask, readU32, MAX_FRAME, KEEPALIVE_S, SEED_MTU } from '../../protocol/index.js';
-import type { Clock, Connect, Failure, Socket, Tun } from './types.js';
-
-export type StateName = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
+import { Config, KEEPALIVE, KIND_REFUSAL, KIND_REPLY, T_CLIENT, Tlv, ascii, credentials, extKind, extMessage, KIND_REQUEST, readConfig, readRefusal, seedRequest, REFUSE_IN_USE, T_LEASE, T_MTU, u16, Framer, frameLength, ALL, ANY, DST, SRC, formatIPv4, parseIPv4, prefixToMask, readU32, MAX_FRAME, KEEPALIVE_S, SEED_MTU } from '../../protocol/index.js';
+import type { Clock, Connect, Socket, Tun } from './types.js';
 
 export interface Route {
   network: string;
   prefix: number;
 }
 
-/** What onState reports. Fields beyond `state` are set as they apply. */
-export interface StateInfo {
-  state: StateName;
-  /** ready: the assigned address and the configuration that came with it. */
-  address?: string;
-  prefix?: number;
-  netmask?: string;
+/** The 'ready' state: the address the server assigned and the configuration that came with it. */
+export interface ReadyInfo {
+  state: 'ready';
+  address: string;
+  prefix: number;
+  netmask: string;
   /** The server's VPN address; null when a seed server did not say. */
-  gateway?: string | null;
-  mtu?: number;
-  keepalive?: number;
-  routes?: Route[];
+  gateway: string | null;
+  mtu: number;
+  /** Seconds of silence before a keepalive: the server's, else the option's. */
+  keepalive: number;
+  routes: Route[];
   /** 'simplevpn' when the server spoke the extension, 'seed' otherwise. */
-  server?: 'simplevpn' | 'seed';
-  /** down: why, the server's refusal code (0 if none), ms until the next attempt. */
-  reason?: string;
-  code?: number;
-  retryIn?: number;
-  /** down: the kind of failure, when the transport (or the SDK) recognised one. */
-  failure?: Failure;
+  server: 'simplevpn' | 'seed';
 }
+
+/**
+ * Why the link is down:
+ * - refused: the server refused the address request (`code` says why, the REFUSE_* codes
+ *   of Refusal; a 2013 server refuses by closing during the request: code 1, in use).
+ * - closed: an established connection ended or failed.
+ * - connect_failed, resolve_failed: no connection was made, or the name did not resolve.
+ * - connect_timeout, request_timeout, keepalive_timeout: no connection, no reply to the
+ *   address request, no answer to a keepalive within `timeout`.
+ * - protocol_error: the server sent bytes that are not the protocol.
+ * - certificate, certificate_name, not_tls, expects_tls: a setting to fix, retrying the same
+ *   way cannot succeed: the server's certificate is not trusted, or not for the name
+ *   dialled; the port does not speak TLS, or expects it.
+ */
+export type DownReason =
+  | 'refused'
+  | 'closed'
+  | 'connect_failed'
+  | 'resolve_failed'
+  | 'connect_timeout'
+  | 'request_timeout'
+  | 'keepalive_timeout'
+  | 'protocol_error'
+  | 'certificate'
+  | 'certificate_name'
+  | 'not_tls'
+  | 'expects_tls';
+
+/** The 'down' state: why, and when the next attempt is. */
+export interface DownInfo {
+  state: 'down';
+  reason: DownReason;
+  /**
+   * What only this occurrence can say, for people: the server's refusal text ("code N"
+   * without one), the transport's words ("end of stream", a TLS error), the framing error,
+   * what Connect threw; '' where `reason` says it all (the timeouts, expects_tls, a 2013
+   * server's refusal). describeDown() in simplevpn/node makes one line of reason and detail.
+   */
+  detail: string;
+  /** The server's refusal code (Refusal), 0 when it did not refuse. */
+  code: number;
+  /** Milliseconds until the next attempt. */
+  retryIn: number;
+  /** certificate_name: the names the server's certificate is for, when the transport knows them. */
+  names?: string[];
+}
+
+/** What onState reports. */
+export type StateInfo = { state: 'idle' } | { state: 'connecting' } | ReadyInfo | DownInfo | { state: 'closed' };
+export type StateName = StateInfo['state'];
 
 export interface ClientOptions {
   /** Opens a connection to the server. */
   connect: Connect;
   /** Receives the packets that arrive over the VPN. */
   tun: Tun;
-  /** Defaults to the engine's setTimeout and Date.now. */
+  /** Defaults to the engine's setTimeout and performance.now (Date.now where there is none). */
   clock?: Clock;
   /** A static address to ask for; omitted, the server picks one. */
   address?: string;
-  /** Seconds without hearing from the server before sending a keepalive (15, as the seed). A value the server pushes wins. */
+  /** Seconds without hearing from the server before sending a keepalive (15, as the seed; so does 0). A value the server pushes wins. */
   keepalive?: number;
-  /** Seconds to wait for the connection, the address reply, or any answer after a keepalive (10). */
+  /** Seconds to wait for the connection, the address reply, or any answer after a keepalive (10; so does 0). */
   timeout?: number;
-  /** Reconnect delay bounds in seconds (1 and 60). */
+  /** Reconnect delay bounds in seconds (1 and 60; so does 0). */
   minBackoff?: number;
   maxBackoff?: number;
   /** Speak only the seed protocol: a byte-exact 20-byte request, no extension. */
@@ -57,8 +99,9 @@ export interface ClientOptions {
   /** The MTU to ask the server for: the largest packet this side sends and takes. Omitted,
    * the server grants 1500, what the seed devices use. */
   mtu?: number;
-  /** Further request TLVs (credentials, for example), asked for at each connection. */
-  requestTlvs?: () => Tlv[];
+  /** This client's id and secret in the server's auth file (printable ASCII, at most 255
+   * characters each), presented with every request. Over TLS only: the secret travels as is. */
+  credentials?: { id: string; secret: string };
   /** Largest frame accepted from the server (65535). */
   maxFrame?: number;
   onState?: (info: StateInfo) => void;
@@ -88,17 +131,12 @@ const SEED_PREFIX = 16;
 
 const defaultClock = (): Clock => {
   const g = globalThis as any;
-  return { now: () => Date.now(), setTimeout: (f, ms) => g.setTimeout(f, ms), clearTimeout: (h) => g.clearTimeout(h) };
+  const p = g.performance;
+  return { now: p ? () => p.now() : Date.now, setTimeout: (f, ms) => g.setTimeout(f, ms), clearTimeout: (h) => g.clearTimeout(h) };
 };
 
 export class Client {
   readonly stats: ClientStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, dropped: 0, keepalives: 0, connects: 0 };
-  /** The latest state report. */
-  info: StateInfo = { state: 'idle' };
-  /** The assigned address as a number, 0 before the first assignment. */
-  address = 0;
-  /** The lease token of the last extension reply, presented on reconnect. */
-  lease: Uint8Array | null = null;
 
   private readonly o: ClientOptions;
   private readonly clock: Clock;
@@ -108,9 +146,13 @@ export class Client {
   private readonly timeoutMs: number;
   private keepaliveMs: number;
   private phase = IDLE;
+  private st: StateInfo = { state: 'idle' };
+  private addr: string | null = null;
+  private ls: Uint8Array | null = null;
   private sock: Socket | null = null;
   private gen = 0; // bumps on every new or dropped connection; stale callbacks compare it
   private framer = new Framer();
+  private tail: Uint8Array | null = null; // what the socket has yet to take of a frame it took in part
   private timer: unknown = null;
   private lastRx = 0;
   private kaOut = false;
@@ -120,13 +162,29 @@ export class Client {
   constructor(options: ClientOptions) {
     this.o = options;
     this.clock = options.clock || defaultClock();
-    this.backoff = new Backoff((options.minBackoff ?? 1) * 1000, (options.maxBackoff ?? 60) * 1000, options.random);
+    // 0 is no sensible value for any of these (a reconnect loop, a keepalive storm): it means the default.
+    this.backoff = new Backoff((options.minBackoff || 1) * 1000, (options.maxBackoff || 60) * 1000, options.random);
     this.maxFrame = options.maxFrame || MAX_FRAME;
-    this.timeoutMs = (options.timeout ?? 10) * 1000;
-    this.keepaliveMs = (options.keepalive ?? KEEPALIVE_S) * 1000;
+    this.timeoutMs = (options.timeout || 10) * 1000;
+    this.keepaliveMs = (options.keepalive || KEEPALIVE_S) * 1000;
     const a = options.address ? parseIPv4(options.address) : 0;
     if (a < 0 || a === ALL) throw new Error('invalid address: ' + options.address);
     this.want = this.userAddress = a;
+  }
+
+  /** The latest state report. */
+  get info(): StateInfo {
+    return this.st;
+  }
+
+  /** The address last assigned (kept while the link is down), null before the first. */
+  get address(): string | null {
+    return this.addr;
+  }
+
+  /** The lease token of the last extension reply, presented on reconnect. */
+  get lease(): Uint8Array | null {
+    return this.ls;
   }
 
   start(): void {
@@ -136,8 +194,11 @@ export class Client {
   /**
    * Sends an IP packet from this side into the VPN, or several packets back to back in one
    * buffer (a batch read from a tun), in one socket write. Returns false when it was dropped:
-   * not connected, the socket is full, or the bytes are not whole well-formed frames (they
-   * would desynchronise the stream). The transport may keep `data` until it is sent.
+   * not connected, the socket is full or still finishing an earlier packet, or the bytes are
+   * not whole well-formed frames (they would desynchronise the stream). Of a batch, the
+   * packets the socket had no room for are dropped (and counted); true when it took the
+   * first. The transport may keep `data` until it is sent, and so may the SDK: the part of
+   * a packet the socket did not take yet.
    */
   send(data: Uint8Array): boolean {
     const len = data.length;
@@ -151,13 +212,15 @@ export class Client {
         }
       }
     }
-    if (n === 0 || !this.sock!.write(data)) {
-      this.stats.dropped += n || 1;
-      return false;
-    }
-    this.stats.txPackets += n;
-    this.stats.txBytes += len;
-    return true;
+    // The packets the socket took, the last perhaps in part (its tail is on its way).
+    const o = n ? this.put(data) : 0;
+    let k = n;
+    if (o < len) for (let p = (k = 0); p < o; k++) p += frameLength(data, p, len - p, MAX_FRAME);
+    const st = this.stats;
+    st.dropped += (n || 1) - k;
+    st.txPackets += k;
+    st.txBytes += o;
+    return k > 0;
   }
 
   /** Stops for good: closes the connection and every timer. */
@@ -166,6 +229,30 @@ export class Client {
     this.phase = CLOSED;
     this.drop();
     this.emit({ state: 'closed' });
+  }
+
+  /**
+   * Writes whole frames, unless the tail of an earlier one is still waiting; keeps the
+   * tail of a frame the socket took only part of. Returns the bytes of the frames taken,
+   * that one included.
+   */
+  private put(data: Uint8Array): number {
+    if (this.tail) return 0;
+    const len = data.length;
+    const took = this.write(data);
+    let o = len;
+    if (took < len) {
+      for (o = 0; o < took; ) o += frameLength(data, o, len - o, MAX_FRAME);
+      if (o > took) this.tail = data.subarray(took, o);
+    }
+    return o;
+  }
+
+  /** What the socket took of `data`: true, from an adapter written when write() returned a
+   * boolean, is all of it (false, none). */
+  private write(data: Uint8Array): number {
+    const n = this.sock!.write(data) as number | boolean;
+    return n === true ? data.length : +n;
   }
 
   private open(): void {
@@ -187,22 +274,24 @@ export class Client {
           else this.request();
         },
         onData: (chunk) => gen === this.gen && this.data(chunk, gen),
-        onWritable() {},
-        onClose: (why, failure) => {
+        onWritable: () => {
+          const t = this.tail;
+          if (gen !== this.gen || !t) return;
+          const n = this.write(t);
+          this.tail = n < t.length ? t.subarray(n) : null;
+        },
+        onClose: (code, detail, names) => {
           if (gen !== this.gen) return;
-          // A seed server refuses by closing (end of stream) during the request; a server
-          // that spoke the extension refuses with a message, and an error (a TLS alert, a
-          // reset) is a lost connection whoever the server is.
-          const refused = !failure && this.phase === REQUESTING && !this.extServer && (!why || why === 'end of stream');
-          this.lost(
-            failure ? why || failure.kind : refused ? 'connection closed during the address request (a seed server refuses so)' : 'connection closed' + (why ? ': ' + why : ''),
-            refused ? REFUSE_IN_USE : 0,
-            failure,
-          );
+          // A seed server refuses by ending the stream during the request; a server that
+          // spoke the extension refuses with a message, so from it that is a lost
+          // connection, and an error (a TLS alert, a reset) is one whoever the server is.
+          const closed = code === 'end' || code === 'error';
+          const refused = code === 'end' && this.phase === REQUESTING && !this.extServer;
+          this.lost(refused ? 'refused' : closed ? 'closed' : code, refused ? '' : detail, refused ? REFUSE_IN_USE : 0, names);
         },
       });
     } catch (err) {
-      return this.lost('could not connect: ' + err);
+      return this.lost('connect_failed', 'could not connect: ' + err);
     }
     // onOpen or onClose may already have run inside connect().
     if (gen !== this.gen) return s.close();
@@ -218,20 +307,20 @@ export class Client {
     if (o.seed) {
       msg = seedRequest(this.want);
     } else {
-      const tlvs: Tlv[] = o.requestTlvs ? o.requestTlvs() : [];
+      const c = o.credentials;
+      const tlvs: Tlv[] = c ? credentials(c.id, c.secret) : [];
       if (o.name) tlvs.push([T_CLIENT, ascii(o.name)]);
       if (o.mtu) tlvs.push([T_MTU, u16(o.mtu)]);
-      if (this.lease) tlvs.push([T_LEASE, this.lease]);
+      if (this.ls) tlvs.push([T_LEASE, this.ls]);
       msg = extMessage(this.want, ANY, KIND_REQUEST, tlvs);
     }
-    this.sock!.write(msg);
+    this.put(msg);
   }
 
   private data(chunk: Uint8Array, gen: number): void {
     // A TLS alert record (0x15) where the reply should begin: a TLS port. No IP frame
     // starts with that byte, and a seed server never sends one.
-    if (this.phase === REQUESTING && chunk[0] === 0x15 && !this.framer.pending)
-      return this.lost('the server expects TLS on this port', 0, { kind: 'expects_tls' });
+    if (this.phase === REQUESTING && chunk[0] === 0x15 && !this.framer.pending) return this.lost('expects_tls');
     this.lastRx = this.clock.now();
     if (this.kaOut) {
       // Answered: the next keepalive is due a full interval from now.
@@ -259,34 +348,34 @@ export class Client {
       }
       if (gen !== this.gen) return; // closed or reconnecting from inside a callback
     }
-    if (f.error !== null) this.lost('protocol error from server: ' + f.error);
+    if (f.error !== null) this.lost('protocol_error', f.error);
   }
 
   private reply(p: Uint8Array): void {
     const kind = extKind(p);
     if (kind === KIND_REFUSAL) {
       const r = readRefusal(p);
-      this.lease = null;
-      return this.lost('refused by server: ' + (r.text || 'code ' + r.code), r.code || REFUSE_IN_USE);
+      this.ls = null;
+      return this.lost('refused', r.text || 'code ' + r.code, r.code || REFUSE_IN_USE);
     }
     const addr = readU32(p, DST);
-    if (p[0] >> 4 !== 4 || addr === ANY || addr === ALL) return this.lost('invalid reply to the address request');
+    if (p[0] >> 4 !== 4 || addr === ANY || addr === ALL) return this.lost('protocol_error', 'invalid address reply');
     // A seed server echoes our request with only the destination rewritten: its TLVs are
     // our own, so only a KIND_REPLY carries the server's configuration.
     const c: Config = kind === KIND_REPLY ? readConfig(p) : { routes: [] };
-    this.address = addr;
+    const address = (this.addr = formatIPv4(addr));
     this.extServer = kind === KIND_REPLY;
     if (!this.userAddress) this.want = addr;
-    this.lease = c.lease || null;
+    this.ls = c.lease || null;
     this.keepaliveMs = (c.keepalive || this.o.keepalive || KEEPALIVE_S) * 1000;
     if (c.idleTimeout) this.keepaliveMs = Math.min(this.keepaliveMs, (c.idleTimeout * 1000) / 2);
     this.phase = READY;
     this.backoff.reset();
-    const prefix = c.prefix ?? SEED_PREFIX;
+    const prefix = c.prefix || SEED_PREFIX; // a /0 subnet is none
     this.arm(this.keepaliveMs);
     this.emit({
       state: 'ready',
-      address: formatIPv4(addr),
+      address,
       prefix,
       netmask: formatIPv4(prefixToMask(prefix)),
       gateway: c.gateway === undefined ? null : formatIPv4(c.gateway),
@@ -298,7 +387,7 @@ export class Client {
   }
 
   /** The connection is gone or unusable: tear it down and schedule the next attempt. */
-  private lost(reason: string, code = 0, failure?: Failure): void {
+  private lost(reason: DownReason, detail = '', code = 0, names?: string[]): void {
     const wasRequesting = this.phase === REQUESTING;
     this.drop();
     // Our old address was refused: ask for any address next time, unless the user chose it.
@@ -306,12 +395,13 @@ export class Client {
     const delay = this.backoff.next();
     this.phase = WAITING;
     this.arm(delay);
-    this.emit({ state: 'down', reason, code, retryIn: delay, failure });
+    this.emit({ state: 'down', reason, detail, code, retryIn: delay, names });
   }
 
   private drop(): void {
     const s = this.sock;
     this.sock = null;
+    this.tail = null;
     this.gen++;
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
     this.timer = null;
@@ -331,7 +421,7 @@ export class Client {
     const idle = this.clock.now() - this.lastRx;
     if (this.phase === WAITING) return this.open();
     if (this.phase === READY) {
-      if (idle >= ka + to) return this.lost('no answer to keepalive within ' + to / 1000 + ' s');
+      if (idle >= ka + to) return this.lost('keepalive_timeout');
       if (idle < ka) {
         this.kaOut = false;
         return this.arm(ka - idle);
@@ -339,18 +429,18 @@ export class Client {
       if (!this.kaOut) {
         this.kaOut = true;
         this.stats.keepalives++;
-        this.sock!.write(KEEPALIVE);
+        this.put(KEEPALIVE);
       }
       return this.arm(ka + to - idle);
     }
     if (this.phase === CONNECTING || this.phase === REQUESTING) {
-      if (idle >= to) return this.lost((this.phase === CONNECTING ? 'could not connect' : 'no reply to the address request') + ' within ' + to / 1000 + ' s');
+      if (idle >= to) return this.lost(this.phase === CONNECTING ? 'connect_timeout' : 'request_timeout');
       this.arm(to - idle);
     }
   };
 
   private emit(info: StateInfo): void {
-    this.info = info;
+    this.st = info;
     if (this.o.onState) this.o.onState(info);
   }
 }

@@ -1,9 +1,9 @@
 // The simplevpn client SDK. Engine-agnostic: imports nothing from any runtime.
 export { Client } from './client.js';
-export type { ClientOptions, ClientStats, StateInfo, StateName, Route } from './client.js';
-export type { Clock, Connect, Failure, Socket, SocketHandlers, Tun } from './types.js';
-// What a device needs of the wire protocol (protocol/): framing, IPv4 helpers, keepalives,
-// credentials, and the refusal codes a server answers with.
+export type { ClientOptions, ClientStats, DownInfo, DownReason, ReadyInfo, StateInfo, StateName, Route } from './client.js';
+export type { Clock, CloseCode, Connect, Socket, SocketHandlers, Tun } from './types.js';
+// What a device needs of the wire protocol (protocol/): framing, IPv4 helpers, keepalives
+// and the refusal codes a server answers with.
 export {
   Framer,
   frameLength,
@@ -12,7 +12,5 @@ export {
   readU32,
   KEEPALIVE,
   isKeepalive,
-  credentials,
   Refusal,
 } from '../../protocol/index.js';
-export type { Tlv } from '../../protocol/index.js';

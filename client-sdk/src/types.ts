@@ -2,6 +2,19 @@
 // port to a new engine is a page of adapter code: see examples/README.md for the contracts
 // in prose and adapters for Node, Moddable XS (ECMA-419) and Espruino.
 
+/**
+ * Why a connection ended, as the transport tells the SDK:
+ * - end: the stream ended (the server closed it, or the socket closed without an error).
+ *   A 2013 server refuses an address this way, during the address request.
+ * - error: any other failure of an established connection (a reset, a TLS alert...).
+ * - resolve_failed: the server's name did not resolve; connect_failed: no connection was
+ *   made (refused, unreachable). Both usually pass: the SDK retries.
+ * - certificate: the server's TLS certificate did not verify (unknown CA, self-signed,
+ *   expired...); certificate_name: it verified but is not for the name dialled.
+ * - not_tls: the server does not speak TLS on that port.
+ */
+export type CloseCode = 'end' | 'error' | 'resolve_failed' | 'connect_failed' | 'certificate' | 'certificate_name' | 'not_tls';
+
 /** Callbacks the SDK gives a transport when it opens one. */
 export interface SocketHandlers {
   /** The connection is established; write() may be called from now on. */
@@ -11,43 +24,29 @@ export interface SocketHandlers {
    * reference to it after returning, so a platform may reuse its receive buffer.
    */
   onData(chunk: Uint8Array): void;
-  /** Space is available again after write() refused data. Optional to call. */
+  /** Space is available again after write() took less than it was given. */
   onWritable(): void;
   /**
-   * The connection is gone (end of stream, error or close()). Called at most once.
-   * `failure`, when the transport can tell, says that it is a failure of a known kind: the
-   * SDK then reports `reason` as it is (no "connection closed: " before it) and passes
-   * `failure` on in the 'down' state.
+   * The connection is gone. Called at most once. `code` says how (the SDK decides from it
+   * alone, never from the text); `detail` is text for people ("end of stream",
+   * "ECONNRESET", what the TLS library said); `names`, with certificate_name, the names
+   * the certificate is for, when known.
    */
-  onClose(reason?: string, failure?: Failure): void;
-}
-
-/**
- * A failure an application may want to act on rather than retry blindly:
- * - resolve: the server's name did not resolve; connect: no connection was made (refused,
- *   unreachable). Both usually pass: the SDK retries.
- * - certificate: the server's TLS certificate did not verify (unknown CA, self-signed,
- *   expired...); certificate_name: it verified but is not for the name dialled (`names`:
- *   the names it is for, when known).
- * - not_tls: the server does not speak TLS on that port.
- * - expects_tls: the server answered a plain connection with a TLS alert (the SDK itself
- *   recognises this one).
- * The last four are settings to fix: retrying the same way cannot succeed.
- */
-export interface Failure {
-  kind: 'resolve' | 'connect' | 'certificate' | 'certificate_name' | 'not_tls' | 'expects_tls';
-  names?: string[];
+  onClose(code: CloseCode, detail?: string, names?: string[]): void;
 }
 
 /** One open transport connection (TCP, TLS, a WebSocket bridge, a modem's socket...). */
 export interface Socket {
   /**
-   * Queue bytes for sending. Returns false, taking none of the bytes, when the transport
-   * has no room: the SDK then drops the packet and counts it, so memory stays bounded by
-   * the transport's own buffer. The transport may keep a reference to `data` instead of
-   * copying it; the SDK never modifies bytes it has written.
+   * Queue bytes for sending; returns how many it took from the start of `data`:
+   * `data.length` when all, fewer (0 included) when the transport has no room for more.
+   * After taking less than all, the transport calls onWritable() once it has room again.
+   * The SDK keeps the untaken tail of a packet and writes it then; whole packets that do
+   * not fit are dropped and counted, so memory stays bounded by the transport's own buffer
+   * plus at most one packet. The transport may keep a reference to the bytes it took
+   * instead of copying them; the SDK never modifies bytes it has written.
    */
-  write(data: Uint8Array): boolean;
+  write(data: Uint8Array): number;
   /** Close the connection. onClose follows (possibly synchronously). Idempotent. */
   close(): void;
 }
@@ -69,6 +68,7 @@ export interface Tun {
 
 /** Time. Milliseconds throughout; handles are opaque to the SDK. */
 export interface Clock {
+  /** Milliseconds from any origin; monotonic where the platform can (performance.now()). */
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;

@@ -79,9 +79,9 @@ export function startDevice(p: Platform, c: DeviceConfig): Device {
     maxBackoff: c.maxBackoff,
     onState: (s: StateInfo) => {
       if (s.state === 'ready') {
-        ip.address = client.address;
+        ip.address = parseIPv4(s.address);
         p.log('ready', { address: s.address, prefix: s.prefix, gateway: s.gateway, mtu: s.mtu, keepalive: s.keepalive, server: s.server });
-      } else if (s.state === 'down') p.log('down', { reason: s.reason, code: s.code, retry_in_s: (s.retryIn || 0) / 1000 });
+      } else if (s.state === 'down') p.log('down', { reason: s.reason, detail: s.detail, code: s.code, retry_in_s: s.retryIn / 1000 });
       else p.log(s.state, {});
     },
   });

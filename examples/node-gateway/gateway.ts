@@ -13,8 +13,8 @@
 //   await gw.close();
 
 import { EventEmitter } from 'node:events';
-import { Client, formatIPv4 } from '../../client-sdk/src/index.js';
-import type { StateInfo } from '../../client-sdk/src/index.js';
+import { Client, formatIPv4, parseIPv4 } from '../../client-sdk/src/index.js';
+import type { DownInfo, ReadyInfo, StateInfo } from '../../client-sdk/src/index.js';
 import { nodeClock, tcpConnect } from '../../client-sdk/node/index.js';
 import { IpStack } from '../device/ip-stack.js';
 import { counters } from '../device/device.js';
@@ -40,9 +40,9 @@ export interface GatewayEvents {
   state: [StateInfo];
   /** A connection attempt starts; `attempt` counts attempts since the link was last up. */
   connecting: [{ attempt: number }];
-  ready: [StateInfo];
+  ready: [ReadyInfo];
   /** The link is down; the SDK retries after `retryIn` ms (exponential backoff with jitter). */
-  down: [StateInfo & { attempt: number }];
+  down: [DownInfo & { attempt: number }];
   closed: [];
   /** A UDP service answered a datagram. */
   request: [{ service: 'echo' | 'status'; from: string; port: number; bytes: number }];
@@ -118,7 +118,7 @@ export class VpnGateway extends EventEmitter<GatewayEvents> {
         break;
       case 'ready':
         this.attempt = 0;
-        this.ip.address = this.client.address;
+        this.ip.address = parseIPv4(s.address);
         this.emit('ready', s);
         break;
       case 'down':

@@ -4,6 +4,7 @@
 
 import { parseArgs } from 'node:util';
 import { parseIPv4 } from '../../client-sdk/src/index.js';
+import { describeDown } from '../../client-sdk/node/index.js';
 import { VpnGateway } from './gateway.js';
 
 const PROGRAM = 'vpn-gateway';
@@ -93,6 +94,7 @@ function log(event: string, fields: Record<string, unknown> = {}, level = 'info'
 }
 
 const port = num('port', 1, 65535, true) ?? 2002;
+const timeout = num('timeout', 0.1, 3600);
 const gw = new VpnGateway({
   host: server,
   port,
@@ -101,7 +103,7 @@ const gw = new VpnGateway({
   echoPort,
   statusPort,
   keepalive: num('keepalive', 1, 65535),
-  timeout: num('timeout', 0.1, 3600),
+  timeout,
   minBackoff,
   maxBackoff,
 });
@@ -110,7 +112,7 @@ gw.on('connecting', ({ attempt }) => log('connecting', { server: `${server}:${po
 gw.on('ready', (s) =>
   log('ready', { address: s.address, prefix: s.prefix, gateway: s.gateway, mtu: s.mtu, keepalive: s.keepalive, server: s.server, echo_port: echoPort || undefined, status_port: statusPort || undefined }),
 );
-gw.on('down', (s) => log('down', { reason: s.reason, code: s.code || undefined, attempt: s.attempt, retry_in_s: (s.retryIn ?? 0) / 1000 }, 'warn'));
+gw.on('down', (s) => log('down', { reason: s.reason, detail: describeDown(s, timeout), code: s.code || undefined, attempt: s.attempt, retry_in_s: s.retryIn / 1000 }, 'warn'));
 gw.on('request', (r) => log('request', r, 'debug'));
 
 let stopping = false;

@@ -14,7 +14,7 @@
 // The address must be an IP address: ECMA-419 TCP does not resolve names (resolve first
 // with embedded:network/dns/resolver/udp if needed).
 
-import type { Clock, Connect } from '../../client-sdk/src/index.js';
+import type { Clock, CloseCode, Connect } from '../../client-sdk/src/index.js';
 
 /** The part of an ECMA-419 TCP socket instance this adapter uses. */
 export interface TCP419Socket {
@@ -43,10 +43,11 @@ export interface TCP419Options {
 export type TCP419 = new (options: TCP419Options) => TCP419Socket;
 
 /**
- * A Connect over ECMA-419 TCP. Writes are all or nothing, as the SDK requires: a packet that
- * does not fit in the socket's free space is refused (false) and the SDK drops and counts
- * it. So the MTU the server pushes (--mtu) must fit the stack's send buffer (lwIP's
- * TCP_SND_BUF), or large packets are never sent.
+ * A Connect over ECMA-419 TCP. write() takes what fits in the socket's free space (its
+ * writable count) and the SDK writes the rest of the packet on the next onWritable, so a
+ * packet larger than the stack's send buffer (lwIP's TCP_SND_BUF) still goes, in parts.
+ * ECMA-419 reports a peer's close and an error alike, through onError: the adapter reports
+ * both as the end of the stream once connected, since that is how a 2013 server refuses.
  */
 export function ecma419Connect(TCP: TCP419, address: string, port = 2002): Connect {
   // One receive buffer for every connection: the SDK copies what it keeps before onData
@@ -57,13 +58,13 @@ export function ecma419Connect(TCP: TCP419, address: string, port = 2002): Conne
     let open = false;
     let closed = false;
     let refused = false;
-    const finish = (why?: string) => {
+    const finish = (code: CloseCode, detail?: string) => {
       if (closed) return;
       closed = true;
       try {
         sock.close();
       } catch {}
-      h.onClose(why);
+      h.onClose(code, detail);
     };
     // Connect must not throw: a constructor that does (a bad address, no free socket) is
     // reported through onClose, which the SDK accepts from inside Connect.
@@ -93,27 +94,26 @@ export function ecma419Connect(TCP: TCP419, address: string, port = 2002): Conne
           }
         },
         onError() {
-          finish('socket error or closed by peer');
+          finish(open ? 'end' : 'connect_failed', 'socket error or closed by peer');
         },
       });
     } catch (e) {
       closed = true;
-      h.onClose('cannot open a socket: ' + e);
-      return { write: () => false, close() {} };
+      h.onClose('connect_failed', 'cannot open a socket: ' + e);
+      return { write: () => 0, close() {} };
     }
     return {
       write(data) {
-        if (closed || !open || data.byteLength > writable) {
-          refused = !closed;
-          return false;
-        }
+        const n = closed || !open ? 0 : Math.min(writable, data.byteLength);
+        if (n < data.byteLength) refused = !closed;
+        if (n === 0) return 0;
         // Moddable's lwIP implementation returns nothing (instead of the count) once the
         // connection has failed; onError follows.
-        writable = sock.write(data) || 0;
-        return true;
+        writable = sock.write(n < data.byteLength ? data.subarray(0, n) : data) || 0;
+        return n;
       },
       close() {
-        finish();
+        finish('end');
       },
     };
   };

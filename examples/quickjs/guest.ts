@@ -8,15 +8,19 @@
 //
 //   host.connect(address, port) -> id     open a TCP connection; events follow
 //   host.write(id, ArrayBuffer) -> bool    queue bytes (copied); false: no room, nothing taken
+//                                          (a 'writable' event follows when there is room)
 //   host.close(id)                         close; a 'close' event follows
 //   host.setTimer(ms) -> id, host.clearTimer(id), host.now() -> ms
 //   host.log(event, json)                  one event for the operator
 //
 // and the host delivers every event by calling guest.event(kind, id, data):
 //
-//   'open' id | 'data' id ArrayBuffer | 'writable' id | 'close' id reason | 'timer' id
+//   'open' id | 'data' id ArrayBuffer | 'writable' id | 'close' id code detail | 'timer' id
+//
+// where the close code is the SDK's (types.ts CloseCode): 'end' when the stream ended,
+// 'error', 'connect_failed'... and the detail text for people, or absent.
 
-import type { Clock, Connect, SocketHandlers } from '../../client-sdk/src/index.js';
+import type { Clock, CloseCode, Connect, SocketHandlers } from '../../client-sdk/src/index.js';
 import type { Platform } from '../device/device.js';
 
 declare const host: {
@@ -52,8 +56,9 @@ export function platform(server: string, port: number): Platform {
     sockets[id] = h;
     return {
       // The host copies what it is given, so hand it the packet's own buffer when the
-      // view covers all of it (the SDK and the IP stack always build whole buffers).
-      write: (d) => host.write(id, d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d.buffer : d.slice().buffer),
+      // view covers all of it (the SDK and the IP stack always build whole buffers). It
+      // takes all of it or nothing.
+      write: (d) => (host.write(id, d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d.buffer : d.slice().buffer) ? d.length : 0),
       close: () => host.close(id),
     };
   };
@@ -61,7 +66,7 @@ export function platform(server: string, port: number): Platform {
 }
 
 /** Every host event enters the guest here. */
-export function event(kind: string, id: number, data?: ArrayBuffer | string): void {
+export function event(kind: string, id: number, data?: ArrayBuffer | string, detail?: string): void {
   if (kind === 'timer') {
     const fn = timers[id];
     delete timers[id];
@@ -75,7 +80,7 @@ export function event(kind: string, id: number, data?: ArrayBuffer | string): vo
   else if (kind === 'writable') h.onWritable();
   else if (kind === 'close') {
     delete sockets[id]; // at most once
-    h.onClose(data as string | undefined);
+    h.onClose((data as CloseCode | undefined) || 'end', detail);
   }
 }
 

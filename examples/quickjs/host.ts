@@ -167,13 +167,14 @@ export class QuickJSDevice {
     return left;
   }
 
-  /** Delivers one host event to the guest: guest.event(kind, id, data). */
-  private deliver(kind: string, id: number, data?: Buffer | string): void {
+  /** Delivers one host event to the guest: guest.event(kind, id, data, detail). */
+  private deliver(kind: string, id: number, data?: Buffer | string, detail?: string): void {
     if (this.stopped || this.failed) return;
     const vm = this.vm;
     const args = [vm.newString(kind), vm.newNumber(id)];
     if (typeof data === 'string') args.push(vm.newString(data));
     else if (data) args.push(vm.newArrayBuffer(data.buffer.slice(data.byteOffset, data.byteOffset + data.length))); // copied into the guest heap
+    if (detail !== undefined) args.push(vm.newString(detail));
     this.deadline = Date.now() + (this.o.callLimit ?? 1000);
     const r = vm.callFunction(this.eventFn, vm.undefined, args);
     for (const a of args) a.dispose();
@@ -230,20 +231,24 @@ export class QuickJSDevice {
       } catch (e: any) {
         // A native never throws into the guest: the failure arrives as a 'close' event.
         this.closing.add(id);
-        setImmediate(() => this.closing.delete(id) && this.deliver('close', id, e.code || e.message));
+        setImmediate(() => this.closing.delete(id) && this.deliver('close', id, 'connect_failed', e.code || e.message));
         return vm.newNumber(id);
       }
       const c: Conn = { sock, closed: false, refused: false };
+      let opened = false;
       this.conns.set(id, c);
       sock.setNoDelay(true);
-      const finish = (why?: string) => {
+      const finish = (code: string, detail?: string) => {
         if (c.closed) return;
         c.closed = true;
         this.conns.delete(id);
         sock.destroy();
-        this.deliver('close', id, why);
+        this.deliver('close', id, code, detail);
       };
-      sock.once('connect', () => this.deliver('open', id));
+      sock.once('connect', () => {
+        opened = true;
+        this.deliver('open', id);
+      });
       sock.on('data', (d: Buffer) => c.closed || this.deliver('data', id, d));
       sock.on('drain', () => {
         if (c.refused && !c.closed) {
@@ -251,9 +256,9 @@ export class QuickJSDevice {
           this.deliver('writable', id);
         }
       });
-      sock.on('end', () => finish('end of stream'));
-      sock.on('error', (e: NodeJS.ErrnoException) => finish(e.code || e.message));
-      sock.on('close', () => finish());
+      sock.on('end', () => finish('end', 'end of stream'));
+      sock.on('error', (e: NodeJS.ErrnoException) => finish(opened ? 'error' : 'connect_failed', e.code || e.message));
+      sock.on('close', () => finish('end'));
       return vm.newNumber(id);
     });
     fn('write', (id, data) => {

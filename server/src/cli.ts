@@ -1,17 +1,16 @@
 // simplevpn-server: the operator's command line.
 // Exit codes: 0 stopped by SIGINT or SIGTERM, 1 could not start or failed, 2 bad usage.
 
-import { readFileSync } from 'node:fs';
 import mri from 'mri';
 import { hashSecret } from './control/auth.js';
 import { ConfigError, type ServerOptions } from './config/config.js';
-import { createLogger, type LogFormat, type Level } from '../../common/log.js';
+import { createLogger } from '../../common/log.js';
 import { openServerTun } from '../../linux/server-tun.js';
+import { openKernelRoutes } from '../../linux/kernel-routes.js';
 import { createServer } from './server.js';
 import { tierUpSooner } from '../../common/tiering.js';
-import { unknownOption } from '../../common/args.js';
-
-const VERSION = '0.1.0';
+import { checkValues, logOptions, readFlagFile, unknownOption, usageFor } from '../../common/args.js';
+import { VERSION } from '../../common/version.js';
 
 const HELP = `Usage: simplevpn-server [options]
 
@@ -36,7 +35,24 @@ Options:
       --max-frame BYTES      largest frame accepted from a client (65535)
       --send-queue BYTES     bytes queued towards one client before dropping (262144)
       --route CIDR           push a route through the tunnel to clients, repeatable
-      --status HOST:PORT     serve /metrics and /clients over HTTP (off; PORT alone: loopback)
+      --status HOST:PORT     serve /metrics, /clients and /cluster over HTTP (off; PORT
+                             alone: loopback)
+
+Leases (who holds which address; in memory unless one of these is given):
+      --state FILE           keep them in FILE: after a restart or a crash each client gets
+                             its address back (it is kept for it for --idle-timeout)
+      --etcd URL[,URL...]    share them with other servers through etcd (a cluster): a client
+                             keeps its address on any of them; each server routes the other
+                             servers' clients' addresses via their --cluster-advertise
+      --etcd-ca FILE         PEM CA that etcd's certificate must be signed by (https URLs)
+      --etcd-cert FILE       PEM client certificate for etcd
+      --etcd-key FILE        PEM private key of --etcd-cert
+      --etcd-prefix PREFIX   what this cluster's keys in etcd start with (/simplevpn/)
+      --etcd-ttl SEC         this server's lease in etcd: when it stops renewing it, its
+                             clients' addresses are free this long after (10)
+      --cluster-advertise ADDR  this server's address on the network between the servers,
+                             the next hop to its clients (the local address towards etcd)
+      --cluster-id NAME      this server's name in the cluster (HOSTNAME@ADVERTISE)
 
 Security:
       --tls-cert FILE        PEM certificate: run a TLS listener beside the plain one
@@ -49,6 +65,20 @@ Security:
       --hash-secret          read a secret on stdin, print its hash for the auth file, exit
       --max-per-source N     connections one source address may hold (1024; 0: no limit)
       --conn-rate N          new connections per second per source address (50; 0: no limit)
+      --auth-rate N          credential checks per second, server-wide, shared fairly
+                             among source addresses (50)
+      --frame-timeout SEC    close a connection whose unfinished frame takes longer than
+                             this to arrive whole (the handshake timeout)
+      --frame-memory BYTES   bytes of unfinished frames held across all connections; over
+                             it, connections holding more than their share are closed (268435456)
+
+WebSocket, on the same ports (browsers; networks that let only web traffic out):
+      --ws-path PATH         the path WebSocket clients connect to (/); other paths get 404
+      --ws-origin ORIGIN     browser pages allowed to connect, as https://app.example.net,
+                             repeatable (any); a client that sends no Origin is allowed
+      --trust-proxy CIDR     take the client's address from X-Forwarded-For or Forwarded on
+                             connections from CIDR (a reverse proxy), repeatable (none)
+      --no-ws                no WebSocket: the ports take the raw stream only
 
       --log-format FORMAT    text or json (text)
       --log-level LEVEL      debug, info, warn or error (info)
@@ -89,26 +119,33 @@ const STRINGS = [
   'auth',
   'max-per-source',
   'conn-rate',
+  'auth-rate',
+  'frame-timeout',
+  'frame-memory',
+  'ws-path',
+  'ws-origin',
+  'trust-proxy',
+  'state',
+  'etcd',
+  'etcd-ca',
+  'etcd-cert',
+  'etcd-key',
+  'etcd-prefix',
+  'etcd-ttl',
+  'cluster-advertise',
+  'cluster-id',
   'log-format',
   'log-level',
   'config',
 ];
 
-function usage(msg: string): never {
-  process.stderr.write(`simplevpn-server: ${msg}\nTry 'simplevpn-server --help' for the options.\n`);
-  process.exit(2);
-}
+const usage = usageFor('simplevpn-server');
 
 const camel = (k: string) => k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const list = (v: unknown): string[] | undefined => (v === undefined ? undefined : Array.isArray(v) ? v.map(String) : [String(v)]);
 
 function readConfigFile(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err: any) {
-    usage(`cannot read --config ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
-  }
+  const text = readFlagFile(usage, 'config', path).toString('utf8');
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -120,6 +157,7 @@ function readConfigFile(path: string): Record<string, unknown> {
   const known = new Set(STRINGS.filter((k) => k !== 'config').map(camel));
   known.add('routes');
   known.add('plain');
+  known.add('ws');
   for (const [k, v] of Object.entries(json as object)) {
     const key = camel(k);
     if (!known.has(key)) usage(`--config ${path}: unknown option "${k}"`);
@@ -134,7 +172,7 @@ export async function main(argv: string[]): Promise<void> {
     boolean: ['help', 'version', 'hash-secret'],
     string: STRINGS,
   });
-  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'hash-secret', 'plain', 'p', 'h', 'v'], argv);
+  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'hash-secret', 'plain', 'ws', 'p', 'h', 'v'], argv);
   if (bad) usage(`unknown option ${bad}`);
   if (args.help) {
     process.stdout.write(HELP);
@@ -147,12 +185,7 @@ export async function main(argv: string[]): Promise<void> {
   if (args._.length) usage(`unexpected argument "${args._[0]}"`);
   if (args['hash-secret']) return printHash();
   if (args.plain === true) usage('--plain is the default; use --no-plain to turn the plain listener off');
-  for (const k of STRINGS) {
-    const v = args[k];
-    // mri leaves '' when a flag that needs a value is last or followed by another flag.
-    if (v === '' || (Array.isArray(v) && v.includes(''))) usage(`--${k} needs a value`);
-    if (Array.isArray(v) && k !== 'host' && k !== 'route') usage(`--${k} given more than once`);
-  }
+  checkValues(usage, args, STRINGS, ['host', 'route', 'ws-origin', 'trust-proxy']);
 
   const file = args.config ? readConfigFile(String(args.config)) : {};
   const fromFlags: Record<string, unknown> = {};
@@ -163,21 +196,20 @@ export async function main(argv: string[]): Promise<void> {
     else fromFlags[camel(k)] = args[k];
   }
   if (args.plain === false) fromFlags.plain = false;
+  if (args.ws === true) usage('--ws is the default; use --no-ws to turn WebSocket off');
+  if (args.ws === false) fromFlags.ws = false;
   const merged = { ...file, ...fromFlags } as Record<string, unknown>;
   if (merged.tun === 'false' || merged.tun === false) merged.tun = false;
 
-  const format = String(args['log-format'] ?? merged.logFormat ?? 'text');
-  const level = String(args['log-level'] ?? merged.logLevel ?? 'info');
-  if (format !== 'text' && format !== 'json') usage(`--log-format must be text or json, got "${format}"`);
-  if (!['debug', 'info', 'warn', 'error'].includes(level)) usage(`--log-level must be debug, info, warn or error, got "${level}"`);
+  const logging = logOptions(usage, String(args['log-format'] ?? merged.logFormat ?? 'text'), String(args['log-level'] ?? merged.logLevel ?? 'info'));
   delete merged.logFormat;
   delete merged.logLevel;
-  const logger = createLogger({ format: format as LogFormat, level: level as Level });
+  const logger = createLogger(logging);
 
   tierUpSooner();
   let server;
   try {
-    server = createServer({ ...(merged as ServerOptions), logger, openTun: openServerTun });
+    server = createServer({ ...(merged as ServerOptions), logger, openTun: openServerTun, openRoutes: openKernelRoutes });
   } catch (err) {
     if (err instanceof ConfigError) usage(err.message);
     throw err;

@@ -3,13 +3,18 @@
 // This entry is where the server is wired to the Linux tun, as the CLI is: the server
 // itself takes its tun through the openTun option and never imports linux/.
 import { type CreateServerOptions, type OpenTun, VpnServer } from './server.js';
+import { openKernelRoutes } from '../../linux/kernel-routes.js';
 
 /** The native tun, loaded only when a server opens one, so the rest runs without the binding. */
 const nativeTun: OpenTun = async (name, config, onPackets, onError) => (await import('../../linux/server-tun.js')).openServerTun(name, config, onPackets, onError);
 
-/** A server; unless `openTun` is given (or `tun: false`), it opens the native tun device. */
+/**
+ * A server; unless `openTun` is given (or `tun: false`), it opens the native tun device, and
+ * in a cluster (`etcd`) it keeps the kernel's routes to the other servers' clients with
+ * iproute2 unless `openRoutes` is given.
+ */
 export function createServer(options: CreateServerOptions = {}): VpnServer {
-  return new VpnServer({ openTun: nativeTun, ...options });
+  return new VpnServer({ openTun: nativeTun, openRoutes: openKernelRoutes, ...options });
 }
 
 export { VpnServer } from './server.js';

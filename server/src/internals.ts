@@ -3,7 +3,7 @@
 
 import type { Admission, Client } from './control/admission.js';
 import type { Authenticator } from './control/auth.js';
-import type { MemoryLeaseStore } from './control/memory-lease-store.js';
+import type { PooledLeaseStore } from './cluster/lease-stores.js';
 import type { Session } from './data/session.js';
 import type { Switch } from './data/switch.js';
 import type { TunPort } from './data/tun-port.js';
@@ -12,7 +12,7 @@ import type { Metrics } from './metrics/metrics.js';
 export interface ServerInternals {
   readonly metrics: Metrics;
   readonly switch: Switch;
-  readonly leases: MemoryLeaseStore;
+  readonly leases: PooledLeaseStore;
   readonly admission: Admission;
   /** The server's tun port while it has one. */
   readonly tun: TunPort | null;

@@ -11,8 +11,9 @@ import { type Fields, type Level, LogThrottle, type Logger, silentLogger } from 
 import { ConfigError, type ResolvedConfig, type ServerOptions, resolveConfig } from './config/config.js';
 import { Admission, type Client } from './control/admission.js';
 import { AuthFileError, Authenticator, loadAuthFile } from './control/auth.js';
-import { MemoryLeaseStore } from './control/memory-lease-store.js';
-import type { EndCode, SessionEnv } from './data/session.js';
+import { type PooledLeaseStore, createLeaseStore, describeStore } from './cluster/lease-stores.js';
+import type { OpenRouteTable } from './cluster/peer-routes.js';
+import { type EndCode, Reassembly, type SessionEnv } from './data/session.js';
 import { Switch } from './data/switch.js';
 import { type OpenTun, type ServerTun, TunPort } from './data/tun-port.js';
 import { registerInternals } from './internals.js';
@@ -21,6 +22,9 @@ import { SourceLimits, limitKey, sourceOf } from './transport/limits.js';
 import { Metrics } from './metrics/metrics.js';
 import { startStatus } from './metrics/status.js';
 import type { BoundAddress, TransportKind } from './transport/transport.js';
+import { type AdmitRefusal } from './transport/limits.js';
+import { TrustedProxies } from './transport/proxy.js';
+import { type Opening, WebSocketTransport } from './transport/websocket.js';
 
 export type { BoundAddress, EndCode, OpenTun, ServerTun };
 
@@ -31,6 +35,12 @@ export interface CreateServerOptions extends ServerOptions {
    * server switches client-to-client traffic only.
    */
   openTun?: OpenTun;
+  /**
+   * Opens the kernel's routes to the clients of other servers of a cluster (--etcd):
+   * simplevpn-server passes linux/kernel-routes.ts. Without it (or without a tun) a cluster
+   * server keeps no routes, and its clients reach only the clients of their own server.
+   */
+  openRoutes?: OpenRouteTable;
 }
 
 export interface ClientInfo {
@@ -38,7 +48,7 @@ export interface ClientInfo {
   address: string | null;
   remote: string;
   protocol: 'simplevpn' | 'seed';
-  transport: 'tcp' | 'tls';
+  transport: TransportKind;
   name: string;
   client: string | null;
   connectedSince: string;
@@ -54,7 +64,7 @@ export class VpnServer extends EventEmitter {
   readonly cfg: Readonly<ResolvedConfig>;
   private readonly metrics_ = new Metrics();
   private readonly sw: Switch;
-  private readonly leases: MemoryLeaseStore;
+  private readonly leases: PooledLeaseStore;
   private readonly admission: Admission;
   private readonly logger: Logger;
   private readonly openTunImpl: OpenTun | undefined;
@@ -62,6 +72,16 @@ export class VpnServer extends EventEmitter {
   private readonly lingering = new Set<net.Socket>();
   private readonly listeners_: Listeners;
   private readonly limits: SourceLimits;
+  /** WebSocket on the listeners (null with --no-ws): connections are Openings until their first bytes say what they are. */
+  private readonly ws: WebSocketTransport | null;
+  private readonly proxies: TrustedProxies;
+  /**
+   * How long (ms) a session was an Opening before it became one, when that was 100 ms or
+   * more (a WebSocket upgrade, a client slow to send its first byte): its handshake timeout
+   * counts from the TCP connection, as for a session that is one from the start. Shorter
+   * waits, the usual case, cost no entry.
+   */
+  private readonly openedFor = new WeakMap<Client, number>();
   /** Refusals before a connection is read: one line per reason every 5 s in a flood. */
   private readonly refusalLog = new LogThrottle(0.2, 1);
   /** Connects, and disconnects of connections that never held an address: bursts of 100, then 50/s. */
@@ -81,7 +101,15 @@ export class VpnServer extends EventEmitter {
     this.openTunImpl = options.openTun;
     const metrics = this.metrics_;
     this.sw = new Switch(metrics, c.gateway);
-    this.leases = new MemoryLeaseStore(c.subnet.network, c.subnet.prefix, [c.gateway]);
+    this.leases = createLeaseStore(
+      c,
+      {
+        // The store can no longer vouch for an address: the session holding it here ends.
+        evict: (address, code, detail) => this.admission.holder(address)?.session.end(code, detail),
+        event: (level, name, fields) => this.event(level, name, fields as Fields),
+      },
+      c.tun === null ? undefined : options.openRoutes,
+    );
     this.limits = new SourceLimits(c.maxPerSource, c.connRate, c.connRate * 2);
     this.listeners_ = new Listeners(c, {
       admit: (sock, remote) => this.admit(sock, remote),
@@ -90,7 +118,17 @@ export class VpnServer extends EventEmitter {
       plainOnTlsPort: (remote) => this.wrongPort('plain_on_tls_port', remote),
       error: (err) => this.event('error', 'listener_error', { error: err.message }),
     });
-    const env: SessionEnv = { sw: this.sw, metrics, sendQueue: c.sendQueue, maxFrame: c.maxFrame };
+    this.proxies = new TrustedProxies(c.trustProxy);
+    this.ws = c.ws
+      ? new WebSocketTransport(c, this.proxies, {
+          stream: (o, sock, head) => this.opened(o, sock, o.kind, o.remote, head),
+          upgraded: (o, sock, kind, client, via, origin) => this.upgraded(o, sock, kind, client, via, origin),
+          admitLate: (ip, remote, sock) => this.admitLate(ip, remote, sock),
+          refused: (o, reason, detail) => this.refusedOpening(o, reason, detail),
+          ended: (o, code, detail) => this.openingEnded(o, code, detail),
+        })
+      : null;
+    const env: SessionEnv = { sw: this.sw, metrics, sendQueue: c.sendQueue, maxFrame: c.maxFrame, reassembly: new Reassembly(c.frameMemory) };
     this.admission = new Admission({
       cfg: c,
       leases: this.leases,
@@ -124,12 +162,13 @@ export class VpnServer extends EventEmitter {
   async listen(): Promise<void> {
     const c = this.cfg;
     if (c.auth) {
-      this.auth = new Authenticator(await this.readAuth());
+      this.auth = new Authenticator(await this.readAuth(), { rate: c.authRate, burst: c.authRate });
       this.fixAddresses(new Map(), this.auth.entries);
     }
+    await this.leases.open?.();
     await this.startTun();
     await this.listeners_.open();
-    const sweep = Math.max(100, Math.min(1000, c.idleTimeoutMs / 4, c.handshakeTimeoutMs / 4));
+    const sweep = Math.max(100, Math.min(1000, c.idleTimeoutMs / 4, c.handshakeTimeoutMs / 4, c.frameTimeoutMs / 4));
     this.sweeper = setInterval(() => this.sweep(), sweep);
     this.sweeper.unref();
     if (c.status) {
@@ -148,7 +187,10 @@ export class VpnServer extends EventEmitter {
       keepalive: c.keepalive,
       tls_addresses: bound.filter((a) => a.tls).map(fmt).join(',') || undefined,
       mutual_tls: c.tls ? Boolean(c.tls.ca) : undefined,
+      websocket: c.ws ? c.ws.path : 'off',
+      trusted_proxies: c.trustProxy.length ? c.trustProxy.map((n) => `${n.address}/${n.prefix}`).join(',') : undefined,
       auth: this.auth ? `${this.auth.entries.size} clients` : 'none',
+      leases: describeStore(c),
     });
     this.started = true;
     if (this.auth && c.plain)
@@ -205,10 +247,15 @@ export class VpnServer extends EventEmitter {
     if (this.closing) return;
     this.closing = true;
     if (this.sweeper) clearInterval(this.sweeper);
+    this.auth?.close();
     const closed = this.listeners_.close();
+    this.ws?.close();
+    // The store hears first: a state file keeps the leases of the sessions ended now.
+    const stored = this.leases.close?.();
     for (const c of [...this.connections]) c.session.end('shutdown', 'server shutting down');
     for (const sock of this.lingering) sock.destroy();
     await closed;
+    await stored?.catch((err: Error) => this.event('error', 'lease_store_close_failed', { error: err.message }));
     if (this.status) await this.status.close();
     const tun = this.tunPort;
     if (tun) {
@@ -221,7 +268,8 @@ export class VpnServer extends EventEmitter {
   }
 
   clients(): ClientInfo[] {
-    return [...this.connections].map((c) => {
+    const opening = this.ws ? [...this.ws.list()].map((o) => this.openingInfo(o)) : [];
+    return opening.concat([...this.connections].map((c) => {
       const s = c.session;
       return {
         id: c.id,
@@ -239,11 +287,25 @@ export class VpnServer extends EventEmitter {
         txPackets: s.txPackets,
         drops: s.drops,
       };
-    });
+    }));
+  }
+
+  /** A connection whose first bytes have not said what it is, as /clients shows it. */
+  private openingInfo(o: Opening): ClientInfo {
+    const since = new Date(o.since).toISOString();
+    const counts = { rxBytes: 0, txBytes: 0, rxPackets: 0, txPackets: 0, drops: 0 };
+    return { id: o.id, address: null, remote: o.remote, protocol: 'seed', transport: o.kind, name: '', client: null, connectedSince: since, lastSeen: since, ...counts };
   }
 
   metricsText(): string {
-    return this.metrics_.render({ sessions: this.connections.size, inUse: this.leases.inUse, free: this.leases.free, tun: this.tunPort !== null });
+    return this.metrics_.render({ sessions: this.connections.size + (this.ws?.size ?? 0), inUse: this.leases.inUse, free: this.leases.free, tun: this.tunPort !== null, store: this.leases.health?.() });
+  }
+
+  /** Where leases are recorded and how that is going: etcd reachable, leases held here and elsewhere, routes (/cluster). */
+  cluster(): Record<string, unknown> {
+    const h = this.leases.health?.();
+    if (!h) return { store: 'memory', reachable: true, leases_held: this.leases.inUse };
+    return { store: h.kind, reachable: h.reachable, leases_held: h.held, leases_elsewhere: h.elsewhere, routes: h.routes, ...h.detail, leases: this.leases.records?.() };
   }
 
   // ---- internals ----
@@ -274,7 +336,19 @@ export class VpnServer extends EventEmitter {
       sock.destroy();
       return false;
     }
-    const key = limitKey(sourceOf(sock.remoteAddress));
+    // Reset before it was accepted: Node no longer knows the remote address. Such connections
+    // are not one source: refused and counted apart, without touching any source's budget.
+    if (!sock.remoteAddress) {
+      this.metrics_.refused('no_remote');
+      const held = this.refusalLog.pass('no_remote', Date.now());
+      if (held >= 0) this.event('warn', 'refuse_connection', { remote, reason: 'no_remote', detail: 'reset before it was accepted', more_since_last: held });
+      sock.destroy();
+      return false;
+    }
+    const ip = sourceOf(sock.remoteAddress);
+    // A trusted proxy's connections count under the client they forward, once it is known (admitLate).
+    if (this.proxies.has(ip)) return true;
+    const key = limitKey(ip);
     const refused = this.limits.admit(key, Date.now());
     if (refused) {
       this.metrics_.refused(refused);
@@ -289,22 +363,100 @@ export class VpnServer extends EventEmitter {
       sock.destroy();
       return false;
     }
-    sock.once('close', () => this.limits.release(key));
+    this.limits.hold(sock, key);
     return true;
+  }
+
+  /**
+   * Per-source limits for a client known only after its first bytes: one behind a trusted
+   * proxy. Counted and logged as admit() does; the count is released when `sock` closes.
+   */
+  private admitLate(ip: string, remote: string, sock: net.Socket): AdmitRefusal | null {
+    const key = limitKey(ip);
+    const refused = this.limits.admit(key, Date.now());
+    if (refused) {
+      this.metrics_.refused(refused);
+      const held = this.refusalLog.pass(refused, Date.now());
+      if (held >= 0) this.event('warn', 'refuse_connection', { remote, reason: refused, detail: 'forwarded by a trusted proxy', more_since_last: held });
+      return refused;
+    }
+    this.limits.hold(sock, key);
+    return null;
   }
 
   private accept(sock: net.Socket, kind: TransportKind, remote: string): void {
     if (this.closing) return void sock.destroy();
+    if (this.ws !== null && (kind === 'tcp' || kind === 'tls')) {
+      // Nothing is read yet: its first bytes say whether it is the stream or a WebSocket upgrade.
+      const id = this.nextId++;
+      this.ws.begin(sock, kind, remote, id);
+      this.connected(id, remote, kind);
+      return;
+    }
     // A TLS client on the plain port: its first byte is a TLS handshake record, which the
     // framer would call a malformed frame. Registered before the session's own reader, so
     // it sees the first chunk first.
     if (kind === 'tcp') sock.once('data', (chunk: Buffer) => chunk[0] === TLS_HANDSHAKE && this.wrongPort('tls_on_plain_port', remote, c));
     const c = this.admission.connect(sock, this.nextId++, remote, kind);
     this.connections.add(c);
+    this.connected(c.id, remote, kind);
+  }
+
+  private connected(id: number, remote: string, kind: TransportKind): void {
     this.metrics_.connections++;
     // A flood of connections must not flood the log: beyond the budget, the next line says how many were held back.
     const held = this.churnLog.pass('connect', Date.now());
-    this.event(held < 0 ? 'quiet' : 'info', 'connect', { id: c.id, remote, transport: kind, more_since_last: held > 0 ? held : undefined });
+    this.event(held < 0 ? 'quiet' : 'info', 'connect', { id, remote, transport: kind, more_since_last: held > 0 ? held : undefined });
+  }
+
+  /** An Opening becomes a session: over its socket (the stream, `head` read already) or over a WebSocket. */
+  private session(o: Opening, sock: net.Socket, kind: TransportKind, remote: string): Client {
+    const c = this.admission.connect(sock, o.id, remote, kind);
+    this.connections.add(c);
+    const waited = c.since - o.since;
+    if (waited >= 100) this.openedFor.set(c, waited);
+    return c;
+  }
+
+  /** The first bytes of an Opening are the stream: a session reads them, and what follows. */
+  private opened(o: Opening, sock: net.Socket, kind: TransportKind, remote: string, head: Buffer): void {
+    if (this.closing) return void sock.destroy();
+    const c = this.session(o, sock, kind, remote);
+    // A TLS client on the plain port: its first byte is a TLS handshake record, which the framer would call a malformed frame.
+    if (kind === 'tcp' && head[0] === TLS_HANDSHAKE) return this.wrongPort('tls_on_plain_port', remote, c);
+    sock.emit('data', head);
+  }
+
+  /** An Opening was a WebSocket upgrade, done: a session over the WebSocket, under the client's address. */
+  private upgraded(o: Opening, sock: net.Socket, kind: 'ws' | 'wss', client: string, via: string | undefined, origin: string | undefined): void {
+    if (this.closing) return void sock.destroy();
+    const c = this.session(o, sock, kind, client);
+    const held = this.churnLog.pass('upgrade', Date.now());
+    this.event(held < 0 ? 'quiet' : 'info', 'upgrade', { id: c.id, remote: client, via, transport: kind, origin, more_since_last: held > 0 ? held : undefined });
+  }
+
+  /** An HTTP request that is not the WebSocket upgrade, answered with an error. */
+  private refusedOpening(o: Opening, reason: string, detail: string): void {
+    this.metrics_.refused(reason);
+    const held = this.refusalLog.pass(reason, Date.now());
+    if (held >= 0) this.event('warn', 'refuse_connection', { id: o.id, remote: o.remote, reason, detail, more_since_last: held });
+  }
+
+  /** An Opening closed before it became a session. */
+  private openingEnded(o: Opening, code: EndCode, detail: string): void {
+    this.metrics_.disconnected(code);
+    const held = this.churnLog.pass('disconnect', Date.now());
+    this.event(held < 0 ? 'quiet' : 'info', 'disconnect', {
+      id: o.id,
+      remote: o.remote,
+      address: null,
+      reason: code,
+      detail,
+      rx_bytes: 0,
+      tx_bytes: 0,
+      duration_s: Math.round((Date.now() - o.since) / 100) / 10,
+      more_since_last: held > 0 ? held : undefined,
+    });
   }
 
   /** A connection closed (admission released its address). */
@@ -364,14 +516,15 @@ export class VpnServer extends EventEmitter {
     const now = Date.now();
     const idle = this.cfg.idleTimeoutMs;
     const hs = this.cfg.handshakeTimeoutMs;
+    const ft = this.cfg.frameTimeoutMs;
     for (const c of this.connections) {
       const s = c.session;
-      if (s.address === ANY) {
-        if (now - c.since >= hs && !c.pending) s.end('handshake_timeout', `no address request within ${hs / 1000} s`);
-      } else if (now - s.lastRx >= idle) {
-        s.end('idle_timeout', `nothing received for ${Math.round((now - s.lastRx) / 1000)} s`);
-      }
+      if (s.address === ANY && now - c.since + (this.openedFor.get(c) ?? 0) >= hs && !c.pending) s.end('handshake_timeout', `no address request within ${hs / 1000} s`);
+      // A frame that does not complete in time ends the connection, however slowly its bytes come.
+      else if (s.partialSince !== 0 && now - s.partialSince >= ft) s.end('frame_timeout', `a frame took longer than ${ft / 1000} s to arrive whole`);
+      else if (s.address !== ANY && now - s.lastRx >= idle) s.end('idle_timeout', `nothing received for ${Math.round((now - s.lastRx) / 1000)} s`);
     }
+    this.ws?.sweep(now);
     this.limits.sweep(now);
   }
 

@@ -126,6 +126,57 @@ const LINES: Record<string, Spec> = {
     ready: SERVER_READY,
     whileUp: (_ns, ready) => assert.match(ready[0], /\btun=none\b/),
   },
+  'simplevpn-server --no-tun --ws-path /vpn --ws-origin https://app.example.net --trust-proxy 127.0.0.1': {
+    kind: 'daemon',
+    ready: SERVER_READY,
+    whileUp: (ns, ready) => {
+      assert.match(ready[0], /\bwebsocket=\/vpn\b/);
+      assert.match(ready[0], /\btrusted_proxies=127\.0\.0\.1\/32\b/);
+      // WebSocket at /vpn on port 2002, for pages of the origin given (and clients that send none), nowhere else.
+      assert.is(upgradeIn(ns, 2002, '/vpn', ['Origin: https://app.example.net', 'X-Forwarded-For: 203.0.113.9']), 'HTTP/1.1 101 Switching Protocols');
+      assert.is(upgradeIn(ns, 2002, '/vpn', []), 'HTTP/1.1 101 Switching Protocols');
+      assert.is(upgradeIn(ns, 2002, '/vpn', ['Origin: https://elsewhere.example']), 'HTTP/1.1 403 Forbidden');
+      assert.is(upgradeIn(ns, 2002, '/', []), 'HTTP/1.1 404 Not Found');
+    },
+  },
+  // README.md, Keep leases across a restart, or share them among servers
+  'sudo simplevpn-server --state leases.json': {
+    kind: 'daemon',
+    ready: SERVER_READY,
+    cwd: 'work',
+    whileUp: (ns, ready) => {
+      assert.match(ready[0], /\bleases="?file leases\.json\b/);
+      const state = ns.exec(['cat', join(work, 'leases.json')]);
+      assert.match(state.stdout, /"format":"simplevpn-leases 1"/, 'the state file, written at start');
+    },
+  },
+  'sudo sysctl -w net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=2': { kind: 'once', mode: 'plain', expect: /net\.ipv4\.ip_forward = 1\s+net\.ipv4\.conf\.all\.rp_filter = 2/, ms: 30_000 },
+  'sudo simplevpn-server --etcd http://10.1.0.5:2379 --cluster-advertise 10.1.0.11 --status 9100': {
+    kind: 'daemon',
+    ready: SERVER_READY,
+    whileUp: (ns, ready) => {
+      // No etcd at 10.1.0.5 here: the server starts, refuses assignments, and says so.
+      assert.match(ready[0], /\bleases="?etcd http:\/\/10\.1\.0\.5:2379 \/simplevpn\//);
+      assert.match(fetchIn(ns, 'http://127.0.0.1:9100/metrics'), /^simplevpn_lease_store_reachable\{store="etcd"\} 0$/m);
+      const cluster = JSON.parse(fetchIn(ns, 'http://127.0.0.1:9100/cluster'));
+      assert.is(cluster.advertise, '10.1.0.11');
+      assert.is(cluster.reachable, false);
+    },
+  },
+  ...Object.fromEntries(
+    [
+      'sudo ip link add svpn-vx mtu 1450 type vxlan id 4242 dstport 4789 local 203.0.113.1',
+      'sudo bridge fdb append 00:00:00:00:00:00 dev svpn-vx dst 198.51.100.2',
+      'sudo ip addr add 172.31.0.1/24 dev svpn-vx',
+      'sudo ip link set svpn-vx up',
+    ].map((line): [string, Spec] => [
+      line,
+      {
+        kind: 'listed',
+        why: 'a recipe for two hosts whose lines build on one another (each needs the device the one before made): test/integration/cluster/cluster.test.ts runs them as printed, in order, on two namespaces in different networks',
+      },
+    ]),
+  ),
   // README.md, Run the Linux client
   'sudo simplevpn-client -s vpn.example.net': { kind: 'daemon', ready: CLIENT_READY, fixture: 'plain', whileUp: tunUp },
   'sudo simplevpn-client -s vpn.example.net -a 10.0.3.7': {
@@ -177,6 +228,18 @@ function tunUp(ns: Namespace): void {
 function fetchIn(ns: Namespace, url: string): string {
   const r = ns.exec([process.execPath, '-e', `fetch(${JSON.stringify(url)}).then(async (r) => process.stdout.write(await r.text()), (e) => { console.error(String(e)); process.exit(1); })`], 10_000);
   if (r.code !== 0) throw new Error(`GET ${url} in ${ns.name}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** The status line the server answers a WebSocket upgrade at `path` with, from inside the namespace, bounded. */
+function upgradeIn(ns: Namespace, port: number, path: string, headers: string[]): string {
+  const request = [`GET ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', ...headers, '', ''].join('\r\n');
+  const script = `const s = require('node:net').connect(${port}, '127.0.0.1', () => s.write(${JSON.stringify(request)}));
+    let b = ''; s.on('data', (d) => { b += d; const i = b.indexOf('\\r\\n'); if (i >= 0) { process.stdout.write(b.slice(0, i)); s.destroy(); } });
+    s.on('error', (e) => { console.error(String(e)); process.exit(1); });
+    setTimeout(() => process.exit(2), 5000).unref();`;
+  const r = ns.exec([process.execPath, '-e', script], 10_000);
+  if (r.code !== 0) throw new Error(`upgrade at ${path} in ${ns.name}: ${r.code} ${r.stderr}`);
   return r.stdout;
 }
 

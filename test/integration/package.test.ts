@@ -17,7 +17,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 // devDependency that checks it.
 const TSC = join(root, 'node_modules/typescript/bin/tsc');
 const TSC5 = join(root, 'node_modules/typescript-5/bin/tsc');
-const ENTRIES = ['simplevpn', 'simplevpn/node', 'simplevpn/server'];
+const ENTRIES = ['simplevpn', 'simplevpn/node', 'simplevpn/server', 'simplevpn/websocket'];
 
 const tmp = mkdtempSync(join(tmpdir(), 'simplevpn-package-'));
 const consumer = join(tmp, 'consumer');
@@ -118,22 +118,25 @@ test('npm pack: what a user runs and reads, without tests, benchmarks or build o
   collect([pkg.bin, pkg.main, pkg.types, pkg.typesVersions, pkg.exports]);
   for (const t of targets) assert.ok(has(t), `package.json names ${t}, which is not in the package`);
   assert.ok(targets.some((t) => t.endsWith('.d.ts')), 'package.json names no types');
-  assert.equal(Object.keys(pkg.exports).sort(), ['.', './node', './package.json', './server'], 'an entry was added: check it below too');
+  assert.equal(Object.keys(pkg.exports).sort(), ['.', './node', './package.json', './server', './websocket'], 'an entry was added: check it below too');
 });
 
 test('installs into an empty project from the npm cache alone, the native binding built or skipped', async () => {
   assert.ok(tarball, 'no tarball (see the failure above)');
   // npm 11 resolves a range (mri@^1.2.0) from the full packument, which `npm ci` from a
-  // lockfile never fetches, so the cache holds mri's tarball but not that; npm is handed
-  // mri as a tarball, packed from the copy the repository installed.
-  const mri = await ok('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp, join(root, 'node_modules/mri')], root, 60_000);
-  const mriTarball = join(tmp, JSON.parse(mri.stdout)[0].filename);
+  // lockfile never fetches, so the cache holds the dependencies' tarballs but not that; npm
+  // is handed mri and ws as tarballs, packed from the copies the repository installed.
+  const packed: string[] = [];
+  for (const dep of ['mri', 'ws']) {
+    const r = await ok('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp, join(root, 'node_modules', dep)], root, 60_000);
+    packed.push(join(tmp, JSON.parse(r.stdout)[0].filename));
+  }
   mkdirSync(consumer);
   // allowScripts: npm 11 asks a project to approve a dependency's install script (a package
   // from a file is named by its file: URL); this one builds the native binding.
   const manifest = { name: 'consumer', version: '1.0.0', private: true, allowScripts: { [`file:${tarball}`]: true } };
   writeFileSync(join(consumer, 'package.json'), JSON.stringify(manifest, null, 2));
-  const r = await ok('npm', ['install', '--offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball, mriTarball], consumer, 240_000);
+  const r = await ok('npm', ['install', '--offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball, ...packed], consumer, 240_000);
   assert.ok(existsSync(join(installed, 'package.json')), r.stdout + r.stderr);
   const addon = join(installed, 'linux/native/build/Release/simplevpn_tun.node');
   assert.ok(existsSync(addon) || /simplevpn: WARNING: the native TUN binding/.test(r.stderr), `neither built nor skipped with a warning:\n${r.stdout}\n${r.stderr}`);
@@ -152,6 +155,7 @@ test('import and require of every entry give the same exports, and warn about no
     ['simplevpn', 'Client'],
     ['simplevpn/node', 'tcpConnect'],
     ['simplevpn/server', 'createServer'],
+    ['simplevpn/websocket', 'webSocketConnect'],
   ])
     assert.ok(fromImport[entry].includes(name), `${entry} does not export ${name}: ${fromImport[entry]}`);
 
@@ -167,6 +171,7 @@ test('import and require of every entry give the same exports, and warn about no
 const CONSUMER_TS = `import { Client, parseIPv4, type StateInfo } from 'simplevpn';
 import { nodeClock, tcpConnect, type TcpOptions } from 'simplevpn/node';
 import { createServer, ConfigError, type CreateServerOptions } from 'simplevpn/server';
+import { webSocketConnect, type WebSocketOptions } from 'simplevpn/websocket';
 
 const tcp: TcpOptions = { host: 'vpn.example.net', port: 2002 };
 const options: CreateServerOptions = { port: 0, tun: false };
@@ -174,6 +179,8 @@ export const client = new Client({ connect: tcpConnect(tcp), clock: nodeClock, t
 export const server = createServer(options);
 export const address: number = parseIPv4('10.0.0.1');
 export const isConfigError = (e: unknown): boolean => e instanceof ConfigError;
+const ws: WebSocketOptions = { sendBuffer: 65536 };
+export const overWebSocket = new Client({ connect: webSocketConnect('wss://vpn.example.net:2003/', ws), tun: { write: () => {} } });
 // @ts-expect-error: a host is a string
 export const wrong: TcpOptions = { host: 1 };
 `;

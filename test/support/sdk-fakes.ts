@@ -1,7 +1,7 @@
 // Test doubles for the SDK's seams: a manual clock and a scripted socket, plus builders for
 // the frames a server sends. Nothing here touches real time or the network.
 
-import type { Clock, Connect, Socket, SocketHandlers } from '../../client-sdk/src/types.js';
+import type { Clock, CloseCode, Connect, Socket, SocketHandlers } from '../../client-sdk/src/types.js';
 import { KIND_REPLY, configTlvs, controlMessage, extMessage, type Config, DST, parseIPv4, writeU32 } from '../../protocol/index.js';
 
 interface Timer {
@@ -69,36 +69,41 @@ export class FakeClock implements Clock {
   }
 }
 
-/** One scripted connection. The test plays the server through open/deliver/end. */
+/** One scripted connection. The test plays the server through open/deliver/end/fail. */
 export class FakeSocket implements Socket {
-  /** Copies of every accepted write, in order. */
+  /** Copies of what every write took, in order (a part of the data when `room` ran out). */
   readonly writes: Uint8Array[] = [];
   /** Writes attempted after the socket was closed (the SDK should make none). */
   lateWrites = 0;
-  /** When true, write() refuses (returns false) as a full transport does. */
+  /** When true, write() takes nothing, as a full transport does. */
   full = false;
+  /** Bytes write() may still take: it takes at most this many, then nothing until drain(). */
+  room = Infinity;
   closed = false;
   closeCalls = 0;
-  /** The reason given with onClose, or undefined when the client closed it. */
-  closeReason: string | undefined;
+  /** The code and detail given with onClose, or undefined when the client closed it. */
+  closeCode: CloseCode | undefined;
+  closeDetail: string | undefined;
 
   constructor(readonly h: SocketHandlers) {}
 
-  write(data: Uint8Array): boolean {
+  write(data: Uint8Array): number {
     if (this.closed) {
       this.lateWrites++;
-      return false;
+      return 0;
     }
-    if (this.full) return false;
-    this.writes.push(data.slice());
-    return true;
+    if (this.full) return 0;
+    const n = Math.min(data.length, this.room);
+    this.room -= n;
+    if (n > 0) this.writes.push(data.slice(0, n));
+    return n;
   }
 
   close(): void {
     this.closeCalls++;
     if (this.closed) return;
     this.closed = true;
-    this.h.onClose();
+    this.h.onClose('end');
   }
 
   // Server side.
@@ -110,12 +115,30 @@ export class FakeSocket implements Socket {
     for (const c of chunks) this.h.onData(c);
   }
 
+  /** The transport has room for `room` more bytes (unbounded by default) and says so. */
+  drain(room = Infinity): void {
+    this.room = room;
+    this.full = false;
+    this.h.onWritable();
+  }
+
   /** The server ends the stream. */
-  end(reason?: string): void {
+  end(detail?: string): void {
+    this.fail('end', detail);
+  }
+
+  /** The connection ends with `code`, as a transport reports it. */
+  fail(code: CloseCode, detail?: string, names?: string[]): void {
     if (this.closed) return;
     this.closed = true;
-    this.closeReason = reason;
-    this.h.onClose(reason);
+    this.closeCode = code;
+    this.closeDetail = detail;
+    this.h.onClose(code, detail, names);
+  }
+
+  /** Every byte the socket took, in order: the stream the server receives. */
+  get stream(): Uint8Array {
+    return concat(...this.writes);
   }
 
   get last(): Uint8Array | undefined {

@@ -11,7 +11,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { type Tlv, T_LEASE, credentials, eachTlv, DST, readU32 } from '../../protocol/index.js';
+import { type Tlv, T_LEASE, eachTlv, DST, readU32 } from '../../protocol/index.js';
 import { tcpConnect } from '../../client-sdk/node/tcp.js';
 import { tlsConnect } from '../../client-sdk/node/tls.js';
 import type { Connect } from '../../client-sdk/src/types.js';
@@ -138,8 +138,8 @@ export async function writeAuth(path: string, clients: TestClient[]): Promise<st
   return path;
 }
 
-/** The request TLVs of `c`, for SdkPeer's requestTlvs. */
-export const credsOf = (c: TestClient): (() => Tlv[]) => () => credentials(c.id, c.secret);
+/** The credentials of `c`, for the SDK's `credentials` option. */
+export const credsOf = (c: TestClient): { id: string; secret: string } => ({ id: c.id, secret: c.secret });
 
 /** The lease token in an extension reply, or null. */
 export function leaseOf(reply: Uint8Array): Uint8Array | null {

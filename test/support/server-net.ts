@@ -3,7 +3,7 @@
 // and packet builders. Everything a test opens through a Harness is closed by withServer().
 
 import net from 'node:net';
-import { Client, type ClientOptions, type StateInfo } from '../../client-sdk/src/client.js';
+import { Client, type ClientOptions, type DownInfo, type ReadyInfo, type StateInfo, type StateName } from '../../client-sdk/src/client.js';
 import { KIND_REQUEST, controlMessage, extMessage, type Tlv, Framer, parseIPv4, writeU32 } from '../../protocol/index.js';
 import { tcpConnect } from '../../client-sdk/node/tcp.js';
 import { type CreateServerOptions, type ServerTun, type VpnServer, createServer } from '../../server/src/server.js';
@@ -229,6 +229,9 @@ export class RawClient {
 
 // ---- SDK clients ----------------------------------------------------------------------------
 
+/** A state report with every variant's fields readable, for assertions (undefined where absent). */
+export type AnyState = StateInfo & Partial<Omit<ReadyInfo, 'state'>> & Partial<Omit<DownInfo, 'state'>>;
+
 /** An SDK client over real TCP that records its states and the packets it receives. */
 export class SdkPeer {
   readonly client: Client;
@@ -256,21 +259,24 @@ export class SdkPeer {
     return this;
   }
 
-  get state(): StateInfo {
+  get state(): AnyState {
     return this.client.info;
   }
 
+  /** The address last assigned, as a number (0 before the first). */
   get address(): number {
-    return this.client.address;
+    const a = this.client.address;
+    return a === null ? 0 : parseIPv4(a);
   }
 
-  async waitState(name: StateInfo['state'], ms = 3000): Promise<StateInfo> {
+  /** The first report of state `name`. */
+  async waitState<N extends StateName>(name: N, ms = 3000): Promise<Extract<StateInfo, { state: N }>> {
     await waitFor(() => this.states.some((s) => s.state === name), ms, `SDK client state ${name}`, () => this.states);
-    return this.states.find((s) => s.state === name)!;
+    return this.states.find((s): s is Extract<StateInfo, { state: N }> => s.state === name)!;
   }
 
   /** Starts and waits until ready; returns the ready info. */
-  async ready(ms = 3000): Promise<StateInfo> {
+  async ready(ms = 3000): Promise<ReadyInfo> {
     this.start();
     return this.waitState('ready', ms);
   }

@@ -3,7 +3,9 @@
 // gets the same message whichever way it came in.
 
 import { HANDSHAKE_TIMEOUT_S, formatIPv4, parseIPv4, prefixToMask, MAX_FRAME, MIN_MTU, LARGE_MTU, IDLE_TIMEOUT_S, KEEPALIVE_S, PORT, TLS_PORT } from '../../../protocol/index.js';
+import { isIP } from 'node:net';
 import type { Logger } from '../../../common/log.js';
+import { tunNameProblem } from '../../../common/args.js';
 
 export interface ServerOptions {
   /** TCP port (2002). */
@@ -48,12 +50,43 @@ export interface ServerOptions {
   tlsPort?: number;
   /** The plain TCP listener, for seed devices (on unless false). */
   plain?: boolean;
+  /** WebSocket (RFC 6455) on the plain and TLS listeners, beside the raw stream (on unless false). */
+  ws?: boolean;
+  /** The path WebSocket clients connect to ('/'). */
+  wsPath?: string;
+  /** Browser origins allowed to open a WebSocket (any when none given); a client that sends no Origin is always allowed. */
+  wsOrigin?: string | string[];
+  /** Reverse proxies, as CIDR (IPv4 or IPv6) or single addresses, whose X-Forwarded-For or Forwarded header names the client. */
+  trustProxy?: string | string[];
   /** Auth file (JSON): when set, every client must present credentials it lists. */
   auth?: string;
   /** Connections one source address may hold at once (1024; 0: no limit). */
   maxPerSource?: number;
   /** New connections per second one source address may open, in bursts of twice that (50; 0: no limit). */
   connRate?: number;
+  /** Seconds an unfinished frame may take to arrive whole before the connection is closed (the handshake timeout; at most the idle timeout). */
+  frameTimeout?: number;
+  /** Bytes of unfinished frames held across all connections before the largest holders are closed (256 MiB). */
+  frameMemory?: number;
+  /** Credential checks (scrypt) per second, server-wide, in bursts of as many (50). */
+  authRate?: number;
+  /** State file: leases (and who holds them) survive a restart or a crash of this server. */
+  state?: string;
+  /** etcd endpoints (http:// or https://HOST:PORT), as a list or one string separated by commas: leases shared by a cluster of servers. */
+  etcd?: string | string[];
+  /** PEM CA that etcd's certificate must be signed by. */
+  etcdCa?: string;
+  /** PEM client certificate and key for etcd. */
+  etcdCert?: string;
+  etcdKey?: string;
+  /** What this cluster's keys in etcd start with ('/simplevpn/'). */
+  etcdPrefix?: string;
+  /** Seconds this server's etcd lease lasts unrenewed: its clients' addresses are freed that long after it stops (10). */
+  etcdTtl?: number;
+  /** This server's underlay address, where the other servers route its clients' addresses (the local address it reaches etcd from). */
+  clusterAdvertise?: string;
+  /** This server's name in the cluster (HOSTNAME@ADVERTISE). */
+  clusterId?: string;
   logger?: Logger;
 }
 
@@ -80,9 +113,26 @@ export interface ResolvedConfig {
   tls: { cert: string; key: string; ca: string | null } | null;
   tlsPort: number;
   plain: boolean;
+  /** WebSocket on the listeners: its path and the browser origins allowed (empty: any); null when off. */
+  ws: { path: string; origins: string[] } | null;
+  trustProxy: TrustedNet[];
   auth: string | null;
   maxPerSource: number;
   connRate: number;
+  /** --state: the state file, or null. */
+  state: string | null;
+  /** --etcd and its companions, or null. */
+  etcd: EtcdConfig | null;
+  frameTimeoutMs: number;
+  frameMemory: number;
+  authRate: number;
+}
+
+/** A network of trusted reverse proxies. */
+export interface TrustedNet {
+  address: string;
+  prefix: number;
+  family: 'ipv4' | 'ipv6';
 }
 
 export class ConfigError extends Error {
@@ -115,6 +165,113 @@ export function parseHostPort(s: string, what: string): { host: string; port: nu
   return { host: m[1] || m[2] || '127.0.0.1', port: int(what, m[3], 0, 65535) };
 }
 
+/** --frame-timeout: the handshake timeout unless given, and never longer than the idle timeout. */
+function frameTimeout(o: ServerOptions, idle: number): number {
+  const t = int('frame-timeout', o.frameTimeout ?? Math.min(idle, Number(o.handshakeTimeout ?? HANDSHAKE_TIMEOUT_S)), 1, 3600);
+  if (t > idle) fail(`--frame-timeout (${t} s) must not be longer than --idle-timeout (${idle} s), or a client sending a byte at a time holds a frame forever`);
+  return t;
+}
+
+/** A list option: an array, or one string of items separated by commas or spaces. */
+function items(v: unknown): string[] {
+  if (v === undefined || v === null || v === false) return [];
+  return (Array.isArray(v) ? v : [v]).flatMap((x) => String(x).split(/[\s,]+/)).filter(Boolean);
+}
+
+/** --trust-proxy: an IPv4 or IPv6 network in CIDR form, or one address. */
+export function parseTrustedNet(s: string): TrustedNet {
+  const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(s);
+  const family = m ? isIP(m[1]) : 0;
+  if (!m || family === 0) return fail(`--trust-proxy must be an IPv4 or IPv6 address or network in CIDR form like 127.0.0.1/32 or ::1, got "${s}"`);
+  if (family === 4) {
+    const c = parseCidr(m[2] === undefined ? `${m[1]}/32` : s, '--trust-proxy');
+    return { address: formatIPv4(c.network), prefix: c.prefix, family: 'ipv4' };
+  }
+  const prefix = m[2] === undefined ? 128 : +m[2];
+  if (prefix > 128) fail(`--trust-proxy ${s}: an IPv6 prefix is at most 128`);
+  return { address: m[1], prefix, family: 'ipv6' };
+}
+
+/** --ws-origin: an origin as browsers send it, scheme://host[:port], compared in lower case. */
+function parseOrigin(s: string): string {
+  const o = s.toLowerCase().replace(/\/$/, '');
+  let ok = false;
+  try {
+    ok = new URL(o).origin === o;
+  } catch {}
+  if (!ok) fail(`--ws-origin must be an origin like https://app.example.net (scheme, host and any port, no path), got "${s}"`);
+  return o;
+}
+
+/** The WebSocket options: the path, origins and trusted proxies, checked. */
+function webSocket(o: ServerOptions): Pick<ResolvedConfig, 'ws' | 'trustProxy'> {
+  const on = o.ws !== false && String(o.ws) !== 'false';
+  const path = o.wsPath === undefined ? '/' : String(o.wsPath);
+  if (!/^\/[\x21-\x7e]*$/.test(path) || /[?#]/.test(path)) fail(`--ws-path must be a path starting with / (no spaces, no ? or #), got "${path}"`);
+  const origins = items(o.wsOrigin).map(parseOrigin);
+  const trustProxy = items(o.trustProxy).map(parseTrustedNet);
+  const given = [o.wsPath !== undefined && '--ws-path', origins.length > 0 && '--ws-origin', trustProxy.length > 0 && '--trust-proxy'].filter((x): x is string => Boolean(x));
+  if (!on && given.length) fail(`${given.join(' and ')} ${given.length > 1 ? 'are' : 'is'} for the WebSocket transport, which --no-ws turns off`);
+  return { ws: on ? { path, origins } : null, trustProxy };
+}
+
+export interface EtcdConfig {
+  /** http://HOST:PORT or https://HOST:PORT each. */
+  endpoints: string[];
+  ca: string | null;
+  cert: string | null;
+  key: string | null;
+  prefix: string;
+  ttl: number;
+  advertise: string | null;
+  id: string | null;
+}
+
+/** Where leases are recorded: memory (default), a state file, or etcd. */
+function leaseStore(o: ServerOptions): Pick<ResolvedConfig, 'state' | 'etcd'> {
+  const etcdOnly = (['etcdCa', 'etcdCert', 'etcdKey', 'etcdPrefix', 'etcdTtl', 'clusterAdvertise', 'clusterId'] as const).filter((k) => o[k] !== undefined);
+  const flag = (k: string) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+  const state = o.state ? String(o.state) : null;
+  const urls = items(o.etcd);
+  if (urls.length === 0) {
+    if (etcdOnly.length) fail(`${etcdOnly.map(flag).join(' and ')} ${etcdOnly.length > 1 ? 'go' : 'goes'} with --etcd`);
+    return { state, etcd: null };
+  }
+  if (state) fail('--state and --etcd do not go together: --state keeps the leases of one server in a file, --etcd those of a cluster in etcd');
+  const endpoints = urls.map((u) => {
+    const url = /^[a-z]+:\/\//i.test(u) ? u : `http://${u}`;
+    let ok = false;
+    try {
+      const x = new URL(url);
+      ok = (x.protocol === 'http:' || x.protocol === 'https:') && x.hostname !== '' && x.pathname === '/' && !x.search;
+    } catch {}
+    if (!ok) fail(`--etcd must be etcd client URLs like http://10.1.0.5:2379, separated by commas, got "${u}"`);
+    return url.replace(/\/$/, '');
+  });
+  if (new Set(endpoints.map((u) => u.startsWith('https:'))).size > 1) fail('--etcd: give every endpoint with https:// or every one with http://');
+  if (Boolean(o.etcdCert) !== Boolean(o.etcdKey)) fail('--etcd-cert and --etcd-key go together: give both or neither');
+  if ((o.etcdCa || o.etcdCert) && !endpoints[0].startsWith('https:')) fail('--etcd-ca, --etcd-cert and --etcd-key are for TLS: give the --etcd endpoints as https://HOST:PORT');
+  const prefix = o.etcdPrefix === undefined ? '/simplevpn/' : String(o.etcdPrefix);
+  if (!/^[\x21-\x7e]+\/$/.test(prefix)) fail(`--etcd-prefix must be printable, without spaces, and end with /, like /simplevpn/, got "${prefix}"`);
+  const advertise = o.clusterAdvertise === undefined ? null : String(o.clusterAdvertise);
+  if (advertise !== null && parseIPv4(advertise) < 0) fail(`--cluster-advertise must be an IPv4 address (this server's address on the network between the servers), got "${advertise}"`);
+  const id = o.clusterId === undefined ? null : String(o.clusterId);
+  if (id !== null && !/^[\w.@:-]{1,64}$/.test(id)) fail(`--cluster-id must be 1 to 64 letters, digits or . _ @ : -, got "${id}"`);
+  return {
+    state: null,
+    etcd: {
+      endpoints,
+      ca: o.etcdCa ? String(o.etcdCa) : null,
+      cert: o.etcdCert ? String(o.etcdCert) : null,
+      key: o.etcdKey ? String(o.etcdKey) : null,
+      prefix,
+      ttl: int('etcd-ttl', o.etcdTtl ?? 10, 2, 3600),
+      advertise,
+      id,
+    },
+  };
+}
+
 export function resolveConfig(o: ServerOptions): ResolvedConfig {
   const subnet = parseCidr(o.subnet ?? '10.0.0.0/16');
   if (subnet.prefix < 8 || subnet.prefix > 30) fail(`--subnet prefix must be from /8 to /30, got /${subnet.prefix}`);
@@ -133,8 +290,8 @@ export function resolveConfig(o: ServerOptions): ResolvedConfig {
   const keepalive = int('keepalive', o.keepalive ?? Math.min(KEEPALIVE_S, Math.max(1, Math.floor(idle / 4))), 1, 65535);
   if (keepalive >= idle) fail(`--keepalive (${keepalive} s) must be shorter than --idle-timeout (${idle} s), or clients are dropped between keepalives`);
   const tun = o.tun === false ? null : (o.tun ?? 'svpn%d');
-  if (tun !== null && (typeof tun !== 'string' || tun.length === 0 || tun.length > 15 || /[\s/:]/.test(tun)))
-    fail(`--tun must be a device name of 1 to 15 characters without spaces, '/' or ':', got "${tun}"`);
+  const badTun = tun === null ? null : tunNameProblem(tun);
+  if (badTun) fail(badTun);
   const hosts = o.host === undefined ? [] : Array.isArray(o.host) ? o.host.map(String) : [String(o.host)];
   const routes = (o.routes ?? []).map((r) => parseCidr(r, '--route'));
   if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) fail('--tls-cert and --tls-key go together: give both or neither');
@@ -160,8 +317,13 @@ export function resolveConfig(o: ServerOptions): ResolvedConfig {
     tls,
     tlsPort: int('tls-port', o.tlsPort ?? TLS_PORT, 0, 65535),
     plain,
+    ...webSocket(o),
     auth: o.auth ? String(o.auth) : null,
     maxPerSource: int('max-per-source', o.maxPerSource ?? 1024, 0, 1 << 24),
     connRate: int('conn-rate', o.connRate ?? 50, 0, 1 << 20),
+    ...leaseStore(o),
+    frameTimeoutMs: frameTimeout(o, idle) * 1000,
+    frameMemory: int('frame-memory', o.frameMemory ?? 256 * 1024 * 1024, MAX_FRAME, 2 ** 40),
+    authRate: int('auth-rate', o.authRate ?? 50, 1, 1 << 20),
   };
 }

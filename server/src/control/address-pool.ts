@@ -5,9 +5,10 @@
 // Fixed addresses belong to one client (the auth file says which): allocate() never hands
 // them out and take() grants them only to a caller that says it is their owner.
 //
-// Order: first the never-used addresses from the bottom up, then released ones oldest
-// first, so an address a client just lost stays free as long as possible for that client
-// to ask for it back.
+// Order: first the never-used addresses from the bottom up (or from `start` on, wrapping
+// round: servers of a cluster start apart, so that they seldom reach for the same address at
+// once), then released ones oldest first, so an address a client just lost stays free as
+// long as possible for that client to ask for it back.
 
 export class AddressPool {
   readonly network: number;
@@ -25,11 +26,12 @@ export class AddressPool {
   private queue = new Uint32Array(64);
   private qHead = 0;
   private qLen = 0;
-  private cursor = 0; // offsets below it have been handed out at least once
+  private cursor = 0; // offsets start .. start + cursor (mod span) have been handed out at least once
+  private readonly start: number;
   private used = 0;
 
-  /** `reserved` addresses (the server's own, say) are never handed out. */
-  constructor(network: number, prefix: number, reserved: number[] = []) {
+  /** `reserved` addresses (the server's own, say) are never handed out; `start`: the offset in the subnet allocate() begins at. */
+  constructor(network: number, prefix: number, reserved: number[] = [], start = 0) {
     if (!(prefix >= 8 && prefix <= 30)) throw new RangeError('prefix must be between 8 and 30');
     this.prefix = prefix;
     this.span = 2 ** (32 - prefix);
@@ -42,6 +44,7 @@ export class AddressPool {
     this.reserved = [...res];
     for (const off of this.reserved) this.set(this.inUse, off);
     this.capacity = this.span - this.reserved.length;
+    this.start = Math.abs(Math.floor(start)) % this.span;
   }
 
   /** Addresses handed out now. */
@@ -71,7 +74,7 @@ export class AddressPool {
   /** Any free address, or 0 when none is left. */
   allocate(): number {
     while (this.cursor < this.span) {
-      const off = this.cursor++;
+      const off = (this.cursor++ + this.start) % this.span;
       // A queued offset was used and released: it waits its turn in the queue.
       if (!this.get(this.inUse, off) && !this.get(this.queued, off) && !this.get(this.fixed, off)) return this.mark(off);
     }

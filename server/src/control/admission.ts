@@ -8,13 +8,14 @@
 import { randomFillSync, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { KIND_REPLY, KIND_REQUEST, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_RATE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_MTU, configTlvs, eachTlv, extKind, extMessage, readAscii, readU16, refusal, u16, type Tlv, ANY, DST, SRC, formatIPv4, readU32, writeU32, SEED_MTU, MIN_MTU } from '../../../protocol/index.js';
-import type { Fields, Level } from '../../../common/log.js';
+import { type Fields, type Level, LogThrottle } from '../../../common/log.js';
 import type { ResolvedConfig } from '../config/config.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { TransportKind } from '../transport/transport.js';
+import { sourceKey } from '../transport/limits.js';
 import { type EndCode, Session, type SessionEnv } from '../data/session.js';
 import type { AuthEntry, Authenticator } from './auth.js';
-import type { Allocation, LeaseRefusal, LeaseStore } from './lease-store.js';
+import type { Allocation, LeaseClaim, LeaseRefusal, LeaseStore } from './lease-store.js';
 
 /** What admission needs from the server around it. */
 export interface AdmissionContext {
@@ -27,7 +28,8 @@ export interface AdmissionContext {
   authenticator(): Authenticator | null;
   /** A refused connection still flushing its refusal. */
   linger(socket: Socket): void;
-  event(level: Level, name: string, fields: Fields): void;
+  /** 'quiet': emitted, not logged (a line held back by a throttle). */
+  event(level: Level | 'quiet', name: string, fields: Fields): void;
   /** A connection closed; its address, if it held one, is released already. */
   ended(c: Client, code: EndCode, detail: string): void;
 }
@@ -75,10 +77,10 @@ interface Request {
 
 const refusalOf = (code: number, reason: string, text: string): Refusal => ({ code, reason, text });
 
-function leaseRefusal(r: LeaseRefusal, wanted: number): Refusal {
+function leaseRefusal(r: LeaseRefusal, wanted: number, why?: string): Refusal {
   if (r === 'in_use') return refusalOf(REFUSE_IN_USE, 'address_in_use', `address ${formatIPv4(wanted)} is in use`);
   if (r === 'exhausted') return refusalOf(REFUSE_EXHAUSTED, 'pool_exhausted', 'no free address left in the subnet');
-  return refusalOf(REFUSE_RATE, 'lease_unavailable', 'the address could not be recorded; try again');
+  return refusalOf(REFUSE_RATE, 'lease_unavailable', `the address could not be recorded (${why ?? 'the lease store did not answer'}); try again`);
 }
 
 // Lease tokens: 16 random bytes each, drawn from a pool filled 4 KiB at a time, kept as
@@ -165,6 +167,8 @@ export class Admission {
   private allocating = 0;
   /** What every session of this server shares. */
   private readonly env: AdmissionEnv;
+  /** Lines about credentials refused or guessed: bursts of 20, then 2 a second, per reason. */
+  private readonly authLog = new LogThrottle(2, 20);
 
   constructor(readonly ctx: AdmissionContext) {
     const c = ctx.cfg;
@@ -226,16 +230,32 @@ export class Admission {
     if (auth === null) return this.grant(c, req, null);
     if (!ext) return this.refuse(c, req, refusalOf(REFUSE_AUTH_REQUIRED, 'auth_required', 'this server requires credentials; seed-format requests carry none'));
     if (!req.id || !req.proof) return this.refuse(c, req, refusalOf(REFUSE_AUTH_REQUIRED, 'auth_required', 'this server requires credentials (an id and a secret)'));
-    if (auth.pending >= auth.maxPending) return this.refuse(c, req, refusalOf(REFUSE_RATE, 'auth_busy', 'too many credential checks in progress; try again'));
     keep(req);
     c.pending = true;
-    auth.verify(req.id, req.proof).then((entry) => {
+    auth.check(req.id, req.proof, sourceKey(c.remote)).then((r) => {
       c.pending = false;
       if (c.closed) return;
-      if (entry === null) return this.refuse(c, req, refusalOf(REFUSE_AUTH_FAILED, 'auth_failed', `wrong credentials for "${req.id}"`));
-      c.authId = entry.id;
-      this.grant(c, req, entry);
+      if (typeof r === 'object') {
+        c.authId = r.id;
+        return this.grant(c, req, r);
+      }
+      const { failures, retryInMs } = auth.guesses(req.id);
+      const retry = Math.max(1, Math.ceil(retryInMs / 1000));
+      if (r === 'failed' && retryInMs > 0) this.guessing(c, req.id, failures, retry);
+      this.refuse(
+        c,
+        req,
+        r === 'failed' ? refusalOf(REFUSE_AUTH_FAILED, 'auth_failed', `wrong credentials for "${req.id}"`)
+        : r === 'busy' ? refusalOf(REFUSE_RATE, 'auth_busy', 'too many credential checks waiting; try again')
+        : refusalOf(REFUSE_RATE, 'auth_throttled', `too many failed attempts for "${req.id}"; try again in ${retry} s`),
+      );
     });
+  }
+
+  /** Failures of `id` put it into backoff: a warning, a few a second at most. */
+  private guessing(c: Connection, id: string, failures: number, retryInS: number): void {
+    const held = this.authLog.pass('auth_backoff', Date.now());
+    this.ctx.event(held < 0 ? 'quiet' : 'warn', 'auth_backoff', { id: c.id, remote: c.remote, client: id, failures, retry_in_s: retryInS, more_since_last: held > 0 ? held : undefined });
   }
 
   /** `c` ended: its address goes back to the switch and the lease store. */
@@ -264,8 +284,11 @@ export class Admission {
       this.takeOver(c, wanted, req.lease, entry);
     }
     if (env.sw.size + this.allocating >= cfg.maxClients) return this.refuse(c, req, refusalOf(REFUSE_FULL, 'max_clients', `server full: ${cfg.maxClients} clients`));
-    const got = leases.allocate(wanted, owner, c.id);
-    if (typeof got !== 'object') return this.leased(c, req, entry, wanted, got);
+    // The token is made before the lease, so that a store that records leases records it (hashed).
+    const token = req.ext ? newLease() : null;
+    const claim: LeaseClaim = { token, client: entry?.id ?? c.name, proven: entry !== null, presented: req.lease };
+    const got = leases.allocate(wanted, owner, c.id, claim);
+    if (typeof got !== 'object') return this.leased(c, req, entry, wanted, got, token);
     // The store records elsewhere: the client waits, and so do its further requests.
     keep(req);
     c.pending = true;
@@ -277,18 +300,18 @@ export class Admission {
         if (typeof a === 'number') leases.release(a, c.id);
         return;
       }
-      this.leased(c, req, entry, wanted, a);
+      this.leased(c, req, entry, wanted, a, token);
     };
     got.then(done, () => done('unavailable'));
   }
 
   /** The lease store answered: the address is bound and the client told, or it is refused. */
-  private leased(c: Connection, req: Request, entry: AuthEntry | null, wanted: number, got: Allocation): void {
-    if (typeof got !== 'number') return this.refuse(c, req, leaseRefusal(got, wanted));
+  private leased(c: Connection, req: Request, entry: AuthEntry | null, wanted: number, got: Allocation, token: string | null): void {
+    if (typeof got !== 'number') return this.refuse(c, req, leaseRefusal(got, wanted, this.ctx.leases.unavailableDetail?.()));
     // The client's MTU: what it asked for, within the server's; the seed's 1500 if it did not say.
     c.open(got, Math.max(MIN_MTU, Math.min(req.mtu || SEED_MTU, this.ctx.cfg.mtu)), req.ext);
     this.ctx.env.sw.bind(got, c);
-    if (req.ext) c.lease = newLease();
+    c.lease = token;
     this.reply(c, req.frame, req.ext);
     this.ctx.event('info', 'assign', {
       id: c.id,
@@ -338,7 +361,10 @@ export class Admission {
 
   private refuse(c: Connection, req: Request, r: Refusal): void {
     this.ctx.metrics.refused(r.reason);
-    this.ctx.event('warn', 'refuse', {
+    // Refusals of credentials come in floods when someone guesses: a few lines a second, the
+    // next saying how many were held back (every one is counted and emitted).
+    const held = r.code === REFUSE_RATE || r.code === REFUSE_AUTH_FAILED ? this.authLog.pass(r.reason, Date.now()) : 0;
+    this.ctx.event(held < 0 ? 'quiet' : 'warn', 'refuse', {
       id: c.id,
       remote: c.remote,
       requested: req.wanted ? formatIPv4(req.wanted) : 'any',
@@ -346,6 +372,7 @@ export class Admission {
       detail: r.text,
       protocol: req.ext ? 'simplevpn' : 'seed',
       client: req.id || undefined,
+      more_since_last: held > 0 ? held : undefined,
     });
     // Seed clients are refused the seed's way: the connection closes with no reply.
     if (!req.ext) return c.end('refused', r.reason);

@@ -13,6 +13,7 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parseIPv4 } from '../../../protocol/index.js';
+import { AuthGate, type GateOptions, type Outcome } from './auth-gate.js';
 
 export interface AuthEntry {
   id: string;
@@ -117,20 +118,40 @@ export async function loadAuthFile(path: string, checkAddress: (addr: number) =>
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest();
 
+/** What a check answers: the entry, or why not (wrong, no room to check now, or too many failures for the id). */
+export type CheckResult = AuthEntry | Exclude<Outcome, 'ok'>;
+
 /** Checks proofs against the current entries. */
 export class Authenticator {
-  /** Checks running now; more than `maxPending` are refused rather than queued. */
-  pending = 0;
   // A proof that passed scrypt is remembered by its SHA-256, so a client reconnecting with
-  // the same secret costs a hash, not another scrypt. Forgotten when its entry changes.
+  // the same secret costs a hash, not another scrypt, and never waits behind unknown
+  // proofs. Forgotten when its entry changes.
   private readonly verified = new Map<string, Buffer>();
   private dummy: ScryptHash;
+  /** When checks that need scrypt run (auth-gate.ts). */
+  private readonly gate: AuthGate;
 
   constructor(
     public entries: Map<string, AuthEntry>,
-    readonly maxPending = 64,
+    gate: Partial<GateOptions> = {},
   ) {
     this.dummy = this.dummyLike(entries);
+    this.gate = new AuthGate(gate);
+  }
+
+  /** Checks waiting or running. */
+  get pending(): number {
+    return this.gate.pending;
+  }
+
+  /** Failures of `id` lately, and how long until its next check may run (ms). */
+  guesses(id: string): { failures: number; retryInMs: number } {
+    return this.gate.guesses(id);
+  }
+
+  /** Refuses the checks still waiting (the server is closing). */
+  close(): void {
+    this.gate.close();
   }
 
   /** A hash that matches nothing, costing what the file's own hashes cost. */
@@ -140,25 +161,31 @@ export class Authenticator {
     return { N: p.N, r: p.r, p: p.p, salt: randomBytes(16), hash: randomBytes(p.hash.length) };
   }
 
-  /** The entry when `proof` is the secret of `id`, or null. Never rejects. */
-  async verify(id: string, proof: Uint8Array): Promise<AuthEntry | null> {
+  /**
+   * Whether `proof` is the secret of `id`, for a client from `source` (its address, or
+   * IPv6 /64: transport/limits.ts limitKey). A proof verified before is answered at once;
+   * any other waits for its turn at the gate. Never rejects.
+   */
+  async check(id: string, proof: Uint8Array, source: string): Promise<CheckResult> {
     const entry = this.entries.get(id);
-    const h = entry ? parseHash(entry.secret)! : this.dummy;
     const digest = sha256(proof);
     const known = this.verified.get(id);
     if (entry && known && timingSafeEqual(known, digest)) return entry;
-    this.pending++;
-    try {
-      // An unknown id is checked against a dummy hash so that timing does not tell which ids exist.
+    // An unknown id is checked against a dummy hash so that timing does not tell which ids exist.
+    const h = entry ? parseHash(entry.secret)! : this.dummy;
+    const outcome = await this.gate.submit(source, id, async () => {
       const key = await scryptAsync(proof, h, h.hash.length);
-      const ok = timingSafeEqual(key, h.hash) && entry !== undefined && this.entries.get(id) === entry;
-      if (ok) this.verified.set(id, digest);
-      return ok ? entry! : null;
-    } catch {
-      return null;
-    } finally {
-      this.pending--;
-    }
+      return timingSafeEqual(key, h.hash) && entry !== undefined && this.entries.get(id) === entry;
+    });
+    if (outcome !== 'ok') return outcome;
+    this.verified.set(id, digest);
+    return entry!;
+  }
+
+  /** The entry when `proof` is the secret of `id`, or null (whatever the reason). */
+  async verify(id: string, proof: Uint8Array): Promise<AuthEntry | null> {
+    const r = await this.check(id, proof, 'local');
+    return typeof r === 'object' ? r : null;
   }
 
   /** Installs new entries; returns the ids whose entry went away or changed. */

@@ -17,6 +17,49 @@ export type LeaseRefusal =
 /** The address leased (never 0), or why none was. */
 export type Allocation = number | LeaseRefusal;
 
+/**
+ * Who asks for a lease, for a store that records leases beyond this process (a state file,
+ * etcd): what it records, and what lets a client that comes back (after a restart of the
+ * server, or to another server) take its old address again.
+ */
+export interface LeaseClaim {
+  /** The lease token the reply will carry (base64url); null for a seed client, whose reply carries none. */
+  readonly token: string | null;
+  /** Who the client is: its auth id when the server requires credentials, else the name it gave ('' for none). */
+  readonly client: string;
+  /** `client` is an auth id the client proved (true), or only a name it gave (false). */
+  readonly proven: boolean;
+  /** The lease token the client presented (the one its last reply carried), or null. */
+  readonly presented: Uint8Array | null;
+}
+
+/** What a store that records elsewhere tells the server around it. */
+export interface LeaseStoreHooks {
+  /**
+   * The store can no longer vouch for `address` (its record expired, or another server took
+   * it over with the client's lease token): the session holding it here must end now.
+   */
+  evict(address: number, code: 'lease_lost' | 'replaced', detail: string): void;
+  /** A log line and event (`level` as in common/log.ts). */
+  event(level: 'debug' | 'info' | 'warn' | 'error', name: string, fields: Record<string, unknown>): void;
+}
+
+/** How a store is doing, for /metrics and /cluster. */
+export interface LeaseStoreHealth {
+  /** 'memory', 'file' or 'etcd'. */
+  readonly kind: string;
+  /** The store can record leases now (the file is writable, etcd answers). */
+  readonly reachable: boolean;
+  /** Leases recorded as held by this server's clients. */
+  readonly held: number;
+  /** Leases recorded as held elsewhere: by other servers, or by clients not back since a restart. */
+  readonly elsewhere: number;
+  /** Kernel routes to other servers' clients installed now. */
+  readonly routes: number;
+  /** Anything else worth showing on /cluster (the server's id, the etcd lease, the file). */
+  readonly detail: Record<string, unknown>;
+}
+
 export interface LeaseStore {
   // ---- the address space: this server's configuration, answered at once ----
 
@@ -38,7 +81,7 @@ export interface LeaseStore {
    * caller vouches that the client owns `wanted` when it is fixed. `holder` names the
    * connection on this server (its id); a shared store records it with this server's name.
    */
-  allocate(wanted: number, owner: boolean, holder: number): Allocation | Promise<Allocation>;
+  allocate(wanted: number, owner: boolean, holder: number, claim?: LeaseClaim): Allocation | Promise<Allocation>;
   /**
    * `holder` still holds `address` and is alive (it asked again): a store whose records
    * expire extends this one. Nothing waits for it.
@@ -58,4 +101,28 @@ export interface LeaseStore {
   readonly inUse: number;
   /** Addresses allocate() could still hand out. */
   readonly free: number;
+
+  // ---- for stores that record elsewhere (the in-memory store has none of these) ----
+
+  /** Why allocate() answers 'unavailable' now, in words for the refused client. */
+  unavailableDetail?(): string;
+  /** Before the server takes clients: read the state, reach the shared store. */
+  open?(): Promise<void>;
+  /** After the server's sessions have ended: write what is left, give the server's leases back. */
+  close?(): Promise<void>;
+  health?(): LeaseStoreHealth;
+  /** Every lease recorded, as this server knows it (for /cluster). */
+  records?(): LeaseInfo[];
+}
+
+/** One lease as /cluster shows it. */
+export interface LeaseInfo {
+  address: string;
+  /** Who holds it: the auth id, or the name the client gave. */
+  client: string;
+  /** Held by a session of this server. */
+  here: boolean;
+  /** The server holding it, and its underlay address (etcd). */
+  server?: string;
+  via?: string | null;
 }

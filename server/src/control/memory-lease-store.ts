@@ -7,13 +7,12 @@
 import { AddressPool } from './address-pool.js';
 import type { Allocation, LeaseStore } from './lease-store.js';
 
-export class MemoryLeaseStore implements LeaseStore {
-  readonly pool: AddressPool;
-
-  /** The host addresses of network/prefix but `reserved` (the server's own). */
-  constructor(network: number, prefix: number, reserved: number[] = []) {
-    this.pool = new AddressPool(network, prefix, reserved);
-  }
+/**
+ * The address space and the gauges of a store over an address pool, which every store here
+ * keeps: the subnet's configuration, fixed addresses, and which addresses are taken.
+ */
+export abstract class PoolStore {
+  constructor(readonly pool: AddressPool) {}
 
   inside(address: number): boolean {
     return this.pool.inside(address);
@@ -35,6 +34,28 @@ export class MemoryLeaseStore implements LeaseStore {
     this.pool.unfix(address);
   }
 
+  isLeased(address: number): boolean {
+    return this.pool.has(address);
+  }
+
+  /** Leases here never expire. */
+  renew(_address: number, _holder: number): void {}
+
+  get inUse(): number {
+    return this.pool.size;
+  }
+
+  get free(): number {
+    return this.pool.free;
+  }
+}
+
+export class MemoryLeaseStore extends PoolStore implements LeaseStore {
+  /** The host addresses of network/prefix but `reserved` (the server's own). */
+  constructor(network: number, prefix: number, reserved: number[] = []) {
+    super(new AddressPool(network, prefix, reserved));
+  }
+
   allocate(wanted: number, owner: boolean, _holder: number): Allocation {
     if (wanted === 0) {
       const a = this.pool.allocate();
@@ -43,22 +64,7 @@ export class MemoryLeaseStore implements LeaseStore {
     return this.pool.take(wanted, owner) ? wanted : 'in_use';
   }
 
-  /** Leases here never expire. */
-  renew(_address: number, _holder: number): void {}
-
   release(address: number, _holder: number): void {
     this.pool.release(address);
-  }
-
-  isLeased(address: number): boolean {
-    return this.pool.has(address);
-  }
-
-  get inUse(): number {
-    return this.pool.size;
-  }
-
-  get free(): number {
-    return this.pool.free;
   }
 }

@@ -23,9 +23,12 @@ export type EndCode =
   | 'handshake_timeout'
   | 'malformed_frame'
   | 'frame_too_long'
+  | 'frame_timeout'
+  | 'frame_memory'
   | 'refused'
   | 'credentials_revoked'
   | 'replaced'
+  | 'lease_lost'
   | 'shutdown';
 
 /** What every session of a server shares: one object, so a session holds one reference. */
@@ -36,6 +39,20 @@ export interface SessionEnv {
   readonly sendQueue: number;
   /** Largest frame accepted from a client. */
   readonly maxFrame: number;
+  /** The bytes of unfinished frames that all sessions hold. */
+  readonly reassembly: Reassembly;
+}
+
+/**
+ * The bytes of unfinished frames (received, waiting for the rest of their frame) held across
+ * every session of a server, under a budget. Above the budget, a session whose unfinished
+ * frame grows past its share (the budget divided among the sessions holding one) is closed.
+ */
+export class Reassembly {
+  /** Bytes held, and sessions holding some. */
+  held = 0;
+  holders = 0;
+  constructor(readonly budget: number) {}
 }
 
 const SESSION = Symbol('session');
@@ -53,6 +70,10 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
   txPackets = 0;
   drops = 0;
   closed = false;
+  /** When the unfinished frame held now began to arrive (ms), or 0 when there is none. */
+  partialSince = 0;
+  /** Bytes of that frame, as counted in the server's Reassembly. */
+  private partial = 0;
   private addr = ANY;
   private mtu_ = SEED_MTU;
   private coalesce_ = false;
@@ -109,7 +130,7 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     const sw = env.sw;
     const f = this.framer;
     let me = this.addr;
-    this.lastRx = Date.now();
+    const now = (this.lastRx = Date.now());
     f.push(chunk);
     for (let len; (len = f.advance()) > 0; ) {
       // The frame is b[o, o + len): no view is made unless it has to leave on its own.
@@ -134,7 +155,26 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
       sw.route(this, b, o, len, dst);
     }
     sw.flush();
-    if (f.error !== null) this.end(f.error === E_TOO_LONG ? 'frame_too_long' : 'malformed_frame', f.error);
+    if (f.error !== null) return this.end(f.error === E_TOO_LONG ? 'frame_too_long' : 'malformed_frame', f.error);
+    // Once per chunk, when an unfinished frame is or was held: what it holds now.
+    const held = f.pending;
+    if ((held | this.partial) !== 0) this.holding(held, held !== this.partial + chunk.length, now);
+  }
+
+  /**
+   * The unfinished frame now holds `held` bytes (`fresh`: it began in this chunk). Counted
+   * in the server's budget; over it, a session beyond its share is closed.
+   */
+  private holding(held: number, fresh: boolean, now: number): void {
+    const r = this.env.reassembly;
+    const was = this.partial;
+    if (was === 0) r.holders++;
+    else if (held === 0) r.holders--;
+    r.held += held - was;
+    this.partial = held;
+    this.partialSince = held === 0 ? 0 : fresh || was === 0 ? now : this.partialSince;
+    if (held > was && r.held > r.budget && held > r.budget / r.holders)
+      this.end('frame_memory', `unfinished frames hold ${r.held} bytes on ${r.holders} connections, over the budget of ${r.budget}; this one ${held}`);
   }
 
   /** Everything that is not a data packet from the assigned address. */
@@ -201,6 +241,12 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
   end(code: EndCode, detail: string, last?: Uint8Array): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.partial !== 0) {
+      const r = this.env.reassembly;
+      r.held -= this.partial;
+      r.holders--;
+      this.partial = 0;
+    }
     const s = this.socket;
     if (last !== undefined && !s.destroyed) {
       s.end(last);

@@ -11,7 +11,7 @@
 
 import type { Metrics } from '../metrics/metrics.js';
 import type { Port } from './port.js';
-import { dontFragment, fragment, fragmentationNeeded } from './too-big.js';
+import { datagramEnd, dontFragment, fragment, fragmentationNeeded } from './too-big.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -161,6 +161,11 @@ export class Switch {
       m.drops.too_big++;
       const icmp = fragmentationNeeded(b, o, n, to.mtu, this.gateway);
       from.write(icmp, 0, icmp.length);
+      return;
+    }
+    // Its fragments' offsets would wrap around (a malformed or hostile fragment): not sent on.
+    if (datagramEnd(b, o, n) > 65535) {
+      m.drops.fragment_overflow++;
       return;
     }
     const f = fragment(b, o, n, to.mtu);

@@ -52,9 +52,19 @@ export function fragmentationNeeded(b: Uint8Array, o: number, n: number, mtu: nu
 }
 
 /**
+ * Where the IPv4 packet b[o, o + n) ends in the datagram it belongs to: its fragment offset
+ * (8-byte units) times 8, plus its length. A datagram cannot reach past 65,535 bytes; for a
+ * packet that claims to, the 13-bit offsets of its fragments would wrap around to the start.
+ */
+export function datagramEnd(b: Uint8Array, o: number, n: number): number {
+  return ((((b[o + 6] & 0x1f) << 8) | b[o + 7]) << 3) + n;
+}
+
+/**
  * Splits the IPv4 packet b[o, o + n) into fragments of at most `mtu` bytes, all in one
  * buffer back to back (one write). Options are copied into every fragment, which RFC 791
- * allows for all but a few rarely used ones.
+ * allows for all but a few rarely used ones. The caller checks datagramEnd() first: a
+ * packet reaching past 65,535 bytes cannot be fragmented.
  */
 export function fragment(b: Uint8Array, o: number, n: number, mtu: number): { data: Uint8Array; count: number } {
   const hl = (b[o] & 15) << 2;

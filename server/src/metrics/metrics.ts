@@ -9,9 +9,19 @@ export type DropReason =
   | 'tun_full' // the tun device had no room
   | 'tun_rejected' // the kernel refused the packet (not valid IP)
   | 'too_big' // larger than the destination client's MTU, with Don't Fragment: ICMP sent back
+  | 'fragment_overflow' // to be fragmented, but its fragment offset plus length pass 65,535: the offsets would wrap
   | 'not_ipv4'; // IPv6 or other non-IPv4 frame: the VPN switches IPv4 only
 
-export const DROP_REASONS: DropReason[] = ['spoofed_source', 'unassigned', 'no_route', 'queue_full', 'tun_full', 'tun_rejected', 'too_big', 'not_ipv4'];
+export const DROP_REASONS: DropReason[] = ['spoofed_source', 'unassigned', 'no_route', 'queue_full', 'tun_full', 'tun_rejected', 'too_big', 'fragment_overflow', 'not_ipv4'];
+
+/** How the lease store is doing (a store that records beyond this process). */
+export interface StoreGauges {
+  kind: string;
+  reachable: boolean;
+  held: number;
+  elsewhere: number;
+  routes: number;
+}
 
 export class Metrics {
   connections = 0;
@@ -39,7 +49,7 @@ export class Metrics {
   }
 
   /** Prometheus text exposition format, version 0.0.4. */
-  render(g: { sessions: number; inUse: number; free: number; tun: boolean }): string {
+  render(g: { sessions: number; inUse: number; free: number; tun: boolean; store?: StoreGauges }): string {
     const out: string[] = [];
     const metric = (name: string, type: 'gauge' | 'counter', help: string, samples: Array<[string, number]>) => {
       out.push(`# HELP simplevpn_${name} ${help}`, `# TYPE simplevpn_${name} ${type}`);
@@ -51,6 +61,14 @@ export class Metrics {
     metric('addresses_in_use', 'gauge', 'Addresses of the pool held by clients.', [['', g.inUse]]);
     metric('addresses_free', 'gauge', 'Addresses of the pool still free.', [['', g.free]]);
     metric('tun_up', 'gauge', '1 when the server has its own tun device.', [['', g.tun ? 1 : 0]]);
+    const st = g.store;
+    if (st) {
+      const kind = `{store="${st.kind}"}`;
+      metric('lease_store_reachable', 'gauge', 'The lease store records leases now: 1 when etcd answers (or the state file is writable), 0 when not.', [[kind, st.reachable ? 1 : 0]]);
+      metric('leases_held', 'gauge', "Leases recorded for this server's clients.", [[kind, st.held]]);
+      metric('leases_elsewhere', 'gauge', 'Leases recorded for clients of other servers (etcd), or not back since a restart (state file).', [[kind, st.elsewhere]]);
+      metric('peer_routes', 'gauge', "Kernel routes installed to other servers' clients.", [[kind, st.routes]]);
+    }
     metric('connections_total', 'counter', 'Connections accepted.', [['', this.connections]]);
     metric('received_packets_total', 'counter', 'Data packets received from clients.', [['', this.rxPackets]]);
     metric('received_bytes_total', 'counter', 'Bytes of data packets received from clients.', [['', this.rxBytes]]);

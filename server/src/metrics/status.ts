@@ -1,4 +1,4 @@
-// The status listener: /metrics for Prometheus, /clients as JSON. Off unless asked for,
+// The status listener: /metrics for Prometheus, /clients and /cluster (the lease store) as JSON. Off unless asked for,
 // and on loopback unless told otherwise, since /clients names every client's address.
 
 import http from 'node:http';
@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 interface StatusSource {
   metricsText(): string;
   clients(): unknown[];
+  /** Where leases are recorded, and how that is going. */
+  cluster(): unknown;
 }
 
 export function startStatus(src: StatusSource, host: string, port: number): Promise<{ close(): Promise<void>; address: string }> {
@@ -16,10 +18,12 @@ export function startStatus(src: StatusSource, host: string, port: number): Prom
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
     } else if (path === '/metrics') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(src.metricsText());
+    } else if (path === '/cluster') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(src.cluster(), null, 2) + '\n');
     } else if (path === '/clients') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(src.clients(), null, 2) + '\n');
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /clients\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /clients or /cluster\n');
     }
   });
   server.headersTimeout = 10_000;

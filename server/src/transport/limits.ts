@@ -10,8 +10,13 @@ interface Source {
 
 export type AdmitRefusal = 'per_source_limit' | 'connection_rate';
 
+/** The key a held socket counts under, kept on the socket itself. */
+const HELD = Symbol('source');
+
 export class SourceLimits {
   private readonly sources = new Map<string, Source>();
+  /** One 'close' listener for every socket held (a closure per socket costs about 200 bytes of heap each). */
+  private readonly closed: (this: { [HELD]?: string }) => void;
 
   /**
    * `maxPerSource` connections at once (0: no limit); `rate` new connections per second
@@ -21,7 +26,18 @@ export class SourceLimits {
     readonly maxPerSource: number,
     readonly rate: number,
     readonly burst: number,
-  ) {}
+  ) {
+    const limits = this;
+    this.closed = function () {
+      if (this[HELD] !== undefined) limits.release(this[HELD]);
+    };
+  }
+
+  /** `sock`, admitted under `key`, counts there until it closes. */
+  hold(sock: { on(event: 'close', f: () => void): unknown }, key: string): void {
+    (sock as { [HELD]?: string })[HELD] = key;
+    sock.on('close', this.closed);
+  }
 
   /** Counts a new connection from `ip`, or says why it is refused. */
   admit(ip: string, now: number): AdmitRefusal | null {
@@ -73,7 +89,7 @@ export function sourceOf(remoteAddress: string | undefined): string {
  */
 export function remoteOf(sock: { remoteAddress?: string; remotePort?: number }): string {
   const ip = sourceOf(sock.remoteAddress);
-  if (ip === 'unknown') return ip;
+  if (ip === 'unknown' || sock.remotePort === undefined) return 'unknown';
   return `${ip.includes(':') ? `[${ip}]` : ip}:${sock.remotePort}`;
 }
 
@@ -90,4 +106,10 @@ export function limitKey(ip: string): string {
   const t = tail === undefined ? [] : tail ? tail.split(':') : [];
   const groups = tail === undefined ? h : [...h, ...new Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
   return groups.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16)).join(':') + '::/64';
+}
+
+/** What per-source limits count a connection under, from its remote end as remoteOf() writes it. */
+export function sourceKey(remote: string): string {
+  const end = remote.startsWith('[') ? remote.indexOf(']') : remote.lastIndexOf(':');
+  return limitKey(end > 0 ? remote.slice(remote.startsWith('[') ? 1 : 0, end) : remote);
 }

@@ -1,11 +1,13 @@
 // How clients reach the server: a transport accepts byte streams and hands each one over,
 // saying what kind it is; the stream tells its remote address. The TCP and TLS listeners
-// (listeners.ts) are one; another (WebSocket, QUIC streams, a peer server's link) would be
-// another, behind the same hooks.
+// (listeners.ts) are one; the WebSocket transport (websocket.ts) carries the same stream
+// in WebSocket messages on those listeners; another (QUIC streams, a peer server's link)
+// would be another, behind the same hooks.
 
 import type net from 'node:net';
 
-export type TransportKind = 'tcp' | 'tls';
+/** tcp and tls: the raw stream; ws and wss: the stream in WebSocket messages, over TCP or TLS. */
+export type TransportKind = 'tcp' | 'tls' | 'ws' | 'wss';
 
 /** Where a transport listens. */
 export interface BoundAddress extends net.AddressInfo {

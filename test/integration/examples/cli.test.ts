@@ -79,7 +79,10 @@ test('the gateway retries with growing, capped backoff when the server is unreac
     [1, 2, 3, 4, 5, 6],
     'attempts are counted',
   );
-  for (const d of downs) assert.match(d.reason, /could not connect|ECONNREFUSED|connection closed/);
+  for (const d of downs) {
+    assert.match(d.reason, /^(connect_failed|connect_timeout|closed)$/);
+    assert.match(d.detail, /could not connect|ECONNREFUSED|connection closed/);
+  }
   // Upper half of min * 2^n, capped at max: [25,50] [50,100] [100,200] [200,400] then [200,400] ms.
   const bounds = [
     [0.025, 0.05],

@@ -201,7 +201,9 @@ test('a socket the host cannot even open reaches the guest as a close, and the d
     onFatal: (e) => errs.push(e),
   });
   await until('two failed attempts', () => evs.filter((e) => e.event === 'down').length >= 2);
-  assert.match(String(evs.find((e) => e.event === 'down')!.reason), /ERR_SOCKET_BAD_PORT/);
+  const down = evs.find((e) => e.event === 'down')!;
+  assert.is(down.reason, 'connect_failed');
+  assert.match(String(down.detail), /ERR_SOCKET_BAD_PORT/);
   assert.equal(errs, [], 'no exception reached the guest');
   assert.equal(d.stop(), { sockets: 0, timers: 0 });
   qjs.disposeAll();

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KIND_REFUSAL, KIND_REPLY, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_NOT_ALLOWED, ascii, credentials, extKind, readRefusal } from '../../../protocol/index.js';
+import { describeDown } from '../../../client-sdk/node/describe.js';
 import { Authenticator, hashSecret, parseAuthFile } from '../../../server/src/control/auth.js';
 import { ConfigError } from '../../../server/src/config/config.js';
 import { createServer } from '../../../server/src/server.js';
@@ -166,9 +167,9 @@ test('simplevpn-server --hash-secret reads stdin and prints a hash that works in
   assert.not.ok(r.stdout.includes(secret) || r.stderr.includes(secret), 'the secret is not echoed');
   const path = file(JSON.stringify({ clients: [{ id: 'cli-made', secret: hash }] }));
   await withServer({ subnet: '10.7.0.0/24', auth: path }, async (h) => {
-    const ok = await h.sdk({ requestTlvs: () => credentials('cli-made', secret) }).ready();
+    const ok = await h.sdk({ credentials: { id: 'cli-made', secret } }).ready();
     assert.match(ok.address!, /^10\.7\.0\./);
-    const bad = await h.sdk({ requestTlvs: () => credentials('cli-made', secret + 'x') }).start().waitState('down');
+    const bad = await h.sdk({ credentials: { id: 'cli-made', secret: secret + 'x' } }).start().waitState('down');
     assert.is(bad.code, REFUSE_AUTH_FAILED);
   });
   // Without a trailing newline, and with CRLF, the same secret.
@@ -209,7 +210,7 @@ test('the right credentials: ready, and the server records the client id', async
   await withAuth(async (h) => {
     const assigns: any[] = [];
     h.server.on('assign', (e) => assigns.push(e));
-    const info = await h.sdk({ requestTlvs: credsOf(ALICE), name: 'laptop' }).ready();
+    const info = await h.sdk({ credentials: credsOf(ALICE), name: 'laptop' }).ready();
     assert.match(info.address!, /^10\.7\.0\./);
     const c = h.server.clients().find((x) => x.address === info.address)!;
     assert.is(c.client, 'alice');
@@ -223,10 +224,10 @@ test('a wrong secret: REFUSE_AUTH_FAILED with text, counted as auth_failed, logg
   const logger = memoryLogger();
   await withAuth(
     async (h) => {
-      const p = h.sdk({ requestTlvs: () => credentials('alice', ALICE.secret + '0') }).start();
+      const p = h.sdk({ credentials: { id: 'alice', secret: ALICE.secret + '0' } }).start();
       const down = await p.waitState('down');
       assert.is(down.code, REFUSE_AUTH_FAILED);
-      assert.match(down.reason!, /^refused by server: .*wrong credentials.*alice/);
+      assert.match(describeDown(down), /^refused by server: .*wrong credentials.*alice/);
       assert.not.ok(p.states.some((s) => s.state === 'ready'));
       assert.is(h.metrics.refusals.auth_failed, 1);
       const line = logger.find('refuse').find((l) => l.fields.reason === 'auth_failed');
@@ -243,11 +244,11 @@ test('a wrong secret: REFUSE_AUTH_FAILED with text, counted as auth_failed, logg
 
 test('an unknown id is refused exactly like a wrong secret (nothing tells which ids exist)', async () => {
   await withAuth(async (h) => {
-    const wrong = await h.sdk({ requestTlvs: () => credentials('alice', 'not-the-secret') }).start().waitState('down');
-    const unknown = await h.sdk({ requestTlvs: () => credentials('mallory', 'not-the-secret') }).start().waitState('down');
+    const wrong = await h.sdk({ credentials: { id: 'alice', secret: 'not-the-secret' } }).start().waitState('down');
+    const unknown = await h.sdk({ credentials: { id: 'mallory', secret: 'not-the-secret' } }).start().waitState('down');
     assert.is(unknown.code, REFUSE_AUTH_FAILED);
     assert.is(unknown.code, wrong.code);
-    assert.is(unknown.reason!.replace('mallory', 'ID'), wrong.reason!.replace('alice', 'ID'));
+    assert.is(describeDown(unknown).replace('mallory', 'ID'), describeDown(wrong).replace('alice', 'ID'));
     assert.is(h.metrics.refusals.auth_failed, 2);
   });
 });
@@ -256,7 +257,7 @@ test('no credentials: REFUSE_AUTH_REQUIRED; an id without a proof too', async ()
   await withAuth(async (h) => {
     const none = await h.sdk().start().waitState('down');
     assert.is(none.code, REFUSE_AUTH_REQUIRED);
-    assert.match(none.reason!, /credentials/);
+    assert.match(describeDown(none), /credentials/);
     const c = await h.raw();
     const f = await rawRequest(c, 0, [credentials('alice', ALICE.secret)[0]]);
     assert.ok(f && extKind(f) === KIND_REFUSAL, 'an extension refusal');
@@ -289,11 +290,11 @@ test('a fixed address: its client gets it on a dynamic request, and is refused R
   await withAuth(async (h) => {
     const assigns: any[] = [];
     h.server.on('assign', (e) => assigns.push(e));
-    const other = await h.sdk({ requestTlvs: credsOf(FIXED), address: '10.7.0.40' }).start().waitState('down');
+    const other = await h.sdk({ credentials: credsOf(FIXED), address: '10.7.0.40' }).start().waitState('down');
     assert.is(other.code, REFUSE_NOT_ALLOWED);
-    assert.match(other.reason!, /10\.7\.0\.3/);
+    assert.match(describeDown(other), /10\.7\.0\.3/);
     assert.is(h.metrics.refusals.address_not_allowed, 1);
-    const info = await h.sdk({ requestTlvs: credsOf(FIXED) }).ready();
+    const info = await h.sdk({ credentials: credsOf(FIXED) }).ready();
     assert.is(info.address, '10.7.0.3');
     assert.is(assigns.at(-1).mode, 'fixed');
     // Asking for its own address by name is fine too (another connection, same client).
@@ -311,7 +312,7 @@ test('no other client can take a fixed address, whether its owner is online or n
     const f1 = await rawRequest(c1, ip('10.7.0.3'), credentials(ALICE.id, ALICE.secret));
     assert.is(extKind(f1!), KIND_REFUSAL);
     assert.is(readRefusal(f1!).code, REFUSE_NOT_ALLOWED, 'owner offline');
-    const owner = h.sdk({ requestTlvs: credsOf(FIXED) });
+    const owner = h.sdk({ credentials: credsOf(FIXED) });
     assert.is((await owner.ready()).address, '10.7.0.3');
     const c2 = await h.raw();
     const f2 = await rawRequest(c2, ip('10.7.0.3'), credentials(BOB.id, BOB.secret));
@@ -326,13 +327,13 @@ test('dynamic allocation never hands out a fixed address, even when the subnet r
   await withAuth(
     async (h) => {
       const got: string[] = [];
-      for (let i = 0; i < 4; i++) got.push((await h.sdk({ requestTlvs: credsOf(i % 2 ? ALICE : BOB) }).ready()).address!);
+      for (let i = 0; i < 4; i++) got.push((await h.sdk({ credentials: credsOf(i % 2 ? ALICE : BOB) }).ready()).address!);
       assert.equal(got.sort(), ['10.7.0.2', '10.7.0.4', '10.7.0.5', '10.7.0.6']);
-      const full = await h.sdk({ requestTlvs: credsOf(ALICE) }).start().waitState('down');
+      const full = await h.sdk({ credentials: credsOf(ALICE) }).start().waitState('down');
       assert.is(full.code, REFUSE_EXHAUSTED);
       assert.not.ok(h.pool.has(ip('10.7.0.3')), 'the fixed address is still free');
       assert.is(h.pool.free, 0);
-      assert.is((await h.sdk({ requestTlvs: credsOf(FIXED) }).ready()).address, '10.7.0.3', 'its owner still gets it');
+      assert.is((await h.sdk({ credentials: credsOf(FIXED) }).ready()).address, '10.7.0.3', 'its owner still gets it');
     },
     { subnet: '10.7.0.0/29' },
   );
@@ -359,7 +360,7 @@ test('the listening event counts the clients, and a warning says credentials may
 
 test('credentials take effect on the request only: data before a granted request is dropped as unassigned', async () => {
   await withAuth(async (h) => {
-    const peer = await h.sdk({ requestTlvs: credsOf(ALICE) }).ready();
+    const peer = await h.sdk({ credentials: credsOf(ALICE) }).ready();
     const c = await h.raw();
     c.write(ipPacket(ip('10.7.0.99'), ip(peer.address!), 60));
     await waitFor(() => h.metrics.drops.unassigned === 1, 3000, 'the unassigned drop');

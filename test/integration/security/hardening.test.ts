@@ -352,8 +352,8 @@ test('fuzzing a server with auth and mutual TLS: 600 hostile connections', async
   await writeAuth(path, [BYSTANDER_A, BYSTANDER_B, FUZZER, FUZZ_FIXED]);
   await withServer({ subnet: SUBNET, maxFrame: 4000, auth: path, tlsCert: pki.server.cert, tlsKey: pki.server.key, tlsCa: pki.ca, tlsPort: 0 }, async (h) => {
     const client = { ca: pki.caPem, cert: pki.client.certPem, key: pki.client.keyPem };
-    const a = tlsSdk(h, client, { requestTlvs: credsOf(BYSTANDER_A) });
-    const b = h.sdk({ requestTlvs: credsOf(BYSTANDER_B) });
+    const a = tlsSdk(h, client, { credentials: credsOf(BYSTANDER_A) });
+    const b = h.sdk({ credentials: credsOf(BYSTANDER_B) });
     await a.ready();
     await b.ready();
     const w = { h, a, b, tlsOpts: client };

@@ -1,8 +1,10 @@
 // Limits, each with a counted and logged refusal: connections per source address, new
-// connections per second per source, max clients, credential checks in flight, the
-// handshake timeout (a flood of idle half-open connections), and the max frame size.
+// connections per second per source, connections reset before they were accepted (counted
+// apart), max clients, credential checks waiting, the handshake timeout (a flood of idle
+// half-open connections), and the max frame size.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,6 +120,32 @@ test('connRate: a burst beyond 2 x rate gets connection_rate refusals, counted a
   });
 });
 
+test('connections reset before they were accepted (Node no longer knows their address) are refused and counted apart (no_remote), never as one source', async () => {
+  const logger = memoryLogger();
+  await withServer({ connRate: 2, logger }, async (h) => {
+    const N = 20;
+    // A child connects N times and resets each connection while this process, the server's,
+    // is blocked in execFileSync: the server accepts them only once they are gone.
+    const child = `const net = require('node:net'); let n = 0;
+      for (let i = 0; i < ${N}; i++) {
+        const c = net.connect(${h.port}, '127.0.0.1', () => { c.resetAndDestroy(); if (++n === ${N}) setTimeout(() => process.exit(0), 50); });
+        c.on('error', () => {});
+      }
+      setTimeout(() => process.exit(1), 10000);`;
+    execFileSync(process.execPath, ['-e', child], { timeout: 15_000 });
+    await waitFor(() => (h.metrics.refusals.no_remote ?? 0) === N, 3000, `${N} no_remote refusals`, () => h.metrics.refusals);
+    // Before: all of them shared one bucket, "unknown": 4 admitted (2 x rate), 16 refused connection_rate.
+    assert.is(h.metrics.refusals.connection_rate ?? 0, 0);
+    assert.is(h.metrics.connections, 0, 'none became a session');
+    const lines = logger.find('refuse_connection');
+    assert.is(lines.length, 1, 'one line, the rest held back');
+    assert.equal([lines[0].fields.reason, lines[0].fields.remote, lines[0].fields.detail], ['no_remote', 'unknown', 'reset before it was accepted']);
+    assert.not.ok(logger.lines.some((l) => JSON.stringify(l.fields).includes('undefined')));
+    // 127.0.0.1 has its own budget, untouched: a burst of 2 x rate.
+    for (let i = 0; i < 4; i++) assert.ok((await admitted(h)).kept, `connection ${i + 1} admitted`);
+  });
+});
+
 test('maxClients: REFUSE_FULL is counted (max_clients) and logged', async () => {
   const logger = memoryLogger();
   await withServer({ maxClients: 1, logger }, async (h) => {
@@ -135,26 +163,35 @@ test('maxClients: REFUSE_FULL is counted (max_clients) and logged', async () => 
   });
 });
 
-test('credential checks in flight are capped: a burst of logins beyond it is refused REFUSE_RATE (auth_busy), counted and logged; real logins then work', async () => {
+test('credential checks are bounded: from one address 4 at a time, server-wide 64 waiting; beyond, REFUSE_RATE (auth_busy), counted and logged; real logins then work', async () => {
   const path = join(tmp, 'auth.json');
   const real = { id: 'real', secret: newSecret() };
   await writeAuth(path, [real]);
   const logger = memoryLogger();
   await withServer({ auth: path, logger }, async (h) => {
-    const N = 200;
-    const clients = await Promise.all(Array.from({ length: N }, () => h.raw()));
-    for (let i = 0; i < N; i++) clients[i].write(extRequest(0, credentials(`nobody-${i}`, 'guess-' + i)));
-    await waitFor(() => clients.every((c) => c.frames.length > 0 || c.closed), 15_000, 'every login to be answered', () => h.metrics.refusals);
-    const busy = clients.filter((c) => c.frames.length && extKind(c.frames[0]) === KIND_REFUSAL && readRefusal(c.frames[0]).code === REFUSE_RATE).length;
-    const failed = clients.filter((c) => c.frames.length && readRefusal(c.frames[0]).code === 6).length;
-    assert.ok(busy > 0, 'some refused as busy');
-    assert.is(busy + failed, N, 'every other one checked and failed');
-    assert.ok(failed >= 64, `at least the cap was checked: ${failed}`);
-    assert.is(h.metrics.refusals.auth_busy, busy);
-    assert.is(h.metrics.refusals.auth_failed, failed);
+    const burst = async (from: (i: number) => string, n: number) => {
+      const clients = await Promise.all(Array.from({ length: n }, (_, i) => connectFrom(h.port, from(i))));
+      for (const c of clients) h.track(c);
+      for (let i = 0; i < n; i++) clients[i].write(extRequest(0, credentials(`nobody-${i}`, 'guess-' + i)));
+      await waitFor(() => clients.every((c) => c.frames.length > 0 || c.closed), 15_000, 'every login to be answered', () => h.metrics.refusals);
+      const code = (c: RawClient) => (c.frames.length && extKind(c.frames[0]) === KIND_REFUSAL ? readRefusal(c.frames[0]).code : 0);
+      return { busy: clients.filter((c) => code(c) === REFUSE_RATE).length, failed: clients.filter((c) => code(c) === 6).length };
+    };
+    // 200 at once from one address: it has 4 checks waiting or running at most.
+    const one = await burst(() => '127.0.0.1', 200);
+    assert.is(one.busy + one.failed, 200, 'every one answered');
+    assert.ok(one.failed >= 4 && one.failed < 40, `checked: ${one.failed}`);
+    // 300 at once from 150 addresses: 64 wait, 2 run; the rest are refused.
+    const many = await burst((i) => `127.0.2.${1 + (i % 150)}`, 300);
+    assert.is(many.busy + many.failed, 300);
+    assert.ok(many.busy > 0, 'some refused as busy');
+    assert.ok(many.failed >= 64, `at least the queue was checked: ${many.failed}`);
+    assert.is(h.metrics.refusals.auth_busy, one.busy + many.busy);
+    assert.is(h.metrics.refusals.auth_failed, one.failed + many.failed);
     assert.ok(logger.find('refuse').some((l) => l.fields.reason === 'auth_busy'));
+    assert.ok(logger.find('refuse').length < 100, 'refusals of credentials are logged a few a second');
     assert.is(h.auth!.pending, 0);
-    assert.ok((await h.sdk({ requestTlvs: credsOf(real) }).ready()).address);
+    assert.ok((await h.sdk({ credentials: credsOf(real) }).ready()).address);
   });
 });
 

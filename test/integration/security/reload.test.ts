@@ -49,7 +49,7 @@ test('reload(): removed, re-keyed and re-addressed clients are disconnected (cre
     async (h, path) => {
       const peers: Record<string, SdkPeer> = {};
       for (const c of [alice, bob, carol, dave, erin]) {
-        peers[c.id] = h.sdk({ requestTlvs: credsOf(c) });
+        peers[c.id] = h.sdk({ credentials: credsOf(c) });
         await peers[c.id].ready();
       }
       assert.is(peers.carol.state.address, '10.6.0.10');
@@ -83,10 +83,10 @@ test('reload(): removed, re-keyed and re-addressed clients are disconnected (cre
       assert.is(h.sessions, 2);
       assert.is(h.pool.size, 2);
       // The new file holds: bob's new secret works, his old one does not; carol has her new address; alice is gone.
-      assert.ok((await h.sdk({ requestTlvs: credsOf(bob2) }).ready()).address);
-      assert.is((await h.sdk({ requestTlvs: credsOf(bob) }).start().waitState('down')).code, REFUSE_AUTH_FAILED);
-      assert.is((await h.sdk({ requestTlvs: credsOf(alice) }).start().waitState('down')).code, REFUSE_AUTH_FAILED);
-      assert.is((await h.sdk({ requestTlvs: credsOf(carol2) }).ready()).address, '10.6.0.12');
+      assert.ok((await h.sdk({ credentials: credsOf(bob2) }).ready()).address);
+      assert.is((await h.sdk({ credentials: credsOf(bob) }).start().waitState('down')).code, REFUSE_AUTH_FAILED);
+      assert.is((await h.sdk({ credentials: credsOf(alice) }).start().waitState('down')).code, REFUSE_AUTH_FAILED);
+      assert.is((await h.sdk({ credentials: credsOf(carol2) }).ready()).address, '10.6.0.12');
     },
     { logger },
   );
@@ -96,8 +96,8 @@ test('reload() with an identical file closes nothing', async () => {
   const a = mk('a');
   const b = mk('b', '10.6.0.20');
   await withAuthFile([a, b], async (h, path) => {
-    const pa = h.sdk({ requestTlvs: credsOf(a) });
-    const pb = h.sdk({ requestTlvs: credsOf(b) });
+    const pa = h.sdk({ credentials: credsOf(a) });
+    const pb = h.sdk({ credentials: credsOf(b) });
     await pa.ready();
     await pb.ready();
     writeFileSync(path, await authText([b, a])); // reordered, same entries
@@ -116,8 +116,8 @@ test('a bad file at reload rejects, logs reload_failed, and changes nothing: ses
   await withAuthFile(
     [a, b],
     async (h, path) => {
-      const pa = h.sdk({ requestTlvs: credsOf(a) });
-      const pb = h.sdk({ requestTlvs: credsOf(b) });
+      const pa = h.sdk({ credentials: credsOf(a) });
+      const pb = h.sdk({ credentials: credsOf(b) });
       await pa.ready();
       await pb.ready();
       const newcomer = mk('newcomer');
@@ -155,8 +155,8 @@ test('a bad file at reload rejects, logs reload_failed, and changes nothing: ses
       assert.is(h.sessions, 2);
       assert.is(h.metrics.disconnects.credentials_revoked ?? 0, 0);
       await passes(pa, pb, 5);
-      assert.is((await h.sdk({ requestTlvs: credsOf(a) }).ready()).state, 'ready', 'old credentials still accepted');
-      assert.is((await h.sdk({ requestTlvs: credsOf(newcomer) }).start().waitState('down')).code, REFUSE_AUTH_FAILED, 'the bad file is not half-applied');
+      assert.is((await h.sdk({ credentials: credsOf(a) }).ready()).state, 'ready', 'old credentials still accepted');
+      assert.is((await h.sdk({ credentials: credsOf(newcomer) }).start().waitState('down')).code, REFUSE_AUTH_FAILED, 'the bad file is not half-applied');
       // b's fixed address is still kept for b.
       const c = await h.raw();
       pb.close();
@@ -191,7 +191,7 @@ test('a fixed address removed from the file becomes available to other clients',
       await waitFor(() => h.pool.size === 0, 3000, 'the address to be released');
       // And dynamic allocation may now hand it out.
       const got: string[] = [];
-      for (let i = 0; i < 5; i++) got.push((await h.sdk({ requestTlvs: credsOf(other) }).ready()).address!);
+      for (let i = 0; i < 5; i++) got.push((await h.sdk({ credentials: credsOf(other) }).ready()).address!);
       assert.ok(got.includes('10.6.0.5'), JSON.stringify(got));
     },
     { subnet: '10.6.0.0/29' },
@@ -207,7 +207,7 @@ test('a fixed address added at reload is kept for its owner from then on', async
     const c = await h.raw();
     const r = await rawRequest(c, ip('10.6.0.77'), credentials(other.id, other.secret));
     assert.is(readRefusal(r!).code, REFUSE_NOT_ALLOWED);
-    assert.is((await h.sdk({ requestTlvs: credsOf(owner) }).ready()).address, '10.6.0.77');
+    assert.is((await h.sdk({ credentials: credsOf(owner) }).ready()).address, '10.6.0.77');
   });
 });
 
@@ -223,9 +223,9 @@ test('CLI: SIGHUP revokes a removed client; SIGHUP with a broken file keeps the 
   try {
     const port = await s.port();
     await s.event('plain_credentials');
-    const pk = new SdkPeer(port, { requestTlvs: credsOf(keep) });
-    const pd = new SdkPeer(port, { requestTlvs: credsOf(drop) });
-    const pk2 = new SdkPeer(port, { requestTlvs: credsOf(keep) });
+    const pk = new SdkPeer(port, { credentials: credsOf(keep) });
+    const pd = new SdkPeer(port, { credentials: credsOf(drop) });
+    const pk2 = new SdkPeer(port, { credentials: credsOf(keep) });
     peers.push(pk, pd, pk2);
     await pk.ready();
     const pdAddr = (await pd.ready()).address;
@@ -249,7 +249,7 @@ test('CLI: SIGHUP revokes a removed client; SIGHUP with a broken file keeps the 
     assert.is(s.exit, null, 'still running after a bad SIGHUP');
     assert.is(pk.state.state, 'ready');
     await passes(pk2, pk, 7);
-    const again = new SdkPeer(port, { requestTlvs: credsOf(keep) });
+    const again = new SdkPeer(port, { credentials: credsOf(keep) });
     peers.push(again);
     await again.ready();
     // Raw probe: the plain listener still answers.

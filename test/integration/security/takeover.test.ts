@@ -168,7 +168,7 @@ test('a wrong lease does not take over: REFUSE_IN_USE, the holder keeps its sess
 
 test('with auth: an SDK client whose link died comes back to its address (credentials and lease)', async () => {
   await withAuth(async (h) => {
-    const { peer, proxy } = await proxied(h, { requestTlvs: credsOf(ALICE) });
+    const { peer, proxy } = await proxied(h, { credentials: credsOf(ALICE) });
     const addr = peer.state.address;
     const { t, takeover } = await dieAndReturn(h, peer, proxy);
     assert.is(peer.state.address, addr);

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { REFUSE_IN_USE } from '../../../protocol/index.js';
 import { tcpConnect } from '../../../client-sdk/node/tcp.js';
 import { tlsConnect } from '../../../client-sdk/node/tls.js';
+import { describeDown } from '../../../client-sdk/node/describe.js';
 import { ConfigError } from '../../../server/src/config/config.js';
 import { createServer } from '../../../server/src/server.js';
 import { type Harness, RawClient, SdkPeer, SEED_DYNAMIC, equalBytes, extRequest, hex, ipPacket, rng, sleep, waitFor, withServer } from '../../support/server-net.js';
@@ -99,7 +100,7 @@ test('credentials over TLS: accepted, and the secret never crosses the wire in c
   await withServer(tlsOpts({ auth: path }), async (h) => {
     const proxy = await Proxy.start(h.server.tlsPort, true);
     h.track(proxy);
-    const p = h.sdk({ connect: tlsTo(proxy.port, { ca: pki.caPem }), requestTlvs: credsOf(c) });
+    const p = h.sdk({ connect: tlsTo(proxy.port, { ca: pki.caPem }), credentials: credsOf(c) });
     await p.ready();
     assert.is(h.server.clients()[0].client, 'tls-client');
     assert.not.ok(includes(proxy.wire.toServer, Buffer.from(c.secret)), 'secret in clear');
@@ -116,10 +117,10 @@ test('wrong CA on the client: the client goes down with a reason naming the cert
     ];
     for (const [name, o] of cases) {
       const down = await tlsDown(h, o);
-      assert.match(down.reason!, /CERT|certificate|VERIFY|SIGNATURE|issuer/i, `${name}: ${down.reason}`);
-      assert.match(down.reason!, /the server's certificate is signed by a CA that is not trusted \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/, `${name}: ${down.reason}`);
+      assert.match(describeDown(down), /CERT|certificate|VERIFY|SIGNATURE|issuer/i, `${name}: ${describeDown(down)}`);
+      assert.match(describeDown(down), /the server's certificate is signed by a CA that is not trusted \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/, `${name}: ${describeDown(down)}`);
       assert.is(down.code, 0, `${name}: not a refusal code`);
-      assert.equal(down.failure, { kind: 'certificate' }, `${name}: recognisable as a certificate failure`);
+      assert.is(down.reason, 'certificate', `${name}: recognisable as a certificate failure`);
     }
     await sleep(50);
     assert.is(h.sessions, 0);
@@ -133,15 +134,16 @@ test('a server certificate for another name (or from another CA) is refused by t
   await withServer(tlsOpts(), async (h) => {
     const p = h.sdk({ connect: tlsConnect({ host: '127.0.0.1', port: h.server.tlsPort, ca: pki.caPem, servername: 'vpn.example.com' }) }).start();
     const down = await p.waitState('down', 5000);
-    assert.match(down.reason!, /ALTNAME|altname|name/i, down.reason);
+    assert.match(describeDown(down), /ALTNAME|altname|name/i, describeDown(down));
     // The reason and the failure name the names the certificate does carry.
-    assert.is(down.reason, "the server's certificate is not for vpn.example.com: it is for 127.0.0.1, localhost (ERR_TLS_CERT_ALTNAME_INVALID)");
-    assert.equal(down.failure, { kind: 'certificate_name', names: ['127.0.0.1', 'localhost'] });
+    assert.is(describeDown(down), "the server's certificate is not for vpn.example.com: it is for 127.0.0.1, localhost (ERR_TLS_CERT_ALTNAME_INVALID)");
+    assert.is(down.reason, 'certificate_name');
+    assert.equal(down.names, ['127.0.0.1', 'localhost']);
     assert.is(h.pool.size, 0);
   });
   await withServer(tlsOpts({ tlsCert: pki.otherServer.cert, tlsKey: pki.otherServer.key }), async (h) => {
     const down = await tlsDown(h, { ca: pki.caPem });
-    assert.match(down.reason!, /CERT|certificate|VERIFY|SIGNATURE|issuer/i, down.reason);
+    assert.match(describeDown(down), /CERT|certificate|VERIFY|SIGNATURE|issuer/i, describeDown(down));
     assert.is(h.pool.size, 0);
   });
 });
@@ -172,8 +174,8 @@ test('mutual TLS: no client certificate is refused (counted tls_handshake, logge
 test('mutual TLS: the SDK client without a certificate goes down with a reason naming the TLS problem (not "address in use")', async () => {
   await withServer(mutual(), async (h) => {
     const down = await tlsDown(h, { ca: pki.caPem });
-    assert.is.not(down.code, REFUSE_IN_USE, `reported as a refusal "address in use": ${down.reason}`);
-    assert.match(down.reason!, /CERT|certificate|ALERT|SSL|TLS/i, down.reason);
+    assert.is.not(down.code, REFUSE_IN_USE, `reported as a refusal "address in use": ${describeDown(down)}`);
+    assert.match(describeDown(down), /CERT|certificate|ALERT|SSL|TLS/i, describeDown(down));
     assert.is(h.pool.size, 0);
   });
 });
@@ -221,7 +223,7 @@ test('plain: false leaves only the TLS listener; a plain-TCP seed request to it 
     assert.is(h.pool.size, 0);
     await waitFor(() => (h.metrics.refusals.plain_on_tls_port ?? 0) === 1, 3000, 'plain_on_tls_port counted');
     assert.match(logger.find('refuse_connection')[0].fields.detail, /connect it with --tls \(this server has no plain listener\)/);
-    assert.ok((await tlsSdk(h, { ca: pki.caPem }, { requestTlvs: credsOf(c) }).ready()).address);
+    assert.ok((await tlsSdk(h, { ca: pki.caPem }, { credentials: credsOf(c) }).ready()).address);
   });
 });
 
@@ -236,8 +238,8 @@ test('a self-signed server certificate: the client goes down with failure certif
     '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { cwd: tmp, stdio: 'ignore', timeout: 20_000 });
   await withServer(tlsOpts({ tlsCert: join(tmp, 'self.pem'), tlsKey: join(tmp, 'self.key') }), async (h) => {
     const down = await tlsDown(h, { ca: pki.caPem });
-    assert.is(down.reason, "the server's certificate is self-signed and not trusted (DEPTH_ZERO_SELF_SIGNED_CERT)");
-    assert.equal(down.failure, { kind: 'certificate' });
+    assert.is(describeDown(down), "the server's certificate is self-signed and not trusted (DEPTH_ZERO_SELF_SIGNED_CERT)");
+    assert.is(down.reason, 'certificate');
     // Trusting that very certificate is the fix.
     assert.ok((await tlsSdk(h, { ca: readFileSync(join(tmp, 'self.pem')) }).ready(5000)).address);
   });
@@ -253,8 +255,8 @@ test('a TLS client on the plain port: refused as tls_on_plain_port naming the TL
     const r = await rawTls(port, { ca: pki.caPem });
     assert.is(r.error?.code, 'ERR_SSL_SSLV3_ALERT_UNEXPECTED_MESSAGE', String(r.error));
     const down = await h.sdk({ connect: tlsTo(port, { ca: pki.caPem }) }).start().waitState('down', 5000);
-    assert.is(down.reason, 'the server does not speak TLS on this port (ERR_SSL_SSLV3_ALERT_UNEXPECTED_MESSAGE)');
-    assert.equal(down.failure, { kind: 'not_tls' });
+    assert.is(describeDown(down), 'the server does not speak TLS on this port (ERR_SSL_SSLV3_ALERT_UNEXPECTED_MESSAGE)');
+    assert.is(down.reason, 'not_tls');
     assert.is(down.code, 0);
     await waitFor(() => (h.metrics.refusals.tls_on_plain_port ?? 0) === 2, 3000, 'both refusals counted', () => h.metrics.refusals);
     // One line: refusal lines are rate limited per reason (the next says how many were held back).
@@ -274,7 +276,7 @@ test('a TLS client on the plain port of a server without TLS: the refusal says t
   const logger = memoryLogger();
   await withServer({ logger }, async (h) => {
     const down = await h.sdk({ connect: tlsTo(h.server.port, { ca: pki.caPem }) }).start().waitState('down', 5000);
-    assert.equal(down.failure, { kind: 'not_tls' });
+    assert.is(down.reason, 'not_tls');
     await waitFor(() => logger.find('refuse_connection').length === 1, 3000, 'the refusal');
     assert.is(logger.find('refuse_connection')[0].fields.detail, `a TLS client on the plain port ${h.server.port}: this server has no TLS listener, drop --tls on the client`);
   });
@@ -290,8 +292,8 @@ test('a plain client on the TLS port: refused as plain_on_tls_port naming the fi
     await raw.waitClosed(5000);
     assert.is(hex(raw.all()), '15 03 03 00 02 02 0a', 'a fatal unexpected_message alert, then the close');
     const down = await h.sdk({ connect: tcpConnect({ host: '127.0.0.1', port: tlsPort }) }).start().waitState('down', 5000);
-    assert.is(down.reason, 'the server expects TLS on this port');
-    assert.equal(down.failure, { kind: 'expects_tls' });
+    assert.is(describeDown(down), 'the server expects TLS on this port');
+    assert.is(down.reason, 'expects_tls');
     assert.is(down.code, 0, 'not "a seed server refuses so" (address in use)');
     // A seed device takes whatever one read() returns for its reply: it is refused its own way, by a close.
     const seed = await RawClient.connect(tlsPort);
@@ -540,7 +542,7 @@ test('a refusal over TLS reaches the client intact (REFUSE_IN_USE for a static a
     await h.sdk({ address: '10.2.0.9' }).ready();
     const down = await tlsDown(h, { ca: pki.caPem }, { address: '10.2.0.9' });
     assert.is(down.code, REFUSE_IN_USE);
-    assert.match(down.reason!, /in use/);
+    assert.match(describeDown(down), /in use/);
   });
 });
 

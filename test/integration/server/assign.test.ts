@@ -4,6 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KIND_REFUSAL, KIND_REPLY, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_OUTSIDE, T_CLIENT, ascii, extKind, readConfig, readRefusal, formatIPv4 } from '../../../protocol/index.js';
+import { describeDown } from '../../../client-sdk/node/describe.js';
 import { type Harness, RawClient, SEED_DYNAMIC, extRequest, ip, nextEvent, seedStatic, sleep, waitFor, withServer } from '../../support/server-net.js';
 
 const readU32 = (b: Uint8Array, o: number) => Buffer.from(b.buffer, b.byteOffset, b.length).readUInt32BE(o);
@@ -78,8 +79,8 @@ test('static conflict, new format: the second SDK client is refused with REFUSE_
     const refuse = nextEvent<any>(h.server, 'refuse', 3000);
     const down = await refusedSdk(h, '10.9.0.50');
     assert.is(down.code, REFUSE_IN_USE);
-    assert.match(down.reason!, /in use/, 'the server text reaches the client: ' + down.reason);
-    assert.match(down.reason!, /10\.9\.0\.50/);
+    assert.match(describeDown(down), /in use/, 'the server text reaches the client: ' + describeDown(down));
+    assert.match(describeDown(down), /10\.9\.0\.50/);
     const ev = await refuse;
     assert.is(ev.reason, 'address_in_use');
     assert.is(ev.protocol, 'simplevpn');
@@ -158,7 +159,7 @@ test('pool exhaustion (a /29 with room for more clients than addresses): REFUSE_
     assert.is(h.pool.free, 0);
     const down = await refusedSdk(h);
     assert.is(down.code, REFUSE_EXHAUSTED);
-    assert.ok(down.reason!.length > 'refused by server: '.length);
+    assert.ok(describeDown(down).length > 'refused by server: '.length);
     const seed = await h.raw();
     seed.write(SEED_DYNAMIC);
     await expectSilentClose(seed, 'seed dynamic on an exhausted pool');
@@ -171,7 +172,7 @@ test('pool exhaustion with the default max-clients is still reported as exhausti
   await withServer({ subnet: '10.9.0.0/30' }, async (h) => {
     assert.is((await h.sdk().ready()).address, '10.9.0.2');
     const down = await refusedSdk(h);
-    assert.is(down.code, REFUSE_EXHAUSTED, 'got code ' + down.code + ': ' + down.reason);
+    assert.is(down.code, REFUSE_EXHAUSTED, 'got code ' + down.code + ': ' + describeDown(down));
     assert.is(h.metrics.refusals.pool_exhausted, 1);
   });
 });

@@ -87,7 +87,7 @@ test('client to client: thousands of mixed-size packets, both directions at once
     assert.is(m.txPackets, 2 * N);
     assert.is(m.rxBytes, bytes);
     assert.is(m.txBytes, bytes);
-    assert.equal(m.drops, { spoofed_source: 0, unassigned: 0, no_route: 0, queue_full: 0, tun_full: 0, tun_rejected: 0, too_big: 0, not_ipv4: 0 });
+    assert.equal(m.drops, { spoofed_source: 0, unassigned: 0, no_route: 0, queue_full: 0, tun_full: 0, tun_rejected: 0, too_big: 0, fragment_overflow: 0, not_ipv4: 0 });
   });
 });
 

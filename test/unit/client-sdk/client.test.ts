@@ -3,8 +3,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Client } from '../../../client-sdk/src/client.js';
-import type { ClientOptions, StateInfo } from '../../../client-sdk/src/client.js';
-import { KEEPALIVE, KIND_REFUSAL, KIND_REQUEST, PROTO_EXT, REFUSE_EXHAUSTED, REFUSE_IN_USE, T_CLIENT, T_GATEWAY, T_KEEPALIVE, T_LEASE, T_MTU, T_PREFIX, T_REASON, ascii, eachTlv, extKind, extMessage, readAscii, refusal, u16, u32, u8, E_VERSION, Framer, DST, SRC, formatIPv4, readU32 } from '../../../protocol/index.js';
+import type { ClientOptions, DownInfo, ReadyInfo, StateInfo } from '../../../client-sdk/src/client.js';
+import { describeDown } from '../../../client-sdk/node/describe.js';
+import { KEEPALIVE, KIND_REFUSAL, KIND_REQUEST, PROTO_EXT, REFUSE_EXHAUSTED, REFUSE_IN_USE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_GATEWAY, T_KEEPALIVE, T_LEASE, T_MTU, T_PREFIX, T_REASON, type Tlv, eachTlv, extKind, extMessage, readAscii, refusal, u16, u32, u8, E_VERSION, Framer, DST, SRC, formatIPv4, readU32 } from '../../../protocol/index.js';
 import { FakeClock, FakeNet, FakeSocket, bytes, concat, dataPacket, echoReply, extReply, hex, ip, seedReply } from '../../support/sdk-fakes.js';
 
 const SEED_KEEPALIVE = '45 14 00 00 00 00 00 00 40 00 00 00 ff ff ff ff ff ff ff ff';
@@ -31,13 +32,25 @@ function setup(opts: Partial<ClientOptions> = {}) {
     ...opts,
   });
   const last = () => states[states.length - 1];
+  /** The last report, which must be 'down'. */
+  const down = (): DownInfo => {
+    const d = last();
+    assert.is(d.state, 'down');
+    return d as DownInfo;
+  };
+  /** The last report, which must be 'ready'. */
+  const ready = (): ReadyInfo => {
+    const r = last();
+    assert.is(r.state, 'ready');
+    return r as ReadyInfo;
+  };
   const downs = () => states.filter((s) => s.state === 'down');
   /** The first 'down' as "at <ms>: <reason>", or null. */
   const firstDown = () => {
     const i = states.findIndex((s) => s.state === 'down');
-    return i < 0 ? null : `at ${times[i]} ms: ${states[i].reason}`;
+    return i < 0 ? null : `at ${times[i]} ms: ${text(states[i] as DownInfo)}`;
   };
-  return { client, clock, net, tun, states, last, downs, firstDown };
+  return { client, clock, net, tun, states, last, down, ready, downs, firstDown };
 }
 
 /** A client that has connected, asked and been answered with `reply`. */
@@ -57,6 +70,13 @@ const request = (sock: FakeSocket) => {
 };
 const src = (f: Uint8Array) => formatIPv4(readU32(f, SRC));
 const keepalivesWritten = (sock: FakeSocket) => sock.writes.filter((w) => hex(w) === SEED_KEEPALIVE).length;
+/** A 'down' as people read it (the Linux client's log line). */
+const text = (d: DownInfo) => describeDown(d);
+const tlvsOf = (f: Uint8Array) => {
+  const t: Tlv[] = [];
+  eachTlv(f, (type, v) => t.push([type, v.slice()]));
+  return t;
+};
 const tlvTypes = (f: Uint8Array) => {
   const t: number[] = [];
   eachTlv(f, (type) => t.push(type));
@@ -108,15 +128,24 @@ test('the dynamic request is one extension message: protocol 253, KIND_REQUEST, 
   assert.equal(f.next(), r, 'the request is exactly one frame');
 });
 
-test('the client name and requestTlvs ride in the extension request', () => {
-  const s = setup({ name: 'sensor-7', requestTlvs: () => [[17, ascii('id-1')]] });
+test('the client name and the credentials ride in the extension request', () => {
+  const s = setup({ name: 'sensor-7', credentials: { id: 'id-1', secret: 's3cret-value' } });
   s.client.start();
   s.net.last.open();
   const r = request(s.net.last);
-  assert.equal(tlvTypes(r), [17, T_CLIENT]);
-  let name = '';
-  eachTlv(r, (t, v) => t === T_CLIENT && (name = readAscii(v)));
-  assert.is(name, 'sensor-7');
+  assert.equal(tlvTypes(r), [T_AUTH_ID, T_AUTH_PROOF, T_CLIENT]);
+  const values = new Map<number, string>();
+  eachTlv(r, (t, v) => values.set(t, readAscii(v)));
+  assert.is(values.get(T_CLIENT), 'sensor-7');
+  assert.is(values.get(T_AUTH_ID), 'id-1');
+  assert.is(values.get(T_AUTH_PROOF), 's3cret-value');
+});
+
+test('seed: true sends no credentials (the seed request has no room for them)', () => {
+  const s = setup({ seed: true, credentials: { id: 'id-1', secret: 's3cret-value' } });
+  s.client.start();
+  s.net.last.open();
+  assert.is(hex(request(s.net.last)), SEED_DYNAMIC);
 });
 
 test('an mtu option asks for that MTU in the request; without it the request asks for none', () => {
@@ -183,7 +212,7 @@ test('an extension reply makes the client ready with address, prefix, netmask, g
     ],
     server: 'simplevpn',
   });
-  assert.is(s.client.address, ip('10.1.2.7'));
+  assert.is(s.client.address, '10.1.2.7');
   assert.equal(s.client.info, s.last());
 });
 
@@ -205,20 +234,20 @@ test('a seed reply (20 bytes, total length 0) gives the /16 default, no gateway 
 });
 
 test('a seed server echoing the extension request with only the destination rewritten is a seed server; its echoed TLVs are not config', () => {
-  const s = setup({
-    name: 'sensor-7',
-    // TLVs that would change the configuration if the echo were read as a reply.
-    requestTlvs: () => [
-      [T_PREFIX, u8(24)],
-      [T_GATEWAY, u32(ip('10.9.9.9'))],
-      [T_MTU, u16(1280)],
-      [T_KEEPALIVE, u16(99)],
-      [T_LEASE, Uint8Array.of(1, 2, 3)],
-    ],
-  });
+  const s = setup({ name: 'sensor-7', mtu: 1280 });
   s.client.start();
   s.net.last.open();
-  const req = request(s.net.last);
+  const sent = request(s.net.last);
+  // TLVs that would change the configuration if the echo were read as a reply: the
+  // request's own MTU and, as the echo of a request that carried them, the others.
+  const req = extMessage(readU32(sent, SRC), readU32(sent, DST), KIND_REQUEST, [
+    ...tlvsOf(sent),
+    [T_PREFIX, u8(24)],
+    [T_GATEWAY, u32(ip('10.9.9.9'))],
+    [T_KEEPALIVE, u16(99)],
+    [T_LEASE, Uint8Array.of(1, 2, 3)],
+  ]);
+  assert.equal(tlvTypes(req), [T_CLIENT, T_MTU, T_PREFIX, T_GATEWAY, T_KEEPALIVE, T_LEASE]);
   const echo = echoReply(req, '10.0.77.3');
   assert.equal(echo.subarray(0, 16), req.subarray(0, 16));
   assert.equal(echo.subarray(20), req.subarray(20));
@@ -244,9 +273,10 @@ test('a reply whose destination is 0.0.0.0 or 255.255.255.255 is invalid: down a
     s.net.last.open();
     s.net.last.deliver(bad);
     assert.is(s.last().state, 'down', hex(bad));
-    assert.match(s.last().reason!, /invalid reply/);
+    assert.is(s.down().reason, 'protocol_error');
+    assert.match(text(s.down()), /invalid address reply/);
     assert.ok(s.net.last.closed);
-    s.clock.advance(s.last().retryIn!);
+    s.clock.advance(s.down().retryIn);
     assert.is(s.net.sockets.length, 2);
   }
 });
@@ -258,9 +288,9 @@ test('a static address refused the seed way (end of stream during the request) �
   s.client.start();
   s.net.last.open();
   s.net.last.end('end of stream');
-  const d = s.last();
-  assert.is(d.state, 'down');
-  assert.match(d.reason!, /address request/);
+  const d = s.down();
+  assert.is(d.reason, 'refused');
+  assert.match(text(d), /address request/);
   assert.is(d.code, REFUSE_IN_USE);
   assert.is(d.retryIn, BACKOFF[0]);
   assert.is(s.clock.pending, 1, 'only the retry timer');
@@ -277,11 +307,12 @@ test('an extension refusal with a code and text → down reporting both, the soc
   s.client.start();
   s.net.last.open();
   s.net.last.deliver(refusal(ip('10.0.3.7'), REFUSE_EXHAUSTED, 'pool exhausted'));
-  assert.is(s.last().state, 'down');
-  assert.is(s.last().code, REFUSE_EXHAUSTED);
-  assert.match(s.last().reason!, /pool exhausted/);
+  assert.is(s.down().reason, 'refused');
+  assert.is(s.down().code, REFUSE_EXHAUSTED);
+  assert.is(s.down().detail, 'pool exhausted');
+  assert.match(text(s.down()), /pool exhausted/);
   assert.ok(s.net.last.closed);
-  assert.is(s.last().retryIn, BACKOFF[0]);
+  assert.is(s.down().retryIn, BACKOFF[0]);
 });
 
 test('a refusal with a code and no text reports the code in the reason', () => {
@@ -289,8 +320,9 @@ test('a refusal with a code and no text reports the code in the reason', () => {
   s.client.start();
   s.net.last.open();
   s.net.last.deliver(extMessage(0, 0, KIND_REFUSAL, [[T_REASON, u8(9)]]));
-  assert.is(s.last().code, 9);
-  assert.match(s.last().reason!, /code 9/);
+  assert.is(s.down().reason, 'refused');
+  assert.is(s.down().code, 9);
+  assert.match(s.down().detail, /code 9/);
 });
 
 // ---- data -------------------------------------------------------------------------------------
@@ -390,10 +422,10 @@ test('no answer within the timeout after a keepalive → down (keepalive) and a 
   s.clock.advanceTo(24_999);
   assert.is(s.last().state, 'ready');
   s.clock.advanceTo(25_000);
-  assert.is(s.last().state, 'down');
-  assert.match(s.last().reason!, /keepalive/);
+  assert.is(s.down().reason, 'keepalive_timeout');
+  assert.match(text(s.down()), /keepalive/);
   assert.ok(first.closed, 'the dead socket is closed');
-  s.clock.advance(s.last().retryIn!);
+  s.clock.advance(s.down().retryIn);
   assert.is(s.net.sockets.length, 2);
   assert.is(s.last().state, 'connecting');
 });
@@ -414,7 +446,7 @@ test('a server answering every keepalive at once keeps the link up (keepalive 1 
 
 test('a keepalive interval pushed by the server replaces the configured one', () => {
   const s = readyClient({}, extReply('10.0.0.5', { keepalive: 30 }));
-  assert.is(s.last().keepalive, 30);
+  assert.is(s.ready().keepalive, 30);
   s.clock.advanceTo(29_999);
   assert.is(keepalivesWritten(s.net.last), 0);
   s.clock.advanceTo(30_000);
@@ -423,11 +455,24 @@ test('a keepalive interval pushed by the server replaces the configured one', ()
 
 test('an idle timeout pushed by the server brings the keepalive interval down to half of it', () => {
   const s = readyClient({}, extReply('10.0.0.5', { idleTimeout: 20 }));
-  assert.is(s.last().keepalive, 10);
+  assert.is(s.ready().keepalive, 10);
   s.clock.advanceTo(9_999);
   assert.is(keepalivesWritten(s.net.last), 0);
   s.clock.advanceTo(10_000);
   assert.is(keepalivesWritten(s.net.last), 1);
+});
+
+test('0 for keepalive, timeout or a backoff bound means its default, never a storm of keepalives or reconnects', () => {
+  const s = readyClient({ keepalive: 0, timeout: 0, minBackoff: 0, maxBackoff: 0 }, seedReply('10.0.0.5'));
+  assert.is(s.ready().keepalive, 15);
+  s.clock.advance(14_999);
+  assert.is(keepalivesWritten(s.net.last), 0);
+  s.clock.advance(1);
+  assert.is(keepalivesWritten(s.net.last), 1);
+  s.clock.advance(9_999);
+  assert.is(s.last().state, 'ready', 'the 10 s timeout');
+  s.clock.advance(1);
+  assert.is(s.down().retryIn, BACKOFF[0]);
 });
 
 // ---- reconnect --------------------------------------------------------------------------------
@@ -435,10 +480,10 @@ test('an idle timeout pushed by the server brings the keepalive interval down to
 test('after a lost connection the client asks again for the address it had', () => {
   const s = readyClient({}, extReply('10.0.0.5'));
   s.net.last.end('end of stream');
-  assert.is(s.last().state, 'down');
-  assert.is(s.last().code, 0);
-  assert.match(s.last().reason!, /connection closed: end of stream/);
-  s.clock.advance(s.last().retryIn!);
+  assert.is(s.down().reason, 'closed');
+  assert.is(s.down().code, 0);
+  assert.match(text(s.down()), /connection closed: end of stream/);
+  s.clock.advance(s.down().retryIn);
   s.net.last.open();
   const r = request(s.net.last);
   assert.is(extKind(r), KIND_REQUEST);
@@ -448,7 +493,7 @@ test('after a lost connection the client asks again for the address it had', () 
 test('a seed client reconnects with a seed static request for the address it had', () => {
   const s = readyClient({ seed: true }, seedReply('10.0.200.9'));
   s.net.last.end();
-  s.clock.advance(s.last().retryIn!);
+  s.clock.advance(s.down().retryIn);
   s.net.last.open();
   assert.is(hex(request(s.net.last)), '45 14 00 00 00 00 00 00 40 00 00 00 0a 00 c8 09 00 00 00 00');
 });
@@ -456,12 +501,12 @@ test('a seed client reconnects with a seed static request for the address it had
 test('when a seed server refuses the previous address (closes during the request), the next attempt is dynamic', () => {
   const s = readyClient({}, seedReply('10.0.0.5'));
   s.net.last.end();
-  s.clock.advance(s.last().retryIn!);
+  s.clock.advance(s.down().retryIn);
   s.net.last.open();
   assert.is(src(request(s.net.last)), '10.0.0.5');
   s.net.last.end('end of stream'); // refused: closed during the request
-  assert.is(s.last().code, REFUSE_IN_USE);
-  s.clock.advance(s.last().retryIn!);
+  assert.is(s.down().code, REFUSE_IN_USE);
+  s.clock.advance(s.down().retryIn);
   s.net.last.open();
   assert.is(src(request(s.net.last)), '0.0.0.0');
 });
@@ -469,14 +514,68 @@ test('when a seed server refuses the previous address (closes during the request
 test('after an extension reply, a close during the request is a lost connection: the same address is asked for again', () => {
   const s = readyClient({}, extReply('10.0.0.5'));
   s.net.last.end();
-  s.clock.advance(s.last().retryIn!);
+  s.clock.advance(s.down().retryIn);
   s.net.last.open();
-  s.net.last.end('ECONNRESET'); // e.g. a server restarting, or refusing admission before reading
-  assert.is(s.last().code, 0);
-  assert.match(s.last().reason!, /connection closed: ECONNRESET/);
-  s.clock.advance(s.last().retryIn!);
+  s.net.last.end('end of stream'); // e.g. a server restarting, or refusing admission before reading
+  assert.is(s.down().reason, 'closed');
+  assert.is(s.down().code, 0);
+  assert.match(text(s.down()), /connection closed: end of stream/);
+  s.clock.advance(s.down().retryIn);
   s.net.last.open();
   assert.is(src(request(s.net.last)), '10.0.0.5');
+});
+
+test('a seed server\'s refusal is known by the close code, whatever words the transport uses', () => {
+  for (const detail of [undefined, 'end of stream', 'peer closed', 'socket error or closed by peer']) {
+    const s = setup({ address: '10.0.3.7' });
+    s.client.start();
+    s.net.last.open();
+    s.net.last.end(detail);
+    assert.is(s.down().reason, 'refused', String(detail));
+    assert.is(s.down().code, REFUSE_IN_USE, String(detail));
+  }
+});
+
+test('an error during the request (a reset, a TLS alert) is a lost connection, not a refusal, even from a seed server', () => {
+  const s = readyClient({}, seedReply('10.0.0.5'));
+  s.net.last.end();
+  s.clock.advance(s.down().retryIn);
+  s.net.last.open();
+  s.net.last.fail('error', 'ECONNRESET');
+  assert.is(s.down().reason, 'closed');
+  assert.is(s.down().code, 0);
+  assert.match(text(s.down()), /connection closed: ECONNRESET/);
+  s.clock.advance(s.down().retryIn);
+  s.net.last.open();
+  assert.is(src(request(s.net.last)), '10.0.0.5', 'the same address asked for again');
+});
+
+test('a failure the transport recognised is the reason, with its words and the certificate\'s names', () => {
+  const s = setup();
+  s.client.start();
+  s.net.last.fail('certificate_name', "the server's certificate is not for a.example: it is for b.example (ERR_TLS_CERT_ALTNAME_INVALID)", ['b.example']);
+  assert.equal(s.down(), {
+    state: 'down',
+    reason: 'certificate_name',
+    detail: "the server's certificate is not for a.example: it is for b.example (ERR_TLS_CERT_ALTNAME_INVALID)",
+    code: 0,
+    retryIn: BACKOFF[0],
+    names: ['b.example'],
+  });
+  s.clock.advance(s.down().retryIn);
+  s.net.last.fail('not_tls');
+  assert.is(s.down().reason, 'not_tls');
+  assert.is(text(s.down()), 'not_tls', 'no words from the transport: the code');
+});
+
+test('a TLS alert where the reply should begin: expects_tls', () => {
+  const s = setup();
+  s.client.start();
+  s.net.last.open();
+  s.net.last.deliver(bytes('15 03 03 00 02 02 0a'));
+  assert.is(s.down().reason, 'expects_tls');
+  assert.is(text(s.down()), 'the server expects TLS on this port');
+  assert.ok(s.net.last.closed);
 });
 
 test('a Connect that throws is a failed attempt: down with the error, then another attempt after the backoff', () => {
@@ -494,9 +593,9 @@ test('a Connect that throws is a failed attempt: down with the error, then anoth
     onState: (st) => s.states.push(st),
   });
   c.start();
-  assert.is(s.last().state, 'down');
-  assert.match(s.last().reason!, /could not connect: Error: no modem/);
-  s.clock.advance(s.last().retryIn!);
+  assert.is(s.down().reason, 'connect_failed');
+  assert.match(text(s.down()), /could not connect: Error: no modem/);
+  s.clock.advance(s.down().retryIn);
   assert.is(calls, 2);
   s.net.last.open();
   assert.is(src(request(s.net.last)), '0.0.0.0');
@@ -507,10 +606,10 @@ test('a Connect that throws is a failed attempt: down with the error, then anoth
 test('when the previous address is refused by an extension refusal, the next attempt is dynamic', () => {
   const s = readyClient({}, extReply('10.0.0.5'));
   s.net.last.end();
-  s.clock.advance(s.last().retryIn!);
+  s.clock.advance(s.down().retryIn);
   s.net.last.open();
   s.net.last.deliver(refusal(ip('10.0.0.5'), REFUSE_IN_USE, 'taken'));
-  s.clock.advance(s.last().retryIn!);
+  s.clock.advance(s.down().retryIn);
   s.net.last.open();
   assert.is(src(request(s.net.last)), '0.0.0.0');
 });
@@ -520,11 +619,11 @@ test('a user-given static address is asked for again after every kind of refusal
   s.client.start();
   s.net.last.open();
   s.net.last.deliver(refusal(ip('10.0.3.7'), REFUSE_IN_USE, 'taken'));
-  s.clock.advance(s.last().retryIn!);
+  s.clock.advance(s.down().retryIn);
   s.net.last.open();
   assert.is(src(request(s.net.last)), '10.0.3.7');
   s.net.last.end();
-  s.clock.advance(s.last().retryIn!);
+  s.clock.advance(s.down().retryIn);
   s.net.last.open();
   assert.is(src(request(s.net.last)), '10.0.3.7');
   assert.is(s.net.sockets.length, 3);
@@ -534,18 +633,18 @@ test('backoff grows across consecutive failures and starts over after a successf
   const s = setup();
   s.client.start();
   for (let i = 0; i < 4; i++) {
-    s.net.last.end('ECONNREFUSED');
-    assert.is(s.last().retryIn, BACKOFF[i], `failure ${i + 1}`);
-    s.clock.advance(s.last().retryIn!);
+    s.net.last.fail('connect_failed', 'ECONNREFUSED');
+    assert.is(s.down().retryIn, BACKOFF[i], `failure ${i + 1}`);
+    s.clock.advance(s.down().retryIn);
   }
   s.net.last.open();
   s.net.last.deliver(extReply('10.0.0.5'));
   assert.is(s.last().state, 'ready');
   s.net.last.end();
-  assert.is(s.last().retryIn, BACKOFF[0], 'reset after ready');
-  s.clock.advance(s.last().retryIn!);
+  assert.is(s.down().retryIn, BACKOFF[0], 'reset after ready');
+  s.clock.advance(s.down().retryIn);
   s.net.last.end();
-  assert.is(s.last().retryIn, BACKOFF[1]);
+  assert.is(s.down().retryIn, BACKOFF[1]);
 });
 
 test('no connection within the timeout → down ("could not connect") and the socket closed', () => {
@@ -554,8 +653,8 @@ test('no connection within the timeout → down ("could not connect") and the so
   s.clock.advance(2_999);
   assert.is(s.last().state, 'connecting');
   s.clock.advance(1);
-  assert.is(s.last().state, 'down');
-  assert.match(s.last().reason!, /could not connect/);
+  assert.is(s.down().reason, 'connect_timeout');
+  assert.match(text(s.down()), /could not connect/);
   assert.ok(s.net.last.closed);
 });
 
@@ -567,7 +666,8 @@ test('no reply within the timeout → down ("no reply") and the socket closed', 
   s.clock.advance(2_999);
   assert.is(s.downs().length, 0);
   s.clock.advance(1);
-  assert.match(s.last().reason!, /no reply/);
+  assert.is(s.down().reason, 'request_timeout');
+  assert.match(text(s.down()), /no reply/);
   assert.ok(s.net.last.closed);
 });
 
@@ -575,13 +675,13 @@ test('a lease from the reply is presented on reconnect and forgotten after a ref
   const lease = Uint8Array.of(7, 7, 7, 7);
   const s = readyClient({}, extReply('10.0.0.5', { lease }));
   s.net.last.end();
-  s.clock.advance(s.last().retryIn!);
+  s.clock.advance(s.down().retryIn);
   s.net.last.open();
   let presented: Uint8Array | null = null;
   eachTlv(request(s.net.last), (t, v) => t === T_LEASE && (presented = v.slice()));
   assert.equal(presented, lease);
   s.net.last.deliver(refusal(ip('10.0.0.5'), REFUSE_IN_USE, 'taken'));
-  s.clock.advance(s.last().retryIn!);
+  s.clock.advance(s.down().retryIn);
   s.net.last.open();
   assert.not.ok(tlvTypes(request(s.net.last)).includes(T_LEASE));
 });
@@ -590,11 +690,11 @@ test('events from a replaced socket are ignored', () => {
   const s = readyClient();
   const old = s.net.last;
   old.end();
-  s.clock.advance(s.last().retryIn!);
+  s.clock.advance(s.down().retryIn);
   const n = s.states.length;
   old.h.onOpen();
   old.h.onData(concat(extReply('10.0.0.99'), p1));
-  old.h.onClose('late');
+  old.h.onClose('error', 'late');
   assert.is(s.states.length, n);
   assert.equal(s.tun, []);
   assert.is(old.lateWrites, 0);
@@ -619,7 +719,7 @@ test('send() before ready drops the packet and counts it', () => {
   assert.is(s.net.sockets[0].writes.length, 1, 'only the request was written');
 });
 
-test('send() when the socket is full (write returns false) drops the packet and counts it', () => {
+test('send() when the socket is full (write takes nothing) drops the packet and counts it', () => {
   const s = readyClient();
   s.net.last.full = true;
   assert.is(s.client.send(out), false);
@@ -676,6 +776,123 @@ test('send() writes the packet unchanged and counts it', () => {
   assert.is(s.client.stats.txPackets, 2);
   assert.is(s.client.stats.txBytes, out.length + v6.length);
   assert.is(s.client.stats.dropped, 0);
+});
+
+// ---- partial writes ---------------------------------------------------------------------------
+
+const p3 = dataPacket('10.0.0.5', '10.0.0.9', 100, 3);
+
+test('a write that takes part of a packet: the rest goes on onWritable, and the stream stays whole', () => {
+  const s = readyClient();
+  const sock = s.net.last;
+  sock.room = 10;
+  assert.is(s.client.send(out), true, 'taken, in part');
+  assert.equal(sock.last, out.subarray(0, 10));
+  assert.is(s.client.stats.txPackets, 1);
+  assert.is(s.client.stats.txBytes, out.length);
+  sock.drain(5);
+  assert.equal(sock.last, out.subarray(10, 15));
+  sock.drain();
+  assert.equal(sock.last, out.subarray(15));
+  const f = new Framer();
+  f.push(sock.stream);
+  assert.equal(f.next(), request(sock));
+  assert.equal(f.next(), out, 'the packet arrives whole after the request');
+  assert.is(f.next(), null);
+  assert.ok(s.client.send(p1), 'whole packets go again');
+  assert.equal(sock.last, p1);
+});
+
+test('while a tail waits, whole packets are dropped and counted, and no keepalive is cut in between', () => {
+  const s = readyClient();
+  const sock = s.net.last;
+  sock.room = 1;
+  assert.ok(s.client.send(out));
+  const batch = concat(p1, p2);
+  assert.is(s.client.send(p1), false);
+  assert.is(s.client.send(batch), false);
+  assert.is(s.client.stats.dropped, 3, 'one packet, then a batch of two');
+  assert.is(s.client.stats.txPackets, 1);
+  s.clock.advance(15_000); // a keepalive is due: it must not land inside the packet
+  assert.is(s.client.stats.keepalives, 1);
+  sock.drain();
+  const f = new Framer();
+  f.push(sock.stream);
+  assert.equal(f.next(), request(sock));
+  assert.equal(f.next(), out);
+  assert.is(f.next(), null, 'nothing but whole frames');
+});
+
+test('a batch cut inside its second packet keeps that packet\'s tail and drops the whole packets after it', () => {
+  const s = readyClient();
+  const sock = s.net.last;
+  const batch = concat(out, p3, p1, p2);
+  sock.room = out.length + 7;
+  assert.ok(s.client.send(batch));
+  assert.is(s.client.stats.txPackets, 2);
+  assert.is(s.client.stats.txBytes, out.length + p3.length);
+  assert.is(s.client.stats.dropped, 2);
+  sock.drain();
+  assert.equal(sock.last, p3.subarray(7), 'exactly the tail, at most one packet\'s remainder');
+  const f = new Framer();
+  f.push(sock.stream.subarray(request(sock).length));
+  assert.equal(f.next(), out);
+  assert.equal(f.next(), p3);
+  assert.is(f.next(), null);
+});
+
+test('a batch cut at a packet boundary keeps no tail: the packets after it are dropped', () => {
+  const s = readyClient();
+  const sock = s.net.last;
+  sock.room = out.length;
+  assert.ok(s.client.send(concat(out, p1)));
+  assert.is(s.client.stats.txPackets, 1);
+  assert.is(s.client.stats.dropped, 1);
+  sock.room = Infinity;
+  assert.ok(s.client.send(p2), 'nothing waits: the next packet goes at once');
+  assert.equal(sock.last, p2);
+});
+
+test('a request cut short is completed on onWritable', () => {
+  const s = setup({ name: 'sensor-7' });
+  s.client.start();
+  s.net.last.room = 3;
+  s.net.last.open();
+  s.net.last.drain();
+  const f = new Framer();
+  f.push(s.net.last.stream);
+  const r = f.next()!;
+  assert.is(extKind(r), KIND_REQUEST);
+  assert.equal(tlvTypes(r), [T_CLIENT]);
+});
+
+test('an adapter written when write() returned a boolean still works: true is all, false none', () => {
+  const s = readyClient();
+  const sock = s.net.last;
+  const legacy = sock as unknown as { write(d: Uint8Array): unknown };
+  const real = sock.write.bind(sock);
+  legacy.write = (d: Uint8Array) => real(d) === d.length;
+  assert.ok(s.client.send(out));
+  sock.full = true;
+  assert.is(s.client.send(p1), false);
+  sock.full = false;
+  assert.ok(s.client.send(p2));
+  assert.equal(sock.writes.slice(1), [out, p2]);
+  assert.is(s.client.stats.dropped, 1);
+});
+
+test('a tail dies with its connection: the next one starts clean', () => {
+  const s = readyClient();
+  s.net.last.room = 10;
+  s.client.send(out);
+  s.net.last.end();
+  s.clock.advance(s.down().retryIn);
+  s.net.last.open();
+  s.net.last.deliver(extReply('10.0.0.5'));
+  assert.ok(s.client.send(p1));
+  assert.equal(s.net.last.writes.slice(1), [p1]);
+  s.net.sockets[0].h.onWritable(); // stale: ignored
+  assert.is(s.net.sockets[0].lateWrites, 0);
 });
 
 // ---- close ------------------------------------------------------------------------------------
@@ -744,7 +961,7 @@ test('after close() no callback does anything: socket events, timers, send', () 
   sock.h.onOpen();
   sock.h.onData(concat(extReply('10.0.0.9'), p1, KEEPALIVE));
   sock.h.onWritable();
-  sock.h.onClose('late');
+  sock.h.onClose('error', 'late');
   for (const fn of s.clock.scheduled) fn(); // even timers that were cleared
   assert.is(s.client.send(out), false);
   assert.is(s.states.length, n, 'no state change');
@@ -759,12 +976,12 @@ test('after close() no callback does anything: socket events, timers, send', () 
 
 test('a socket whose onClose fires synchronously inside connect() does not break the client', () => {
   const s = setup();
-  s.net.onConnect = (sock, i) => i === 0 && sock.end('ECONNREFUSED');
+  s.net.onConnect = (sock, i) => i === 0 && sock.fail('connect_failed', 'ECONNREFUSED');
   s.client.start();
-  assert.is(s.last().state, 'down');
-  assert.match(s.last().reason!, /ECONNREFUSED/);
+  assert.is(s.down().reason, 'connect_failed');
+  assert.match(text(s.down()), /ECONNREFUSED/);
   assert.is(s.clock.pending, 1, 'only the retry timer');
-  s.clock.advance(s.last().retryIn!);
+  s.clock.advance(s.down().retryIn);
   assert.is(s.net.sockets.length, 2);
   s.net.last.open();
   s.net.last.deliver(extReply('10.0.0.5'));
@@ -791,10 +1008,10 @@ test('garbage from the server when ready → down with the framer error, socket 
   const sock = s.net.last;
   sock.deliver(concat(p1, bytes('50 01 02 03')));
   assert.equal(s.tun, [p1], 'the good packet before the garbage still arrives');
-  assert.is(s.last().state, 'down');
-  assert.ok(s.last().reason!.includes(E_VERSION), s.last().reason);
+  assert.is(s.down().reason, 'protocol_error');
+  assert.ok(text(s.down()).includes(E_VERSION), text(s.down()));
   assert.ok(sock.closed);
-  s.clock.advance(s.last().retryIn!);
+  s.clock.advance(s.down().retryIn);
   assert.is(s.net.sockets.length, 2);
   s.net.last.open();
   assert.is(src(request(s.net.last)), '10.0.0.5', 'a protocol error is not a refusal: same address asked');
@@ -805,9 +1022,28 @@ test('garbage from the server during the request → down with the framer error'
   s.client.start();
   s.net.last.open();
   s.net.last.deliver(bytes('43 00 00 00'));
-  assert.is(s.last().state, 'down');
-  assert.match(s.last().reason!, /header length/);
+  assert.is(s.down().reason, 'protocol_error');
+  assert.match(text(s.down()), /header length/);
   assert.ok(s.net.last.closed);
+});
+
+// ---- the default clock ------------------------------------------------------------------------
+
+test('without a clock the client reads performance.now() where there is one, Date.now() otherwise', () => {
+  const g = globalThis as { performance?: unknown };
+  const saved = Object.getOwnPropertyDescriptor(globalThis, 'performance');
+  const now = (c: Client) => (c as unknown as { clock: { now(): number } }).clock.now();
+  const make = () => new Client({ connect: new FakeNet().connect, tun: { write() {} } });
+  try {
+    Object.defineProperty(globalThis, 'performance', { value: { now: () => 42.5 }, configurable: true, writable: true });
+    assert.is(now(make()), 42.5);
+    delete g.performance;
+    const t = Date.now();
+    const d = now(make());
+    assert.ok(d >= t && d <= Date.now(), String(d));
+  } finally {
+    if (saved) Object.defineProperty(globalThis, 'performance', saved);
+  }
 });
 
 test.run();

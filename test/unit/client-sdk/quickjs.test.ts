@@ -27,13 +27,13 @@ function connect(h) {
   var id = __host_connect();
   handlers[id] = h;
   return {
-    write: function (d) { return __host_write(id, hex(d)); },
+    write: function (d) { return __host_write(id, hex(d)) ? d.length : 0; },
     close: function () { __host_close(id); },
   };
 }
 function __open(id) { var h = handlers[id]; if (h) h.onOpen(); }
 function __data(id, s) { var h = handlers[id]; if (h) h.onData(unhex(s)); }
-function __closed(id, why) { var h = handlers[id]; delete handlers[id]; if (h) h.onClose(why); }
+function __closed(id) { var h = handlers[id]; delete handlers[id]; if (h) h.onClose('end'); }
 
 var timers = {}, nextTimer = 1;
 var clock = {

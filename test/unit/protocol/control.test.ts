@@ -154,6 +154,14 @@ test('the framer frames an extension message by its total length, including what
   assert.is(hex(f.next()!), SEED_KEEPALIVE);
 });
 
+test("the lease token read from a reply is a copy: the transport's receive buffer (a Node Buffer) may be reused", () => {
+  const token = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
+  const rx = Buffer.from(extMessage(0, ip('10.0.0.5'), KIND_REPLY, [[T_LEASE, token]]));
+  const c = readConfig(rx);
+  rx.fill(0);
+  assert.equal([...c.lease!], [...token]);
+});
+
 test('every TLV of a reply survives configTlvs → extMessage → readConfig', () => {
   const lease = Uint8Array.from([1, 2, 3, 4, 5, 250]);
   const cfg: Config = {

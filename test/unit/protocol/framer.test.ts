@@ -229,6 +229,51 @@ test('random bytes never throw and every push/next loop ends, with frames that a
   );
 });
 
+test('an unfinished frame holds a buffer of at most twice the bytes that arrived (16 at least), never its declared length up front', () => {
+  fc.assert(
+    fc.property(fc.array(frameSpec, { maxLength: 6 }), chunking, fc.integer({ min: 60, max: 65535 }), (specs, ch, maxFrame) => {
+      const frames = specs.map(buildFrame).filter((f) => f.length <= maxFrame);
+      // Ends with the first bytes of a frame declaring the maximum: the attack of issue 12.
+      const long = noise(9, 20);
+      long[0] = 0x45;
+      long[2] = maxFrame >> 8;
+      long[3] = maxFrame & 255;
+      const framer = new Framer(maxFrame);
+      for (const c of cut(concat([...frames, long]), ch)) {
+        framer.push(c);
+        while (framer.advance() > 0);
+        const held = (framer as unknown as { part: Uint8Array }).part.length;
+        assert.ok(held <= Math.max(16, 2 * framer.pending), `${held} bytes held for ${framer.pending} received`);
+      }
+      assert.is(framer.pending, 20);
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+test('4 bytes of a header declaring 65,535 bytes hold a 16-byte buffer; the frame, once complete, is one buffer of exactly its length', () => {
+  const frame = noise(5, 65535);
+  frame[0] = 0x45;
+  frame[2] = 0xff;
+  frame[3] = 0xff;
+  const f = new Framer();
+  const part = () => (f as unknown as { part: Uint8Array }).part.length;
+  f.push(frame.subarray(0, 4));
+  assert.is(f.advance(), 0);
+  assert.is(part(), 16);
+  // Then a byte at a time for a while: the buffer doubles as bytes arrive.
+  for (let i = 4; i < 1000; i++) {
+    f.push(frame.subarray(i, i + 1));
+    assert.is(f.advance(), 0);
+  }
+  assert.ok(part() >= 1000 && part() <= 2000, `${part()} bytes held for 1,000`);
+  f.push(frame.subarray(1000));
+  assert.is(f.advance(), 65535);
+  assert.is(f.buf.length, 65535);
+  assert.equal(f.buf, frame);
+  assert.is(part(), 0, 'nothing held once the frame is out');
+});
+
 test('after an error the framer stays failed whatever is pushed next', () => {
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 1, maxLength: 200 }), fc.array(frameSpec, { minLength: 1, maxLength: 4 }), (garbage, specs) => {

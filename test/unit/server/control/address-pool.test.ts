@@ -26,6 +26,13 @@ function drain(p: AddressPool, limit = 1 << 20): number[] {
 
 // ---- what is never handed out --------------------------------------------------------------
 
+test('a start offset (each server of a cluster its own): the never-used addresses from there on, wrapping round, each once', () => {
+  const p = new AddressPool(ip('10.1.2.0'), 29, [ip('10.1.2.1')], 5);
+  assert.equal(fmt(drain(p)), ['10.1.2.5', '10.1.2.6', '10.1.2.2', '10.1.2.3', '10.1.2.4']);
+  const q = new AddressPool(ip('10.1.2.0'), 29, [], 8 * 1000 + 3); // any number: taken modulo the subnet
+  assert.is(q.allocate(), ip('10.1.2.3'));
+});
+
 test('a /24 hands out every host but the network, the broadcast and the reserved gateway, once each', () => {
   const p = new AddressPool(ip('10.1.2.0'), 24, [ip('10.1.2.1')]);
   assert.is(p.span, 256);

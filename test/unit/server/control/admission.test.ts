@@ -11,6 +11,7 @@ import { resolveConfig } from '../../../../server/src/config/config.js';
 import { Admission, type Client } from '../../../../server/src/control/admission.js';
 import type { Allocation, LeaseStore } from '../../../../server/src/control/lease-store.js';
 import { MemoryLeaseStore } from '../../../../server/src/control/memory-lease-store.js';
+import { Reassembly } from '../../../../server/src/data/session.js';
 import { Switch } from '../../../../server/src/data/switch.js';
 import { Metrics } from '../../../../server/src/metrics/metrics.js';
 
@@ -82,7 +83,7 @@ function setup(leases: LeaseStore, options: { maxClients?: number } = {}) {
   const admission = new Admission({
     cfg,
     leases,
-    env: { sw, metrics, sendQueue: cfg.sendQueue, maxFrame: cfg.maxFrame },
+    env: { sw, metrics, sendQueue: cfg.sendQueue, maxFrame: cfg.maxFrame, reassembly: new Reassembly(cfg.frameMemory) },
     metrics,
     authenticator: () => null,
     linger: () => {},

@@ -6,7 +6,7 @@ import { DST, SRC, parseIPv4, readU32, writeU32 } from '../../../../protocol/ind
 import { Metrics } from '../../../../server/src/metrics/metrics.js';
 import type { Port } from '../../../../server/src/data/port.js';
 import { Switch } from '../../../../server/src/data/switch.js';
-import { checksum } from '../../../../server/src/data/too-big.js';
+import { checksum, datagramEnd } from '../../../../server/src/data/too-big.js';
 
 const ip = (s: string) => {
   const n = parseIPv4(s);
@@ -361,6 +361,38 @@ test('an exactly-MTU packet is not too big', () => {
   route(sw, a, p, 0, p.length);
   assert.is(m.drops.too_big + m.fragmented, 0);
   assert.is(log[0].bytes!.length, 1500);
+});
+
+test('too big without DF, but its fragment offset plus length pass 65,535: dropped (fragment_overflow), never fragmented with offsets that wrap', () => {
+  const { sw, log, m } = setup();
+  const a = new FakePort('a', log, 65000, true);
+  const small = new FakePort('small', log, 1500, true, sw);
+  sw.bind(A, a);
+  sw.bind(B, small);
+  // Offsets in 8-byte units: 8000 (64,000 bytes) + 2,000 = 66,000 > 65,535; 8000 + 1,535 is the most that fits.
+  const at = (off: number, len: number) => {
+    const p = packet(A, B, len, { df: false });
+    p[6] = off >> 8;
+    p[7] = off & 255;
+    return p;
+  };
+  assert.is(datagramEnd(at(8000, 2000), 0, 2000), 66000);
+  route(sw, a, at(8000, 2000), 0, 2000);
+  route(sw, a, at(8191, 1600), 0, 1600);
+  sw.flush();
+  assert.is(m.drops.fragment_overflow, 2);
+  assert.is(m.fragmented, 0);
+  assert.equal(log.filter((l) => l.op === 'deliver'), []);
+  // At the limit it is fragmented, and no fragment's offset wraps.
+  route(sw, a, at(8000, 1535), 0, 1535);
+  sw.flush();
+  assert.is(m.drops.fragment_overflow, 2);
+  const frags = Uint8Array.from(log.find((l) => l.op === 'deliver')!.bytes!);
+  for (let o = 0; o < frags.length; ) {
+    const off = ((frags[o + 6] & 0x1f) << 8) | frags[o + 7];
+    assert.ok(off >= 8000, `offset ${off}`);
+    o += (frags[o + 2] << 8) | frags[o + 3];
+  }
 });
 
 test.run();

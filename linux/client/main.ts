@@ -1,0 +1,215 @@
+// simplevpn-client: the reference Linux client. The SDK does the protocol; this puts it on a
+// real tun device, applies what the server pushes to the interface, and logs. The flags are
+// read in args.ts, the changes to the interface worked out in interface-config.ts.
+// Exit codes: 0 stopped by SIGINT or SIGTERM, 1 failure (no tun, no privilege),
+// 2 bad usage, 3 before the link was ever up, a refusal or a setting that retrying cannot
+// fix: the static address or the credentials refused, the server's certificate not
+// trusted or not for the name dialled, TLS on a plain port or plain TCP on a TLS port.
+
+import { Client, type DownInfo } from '../../client-sdk/src/client.js';
+import { REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, TLS_PORT } from '../../protocol/index.js';
+import { describeDown } from '../../client-sdk/node/describe.js';
+import { nodeClock } from '../../client-sdk/node/clock.js';
+import { tcpConnect } from '../../client-sdk/node/tcp.js';
+import { tlsConnect } from '../../client-sdk/node/tls.js';
+import { createLogger, type Fields, type Logger } from '../../common/log.js';
+import { tierUpSooner } from '../../common/tiering.js';
+import { VERSION } from '../../common/version.js';
+import { disableIpv6, openTun, type TunDevice } from '../tun.js';
+import { type ClientSettings, HELP, parseClientArgs } from './args.js';
+import { type Changes, type Configured, interfaceChanges, routeText } from './interface-config.js';
+
+/**
+ * A batch read from the tun lies back to back in one buffer: each run of adjacent packets
+ * goes out as one write, without a copy.
+ */
+function sendBatch(client: Client, packets: Uint8Array[], count: number): void {
+  let i = 0;
+  while (i < count) {
+    const first = packets[i];
+    let end = first.byteOffset + first.length;
+    let j = i + 1;
+    while (j < count && packets[j].buffer === first.buffer && packets[j].byteOffset === end) end += packets[j++].length;
+    client.send(j === i + 1 ? first : new Uint8Array(first.buffer, first.byteOffset, end - first.byteOffset));
+    i = j;
+  }
+}
+
+// Refusals that another attempt with the same settings cannot overcome.
+const FINAL_REFUSALS = new Set([REFUSE_IN_USE, REFUSE_OUTSIDE, REFUSE_NOT_ALLOWED, REFUSE_AUTH_REQUIRED, REFUSE_AUTH_FAILED]);
+
+/**
+ * The line to log and exit 3 with when `s` (a 'down' before the link was ever up) cannot
+ * be fixed by retrying, or null.
+ */
+function finalDown(s: DownInfo, o: ClientSettings): { event: string; fields: Fields } | null {
+  const server = o.server;
+  const reason = describeDown(s, o.timeout);
+  if (s.reason === 'refused' && FINAL_REFUSALS.has(s.code) && (s.code !== REFUSE_IN_USE || o.address))
+    return {
+      event: s.code === REFUSE_AUTH_FAILED || s.code === REFUSE_AUTH_REQUIRED ? 'auth_refused' : 'address_refused',
+      fields: { address: o.address, id: o.credentials?.id, reason },
+    };
+  if (s.reason === 'certificate')
+    return {
+      event: 'tls_certificate_rejected',
+      fields: {
+        server,
+        reason,
+        fix: `give --ca FILE with the CA that signed the server's certificate (the certificate itself if it is self-signed)${o.tls?.ca ? '' : "; without --ca only the system's trusted roots are accepted"}`,
+      },
+    };
+  if (s.reason === 'certificate_name') {
+    const names = s.names?.length ? s.names.join(', ') : '';
+    return {
+      event: 'tls_certificate_rejected',
+      fields: {
+        server,
+        reason,
+        fix: `give --servername NAME with a name the server's certificate carries${names ? ` (${names})` : ''}, or connect with -s to that name`,
+      },
+    };
+  }
+  if (s.reason === 'not_tls')
+    return { event: 'tls_mismatch', fields: { server, reason: `the server at ${server} does not speak TLS on this port: drop --tls or use its TLS port (${TLS_PORT} by default)`, detail: reason } };
+  if (s.reason === 'expects_tls')
+    return { event: 'tls_mismatch', fields: { server, reason: `the server at ${server} expects TLS on this port: use --tls`, detail: 'it answered with a TLS alert' } };
+  return null;
+}
+
+/**
+ * Makes the changes on the device and returns what is configured then. A route that cannot
+ * be deleted or added is logged and the rest goes on (an added route that failed is not
+ * counted as configured: the next assignment tries it again); a failure to set the address
+ * is thrown.
+ */
+function apply(tun: TunDevice, c: Changes, log: Logger): Configured {
+  if (c.configure) {
+    tun.configure(c.configure);
+    log.log('info', 'tun_configured', { name: tun.name, ...c.configure });
+  }
+  for (const r of c.deleteRoutes) {
+    try {
+      tun.deleteRoute(r.network, r.prefix);
+    } catch (err: any) {
+      log.log('warn', 'route_delete_failed', { route: routeText(r), error: err.message });
+    }
+  }
+  const failed = new Set<string>();
+  for (const r of c.addRoutes) {
+    try {
+      tun.addRoute(r.network, r.prefix);
+      log.log('info', 'route_added', { route: routeText(r), dev: tun.name });
+    } catch (err: any) {
+      log.log('warn', 'route_add_failed', { route: routeText(r), error: err.message });
+      failed.add(routeText(r));
+    }
+  }
+  return { addressing: c.after.addressing, routes: c.after.routes.filter((r) => !failed.has(routeText(r))) };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const o = parseClientArgs(argv);
+  if (o === 'help') return void process.stdout.write(HELP);
+  if (o === 'version') return void process.stdout.write(VERSION + '\n');
+  const log = createLogger(o.log);
+  const connect = o.tls ? tlsConnect({ host: o.host, port: o.port, ...o.tls }) : tcpConnect({ host: o.host, port: o.port });
+
+  tierUpSooner();
+  let client: Client | null = null;
+  let tun: TunDevice;
+  try {
+    tun = openTun({
+      name: o.tun,
+      onPackets: (packets, count) => sendBatch(client!, packets, count),
+      onError: (err) => log.log('error', 'tun_error', { error: err.message }),
+    });
+  } catch (err: any) {
+    log.log('error', 'tun_failed', { error: err.message, code: err.code });
+    process.exit(1);
+  }
+  disableIpv6(tun.name);
+  log.log('info', 'tun_created', { name: tun.name });
+
+  // What is configured on the tun now, so a new assignment changes only what differs.
+  let configured: Configured = { addressing: null, routes: [] };
+  let everReady = false;
+  let tunDrops = 0;
+
+  client = new Client({
+    connect,
+    credentials: o.credentials,
+    tun: {
+      write: (buf, offset, length) => {
+        // false: the device is full or the kernel refused that packet (linux/tun.ts counts
+        // which). A throw is the device itself failing (deleted under us): nothing more can
+        // be delivered, so the client stops and says why.
+        try {
+          if (!tun.write(buf, offset, length)) tunDrops++;
+        } catch (err: any) {
+          log.log('error', 'tun_failed', { name: tun.name, error: err.message, code: err.code });
+          shutdown(1);
+        }
+      },
+    },
+    clock: nodeClock,
+    address: o.address,
+    keepalive: o.keepalive,
+    timeout: o.timeout,
+    maxBackoff: o.maxBackoff,
+    seed: o.seed,
+    name: o.name,
+    mtu: o.mtu,
+    onState: (s) => {
+      if (s.state === 'connecting') log.log('info', 'connecting', { server: o.server });
+      else if (s.state === 'ready') {
+        try {
+          configured = apply(tun, interfaceChanges(configured, s), log);
+        } catch (err: any) {
+          log.log('error', 'configure_failed', { error: err.message, code: err.code });
+          return shutdown(1);
+        }
+        everReady = true;
+        log.log('info', 'ready', {
+          address: s.address,
+          prefix: s.prefix,
+          gateway: s.gateway,
+          mtu: s.mtu,
+          keepalive: s.keepalive,
+          routes: s.routes.map(routeText).join(',') || undefined,
+          server: s.server,
+        });
+      } else if (s.state === 'down') {
+        // Final: the refusal (or the setting to fix) is the last word, with no retry announced.
+        const final = everReady ? null : finalDown(s, o);
+        if (final) {
+          log.log('error', final.event, final.fields);
+          return shutdown(3);
+        }
+        log.log('warn', 'down', { reason: describeDown(s, o.timeout), code: s.code || undefined, retry_in_s: s.retryIn / 1000 });
+      }
+    },
+  });
+
+  let stopped = false;
+  function shutdown(code: number, signal?: string): void {
+    if (stopped) return;
+    stopped = true;
+    if (signal) log.log('info', 'stopping', { signal });
+    client?.close();
+    tun.close();
+    const st = client!.stats;
+    log.log('info', 'stopped', { tx_packets: st.txPackets, rx_packets: st.rxPackets, dropped: st.dropped, tun_dropped: tunDrops, connects: st.connects });
+    process.exitCode = code;
+    // Nothing else should be pending; make sure a stuck socket cannot keep us alive.
+    setTimeout(() => process.exit(code), 1000).unref();
+  }
+  process.on('SIGINT', () => shutdown(0, 'SIGINT'));
+  process.on('SIGTERM', () => shutdown(0, 'SIGTERM'));
+  client.start();
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  process.stderr.write(`simplevpn-client: ${err?.stack ?? err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,174 @@
+// A cluster of simplevpn servers in network namespaces, for test/integration/cluster/:
+//
+//                         etcd (one node; 198.18.k.1 on a link of its own to each server)
+//                       /   |    \
+//                     s1    s2    s3      simplevpn-server (dist/bin), a tun each, --etcd
+//                      \    |    /
+//        198.18.100.0/24  [ br0 in "net" ]  the underlay: servers .11 .12 .13, clients .51 ...
+//                      /    |    \
+//                    c1    c2    c3 ...   SDK clients on real tun devices (fixtures/cluster-client)
+//
+// Each server routes the addresses of the other servers' clients via their underlay address
+// (--cluster-advertise 198.18.100.1N). The servers' namespaces forward (ip_forward=1) with
+// loose reverse-path filtering (rp_filter=2), as README.md tells operators. A server's link
+// to etcd can be taken down alone: a partition between it and etcd only.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { EtcdNode } from './etcd.js';
+import { type Host, Lab, type LogLine, type Proc, e2eUnavailable } from './lab.js';
+import { FIXTURES } from './paths.js';
+import { etcdUnavailable } from './etcd.js';
+
+export function clusterUnavailable(): string | null {
+  return e2eUnavailable() ?? etcdUnavailable();
+}
+
+function ip(args: string[]): string {
+  const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+export interface ClusterServer {
+  name: string;
+  host: Host;
+  /** Its underlay address. */
+  underlay: string;
+  /** The etcd URL it uses (over its own link). */
+  etcdUrl: string;
+  /** Its end of the link to etcd. */
+  etcdDev: string;
+  proc: Proc | null;
+}
+
+export interface ClusterClient {
+  name: string;
+  host: Host;
+  proc: Proc;
+  /** ready lines so far, with their address and server. */
+  readies(): LogLine[];
+  /** The address of its latest ready line. */
+  address(): string;
+}
+
+export const PORT = 2002;
+const UNDERLAY = '198.18.100';
+
+export class ClusterLab {
+  readonly lab = new Lab();
+  readonly net: Host;
+  readonly etcdHost: Host;
+  readonly servers: ClusterServer[] = [];
+  readonly clients: ClusterClient[] = [];
+  etcd: EtcdNode | null = null;
+  private ports = 0;
+
+  constructor(n = 3) {
+    this.net = this.lab.host('net');
+    this.etcdHost = this.lab.host('etcd');
+    ip(['-n', this.net.ns, 'link', 'add', 'br0', 'type', 'bridge']);
+    ip(['-n', this.net.ns, 'link', 'set', 'br0', 'up']);
+    for (let i = 1; i <= n; i++) {
+      const host = this.lab.host(`s${i}`);
+      const underlay = `${UNDERLAY}.${10 + i}`;
+      this.port(host, underlay);
+      const l = this.lab.link(this.etcdHost, host);
+      const etcdDev = JSON.parse(ip(['-n', host.ns, '-j', 'addr', 'show', 'to', l.b]))[0].ifname as string;
+      // A server forwards between the underlay and its tun; loose reverse-path filtering.
+      for (const k of ['net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=2', 'net.ipv4.conf.default.rp_filter=2'])
+        spawnSync('ip', ['netns', 'exec', host.ns, 'sysctl', '-q', '-w', k], { timeout: 5000 });
+      this.servers.push({ name: `s${i}`, host, underlay, etcdUrl: `http://${l.a}:2379`, etcdDev, proc: null });
+    }
+  }
+
+  /** A veth from `host` into the bridge, with `address`/24 on its end. */
+  private port(host: Host, address: string): void {
+    const k = ++this.ports;
+    const dev = `u${k}`;
+    ip(['link', 'add', dev, 'netns', host.ns, 'type', 'veth', 'peer', 'name', `br${k}`, 'netns', this.net.ns]);
+    ip(['-n', this.net.ns, 'link', 'set', `br${k}`, 'master', 'br0', 'up']);
+    ip(['-n', host.ns, 'addr', 'add', `${address}/24`, 'dev', dev]);
+    ip(['-n', host.ns, 'link', 'set', dev, 'up']);
+  }
+
+  /** A veth between two hosts, no addresses: the names of its ends. */
+  wire(a: Host, b: Host): { a: string; b: string } {
+    const k = ++this.ports;
+    ip(['link', 'add', `w${k}a`, 'netns', a.ns, 'type', 'veth', 'peer', 'name', `w${k}b`, 'netns', b.ns]);
+    ip(['-n', a.ns, 'link', 'set', `w${k}a`, 'up']);
+    ip(['-n', b.ns, 'link', 'set', `w${k}b`, 'up']);
+    return { a: `w${k}a`, b: `w${k}b` };
+  }
+
+  /** Starts etcd, listening on each of its links. */
+  async startEtcd(): Promise<EtcdNode> {
+    const first = this.servers[0]!.etcdUrl.replace(/^http:\/\/|:2379$/g, '');
+    this.etcd = new EtcdNode({ name: 'e1', ip: first, listenIp: '0.0.0.0', host: this.etcdHost });
+    await this.etcd.ready();
+    return this.etcd;
+  }
+
+  /** Starts server `i` (from 0) and waits until it has joined the cluster. */
+  async startServer(i: number, extra: string[] = []): Promise<Proc> {
+    const s = this.servers[i]!;
+    s.proc = s.host.server([
+      '--etcd', s.etcdUrl,
+      '--cluster-advertise', s.underlay,
+      '--cluster-id', s.name,
+      '--idle-timeout', '10',
+      '--keepalive', '2',
+      '--status', '127.0.0.1:9100',
+      '--log-level', 'debug',
+      ...extra,
+    ]);
+    await s.proc.waitFor('cluster_joined', () => true, 20_000);
+    await s.proc.waitFor('listening', () => true, 20_000);
+    return s.proc;
+  }
+
+  /** A client on the bridge whose servers are tried from server `home` on, round the others. */
+  client(name: string, home: number, opts: { only?: boolean; address?: string } = {}): ClusterClient {
+    const host = this.lab.host(name);
+    this.port(host, `${UNDERLAY}.${50 + this.clients.length + 1}`);
+    const order = opts.only ? [this.servers[home]!] : [...this.servers.slice(home), ...this.servers.slice(0, home)];
+    const list = order.map((s) => `${s.underlay}:${PORT}`).join(',');
+    const proc = host.node(name, join(FIXTURES, 'cluster-client.js'), [name, list, ...(opts.address ? [opts.address] : [])]);
+    const c: ClusterClient = {
+      name,
+      host,
+      proc,
+      readies: () => proc.lines.filter((l) => l.event === 'ready'),
+      address: () => String(c.readies().at(-1)?.address ?? ''),
+    };
+    this.clients.push(c);
+    return c;
+  }
+
+  /** The server listening on `underlay`. */
+  serverAt(label: string): ClusterServer | undefined {
+    return this.servers.find((s) => label.startsWith(s.underlay + ':'));
+  }
+
+  /** GET a status path of server `s` (on its loopback), as JSON or text. */
+  async status(s: ClusterServer, path: string): Promise<string> {
+    const r = await s.host.exec([process.execPath, '-e', `fetch('http://127.0.0.1:9100${path}').then(async (r) => process.stdout.write(await r.text()), (e) => { console.error(String(e)); process.exit(1); })`], 10_000);
+    if (r.code !== 0) throw new Error(`GET ${path} on ${s.name}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** The kernel routes of server `s` that simplevpn put there (proto 157). */
+  routes(s: ClusterServer): string[] {
+    return ip(['-n', s.host.ns, 'route', 'show', 'proto', '157'])
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
+  }
+
+  async destroy(): Promise<void> {
+    try {
+      await this.lab.destroy();
+    } finally {
+      await this.etcd?.stop();
+    }
+  }
+}

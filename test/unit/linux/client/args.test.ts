@@ -1,0 +1,98 @@
+// simplevpn-client's flags read into its settings (linux/client/args.ts), with bad usage
+// caught as the message it would print. The CLI as a process: test/integration/linux.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ClientSettings, parseClientArgs } from '../../../../linux/client/args.js';
+
+const usage = (msg: string): never => {
+  throw new Error(msg);
+};
+const parse = (argv: string[], env: Record<string, string> = {}) => parseClientArgs(argv, env, usage) as ClientSettings;
+function refused(argv: string[], env: Record<string, string> = {}): string | null {
+  try {
+    parseClientArgs(argv, env, usage);
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'svpn-client-args-'));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+const file = (name: string, text: string) => {
+  writeFileSync(join(dir, name), text);
+  return join(dir, name);
+};
+
+test('defaults: port 2002, tun svpn%d, MTU 65000, plain TCP, text logs at info, SDK timers', () => {
+  assert.equal(parse(['-s', 'vpn.example.net']), {
+    host: 'vpn.example.net',
+    port: 2002,
+    server: 'vpn.example.net:2002',
+    address: undefined,
+    tun: 'svpn%d',
+    mtu: 65000,
+    keepalive: undefined,
+    timeout: undefined,
+    maxBackoff: undefined,
+    name: undefined,
+    seed: false,
+    tls: null,
+    credentials: undefined,
+    log: { format: 'text', level: 'info' },
+  });
+});
+
+test('--help and --version are answered before anything is checked', () => {
+  assert.is(parseClientArgs(['--help', '--mtu', 'x'], {}, usage), 'help');
+  assert.is(parseClientArgs(['-v'], {}, usage), 'version');
+});
+
+test('every flag, with TLS files read and an IPv6 server written as [HOST]:PORT', () => {
+  const ca = file('ca.pem', 'CA');
+  const s = parse(['-s', 'fd00::1', '--tls', '--ca', ca, '--servername', 'vpn', '-a', '10.0.3.7', '--tun', 'vpn0', '--mtu', '1500', '--keepalive', '5', '--timeout', '3', '--max-backoff', '9', '--name', 'n', '--log-format', 'json', '--log-level', 'debug']);
+  assert.is(s.port, 2003, 'the TLS port with --tls');
+  assert.is(s.server, '[fd00::1]:2003');
+  assert.is(s.tls?.ca?.toString(), 'CA');
+  assert.is(s.tls?.servername, 'vpn');
+  assert.is(s.tls?.cert, undefined);
+  assert.equal([s.address, s.tun, s.mtu, s.keepalive, s.timeout, s.maxBackoff, s.name], ['10.0.3.7', 'vpn0', 1500, 5, 3, 9, 'n']);
+  assert.equal(s.log, { format: 'json', level: 'debug' });
+});
+
+test('credentials: the secret from --secret-file (its last newline dropped) or SIMPLEVPN_SECRET', () => {
+  assert.equal(parse(['-s', 'h', '--id', 'sensor-7', '--secret-file', file('secret', 'abc def\r\n')]).credentials, { id: 'sensor-7', secret: 'abc def' });
+  assert.equal(parse(['-s', 'h', '--id', 'sensor-7'], { SIMPLEVPN_SECRET: 'from-env' }).credentials, { id: 'sensor-7', secret: 'from-env' });
+});
+
+test('bad usage says what is wrong', () => {
+  const cases: Array<[string[], string]> = [
+    [['-s', 'h', '--frob'], 'unknown option --frob'],
+    [['-s', 'h', 'extra'], 'unexpected argument "extra"'],
+    [['-s'], '--server needs a value'],
+    [['-s', 'h', '-s', 'i'], '--server given more than once'],
+    [[], 'the server is required: -s HOST'],
+    [['-s', 'h', '-p', '70000'], '--port must be from 1 to 65535, got "70000"'],
+    [['-s', 'h', '-p', '-1'], '--port must be from 1 to 65535, got "-1"'],
+    [['-s', 'h', '-a', '10.0.0'], '--address must be an IPv4 address, got "10.0.0"'],
+    [['-s', 'h', '--log-format', 'xml'], '--log-format must be text or json, got "xml"'],
+    [['-s', 'h', '--tun', 'a/b'], `--tun must be a device name of 1 to 15 characters without spaces, '/' or ':', got "a/b"`],
+    [['-s', 'h', '--keepalive', '-1'], '--keepalive must be a number of seconds from 1 to 65535, got "-1"'],
+    [['-s', 'h', '--timeout', '-2.5'], '--timeout must be a number of seconds from 1 to 3600, got "-2.5"'],
+    [['-s', 'h', '--mtu', '-5'], '--mtu must be a whole number from 576 to 65535, got "-5"'],
+    [['-s', 'h', '--ca', 'x'], '--ca needs --tls'],
+    [['-s', 'h', '--tls', '--cert', 'x'], '--cert and --key go together'],
+    [['-s', 'h', '--seed', '--id', 'x'], '--seed cannot carry credentials: the seed protocol has no room for them'],
+    [['-s', 'h', '--secret-file', 'x'], '--secret-file needs --id'],
+    [['-s', 'h', '--id', 'x'], '--id needs a secret: --secret-file FILE or the SIMPLEVPN_SECRET environment variable'],
+    [['-s', 'h', '--id', 'x', '--secret-file', join(dir, 'missing')], `cannot read --secret-file ${join(dir, 'missing')}: no such file`],
+    [['-s', 'h', '--tls', '--ca', join(dir, 'missing.pem')], `cannot read --ca ${join(dir, 'missing.pem')}: no such file`],
+  ];
+  for (const [argv, msg] of cases) assert.is(refused(argv), msg, argv.join(' '));
+  assert.is(refused(['-s', 'h', '--id', 'x'], { SIMPLEVPN_SECRET: 'tab\there' }), 'the secret must be 1 to 255 printable ASCII characters');
+});
+
+test.run();

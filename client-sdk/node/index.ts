@@ -5,3 +5,7 @@ export { tlsConnect } from './tls.js';
 export type { TlsOptions } from './tls.js';
 export { nodeClock } from './clock.js';
 export { describeDown } from './describe.js';
+export { proxyConnect, parseProxyUrl, noProxy } from './proxy.js';
+export type { ProxyOptions } from './proxy.js';
+export { nodeWebSocketConnect } from './websocket.js';
+export type { NodeWebSocketOptions } from './websocket.js';

@@ -81,7 +81,7 @@ function certNames(cert: { subjectaltname?: string; subject?: { CN?: string | st
  * that is not for the name dialled, the names it is for. `opened`: the connection (or TLS
  * session) was established.
  */
-function explainError(e: NodeJS.ErrnoException & { hostname?: string; address?: string; port?: number; host?: string; cert?: any }, opened: boolean): [CloseCode, string, string[]?] {
+export function explainError(e: NodeJS.ErrnoException & { hostname?: string; address?: string; port?: number; host?: string; cert?: any }, opened: boolean): [CloseCode, string, string[]?] {
   const code = e.code || '';
   const why = (meaning: string | undefined) => `${meaning || e.message} (${code || e.message})`;
   if (!opened && e.syscall === 'getaddrinfo') return ['resolve_failed', `cannot resolve ${e.hostname}: ${why(MEANING[code] || 'DNS failure')}`];

@@ -38,6 +38,7 @@ export interface ReadyInfo {
  * - certificate, certificate_name, not_tls, expects_tls: a setting to fix, retrying the same
  *   way cannot succeed: the server's certificate is not trusted, or not for the name
  *   dialled; the port does not speak TLS, or expects it.
+ * - proxy_refused: an HTTP proxy refused the tunnel (407 or 403): a setting to fix too.
  */
 export type DownReason =
   | 'refused'
@@ -51,7 +52,8 @@ export type DownReason =
   | 'certificate'
   | 'certificate_name'
   | 'not_tls'
-  | 'expects_tls';
+  | 'expects_tls'
+  | 'proxy_refused';
 
 /** The 'down' state: why, and when the next attempt is. */
 export interface DownInfo {

@@ -12,8 +12,10 @@
  * - certificate: the server's TLS certificate did not verify (unknown CA, self-signed,
  *   expired...); certificate_name: it verified but is not for the name dialled.
  * - not_tls: the server does not speak TLS on that port.
+ * - proxy_refused: an HTTP proxy on the way refused the tunnel (wants credentials, or
+ *   forbids the destination): retrying the same way cannot succeed.
  */
-export type CloseCode = 'end' | 'error' | 'resolve_failed' | 'connect_failed' | 'certificate' | 'certificate_name' | 'not_tls';
+export type CloseCode = 'end' | 'error' | 'resolve_failed' | 'connect_failed' | 'certificate' | 'certificate_name' | 'not_tls' | 'proxy_refused';
 
 /** Callbacks the SDK gives a transport when it opens one. */
 export interface SocketHandlers {

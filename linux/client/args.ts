@@ -5,6 +5,7 @@ import mri from 'mri';
 import { LARGE_MTU, MAX_FRAME, MIN_MTU, PORT, TLS_PORT, parseIPv4 } from '../../protocol/index.js';
 import { type Usage, checkValues, logOptions, readFlagFile, tunNameProblem, unknownOption, usageFor } from '../../common/args.js';
 import type { Level, LogFormat } from '../../common/log.js';
+import { noProxy, parseProxyUrl } from '../../client-sdk/node/proxy.js';
 
 export const PROGRAM = 'simplevpn-client';
 
@@ -16,8 +17,21 @@ MTU and routes the server pushes, and keeps the link up, reconnecting when it dr
 Needs root or CAP_NET_ADMIN.
 
 Options:
-  -s, --server HOST          the server's host name or address (required)
-  -p, --port PORT            the server's TCP port (2002; 2003 with --tls)
+  -s, --server HOST|URL      the server's host name or address (required), or a URL whose
+                             scheme picks the transport: tcp://, tls://, ws://HOST[:PORT]/PATH,
+                             wss://HOST[:PORT]/PATH
+  -p, --port PORT            the server's port (2002 for tcp, 2003 for tls; 80 for ws, 443 for
+                             wss, as a reverse proxy listens: give -p 2002 or 2003 to reach
+                             simplevpn-server's own ports)
+      --transport T          tcp, tls, ws or wss (tcp; --tls is --transport tls): ws and wss
+                             carry the stream in a WebSocket, for networks that let out only
+                             web traffic
+      --path PATH            the WebSocket path for ws/wss (/; the server's --ws-path)
+      --proxy URL            reach the server through an HTTP proxy's CONNECT tunnel:
+                             http://[user:pass@]host:port. Without it, https_proxy (or
+                             HTTPS_PROXY) is used for tls and wss, http_proxy (or HTTP_PROXY)
+                             for tcp and ws, unless NO_PROXY lists the server
+      --no-proxy             ignore the proxy environment variables
   -a, --address ADDR         ask for this VPN address instead of any free one
       --tun NAME             name of the tun device (svpn%d: the kernel numbers it)
       --mtu BYTES            the tunnel MTU to ask for (65000; the server may grant less):
@@ -32,6 +46,8 @@ Options:
 
 Security:
       --tls                  connect over TLS and verify the server's certificate
+                             (the --ca, --cert, --key and --servername below apply to
+                             tls and wss)
       --ca FILE              PEM CA that signed the server's certificate (default: the
                              system's trusted roots)
       --cert FILE            PEM certificate of this client, for mutual TLS
@@ -49,13 +65,15 @@ Examples:
   sudo simplevpn-client -s vpn.example.net
   sudo simplevpn-client -s vpn.example.net -a 10.0.3.7
   sudo simplevpn-client -s vpn.example.net --tls --ca ca.pem --id sensor-7 --secret-file secret
+  sudo simplevpn-client -s wss://vpn.example.net/vpn
+  sudo simplevpn-client -s vpn.example.net --proxy http://proxy.example.net:3128
 
 Exit status: 0 after SIGINT or SIGTERM, 1 on failure (no tun device or no privilege),
 2 on bad usage, 3 when, before the link is first up, the server refuses for a reason
 retrying cannot fix (the address asked for with -a is in use or not allowed, the
 credentials are wrong) or a setting is wrong (the server's certificate is not trusted or
 not for the name dialled: see --ca and --servername; --tls on a plain port, or no --tls on
-a TLS port).
+a TLS port; an HTTP proxy that wants credentials or refuses the server's port).
 `;
 
 const STRINGS = [
@@ -76,7 +94,14 @@ const STRINGS = [
   'secret-file',
   'log-format',
   'log-level',
+  'transport',
+  'path',
+  'proxy',
 ];
+
+export type Transport = 'tcp' | 'tls' | 'ws' | 'wss';
+const TRANSPORTS: Transport[] = ['tcp', 'tls', 'ws', 'wss'];
+const DEFAULT_PORT: Record<Transport, number> = { tcp: PORT, tls: TLS_PORT, ws: 80, wss: 443 };
 
 export interface ClientSettings {
   /** The server's host name or address, and its port. */
@@ -96,7 +121,12 @@ export interface ClientSettings {
   maxBackoff?: number;
   name?: string;
   seed: boolean;
-  /** TLS, with the files' contents; null for plain TCP. */
+  /** How the stream travels; `url` is the WebSocket's for ws and wss. */
+  transport: Transport;
+  url?: string;
+  /** The HTTP proxy (http://[user:pass@]host:port) whose CONNECT tunnel the connection runs in. */
+  proxy?: string;
+  /** TLS (for tls and wss), with the files' contents; null otherwise. */
   tls: { ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string } | null;
   credentials?: { id: string; secret: string };
   log: { format: LogFormat; level: Level };
@@ -120,8 +150,56 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
   if (args._.length) usage(`unexpected argument "${args._[0]}"`);
   checkValues(usage, args, STRINGS);
   if (!args.server) usage('the server is required: -s HOST');
-  const port = Number(args.port ?? (args.tls ? TLS_PORT : PORT));
+  let transport: Transport = args.tls ? 'tls' : 'tcp';
+  if (args.transport !== undefined) {
+    if (!TRANSPORTS.includes(args.transport)) usage(`--transport must be tcp, tls, ws or wss, got "${args.transport}"`);
+    if (args.tls && args.transport !== 'tls') usage(`--tls and --transport ${args.transport} disagree: --tls is --transport tls`);
+    transport = args.transport;
+  }
+  let host = String(args.server);
+  let urlPort: string | undefined;
+  let path = args.path as string | undefined;
+  const scheme = /^([a-z]+):\/\//i.exec(host)?.[1].toLowerCase();
+  if (scheme) {
+    if (!TRANSPORTS.includes(scheme as Transport)) usage(`-s ${host}: the scheme must be tcp://, tls://, ws:// or wss://`);
+    if (args.transport !== undefined && args.transport !== scheme) usage(`-s ${host} and --transport ${args.transport} disagree`);
+    if (args.tls && scheme !== 'tls') usage(`-s ${host} and --tls disagree`);
+    let u: URL;
+    try {
+      u = new URL(host);
+    } catch {
+      return usage(`-s ${host} is not a URL`);
+    }
+    if (!u.hostname) usage(`-s ${host}: no host`);
+    transport = scheme as Transport;
+    host = u.hostname.replace(/^\[|\]$/g, '');
+    urlPort = u.port || undefined;
+    if (urlPort && args.port !== undefined && Number(args.port) !== Number(urlPort)) usage(`-s ${args.server} and --port ${args.port} disagree`);
+    if ((u.pathname !== '/' && u.pathname !== '') || u.search) {
+      if (transport !== 'ws' && transport !== 'wss') usage(`-s ${args.server}: a path is for ws:// and wss:// only`);
+      if (path !== undefined) usage(`-s ${args.server} and --path ${path} disagree`);
+      path = u.pathname + u.search;
+    }
+  }
+  const ws = transport === 'ws' || transport === 'wss';
+  const secure = transport === 'tls' || transport === 'wss';
+  if (path !== undefined && !ws) usage('--path is for --transport ws or wss');
+  if (path !== undefined && !path.startsWith('/')) usage(`--path must start with /, got "${path}"`);
+  const port = Number(args.port ?? urlPort ?? DEFAULT_PORT[transport]);
   if (!Number.isInteger(port) || port < 1 || port > 65535) usage(`--port must be from 1 to 65535, got "${args.port}"`);
+  // mri reads --no-proxy as proxy = false.
+  let proxy: string | undefined = typeof args.proxy === 'string' ? args.proxy : undefined;
+  if (proxy === undefined && args.proxy !== false) {
+    const fromEnv = secure ? (env.https_proxy ?? env.HTTPS_PROXY) : (env.http_proxy ?? env.HTTP_PROXY);
+    if (fromEnv && !noProxy(host, env.no_proxy ?? env.NO_PROXY)) proxy = fromEnv.includes('://') ? fromEnv : `http://${fromEnv}`;
+  }
+  if (proxy !== undefined) {
+    try {
+      parseProxyUrl(proxy);
+    } catch (e) {
+      usage(`--proxy: ${(e as Error).message}`);
+    }
+  }
   if (args.address !== undefined && parseIPv4(args.address) <= 0) usage(`--address must be an IPv4 address, got "${args.address}"`);
   const log = logOptions(usage, args['log-format'], args['log-level']);
   const tun = String(args.tun ?? 'svpn%d');
@@ -139,7 +217,7 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
   const maxBackoff = seconds('max-backoff', 1, 86400);
   const mtu = Number(args.mtu ?? LARGE_MTU);
   if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_FRAME) usage(`--mtu must be a whole number from ${MIN_MTU} to ${MAX_FRAME}, got "${args.mtu}"`);
-  for (const k of ['ca', 'cert', 'key', 'servername']) if (args[k] !== undefined && !args.tls) usage(`--${k} needs --tls`);
+  for (const k of ['ca', 'cert', 'key', 'servername']) if (args[k] !== undefined && !secure) usage(`--${k} needs --tls`);
   if (Boolean(args.cert) !== Boolean(args.key)) usage('--cert and --key go together');
   if (args.seed && (args.id || args['secret-file'])) usage('--seed cannot carry credentials: the seed protocol has no room for them');
   let credentials: ClientSettings['credentials'];
@@ -150,12 +228,15 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
     if (!/^[\x20-\x7e]{1,255}$/.test(secret)) usage('the secret must be 1 to 255 printable ASCII characters');
     credentials = { id: String(args.id), secret };
   }
-  const host = String(args.server);
+  const hostPort = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const file = (flag: string) => (args[flag] ? readFlagFile(usage, flag, args[flag]) : undefined);
   return {
     host,
     port,
-    server: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+    server: hostPort,
+    transport,
+    url: ws ? `${transport}://${hostPort}${path ?? '/'}` : undefined,
+    proxy,
     address: args.address,
     tun,
     mtu,
@@ -164,7 +245,7 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
     maxBackoff,
     name: args.name,
     seed: Boolean(args.seed),
-    tls: args.tls ? { ca: file('ca'), cert: file('cert'), key: file('key'), servername: args.servername } : null,
+    tls: secure ? { ca: file('ca'), cert: file('cert'), key: file('key'), servername: args.servername } : null,
     credentials,
     log,
   };

@@ -10,8 +10,7 @@ import { Client, type DownInfo } from '../../client-sdk/src/client.js';
 import { REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, TLS_PORT } from '../../protocol/index.js';
 import { describeDown } from '../../client-sdk/node/describe.js';
 import { nodeClock } from '../../client-sdk/node/clock.js';
-import { tcpConnect } from '../../client-sdk/node/tcp.js';
-import { tlsConnect } from '../../client-sdk/node/tls.js';
+import { clientConnect } from './connect.js';
 import { createLogger, type Fields, type Logger } from '../../common/log.js';
 import { tierUpSooner } from '../../common/tiering.js';
 import { VERSION } from '../../common/version.js';
@@ -70,6 +69,7 @@ function finalDown(s: DownInfo, o: ClientSettings): { event: string; fields: Fie
       },
     };
   }
+  if (s.reason === 'proxy_refused') return { event: 'proxy_refused', fields: { server, proxy: o.proxy?.replace(/\/\/[^@/]*@/, '//***@'), reason } };
   if (s.reason === 'not_tls')
     return { event: 'tls_mismatch', fields: { server, reason: `the server at ${server} does not speak TLS on this port: drop --tls or use its TLS port (${TLS_PORT} by default)`, detail: reason } };
   if (s.reason === 'expects_tls')
@@ -113,7 +113,7 @@ async function main(argv: string[]): Promise<void> {
   if (o === 'help') return void process.stdout.write(HELP);
   if (o === 'version') return void process.stdout.write(VERSION + '\n');
   const log = createLogger(o.log);
-  const connect = o.tls ? tlsConnect({ host: o.host, port: o.port, ...o.tls }) : tcpConnect({ host: o.host, port: o.port });
+  const connect = clientConnect(o);
 
   tierUpSooner();
   let client: Client | null = null;
@@ -161,7 +161,7 @@ async function main(argv: string[]): Promise<void> {
     name: o.name,
     mtu: o.mtu,
     onState: (s) => {
-      if (s.state === 'connecting') log.log('info', 'connecting', { server: o.server });
+      if (s.state === 'connecting') log.log('info', 'connecting', { server: o.server, transport: o.transport === 'tcp' ? undefined : o.transport, proxy: o.proxy?.replace(/\/\/[^@/]*@/, '//***@') });
       else if (s.state === 'ready') {
         try {
           configured = apply(tun, interfaceChanges(configured, s), log);

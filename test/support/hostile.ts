@@ -108,7 +108,7 @@ export async function partialFrames(o: { conns: number; sources: string[]; hex?:
     const flood = async (n: number) => {
       const p = peersProc({ mode: 'partial', port: srv.port, conns: n, sources: o.sources, hex });
       procs.push(p);
-      const opened = Number((await p.waitFor('opened', () => true, 120_000)).opened);
+      const opened = Number((await p.waitFor('opened', () => true, 60_000)).opened);
       await waitUntil(async () => (await srv.stats()).open === opened, 30_000, `the server to hold ${opened} connections`);
       return { p, opened };
     };

@@ -318,9 +318,9 @@ class Pending implements Opening {
     this.t.answer(this, parseHead(b.subarray(0, end)), b.subarray(end));
   };
 
-  private readonly onError = (err: NodeJS.ErrnoException): void => this.finish('socket_error', err.code || err.message);
+  private readonly onError = (err: NodeJS.ErrnoException): void => this.close('socket_error', err.code || err.message);
   private readonly onEnd = (): void => this.close('client_closed', 'end of stream');
-  private readonly onClose = (): void => this.finish('client_closed', 'connection closed');
+  private readonly onClose = (): void => this.close('client_closed', 'connection closed');
 
   /** Stops watching the socket; the opening is over. */
   private detach(): void {
@@ -333,15 +333,8 @@ class Pending implements Opening {
     this.t.done(this);
   }
 
-  private finish(code: 'socket_error' | 'client_closed', detail: string): void {
-    if (this.finished) return;
-    this.detach();
-    this.socket.destroy();
-    this.t.hooks.ended(this, code, detail);
-  }
-
   /** Closes it before it became anything. */
-  close(code: 'handshake_timeout' | 'client_closed' | 'shutdown', detail: string): void {
+  close(code: 'handshake_timeout' | 'client_closed' | 'socket_error' | 'shutdown', detail: string): void {
     if (this.finished) return;
     this.detach();
     this.socket.destroy();

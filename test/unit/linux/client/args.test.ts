@@ -32,6 +32,9 @@ test('defaults: port 2002, tun svpn%d, MTU 65000, plain TCP, text logs at info, 
     host: 'vpn.example.net',
     port: 2002,
     server: 'vpn.example.net:2002',
+    transport: 'tcp',
+    url: undefined,
+    proxy: undefined,
     address: undefined,
     tun: 'svpn%d',
     mtu: 65000,
@@ -44,6 +47,31 @@ test('defaults: port 2002, tun svpn%d, MTU 65000, plain TCP, text logs at info, 
     credentials: undefined,
     log: { format: 'text', level: 'info' },
   });
+});
+
+test('transports: --transport, the URL form of -s, default ports, --path', () => {
+  const ws = parse(['-s', 'wss://vpn.example.net/vpn']);
+  assert.equal([ws.transport, ws.host, ws.port, ws.url, ws.tls !== null], ['wss', 'vpn.example.net', 443, 'wss://vpn.example.net:443/vpn', true]);
+  const w = parse(['-s', 'ws://10.1.2.3:2002']);
+  assert.equal([w.transport, w.port, w.url, w.tls], ['ws', 2002, 'ws://10.1.2.3:2002/', null]);
+  assert.equal([parse(['-s', 'h', '--transport', 'ws']).port, parse(['-s', 'h', '--transport', 'wss', '--path', '/x']).url], [80, 'wss://h:443/x']);
+  assert.equal([parse(['-s', 'tls://h']).port, parse(['-s', 'tcp://h']).port, parse(['-s', 'h', '--transport', 'tls']).port], [2003, 2002, 2003]);
+  assert.is(parse(['-s', 'wss://h/', '--ca', file('ca2.pem', 'C')]).tls?.ca?.toString(), 'C', '--ca applies to wss');
+  assert.is(refused(['-s', 'h', '--transport', 'udp']), '--transport must be tcp, tls, ws or wss, got "udp"');
+  assert.is(refused(['-s', 'ftp://h']), '-s ftp://h: the scheme must be tcp://, tls://, ws:// or wss://');
+  assert.is(refused(['-s', 'ws://h', '--tls']), '-s ws://h and --tls disagree');
+  assert.is(refused(['-s', 'tcp://h/x']), '-s tcp://h/x: a path is for ws:// and wss:// only');
+  assert.is(refused(['-s', 'h', '--path', '/x']), '--path is for --transport ws or wss');
+});
+
+test('proxies: --proxy, https_proxy for tls and wss, http_proxy for tcp and ws, NO_PROXY, --no-proxy', () => {
+  assert.is(parse(['-s', 'h', '--proxy', 'http://u:p@px:3128']).proxy, 'http://u:p@px:3128');
+  assert.is(parse(['-s', 'h'], { http_proxy: 'http://px:8080', https_proxy: 'http://sx:1' }).proxy, 'http://px:8080');
+  assert.is(parse(['-s', 'wss://h/'], { http_proxy: 'http://px:8080', HTTPS_PROXY: 'sx:1' }).proxy, 'http://sx:1');
+  assert.is(parse(['-s', 'vpn.example.net', '--tls'], { https_proxy: 'http://sx:1', NO_PROXY: 'localhost,.example.net' }).proxy, undefined);
+  assert.is(parse(['-s', 'h'], { http_proxy: 'http://px:8080' }).proxy, 'http://px:8080');
+  assert.is(parse(['-s', 'h', '--no-proxy'], { http_proxy: 'http://px:8080' }).proxy, undefined);
+  assert.match(String(refused(['-s', 'h', '--proxy', 'socks5://px:1080'])), /^--proxy: the proxy must be an http:\/\/ URL/);
 });
 
 test('--help and --version are answered before anything is checked', () => {

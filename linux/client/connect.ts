@@ -1,0 +1,35 @@
+// The Connect simplevpn-client dials with: TCP, TLS or a WebSocket (ws, wss), each either
+// straight to the server or inside an HTTP proxy's CONNECT tunnel (--proxy, or the
+// http_proxy/https_proxy environment variables: args.ts picks).
+
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Connect } from '../../client-sdk/src/types.js';
+import { tcpConnect, wrapNodeSocket } from '../../client-sdk/node/tcp.js';
+import { tlsConnect } from '../../client-sdk/node/tls.js';
+import { nodeWebSocketConnect } from '../../client-sdk/node/websocket.js';
+import { proxyConnect } from '../../client-sdk/node/proxy.js';
+import type { ClientSettings } from './args.js';
+
+export function clientConnect(o: ClientSettings): Connect {
+  const t = o.tls ?? {};
+  const ws = o.transport === 'ws' || o.transport === 'wss';
+  if (!o.proxy) {
+    if (ws) return nodeWebSocketConnect({ url: o.url!, ...t });
+    return o.tls ? tlsConnect({ host: o.host, port: o.port, ...o.tls }) : tcpConnect({ host: o.host, port: o.port });
+  }
+  return proxyConnect({ url: o.proxy }, o.host, o.port, (tunnel, h) => {
+    if (ws) return nodeWebSocketConnect({ url: o.url!, ...t, socket: () => tunnel })(h);
+    if (!o.tls) return wrapNodeSocket({ socket: tunnel, handlers: h, open: true });
+    const s = tls.connect({
+      socket: tunnel,
+      ca: t.ca,
+      cert: t.cert,
+      key: t.key,
+      servername: t.servername ?? (net.isIP(o.host) ? undefined : o.host),
+      ...(t.servername ? { checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(t.servername!, cert) } : {}),
+      minVersion: 'TLSv1.2',
+    });
+    return wrapNodeSocket({ socket: s, handlers: h, readyEvent: 'secureConnect' });
+  });
+}

@@ -127,6 +127,8 @@ const examples = [
   ['examples/device/main.ts', 'dist/examples/device.iife.js', 'device'],
   ['examples/quickjs/guest.ts', 'dist/examples/quickjs-guest.iife.js', 'guest'],
   ['examples/ports/xsnap-guest.ts', 'dist/examples/xsnap-guest.iife.js', 'xsnapGuest'],
+  // The browser example's page script (examples/browser/): the SDK comes from its own bundles.
+  ['examples/browser/page.ts', 'dist/examples/browser-page.iife.js', 'browserPage'],
 ];
 // The CLIs are ES modules, and CommonJS bundled into them (ws) calls require() for Node's
 // built-ins, which an ES module has not: the banner gives them one. ws finds its masking

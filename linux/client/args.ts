@@ -65,7 +65,7 @@ Examples:
   sudo simplevpn-client -s vpn.example.net
   sudo simplevpn-client -s vpn.example.net -a 10.0.3.7
   sudo simplevpn-client -s vpn.example.net --tls --ca ca.pem --id sensor-7 --secret-file secret
-  sudo simplevpn-client -s wss://vpn.example.net/vpn
+  sudo simplevpn-client -s wss://vpn.example.net/vpn --ca ca.pem
   sudo simplevpn-client -s vpn.example.net --proxy http://proxy.example.net:3128
 
 Exit status: 0 after SIGINT or SIGTERM, 1 on failure (no tun device or no privilege),

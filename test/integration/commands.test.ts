@@ -195,6 +195,21 @@ const LINES: Record<string, Spec> = {
     cwd: 'work',
     whileUp: tunUp,
   },
+  // README.md, Through firewalls
+  ...Object.fromEntries(
+    [
+      'sudo simplevpn-client -s wss://vpn.example.net/vpn --ca ca.pem',
+      'sudo simplevpn-client -s ws://vpn.example.net:2002/vpn',
+      'sudo simplevpn-client -s vpn.example.net --proxy http://proxy.example.net:3128',
+      'sudo env https_proxy=http://proxy.example.net:3128 simplevpn-client -s wss://vpn.example.net/vpn',
+    ].map((line): [string, Spec] => [
+      line,
+      {
+        kind: 'listed',
+        why: 'needs a WebSocket server behind a reverse proxy on 443 or an HTTP proxy at a real remote host: test/integration/proxy/linux-client-proxy.test.ts and test/integration/linux/client-websocket.test.ts run the same flags against tinyproxy and a real server in namespaces',
+      },
+    ]),
+  ),
   // docs/performance.md, Running it
   'npm run bench': { kind: 'listed', why: BENCH_MINUTES },
   'npm run bench -- --quick': { kind: 'listed', why: BENCH_MINUTES },

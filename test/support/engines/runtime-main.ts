@@ -25,7 +25,8 @@ const print = (event: string, fields: Record<string, unknown>) => console.log(JS
 function heap(): Record<string, number> {
   if (engine === 'bun') {
     g.Bun.gc(true);
-    const s = (require('bun:jsc') as { heapStats(): { heapSize: number; objectCount: number } }).heapStats();
+    // import.meta.require: Bun's synchronous require inside a module (left alone by esbuild).
+    const s = ((import.meta as unknown as { require(id: string): unknown }).require('bun:jsc') as { heapStats(): { heapSize: number; objectCount: number } }).heapStats();
     return { heap: s.heapSize, objects: s.objectCount };
   }
   g.gc?.();

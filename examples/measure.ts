@@ -44,7 +44,7 @@ async function pinger(): Promise<{ ping(dst: number, seq: number): void; replies
   const client: Client = new Client({
     connect: tcpConnect({ host: '127.0.0.1', port }),
     clock: nodeClock,
-    tun: { write: (b, o, n) => (b[o + 9] === 1 && b[o + 20] === 0 ? replies++ : ip.input(b.subarray(o, o + n))) },
+    tun: { write: (b, o, n) => void (b[o + 9] === 1 && b[o + 20] === 0 ? replies++ : ip.input(b.subarray(o, o + n))) },
   });
   client.start();
   while (client.info.state !== 'ready') await sleep(10);

@@ -117,6 +117,8 @@ export interface ClientStats {
   txBytes: number;
   /** Packets not sent: the socket was full, the link was not ready, or the packet was malformed. */
   dropped: number;
+  /** Packets received that the Tun did not take (its write returned false). */
+  rxDropped: number;
   keepalives: number;
   connects: number;
 }
@@ -138,7 +140,7 @@ const defaultClock = (): Clock => {
 };
 
 export class Client {
-  readonly stats: ClientStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, dropped: 0, keepalives: 0, connects: 0 };
+  readonly stats: ClientStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, dropped: 0, rxDropped: 0, keepalives: 0, connects: 0 };
 
   private readonly o: ClientOptions;
   private readonly clock: Clock;
@@ -344,7 +346,7 @@ export class Client {
         }
         st.rxPackets++;
         st.rxBytes += n;
-        this.o.tun.write(b, o, n);
+        if (this.o.tun.write(b, o, n) === false) st.rxDropped++;
       } else {
         this.reply(b.subarray(o, o + n));
       }

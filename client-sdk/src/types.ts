@@ -64,8 +64,11 @@ export interface Tun {
    * view being made; it is valid only during the call (transports may read the next chunk
    * into the same memory): copy what you keep. On Node, `buf` may be a Buffer, whose
    * slice() makes a view, not a copy: use Uint8Array.prototype.slice or Buffer.from.
+   * Returns false when the packet was dropped (a full device, a stack with no room): the
+   * SDK counts it in stats.rxDropped. The same packet-sink shape as the server's ports
+   * and the Linux tun device; returning nothing counts as taken.
    */
-  write(buf: Uint8Array, offset: number, length: number): void;
+  write(buf: Uint8Array, offset: number, length: number): boolean | void;
 }
 
 /** Time. Milliseconds throughout; handles are opaque to the SDK. */

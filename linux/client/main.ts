@@ -134,7 +134,6 @@ async function main(argv: string[]): Promise<void> {
   // What is configured on the tun now, so a new assignment changes only what differs.
   let configured: Configured = { addressing: null, routes: [] };
   let everReady = false;
-  let tunDrops = 0;
 
   client = new Client({
     connect,
@@ -145,10 +144,11 @@ async function main(argv: string[]): Promise<void> {
         // which). A throw is the device itself failing (deleted under us): nothing more can
         // be delivered, so the client stops and says why.
         try {
-          if (!tun.write(buf, offset, length)) tunDrops++;
+          return tun.write(buf, offset, length);
         } catch (err: any) {
           log.log('error', 'tun_failed', { name: tun.name, error: err.message, code: err.code });
           shutdown(1);
+          return false;
         }
       },
     },
@@ -199,7 +199,7 @@ async function main(argv: string[]): Promise<void> {
     client?.close();
     tun.close();
     const st = client!.stats;
-    log.log('info', 'stopped', { tx_packets: st.txPackets, rx_packets: st.rxPackets, dropped: st.dropped, tun_dropped: tunDrops, connects: st.connects });
+    log.log('info', 'stopped', { tx_packets: st.txPackets, rx_packets: st.rxPackets, dropped: st.dropped, tun_dropped: st.rxDropped, connects: st.connects });
     process.exitCode = code;
     // Nothing else should be pending; make sure a stuck socket cannot keep us alive.
     setTimeout(() => process.exit(code), 1000).unref();

@@ -242,7 +242,7 @@ export class SdkPeer {
     this.client = new Client({
       connect: tcpConnect({ host: '127.0.0.1', port }),
       // A copy: the chunk is the socket's receive buffer, reused for the next read (Buffer#slice would not copy).
-      tun: { write: (b, o, n) => this.packets.push(Uint8Array.prototype.slice.call(b, o, o + n)) },
+      tun: { write: (b, o, n) => void this.packets.push(Uint8Array.prototype.slice.call(b, o, o + n)) },
       // Refusal tests look at the first 'down': no reconnect during a test.
       minBackoff: 60,
       maxBackoff: 60,

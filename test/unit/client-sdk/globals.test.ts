@@ -20,13 +20,17 @@ const EXPECTED: Record<string, [string, string[]]> = {
   'dist/examples/xsnap-guest.iife.js': ['xsnapGuest', ['connect', 'clock', 'log', 'handleCommand', 'pending']],
 };
 
+// Scripts that run a web page when loaded (they need its DOM and URL): not libraries that
+// define a global. test/integration/browser/ runs them in Chromium.
+const PAGE_SCRIPTS = new Set(['browser-page.iife.js']);
+
 const sdkFiles = ['dist/sdk/simplevpn-sdk.iife.js', 'dist/sdk/simplevpn-sdk.es5.js'];
 const bundles = [
   ...readdirSync(ROOT + 'dist/sdk')
     .filter((f) => f.endsWith('.iife.js') || f.endsWith('.es5.js'))
     .map((f) => 'dist/sdk/' + f),
   ...readdirSync(ROOT + 'dist/examples')
-    .filter((f) => f.endsWith('.iife.js'))
+    .filter((f) => f.endsWith('.iife.js') && !PAGE_SCRIPTS.has(f))
     .map((f) => 'dist/examples/' + f),
 ];
 

@@ -3,10 +3,10 @@
 // removes. Each node is one process; several make one cluster (initialCluster).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Host } from './lab.js';
+import { freePort } from './server-net.js';
 
 export const ETCD = '/usr/bin/etcd';
 export const ETCDCTL = '/usr/bin/etcdctl';
@@ -16,18 +16,6 @@ export function etcdUnavailable(): string | null {
   if (spawnSync(ETCD, ['--version']).status !== 0) return 'etcd is not installed (apt-get install etcd-server etcd-client)';
   if (spawnSync(ETCDCTL, ['version']).status !== 0) return 'etcdctl is not installed (apt-get install etcd-client)';
   return null;
-}
-
-/** A free TCP port on 127.0.0.1 (free when asked: good enough for a test). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 export interface EtcdSpec {

@@ -81,7 +81,12 @@ function rangeEnd(prefix: string): Buffer {
 }
 
 export async function openEtcd(e: EtcdEndpoints): Promise<EtcdBackend> {
-  const { Etcd3 } = await import('etcd3');
+  let Etcd3: typeof import('etcd3').Etcd3;
+  try {
+    ({ Etcd3 } = await import('etcd3'));
+  } catch (err: any) {
+    throw new Error(`--etcd needs the etcd3 package, an optional dependency of simplevpn that is not installed here (${err.code ?? err.message}): npm install etcd3 beside simplevpn, or install simplevpn without --omit=optional`);
+  }
   // A policy that runs the call once: the store retries as it sees fit.
   const once = { execute: (fn: (ctx: unknown) => unknown) => Promise.resolve().then(() => fn({ signal: new AbortController().signal, attempt: 0 })) } as any;
   const options: IOptions = {

@@ -270,13 +270,25 @@ export class EtcdLeaseStore extends PoolStore implements LeaseStore {
   private async any(holder: number, rec: LeaseRecord): Promise<Allocation> {
     for (let i = 0; i < MAX_TRIES; i++) {
       if (!this.canRecord()) return 'unavailable';
-      const a = this.pool.allocate();
+      // The pool's next address first; after a collision with another server (which is
+      // handing out the addresses next to it, as this one's watch will tell), anywhere.
+      const a = (i > 0 && this.randomFree()) || this.pool.allocate();
       if (a === 0) return 'exhausted';
       this.pending.add(a);
       const r = await this.record(a, holder, rec, null);
       if (r !== 'taken') return r === 'ok' ? a : 'unavailable';
     }
     return 'unavailable';
+  }
+
+  /** A free address picked at random (taken in the pool), or 0 when a few tries find none. */
+  private randomFree(): number {
+    const p = this.pool;
+    for (let k = 0; k < 32; k++) {
+      const a = (p.network + Math.floor(Math.random() * p.span)) >>> 0;
+      if (p.take(a, false)) return a;
+    }
+    return 0;
   }
 
   private async wanted(a: number, holder: number, rec: LeaseRecord, p: Presented): Promise<Allocation> {
@@ -440,9 +452,14 @@ export class EtcdLeaseStore extends PoolStore implements LeaseStore {
     for (const [a, r] of next) this.apply(a, r, r.rev);
     this.listRev = this.seenRev = revision;
     this.needsResync = false;
-    this.watch = await b.watch(this.leasesPrefix, revision + 1, (t, kv) => this.change(t, kv), (err) => {
+    const watching = b.watch(this.leasesPrefix, revision + 1, (t, kv) => this.change(t, kv), (err) => {
       this.needsResync = true;
       this.o.hooks.event('warn', 'cluster_watch_broken', { error: err.message, detail: 'the lease keys are read again' });
+    });
+    // Bounded: etcd may go away between the read and the watch; a watch set up too late is cancelled.
+    this.watch = await within(watching, 5000).catch((err) => {
+      void watching.then((w) => w.cancel()).catch(() => {});
+      throw err;
     });
     // Keys of this server's lease that no session holds (an answer lost, a failed release).
     for (const [a, r] of next) if (r.lease === this.leaseId && !this.mine.has(a) && !this.pending.has(a)) this.stale.set(a, r.rev);
@@ -496,7 +513,15 @@ export class EtcdLeaseStore extends PoolStore implements LeaseStore {
     if (this.joining) return this.joining;
     this.joining = (async () => {
       try {
-        if (!this.backend) this.backend = await this.o.connect();
+        if (!this.backend) {
+          try {
+            this.backend = await this.o.connect();
+          } catch (err) {
+            // Not the network (nothing is dialled yet): the etcd client cannot be loaded. Say so and do not start.
+            this.misconfigured = (err as Error).message;
+            return;
+          }
+        }
         const b = this.backend;
         if (this.misconfigured === null && this.gen === 0) await this.checkConfig(b);
         if (this.misconfigured) return;

@@ -28,6 +28,8 @@ export type OpenRouteTable = (failed: (err: Error) => void) => RouteTable;
 export class PeerRoutes {
   /** Address -> the underlay address of the server holding it, as installed. */
   private readonly installed = new Map<number, string>();
+  /** A route was ever added: there is something to take away at the end. */
+  private touched = false;
 
   constructor(
     private readonly table: RouteTable,
@@ -49,6 +51,7 @@ export class PeerRoutes {
       this.table.remove(formatIPv4(address));
     } else {
       this.installed.set(address, via);
+      this.touched = true;
       this.table.replace(formatIPv4(address), via);
     }
   }
@@ -62,6 +65,6 @@ export class PeerRoutes {
   async clear(): Promise<void> {
     this.installed.clear();
     await this.table.settled();
-    await this.table.flush();
+    if (this.touched) await this.table.flush();
   }
 }

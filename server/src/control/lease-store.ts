@@ -1,9 +1,10 @@
-// Who holds which VPN address: the seam between admission and where leases are recorded.
-// Today in this process's memory (memory-lease-store.ts); for a cluster of servers, in a
-// shared store such as etcd, where recording takes a round trip and can fail. So allocate()
-// may answer with a promise (admission waits, and the client's further requests wait with
-// it) or with 'unavailable'. The in-memory store answers at once, with no promise and no
-// allocation.
+// Who holds which VPN address: the seam between admission and where leases are recorded:
+// in this process's memory (memory-lease-store.ts, the default), in a state file that
+// outlives the process (file-lease-store.ts, --state), or in etcd for a cluster of servers
+// (cluster/etcd-lease-store.ts, --etcd). Recording on a disk or in etcd takes time and can
+// fail, so allocate() may answer with a promise (admission waits, and the client's further
+// requests wait with it) or with 'unavailable'. The in-memory store answers at once, with no
+// promise and no allocation.
 
 /** Why no address was leased. */
 export type LeaseRefusal =
@@ -29,7 +30,7 @@ export interface LeaseClaim {
   readonly client: string;
   /** `client` is an auth id the client proved (true), or only a name it gave (false). */
   readonly proven: boolean;
-  /** The lease token the client presented (the one its last reply carried), or null. */
+  /** The lease token the client presented (the one its last reply carried), or null: a view of a socket chunk, valid during allocate() only. */
   readonly presented: Uint8Array | null;
 }
 
@@ -108,7 +109,11 @@ export interface LeaseStore {
   unavailableDetail?(): string;
   /** Before the server takes clients: read the state, reach the shared store. */
   open?(): Promise<void>;
-  /** After the server's sessions have ended: write what is left, give the server's leases back. */
+  /**
+   * The server stops; its sessions are ended in the same turn, right after this call. A
+   * state file keeps their leases (the clients take them back after the restart); etcd
+   * revokes the server's lease once they have ended.
+   */
   close?(): Promise<void>;
   health?(): LeaseStoreHealth;
   /** Every lease recorded, as this server knows it (for /cluster). */

@@ -204,6 +204,33 @@ test('every server of a cluster hands out the same subnet: one with another fail
   }
 });
 
+test('the etcd client cannot be loaded (an optional dependency left out): open() fails, saying so', async () => {
+  const clock = new ManualClock();
+  const s = new EtcdLeaseStore({
+    network: ip('10.9.0.0'),
+    prefix: 24,
+    reserved: [GW],
+    connect: async () => {
+      throw new Error('--etcd needs the etcd3 package, an optional dependency of simplevpn that is not installed here');
+    },
+    keyPrefix: '/t/',
+    ttl: 10,
+    id: 's1',
+    advertise: '198.18.0.1',
+    localAddress: async () => '198.18.0.1',
+    endpoints: 'fake',
+    hooks: { evict: () => {}, event: () => {} },
+    openRoutes: null,
+    clock,
+  });
+  try {
+    await s.open();
+    assert.unreachable('open() should fail');
+  } catch (err: any) {
+    assert.match(err.message, /needs the etcd3 package/);
+  }
+});
+
 test('close() revokes the lease: the keys go at once, the others forget them, the routes are flushed', async () => {
   const { etcd, servers } = await cluster();
   const [a, b] = servers as [ReturnType<typeof server>, ReturnType<typeof server>];

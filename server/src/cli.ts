@@ -140,6 +140,8 @@ const STRINGS = [
 ];
 
 const usage = usageFor('simplevpn-server');
+/** A second SIGINT or SIGTERM this long after the first forces the exit. */
+const FORCE_AFTER_MS = 1000;
 
 const camel = (k: string) => k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const list = (v: unknown): string[] | undefined => (v === undefined ? undefined : Array.isArray(v) ? v.map(String) : [String(v)]);
@@ -222,16 +224,21 @@ export async function main(argv: string[]): Promise<void> {
   let stopping = false;
   let starting = true;
   let stopAfterStart: string | null = null;
+  let stoppingAt = 0;
   const stop = (signal: string) => {
     if (starting && stopAfterStart === null) {
       stopAfterStart = signal;
       return;
     }
     if (stopping) {
+      // Ctrl-C under sudo arrives twice at once: from the terminal to the whole process
+      // group, and relayed by sudo. Only a signal a moment later is someone insisting.
+      if (Date.now() - stoppingAt < FORCE_AFTER_MS) return;
       logger.log('warn', 'forced_exit', { signal });
       process.exit(1);
     }
     stopping = true;
+    stoppingAt = Date.now();
     logger.log('info', 'stopping', { signal });
     const force = setTimeout(() => {
       logger.log('error', 'stop_timeout', { detail: 'sessions did not close within 5 s' });

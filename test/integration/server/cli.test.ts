@@ -196,6 +196,23 @@ test('SIGINT exits 0 and closes connected clients', async () => {
   }
 });
 
+// Ctrl-C under sudo: the terminal signals the whole process group and sudo relays the same
+// signal, so the server hears it twice at once. That is one request to stop, not two.
+test('two SIGINTs at once (Ctrl-C under sudo): one clean stop, exit 0, no forced_exit', async () => {
+  const s = new CliServer(BASE);
+  try {
+    await s.port();
+    s.signal('SIGINT');
+    s.signal('SIGINT');
+    await waitFor(() => s.exit !== null, 7000, 'exit after two SIGINTs', () => s.stderr.slice(-2000));
+    assert.equal(s.exit, { code: 0, signal: null });
+    assert.is(s.events.filter((e) => e.event === 'stopping').length, 1);
+    assert.not.ok(s.events.some((e) => e.event === 'forced_exit'), 'no forced exit');
+  } finally {
+    s.kill();
+  }
+});
+
 test('text log format is the default: one "time level event key=value" line per event', async () => {
   const s = new CliServer(['--no-tun', '--host', '127.0.0.1', '--port', '0']);
   try {

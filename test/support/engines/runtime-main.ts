@@ -36,7 +36,9 @@ function heap(): Record<string, number> {
 const before = heap();
 const sdk = (await import(new URL('../../../../sdk/simplevpn-sdk.mjs', import.meta.url).href)) as typeof import('../../../client-sdk/src/index.js');
 let connect: Connect;
-if (transport === 'node') connect = (await import('../../../client-sdk/node/index.js')).tcpConnect({ host: '127.0.0.1', port });
+// The TCP adapter's own module: the simplevpn/node entry also brings the WebSocket adapter
+// and with it `ws`, which reads environment variables (Deno: --allow-env).
+if (transport === 'node') connect = (await import('../../../client-sdk/node/tcp.js')).tcpConnect({ host: '127.0.0.1', port });
 else if (engine === 'bun') connect = (await import('../../../examples/ports/bun.js')).bunConnect(g.Bun, '127.0.0.1', port);
 else if (engine === 'deno') connect = (await import('../../../examples/ports/deno.js')).denoConnect(g.Deno, '127.0.0.1', port);
 else throw new Error('node has no native transport other than tcpConnect: use node');

@@ -24,7 +24,7 @@ if (skip) console.log(`browser-page: SKIPPING (registered as skipped): ${skip}`)
 
 const SHOT = '/tmp/simplevpn-browser-page.png';
 
-it('a browser tab joins the VPN over ws, shows its address, answers ping and gets its telemetry echoed', async () => {
+it('a browser tab joins the VPN over ws, shows its address, answers ping, gets its telemetry echoed, keeps the link alive and reconnects to its address', async () => {
   const { chromium } = await import('playwright-core');
   const dir = mkdtempSync(join(tmpdir(), 'svpn-browser-'));
   const lab = new Lab();
@@ -32,9 +32,12 @@ it('a browser tab joins the VPN over ws, shows its address, answers ping and get
   const pidFile = join(dir, 'chromium.pid');
   try {
     const [hub, c1] = lab.star('hub', 'c1') as [Host, Host];
-    const server = hub.server(['--no-tun', '--host', '0.0.0.0', '--port', '0', '--tls-port', '0']);
-    const l = await server.waitFor('listening', () => true, 10_000);
-    const wsPort = Number(/:(\d+)/.exec(String(l.addresses))?.[1]);
+    // The hub's namespace is the test's own: the default port is free there, and a server
+    // started again after a kill gets the same one. A 1 s keepalive for the idle phase.
+    const SERVER_ARGS = ['--no-tun', '--host', '0.0.0.0', '--keepalive', '1', '--idle-timeout', '4'];
+    let server = hub.server(SERVER_ARGS);
+    await server.waitFor('listening', () => true, 10_000);
+    const wsPort = 2002;
     const client = c1.client('linux', ['-s', '198.18.1.1', '-p', String(wsPort), '--max-backoff', '1', '--timeout', '3']);
     const linuxAddr = String((await client.waitFor('ready', () => true, 15_000)).address);
     // The collector: a UDP echo on the Linux client's VPN address.
@@ -62,6 +65,24 @@ it('a browser tab joins the VPN over ws, shows its address, answers ping and get
     await page.waitForFunction(() => /ms$/.test(document.getElementById('rtt')?.textContent ?? ''), undefined, { timeout: 15_000 });
     await page.screenshot({ path: SHOT });
     assert.match(String(await page.textContent('#telemetry')), /^[1-9]\d* sent, [1-9]\d* echoed$/);
+
+    // Idle: the same page without a collector sends nothing of its own, so only its
+    // keepalives hold the link against the server's 4 s idle timeout.
+    await page.goto(`${url}?server=${encodeURIComponent(`ws://127.0.0.1:${wsPort}/`)}`, { timeout: 20_000 });
+    await page.waitForFunction(() => document.getElementById('state')?.textContent === 'ready', undefined, { timeout: 20_000 });
+    const idleAddress = String(await page.textContent('#address')).split('/')[0];
+    await page.waitForFunction(() => (globalThis as unknown as { svpnPage: { client: { stats: { keepalives: number } } } }).svpnPage.client.stats.keepalives >= 5, undefined, { timeout: 15_000 });
+    assert.is(await page.textContent('#state'), 'ready', 'still up after 5 keepalive intervals of silence');
+    assert.not.ok(server.lines.some((x) => x.event === 'disconnect' && x.reason === 'idle_timeout'), 'the server never reaped it');
+
+    // The server killed and started again: the tab comes back with the address it had.
+    await server.stop('SIGKILL');
+    await page.waitForFunction(() => document.getElementById('state')?.textContent !== 'ready', undefined, { timeout: 10_000 });
+    server = hub.server(SERVER_ARGS);
+    await server.waitFor('listening', () => true, 10_000);
+    await page.waitForFunction(() => document.getElementById('state')?.textContent === 'ready', undefined, { timeout: 20_000 });
+    assert.is(String(await page.textContent('#address')).split('/')[0], idleAddress, 'the same address after the reconnect');
+    assert.ok(await c1.ping(idleAddress, 3, 3), `ping ${idleAddress} after the reconnect`);
   } finally {
     await browser?.close().catch(() => {});
     // The browser's process group, whatever playwright did.

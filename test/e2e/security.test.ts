@@ -39,17 +39,6 @@ const secretFile = (name: string, secret: string) => {
   return f;
 };
 
-/** The exit of `p`, or a rejection after `ms` (the process is then killed). */
-function exitWithin(p: Proc, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  let t: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    t = setTimeout(() => {
-      p.signal('SIGKILL');
-      reject(new Error(`${p.name} did not exit within ${ms} ms:\n${p.tail()}`));
-    }, ms);
-  });
-  return Promise.race([p.exited, timeout]).finally(() => clearTimeout(t));
-}
 
 /** Client arguments for TLS with the right CA, this client's certificate and credentials. */
 function tlsArgs(server: string, id: string, secret: string, extra: string[] = []): string[] {
@@ -118,7 +107,7 @@ it('a client with a wrong secret exits 3 with auth_refused logged', async () => 
   const refused = await c.waitFor('auth_refused');
   assert.is(refused.id, C1.id);
   assert.match(String(refused.reason), /wrong credentials/);
-  const { code } = await exitWithin(c, 10_000);
+  const { code } = await c.exitWithin(10_000);
   assert.is(code, 3);
   const r = await server.waitFor('refuse', (l) => l.reason === 'auth_failed');
   assert.is(r.client, C1.id);
@@ -132,7 +121,7 @@ it('a client with the wrong CA does not come up, names the fix (--ca) and exits 
   const rejected = await c.waitFor('tls_certificate_rejected');
   assert.match(String(rejected.reason), /(signed by|chains to) a CA that is not trusted \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN)\)/, String(rejected.reason));
   assert.match(String(rejected.fix), /--ca FILE/);
-  const { code } = await exitWithin(c, 10_000);
+  const { code } = await c.exitWithin(10_000);
   assert.is(code, 3);
   assert.not.ok(c.lines.some((l) => l.event === 'ready' || l.event === 'down'), 'never ready, and no retry announced');
   await server.waitFor('refuse_connection', (l) => l.reason === 'tls_handshake');

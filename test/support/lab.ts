@@ -174,6 +174,18 @@ export class Proc {
     if (this.exitCode === null && !this.child.signalCode) this.child.kill(sig);
   }
 
+  /** The exit, or a rejection after `ms` (the process is then killed). */
+  exitWithin(ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    let t: NodeJS.Timeout;
+    const timeout = new Promise<never>((_, reject) => {
+      t = setTimeout(() => {
+        this.signal('SIGKILL');
+        reject(new Error(`${this.name} did not exit within ${ms} ms:\n${this.tail()}`));
+      }, ms);
+    });
+    return Promise.race([this.exited, timeout]).finally(() => clearTimeout(t));
+  }
+
   /** Sends `sig` and waits (bounded) for the exit. */
   async stop(sig: NodeJS.Signals = 'SIGTERM', ms = 8000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     this.signal(sig);

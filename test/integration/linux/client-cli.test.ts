@@ -113,22 +113,11 @@ if (!skip) {
   });
 }
 
-/** The exit of `p`, or a rejection after `ms` (the process is then killed). */
-function exitWithin(p: Proc, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  let t: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    t = setTimeout(() => {
-      p.signal('SIGKILL');
-      reject(new Error(`${p.name} did not exit within ${ms} ms:\n${p.tail()}`));
-    }, ms);
-  });
-  return Promise.race([p.exited, timeout]).finally(() => clearTimeout(t));
-}
 
 /** Runs the client to its exit (status 3 expected) and returns its one final line, `event`. */
 async function finalLine(name: string, args: string[], event: string): Promise<Record<string, unknown>> {
   const c = host.client(name, [...args, ...FAST]);
-  const { code } = await exitWithin(c, 15_000);
+  const { code } = await c.exitWithin(15_000);
   assert.is(code, 3, `exit status:\n${c.tail()}`);
   const lines = c.lines.filter((l) => l.event === event);
   assert.is(lines.length, 1, `one ${event} line:\n${c.tail()}`);

@@ -89,16 +89,6 @@ if (!skip) {
   });
 }
 
-function exitWithin(p: Proc, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  let t: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    t = setTimeout(() => {
-      p.signal('SIGKILL');
-      reject(new Error(`${p.name} did not exit within ${ms} ms:\n${p.tail()}`));
-    }, ms);
-  });
-  return Promise.race([p.exited, timeout]).finally(() => clearTimeout(t));
-}
 
 it('a tcp client and a wss client through the proxy reach ready and ping each other over the VPN', async () => {
   const a = c1.client('tcp-via-proxy', ['-s', '127.0.0.1', '-p', String(plainPort), '--proxy', `http://${hubAddr}:${PROXY_PORT}`, ...FAST]);
@@ -129,7 +119,7 @@ it('credentials in --proxy pass a proxy that wants them', async () => {
 
 async function refused(name: string, args: string[]): Promise<Record<string, unknown>> {
   const c = c1.client(name, [...args, ...FAST]);
-  const { code } = await exitWithin(c, 15_000);
+  const { code } = await c.exitWithin(15_000);
   assert.is(code, 3, `exit status:\n${c.tail()}`);
   const lines = c.lines.filter((l) => l.event === 'proxy_refused');
   assert.is(lines.length, 1, c.tail());
@@ -149,7 +139,7 @@ it('a proxy that refuses CONNECT to the port (403): exit 3, naming HOST:PORT', a
 
 it('a wss server certificate the client does not trust, through the proxy: exit 3 with the --ca hint', async () => {
   const c = c1.client('wss-other-ca', ['-s', `wss://127.0.0.1:${tlsPort}/`, '--ca', pki.otherCa, '--proxy', `http://${hubAddr}:${PROXY_PORT}`, ...FAST]);
-  const { code } = await exitWithin(c, 15_000);
+  const { code } = await c.exitWithin(15_000);
   assert.is(code, 3, c.tail());
   const l = c.lines.find((x) => x.event === 'tls_certificate_rejected');
   assert.ok(l, c.tail());

@@ -23,6 +23,7 @@ export function toolVersions(): Record<string, string | null> {
     ping: version('ping', ['-V'], /iputils[- ]([\w.]+)/),
     ip: version('ip', ['-V'], /iproute2-([\w.]+)/),
     openssl: version('openssl', ['version'], /OpenSSL (\S+)/),
+    tinyproxy: version('tinyproxy', ['-v'], /tinyproxy (\S+)/),
     perf: version('perf', ['--version'], /perf version (\S+)/),
   };
 }

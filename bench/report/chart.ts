@@ -6,7 +6,7 @@ import type { SwitchCase } from '../sections/switch.js';
 import type { PathResult } from '../sections/tun.js';
 import { fmt } from '../util.js';
 import type { BenchResults } from './schema.js';
-import { TARGET_PEER_RATIO, TARGET_RAW_SHARE, TARGET_SWITCH_GBPS, TARGET_SWITCH_MPPS, bestPeer, rawPath, switchCase } from './targets.js';
+import { TARGET_PEER_RATIO, TARGET_RAW_SHARE, TARGET_SWITCH_GBPS, TARGET_SWITCH_MPPS, TARGET_WSS_SHARE, bestPeer, rawPath, switchCase, transportOf, transportPairs } from './targets.js';
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -114,7 +114,7 @@ function switchPanel(y: number, title: string, c: (mode: SwitchCase['mode']) => 
 
 /** The targets' verdicts, each with its measured text wrapped at about 140 characters a line. */
 function verdicts(y: number, r: BenchResults): { svg: string[]; height: number } {
-  const out: string[] = [`<text x="16" y="${y + 16}" class="h">Targets of issue 7 in this run</text>`];
+  const out: string[] = [`<text x="16" y="${y + 16}" class="h">Targets of issues 7, 12 and 13 in this run</text>`];
   const y0 = y;
   y += 28;
   for (const tg of r.targets) {
@@ -150,11 +150,13 @@ export function chart(r: BenchResults): string {
       label: p.label,
       value: p.gbps,
       text: p.gbps === null ? 'failed' : `${fmt(p.gbps, p.gbps < 1 ? 3 : 2)} Gbit/s`,
-      color: pathColor(p, (x) => x.mtu === 1500 || x.mtu === t.bestMtu),
+      color: pathColor(p, (x) => transportOf(x) === 'tcp' && (x.mtu === 1500 || x.mtu === t.bestMtu)),
     }));
     const markers: Marker[] = [];
     if (peer) markers.push({ value: peer.gbps! * TARGET_PEER_RATIO, label: `target @1500: ${TARGET_PEER_RATIO}× best peer` });
     if (raw) markers.push({ value: raw.gbps! * TARGET_RAW_SHARE, label: `target raised MTU: ${TARGET_RAW_SHARE * 100} % of raw` });
+    const wss = transportPairs(t, 'wss')[0];
+    if (wss) markers.push({ value: wss.tcp.gbps! * TARGET_WSS_SHARE, label: `target wss @${wss.mtu}: ${TARGET_WSS_SHARE * 100} % of plain tcp` });
     add(panel(y, '1. Through TUN: iperf3, one TCP stream, client → hub → client (Gbit/s, log scale)', bars, 'log', markers), 10);
     add(rttPanel(y, 'Ping RTT through the same paths, tunnel just up (median, ms)', t.paths, (p) => p.rtt, "target: OpenVPN's RTT"), 6);
     add(rttPanel(y, 'Ping RTT after the transfer: an established tunnel (median, ms)', t.paths, (p) => p.rttAfter, "OpenVPN's RTT"), 10);

@@ -11,7 +11,7 @@ import type { SwitchResult } from '../sections/switch.js';
 import type { PathResult, TunResult } from '../sections/tun.js';
 import { fmt } from '../util.js';
 import type { BenchResults } from './schema.js';
-import { oursAt, rawPath, switchCase } from './targets.js';
+import { oursAt, rawPath, switchCase, transportOf, transportPairs } from './targets.js';
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${Math.round(x * 100)} %`);
 
@@ -69,7 +69,30 @@ function tunSection(t: TunResult): string[] {
     );
   }
   if (t.bestMtu) L.push('', `Best raised tunnel MTU in this run: **${t.bestMtu}** (${fmt(ob?.gbps, 3)} Gbit/s).`);
+  L.push(...transports(t));
   for (const n of t.notes) L.push('', `Note: ${n}`);
+  return L;
+}
+
+/** Issue 13: simplevpn over wss and through an HTTP proxy against plain tcp at the same MTU. */
+function transports(t: TunResult): string[] {
+  const names = { wss: 'over wss', 'tcp-proxy': 'through the HTTP proxy' } as const;
+  const measured = t.paths.some((p) => p.kind === 'simplevpn' && transportOf(p) !== 'tcp');
+  if (!measured) return [];
+  const L = [
+    '',
+    'simplevpn over the other transports, against plain tcp at the same tunnel MTU in this run. wss: the clients dial `wss://HUB:2003/` (TLS with a throwaway EC P-256 ' +
+      'certificate, `--ca`; WebSocket). HTTP proxy: tinyproxy in the hub, the clients\' plain tcp in its CONNECT tunnel to the server\'s port 2002 (`--proxy http://HUB:3128`).',
+    '',
+    '| transport | tunnel MTU | Gbit/s | plain tcp Gbit/s | of plain tcp | RTT median ms, fresh: this / plain tcp | RTT median ms, after the transfer: this / plain tcp |',
+    '|---|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const tr of ['wss', 'tcp-proxy'] as const) {
+    for (const { mtu, via, tcp } of transportPairs(t, tr).reverse()) {
+      const rtt = (a: PathResult['rtt'] | undefined, b: PathResult['rtt'] | undefined) => `${fmt(a?.median, 3)} / ${fmt(b?.median, 3)}`;
+      L.push(`| ${names[tr]} | ${mtu} | ${fmt(via.gbps, 3)} | ${fmt(tcp.gbps, 3)} | ${pct(via.gbps! / tcp.gbps!)} | ${rtt(via.rtt, tcp.rtt)} | ${rtt(via.rttAfter, tcp.rttAfter)} |`);
+    }
+  }
   return L;
 }
 
@@ -260,7 +283,7 @@ export function markdown(r: BenchResults): string {
       `Every number below was measured in this run on this machine; ratios compare numbers of this run only. ` +
       `How each is measured: docs/performance.md.`,
   );
-  L.push('', '## Targets (issues 7 and 12)', '', '| | section | target | measured | ratio |', '|---|---|---|---|---|');
+  L.push('', '## Targets (issues 7, 12 and 13)', '', '| | section | target | measured | ratio |', '|---|---|---|---|---|');
   for (const t of r.targets) {
     const mark = t.status === 'met' ? '✅ met' : t.status === 'missed' ? '❌ missed' : '— not measured';
     L.push(`| ${mark} | ${t.section} | ${t.target} | ${t.measured} | ${t.ratio} |`);

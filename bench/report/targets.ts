@@ -1,5 +1,6 @@
 // The targets of issue 7 and how each is judged: ratios against the peers and the raw path
-// measured in the same run, and fixed budgets; then those of issue 12 (hardening). A target whose numbers are missing is "not
+// measured in the same run, and fixed budgets; issue 13's, wss against plain tcp in the same
+// run; then those of issue 12 (hardening). A target whose numbers are missing is "not
 // measured", with why. The chart draws the same thresholds (report/chart.ts).
 
 import type { HardeningResult } from '../sections/hardening.js';
@@ -7,6 +8,7 @@ import type { ScaleResult } from '../sections/scale.js';
 import type { SdkResult } from '../sections/sdk.js';
 import type { SwitchCase, SwitchResult } from '../sections/switch.js';
 import type { PathResult, TunResult } from '../sections/tun.js';
+import type { OursTransport } from '../sections/tun-paths.js';
 import { fmt } from '../util.js';
 import type { BenchResults, Target } from './schema.js';
 
@@ -14,6 +16,8 @@ import type { BenchResults, Target } from './schema.js';
 export const TARGET_PEER_RATIO = 1.5;
 /** simplevpn at its best raised MTU against the raw routed path. */
 export const TARGET_RAW_SHARE = 0.25;
+/** simplevpn over wss against plain tcp at the same tunnel MTU. */
+export const TARGET_WSS_SHARE = 0.8;
 export const TARGET_SWITCH_GBPS = 10;
 export const TARGET_SWITCH_MPPS = 1;
 const TARGET_MEM_PER_CLIENT = 3 * 1024;
@@ -22,9 +26,25 @@ const TARGET_CLIENTS = 10_000;
 
 // ---- lookups the report files share ----------------------------------------------------------
 
-/** simplevpn's path at tunnel MTU `mtu`. */
-export function oursAt(t: TunResult, mtu: number | null): PathResult | undefined {
-  return mtu === null ? undefined : t.paths.find((p) => p.kind === 'simplevpn' && p.mtu === mtu);
+/** How a simplevpn path's clients reached the server (results from before there was a
+ * choice have no field: plain tcp). */
+export const transportOf = (p: PathResult): OursTransport => p.transport ?? 'tcp';
+
+/** simplevpn's path at tunnel MTU `mtu` over `transport` (plain tcp unless said). */
+export function oursAt(t: TunResult, mtu: number | null, transport: OursTransport = 'tcp'): PathResult | undefined {
+  return mtu === null ? undefined : t.paths.find((p) => p.kind === 'simplevpn' && p.mtu === mtu && transportOf(p) === transport);
+}
+
+/** The MTUs at which simplevpn carried transfers both over `transport` and over plain tcp,
+ * highest first: each transport's comparison with plain tcp in the same run. */
+export function transportPairs(t: TunResult, transport: OursTransport): Array<{ mtu: number; via: PathResult; tcp: PathResult }> {
+  const out: Array<{ mtu: number; via: PathResult; tcp: PathResult }> = [];
+  for (const via of t.paths) {
+    if (via.kind !== 'simplevpn' || transportOf(via) !== transport || via.gbps === null) continue;
+    const tcp = oursAt(t, via.mtu);
+    if (tcp?.gbps != null) out.push({ mtu: via.mtu, via, tcp });
+  }
+  return out.sort((a, b) => b.mtu - a.mtu);
 }
 
 /** The faster of the peers (OpenVPN, wireguard-go) that carried a transfer. */
@@ -86,7 +106,27 @@ function tunTargets(t: TunResult | undefined): Target[] {
     target('tun-throughput', 'through TUN', `MTU 1500: at least ${TARGET_PEER_RATIO}x the best peer`, throughput),
     target('tun-rtt', 'through TUN', "RTT no worse than OpenVPN's", rtt),
     target('tun-raised-mtu', 'through TUN', `raised tunnel MTU: at least ${TARGET_RAW_SHARE * 100} % of the raw path`, share),
+    target('tun-wss', 'through TUN', `WebSocket throughput at least ${TARGET_WSS_SHARE * 100} % of the plain TCP transport in the same run`, wssVerdict(t)),
   ];
+}
+
+/** Issue 13: wss against plain tcp, judged at the highest MTU both carried transfers at (the
+ * Linux client's 65000 when measured); the other MTUs are shown beside it. */
+function wssVerdict(t: TunResult | undefined): Verdict {
+  if (!t) return { why: 'section not run' };
+  const pairs = transportPairs(t, 'wss');
+  if (!pairs.length) {
+    const wss = t.paths.find((p) => p.kind === 'simplevpn' && transportOf(p) === 'wss');
+    return { why: wss?.error ? `wss failed: ${wss.error.split('\n')[0]}` : wss ? 'plain tcp at the same MTU not measured' : 'wss not measured' };
+  }
+  const [j, ...rest] = pairs;
+  const ratio = j.via.gbps! / j.tcp.gbps!;
+  const others = rest.map((p) => `; at MTU ${p.mtu}: ${fmt(p.via.gbps, 3)} vs ${fmt(p.tcp.gbps, 3)} Gbit/s (${fmt((p.via.gbps! / p.tcp.gbps!) * 100, 1)} %)`).join('');
+  return {
+    ok: ratio >= TARGET_WSS_SHARE,
+    measured: `MTU ${j.mtu}: ${fmt(j.via.gbps, 3)} Gbit/s over wss vs ${fmt(j.tcp.gbps, 3)} Gbit/s over plain tcp${others}`,
+    ratio: `${fmt(ratio * 100, 1)} %`,
+  };
 }
 
 function switchTargets(s: SwitchResult | undefined): Target[] {
@@ -193,7 +233,7 @@ function hardeningTargets(h: HardeningResult | undefined): Target[] {
   ];
 }
 
-/** Every target, in the order of the report: TUN, switching, scale, SDK, hardening. */
+/** Every target, in the order of the report: TUN (issue 13's wss with them), switching, scale, SDK, hardening. */
 export function judge(r: Omit<BenchResults, 'targets'>): Target[] {
   return [...tunTargets(r.tun), ...switchTargets(r.switch), ...scaleTargets(r.scale), sdkTarget(r.sdk), ...hardeningTargets(r.hardening)];
 }

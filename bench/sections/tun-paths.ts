@@ -1,12 +1,13 @@
 // The paths the TUN section measures, each set up on the same star (bench/netlab.ts):
-// the raw routed path, simplevpn, OpenVPN 2.6 over TCP and wireguard-go, every one
-// hub-and-spoke, client 1 -> hub -> client 2. Each returns the address iperf3 and ping aim at
+// the raw routed path, simplevpn (plain tcp; wss; tcp through an HTTP proxy), OpenVPN 2.6
+// over TCP and wireguard-go, every one hub-and-spoke, client 1 -> hub -> client 2. Each returns the address iperf3 and ping aim at
 // (client 2's address on that path), the processes whose CPU is sampled, and stop().
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLIENT_BIN, type Host, type Proc, SERVER_BIN, nodeFlags } from '../../test/support/lab.js';
+import type { Pki as TlsPki } from '../../test/support/security-kit.js';
 import { type Star, addressOf, nodeIn, sh } from '../netlab.js';
 import { run, sleep, waitOutput } from '../util.js';
 
@@ -46,33 +47,105 @@ export async function rawPath(s: Star): Promise<PathUp> {
 
 // ---- simplevpn -----------------------------------------------------------------------------
 
+/** How simplevpn's clients reach the server: plain tcp to port 2002 (the default), a
+ * WebSocket over TLS to port 2003, or plain tcp in an HTTP proxy's CONNECT tunnel. */
+export type OursTransport = 'tcp' | 'wss' | 'tcp-proxy';
+
 export interface OursOptions {
   mtu: number;
   /** Directory for node --cpu-prof output; no profiling when absent. */
   profileDir?: string;
   /** Suffix of the profile file names. */
   tag?: string;
+  /** tcp when absent. */
+  transport?: OursTransport;
+  /** wss only: the server's certificate (its SAN holds the hub's addresses) and the CA the clients trust. */
+  tls?: TlsPki;
+}
+
+/** tinyproxy's port in the hub (the proxy path). */
+const PROXY_PORT = 3128;
+
+/** Waits until something listens on TCP `port` in `h`. */
+async function listening(h: Host, port: number, p: Proc, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const r = await h.exec(['ss', '-Hltn', `sport = :${port}`], 5000);
+    if (r.code === 0 && r.stdout.trim()) return;
+    if (p.exitCode !== null || Date.now() > end) throw new Error(`${p.name} does not listen on ${port} in ${h.name}:\n${p.tail()}`);
+    await sleep(100);
+  }
+}
+
+/**
+ * tinyproxy in the hub with a throwaway config: CONNECT to the server's plain port only,
+ * from the lab's addresses. Its own log level is kept low: it logs every connection.
+ */
+async function tinyproxyIn(h: Host, dir: string): Promise<Proc> {
+  const conf = join(dir, 'tinyproxy.conf');
+  writeFileSync(
+    conf,
+    [
+      `Port ${PROXY_PORT}`,
+      'Listen 0.0.0.0',
+      'User nobody',
+      'Group nogroup',
+      // An idle limit well above any pause between the transfers of one bring-up.
+      'Timeout 600',
+      'MaxClients 20',
+      'LogLevel Warning',
+      `PidFile "${join(dir, 'tinyproxy.pid')}"`,
+      'Allow 127.0.0.1',
+      'Allow 198.18.0.0/16',
+      'ConnectPort 2002',
+    ].join('\n') + '\n',
+  );
+  const p = h.spawn('tinyproxy', ['tinyproxy', '-d', '-c', conf]);
+  await listening(h, PROXY_PORT, p);
+  return p;
 }
 
 export async function simplevpnPath(s: Star, o: OursOptions): Promise<PathUp> {
   const prof = (role: string) =>
     o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir, '--cpu-prof-name', `${role}-${o.tag ?? 'mtu' + o.mtu}.cpuprofile`] : [];
+  const transport = o.transport ?? 'tcp';
+  if (transport === 'wss' && !o.tls) throw new Error('the wss path needs certificates');
   const procs: Record<string, Proc> = {};
+  let dir: string | null = null;
   const stop = async () => {
     // Clients first, so the server does not log their loss; SIGTERM lets --cpu-prof write.
     await Promise.all([procs.client1?.stop('SIGTERM', 5000), procs.client2?.stop('SIGTERM', 5000)]);
-    await procs.server?.stop('SIGTERM', 8000);
+    await Promise.all([procs.server?.stop('SIGTERM', 8000), procs.proxy?.stop('SIGTERM', 5000)]);
+    if (dir) rmSync(dir, { recursive: true, force: true });
   };
   try {
     const status = '127.0.0.1:9100';
-    procs.server = nodeIn(s.hub, 'simplevpn-server', SERVER_BIN, ['--log-format', 'json', '--mtu', String(o.mtu), '--status', status], [...nodeFlags(SERVER_BIN), ...prof('server')]);
+    const tlsFlags = transport === 'wss' ? ['--tls-cert', o.tls!.server.cert, '--tls-key', o.tls!.server.key] : [];
+    procs.server = nodeIn(s.hub, 'simplevpn-server', SERVER_BIN, ['--log-format', 'json', '--mtu', String(o.mtu), '--status', status, ...tlsFlags], [...nodeFlags(SERVER_BIN), ...prof('server')]);
     await procs.server.waitFor('listening', () => true, 15_000);
     const args = ['--log-format', 'json', '--max-backoff', '2'];
-    procs.client1 = nodeIn(s.c1, 'simplevpn-client1', CLIENT_BIN, ['-s', s.hub1, '--name', 'bench-c1', ...args], prof('client1'));
-    procs.client2 = nodeIn(s.c2, 'simplevpn-client2', CLIENT_BIN, ['-s', s.hub2, '--name', 'bench-c2', ...args], prof('client2'));
+    // How each client dials the hub at `hubAddr` (the address of its own link). Proxy settings
+    // from the environment are ignored (--no-proxy, which would also cancel a --proxy).
+    let dial = (hubAddr: string) => ['-s', hubAddr, '--no-proxy'];
+    if (transport === 'wss') dial = (hubAddr) => ['-s', `wss://${hubAddr}:2003/`, '--ca', o.tls!.ca, '--no-proxy'];
+    else if (transport === 'tcp-proxy') {
+      dir = tempDir('svpn-bench-proxy-');
+      procs.proxy = await tinyproxyIn(s.hub, dir);
+      // The server as the proxy reaches it, on the hub's loopback: the clients' own
+      // loopback has no server, so a client that comes up came through the proxy.
+      dial = (hubAddr) => ['-s', '127.0.0.1', '--proxy', `http://${hubAddr}:${PROXY_PORT}`];
+    }
+    procs.client1 = nodeIn(s.c1, 'simplevpn-client1', CLIENT_BIN, [...dial(s.hub1), '--name', 'bench-c1', ...args], prof('client1'));
+    procs.client2 = nodeIn(s.c2, 'simplevpn-client2', CLIENT_BIN, [...dial(s.hub2), '--name', 'bench-c2', ...args], prof('client2'));
     await procs.client1.waitFor('ready', () => true, 15_000);
     const r2 = await procs.client2.waitFor('ready', () => true, 15_000);
     if (Number(r2.mtu) !== o.mtu) throw new Error(`client 2 was configured with MTU ${r2.mtu}, not ${o.mtu}`);
+    // Each client must have connected the way asked for.
+    for (const role of ['client1', 'client2']) {
+      const c = procs[role].lines.find((l) => l.event === 'connecting');
+      const got = `${c?.transport ?? 'tcp'}${c?.proxy ? '-proxy' : ''}`;
+      if (got !== transport) throw new Error(`${role} connected over ${got}, not ${transport}`);
+    }
     const clientDrops = () => {
       const out: Record<string, { socket: number; tun: number }> = {};
       for (const role of ['client1', 'client2']) {

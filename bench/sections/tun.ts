@@ -1,6 +1,8 @@
 // Section 1, through TUN: iperf3 (one TCP stream, client 1 -> hub -> client 2) and ping
 // over every path of tun-paths.ts, one after another on the same star of namespaces, and
 // then simplevpn again under node --cpu-prof (and perf, when usable) for the profiles.
+// simplevpn is measured over plain tcp at each MTU of the sweep, and over wss and through
+// an HTTP proxy (tinyproxy) at a few of them, beside plain tcp at the same MTU.
 
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,9 +11,10 @@ import { type Background, type CpuShare, threadsOf, waitQuiet } from '../probes/
 import { type ProfileSummary, summarizeProfile } from '../probes/cpuprofile.js';
 import { type Rtt, iperf, ping, reachable, tunDrops } from '../probes/net.js';
 import { type PerfSummary, perfRecord, perfSummarize, perfUsable } from '../probes/perf.js';
+import { type Pki as TlsPki, makePki } from '../../test/support/security-kit.js';
 import { errorText, sleep } from '../util.js';
 import type { Section } from './section.js';
-import { type PathUp, Pki, type ServerCounters, openvpnPath, rawPath, simplevpnPath, wireguardGoPath } from './tun-paths.js';
+import { type OursTransport, type PathUp, Pki, type ServerCounters, openvpnPath, rawPath, simplevpnPath, wireguardGoPath } from './tun-paths.js';
 
 /** One measurement of one path: ping, then one iperf3 transfer. */
 export interface PathSample {
@@ -46,6 +49,9 @@ export interface PathResult extends PathSample {
   kind: 'raw' | 'simplevpn' | 'openvpn' | 'wireguard-go';
   /** Tunnel MTU (the underlay is always 1500). */
   mtu: number;
+  /** simplevpn only: how the clients reached the server. Absent in results from before
+   * there was more than one (plain tcp then), and on the other kinds of path. */
+  transport?: OursTransport;
   runs: PathSample[];
 }
 
@@ -63,7 +69,7 @@ export interface TunResult {
   omit: number;
   pings: number;
   paths: PathResult[];
-  /** simplevpn's best raised MTU in this run. */
+  /** simplevpn's best raised MTU in this run (over plain tcp). */
   bestMtu: number | null;
   profiles: ProfileRun[];
   notes: string[];
@@ -75,6 +81,8 @@ interface TunOptions {
   omit: number;
   pings: number;
   mtus: number[];
+  /** The MTUs (of `mtus`) at which simplevpn is measured over wss and through the HTTP proxy too. */
+  transportMtus: number[];
   /** Where the profiled runs write; none when absent. */
   profileDir?: string;
   /** Peers whose programs are missing, with why. */
@@ -87,8 +95,12 @@ interface PathSpec {
   label: string;
   kind: PathResult['kind'];
   mtu: number;
+  transport?: OursTransport;
   up: () => Promise<PathUp>;
 }
+
+/** simplevpn over plain tcp: the paths the sweep and the other targets are about. */
+const plainOurs = (sp: { kind: PathResult['kind']; transport?: OursTransport }) => sp.kind === 'simplevpn' && (sp.transport ?? 'tcp') === 'tcp';
 
 /** The client hosts by the role names the results use. */
 const clientHosts = (s: Star) => ({ client1: s.c1, client2: s.c2 });
@@ -151,7 +163,7 @@ function combine(spec: PathSpec, runs: PathSample[]): PathResult {
   const rtt = withRtt.length ? withRtt.reduce((a, b) => (b.rtt!.median < a.rtt!.median ? b : a)).rtt : null;
   const withAfter = runs.filter((r) => r.rttAfter);
   const rttAfter = withAfter.length ? withAfter.reduce((a, b) => (b.rttAfter!.median < a.rttAfter!.median ? b : a)).rttAfter : null;
-  const res: PathResult = { id: spec.id, label: spec.label, kind: spec.kind, mtu: spec.mtu, ...best, rtt, rttAfter, runs };
+  const res: PathResult = { id: spec.id, label: spec.label, kind: spec.kind, mtu: spec.mtu, ...(spec.transport ? { transport: spec.transport } : {}), ...best, rtt, rttAfter, runs };
   if (ok.length) delete res.error;
   return res;
 }
@@ -200,9 +212,11 @@ async function profileRun(s: Star, mtu: number, o: TunOptions, dir: string, useP
   return run;
 }
 
-/** The paths measured, in the order of every round: raw, the peers found here, ours at each MTU. */
-function pathSpecs(s: Star, o: TunOptions, notes: string[]): { specs: PathSpec[]; pki: Pki | null } {
+/** The paths measured, in the order of every round: raw, the peers found here, ours at each
+ * MTU, then ours over the other transports. */
+function pathSpecs(s: Star, o: TunOptions, notes: string[]): { specs: PathSpec[]; pki: Pki | null; tls: TlsPki | null } {
   let pki: Pki | null = null;
+  let tls: TlsPki | null = null;
   const specs: PathSpec[] = [{ id: 'raw', label: 'raw routed path (no tunnel)', kind: 'raw', mtu: 1500, up: () => rawPath(s) }];
   if (o.missing['wireguard-go']) notes.push(`wireguard-go not measured: ${o.missing['wireguard-go']}`);
   else specs.push({ id: 'wireguard-go', label: 'wireguard-go (UDP, ChaCha20-Poly1305)', kind: 'wireguard-go', mtu: 1420, up: () => wireguardGoPath(s) });
@@ -217,22 +231,42 @@ function pathSpecs(s: Star, o: TunOptions, notes: string[]): { specs: PathSpec[]
     }
   }
   for (const mtu of o.mtus) {
-    specs.push({ id: `simplevpn-${mtu}`, label: `simplevpn, tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, up: () => simplevpnPath(s, { mtu }) });
+    specs.push({ id: `simplevpn-${mtu}`, label: `simplevpn, tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'tcp', up: () => simplevpnPath(s, { mtu }) });
   }
-  return { specs, pki };
+  const mtus = o.transportMtus.filter((m) => o.mtus.includes(m));
+  if (o.missing.wss) notes.push(`simplevpn over wss not measured: ${o.missing.wss}`);
+  else if (mtus.length) {
+    try {
+      // The server certificate names the hub by the address each client dials.
+      const t = (tls = makePki([s.hub1, s.hub2], []));
+      for (const mtu of mtus)
+        specs.push({ id: `simplevpn-wss-${mtu}`, label: `simplevpn over wss (TLS, WebSocket), tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'wss', up: () => simplevpnPath(s, { mtu, transport: 'wss', tls: t }) });
+    } catch (e) {
+      notes.push(`simplevpn over wss not measured: the throwaway PKI could not be made: ${errorText(e)}`);
+    }
+  }
+  if (o.missing['tcp-proxy']) notes.push(`simplevpn through an HTTP proxy not measured: ${o.missing['tcp-proxy']}`);
+  else
+    for (const mtu of mtus)
+      specs.push({ id: `simplevpn-proxy-${mtu}`, label: `simplevpn over tcp through an HTTP proxy (tinyproxy), tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'tcp-proxy', up: () => simplevpnPath(s, { mtu, transport: 'tcp-proxy' }) });
+  return { specs, pki, tls };
 }
 
 async function tunSection(o: TunOptions): Promise<TunResult> {
   const result: TunResult = { rounds: o.rounds, seconds: o.seconds, omit: o.omit, pings: o.pings, paths: [], bestMtu: null, profiles: [], notes: [] };
   const s = await star();
   let pki: Pki | null = null;
+  let tls: TlsPki | null = null;
   try {
     const paths = pathSpecs(s, o, result.notes);
     const specs = paths.specs;
     pki = paths.pki;
+    tls = paths.tls;
     // Rounds are interleaved, so a burst of load from elsewhere spoils one sample of a path
     // rather than all of them, and best-of-rounds compares like with like.
-    // After the first round, the MTU sweep is narrowed to 1500 and the best raised MTU.
+    // After the first round, the MTU sweep is narrowed to 1500 and the best raised MTU (over
+    // plain tcp); the other transports follow plain tcp at their MTU, so that each is
+    // measured in the same rounds as the path it is compared with.
     const runs = specs.map(() => [] as PathSample[]);
     let sweepBest = 0;
     for (let r = 1; r <= o.rounds; r++) {
@@ -246,7 +280,7 @@ async function tunSection(o: TunOptions): Promise<TunResult> {
         let best = -1;
         specs.forEach((sp, i) => {
           const g = runs[i][0]?.gbps;
-          if (sp.kind === 'simplevpn' && sp.mtu > 1500 && g != null && g > best) {
+          if (plainOurs(sp) && sp.mtu > 1500 && g != null && g > best) {
             best = g;
             sweepBest = sp.mtu;
           }
@@ -254,7 +288,7 @@ async function tunSection(o: TunOptions): Promise<TunResult> {
       }
     }
     result.paths = specs.map((spec, i) => combine(spec, runs[i]));
-    const raised = result.paths.filter((p) => p.kind === 'simplevpn' && p.mtu > 1500 && p.gbps !== null);
+    const raised = result.paths.filter((p) => plainOurs(p) && p.mtu > 1500 && p.gbps !== null);
     raised.sort((a, b) => b.gbps! - a.gbps!);
     result.bestMtu = raised[0]?.mtu ?? null;
     if (o.profileDir) {
@@ -266,6 +300,7 @@ async function tunSection(o: TunOptions): Promise<TunResult> {
   } finally {
     await s.lab.destroy();
     pki?.remove();
+    tls?.cleanup();
   }
   return result;
 }
@@ -280,12 +315,17 @@ export const runTun: Section<TunResult> = async (ctx) => {
   if (!tools.openssl) missing.openvpn = 'openssl (for its throwaway PKI) is not installed';
   if (!tools['wireguard-go']) missing['wireguard-go'] = 'wireguard-go is not installed';
   else if (!tools.wg) missing['wireguard-go'] = 'wg (wireguard-tools) is not installed';
+  if (!tools.openssl) missing.wss = 'openssl (for its throwaway PKI) is not installed';
+  // Not installed by bench/run.mjs: Debian's package starts a proxy service of its own.
+  if (!tools.tinyproxy) missing['tcp-proxy'] = 'tinyproxy is not installed (apt-get install tinyproxy)';
   return tunSection({
     rounds: ctx.rounds,
     seconds: ctx.seconds,
     omit: 1,
     pings: ctx.quick ? 20 : 50,
     mtus: ctx.quick ? [1500, 16000, 65000] : [1500, 9000, 16000, 32000, 65000],
+    // 65000: what the Linux client asks for (the README's headline).
+    transportMtus: [1500, 65000],
     profileDir: ctx.profileDir,
     missing,
     log: ctx.log,

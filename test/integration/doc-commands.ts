@@ -16,6 +16,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { cleanupOnExit } from '../support/exit-cleanup.js';
 
 export const ROOT = new URL('../../../../', import.meta.url).pathname.replace(/\/$/, ''); // dist/js/test/integration -> repo
 export const SERVER_BIN = join(ROOT, 'dist/bin/simplevpn-server.js');
@@ -345,12 +346,12 @@ export class Sandbox {
   readonly namespaces = new Set<Namespace>();
   private count = 0;
   private scratch = 0;
+  private readonly forget: () => void;
 
   constructor() {
     sweepStale();
     this.dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
-    live.add(this);
-    installExitHook();
+    this.forget = cleanupOnExit(() => this.cleanup());
     // The environment of a user's shell: nothing npm put there for this test run.
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) && !['INIT_CWD', 'NODE', 'NODE_OPTIONS', 'NO_COLOR'].includes(k)) env[k] = v;
@@ -423,25 +424,10 @@ export class Sandbox {
     for (const ns of [...this.namespaces]) ns.destroy();
     for (const j of jobs) j.kill();
     rmSync(this.dir, { recursive: true, force: true });
-    live.delete(this);
+    this.forget();
   }
 }
 
-const live = new Set<Sandbox>();
-let hooked = false;
-function installExitHook(): void {
-  if (hooked) return;
-  hooked = true;
-  process.on('exit', () => {
-    for (const s of live) s.cleanup();
-  });
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      for (const s of live) s.cleanup();
-      process.exit(1);
-    });
-  }
-}
 
 const alive = (pid: number): boolean => {
   try {

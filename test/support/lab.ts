@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { CLIENT_BIN, ROOT, SERVER_BIN } from './paths.js';
+import { cleanupOnExit } from './exit-cleanup.js';
 
 export { CLIENT_BIN, ROOT, SERVER_BIN };
 const PREFIX = 'svpnt';
@@ -75,21 +76,6 @@ function sweepStale(): void {
   }
 }
 
-const live = new Set<Lab>();
-let exitHook = false;
-function installExitHook(): void {
-  if (exitHook) return;
-  exitHook = true;
-  process.on('exit', () => {
-    for (const lab of live) lab.destroySync();
-  });
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      for (const lab of live) lab.destroySync();
-      process.exit(1);
-    });
-  }
-}
 
 export interface LogLine {
   event: string;
@@ -261,12 +247,12 @@ export class Lab {
   readonly id: string;
   private links = 0;
   private destroyed = false;
+  private readonly forget: () => void;
 
   constructor() {
     sweepStale();
-    installExitHook();
     this.id = `${PREFIX}-${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
-    live.add(this);
+    this.forget = cleanupOnExit(() => this.destroySync());
   }
 
   host(name: string): Host {
@@ -321,7 +307,7 @@ export class Lab {
       for (const p of h.procs) p.signal('SIGKILL');
       deleteNamespace(h.ns);
     }
-    live.delete(this);
+    this.forget();
   }
 
   /** Namespaces of this lab still present (for the test that checks cleanup). */

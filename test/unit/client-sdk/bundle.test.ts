@@ -7,6 +7,7 @@ import type { BuildOptions, Plugin } from 'esbuild';
 import { builtinModules } from 'node:module';
 import { ROOT } from '../../support/paths.js';
 import { gzipSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
 
 const root = ROOT;
 const entry = root + 'client-sdk/src/index.ts';
@@ -85,8 +86,10 @@ test('the SDK core bundled as ESM imports no Node built-in and exports the publi
 });
 
 test(`the minified IIFE is under ${BUDGET} bytes gzipped`, async () => {
-  const { code, seen } = await bundle('iife', { minify: true });
+  // What ships: build.mjs's IIFE, minified by esbuild and then terser.
+  const { seen } = await bundle('iife', { minify: true });
   assert.equal(seen, []);
+  const code = readFileSync(root + 'dist/sdk/simplevpn-sdk.iife.js');
   const gz = gzipSync(code, { level: 9 }).length;
   console.log(`  simplevpn-sdk.iife.js: ${code.length} bytes minified, ${gz} bytes gzipped (budget ${BUDGET})`);
   assert.ok(gz < BUDGET, `${gz} bytes gzipped is over the ${BUDGET}-byte budget`);

@@ -71,7 +71,7 @@ const sdkEsm = await build({ ...embedded, entryPoints: sdkEntry, format: 'esm', 
 await build({ ...embedded, entryPoints: sdkEntry, format: 'cjs', outfile: join(root, 'dist/sdk/simplevpn-sdk.cjs') });
 await build({ ...embedded, entryPoints: sdkEntry, ...iife('simplevpn'), outfile: join(root, 'dist/sdk/simplevpn-sdk.iife.js') });
 await shrink('dist/sdk/simplevpn-sdk.iife.js', 2017);
-await buildEs5(Object.values(sdkEsm.metafile.outputs)[0].exports, 'dist/sdk/simplevpn-sdk.es5.js');
+await buildEs5('./client-sdk/src/index.ts', 'simplevpn', Object.values(sdkEsm.metafile.outputs)[0].exports, 'dist/sdk/simplevpn-sdk.es5.js');
 // The SDK's WebSocket transport (client-sdk/src/websocket.ts, the package's simplevpn/websocket)
 // in bundles of its own, beside the core: the core's IIFE is held to 4 KiB gzipped for
 // devices, which reach the server over TCP and need none of it. The IIFE defines the global
@@ -103,9 +103,10 @@ async function shrink(file, ecma) {
  * export), Babel lowers every ES2015+ construct without pulling in a polyfill (the SDK needs
  * no Map, Set, Promise, Symbol, Reflect, BigInt or DataView), and esbuild minifies the result
  * for ES5. The global is set on the global object found at the top level, `this` last.
+ * `names` are the exports of `from` that the global carries.
  */
-async function buildEs5(names, outfile) {
-  const entry = `import { ${names.join(', ')} } from './client-sdk/src/index.ts';\n__global.simplevpn = { ${names.map((n) => `${n}: ${n}`).join(', ')} };\n`;
+async function buildEs5(from, globalName, names, outfile) {
+  const entry = `import { ${names.join(', ')} } from '${from}';\n__global.${globalName} = { ${names.map((n) => `${n}: ${n}`).join(', ')} };\n`;
   const bundled = await build({ ...embedded, minify: false, target: 'esnext', format: 'esm', write: false, stdin: { contents: entry, resolveDir: root, loader: 'ts', sourcefile: 'es5-entry.ts' } });
   const { transformAsync } = await import('@babel/core');
   const lowered = await transformAsync(bundled.outputFiles[0].text, {
@@ -158,6 +159,9 @@ for (const [src, out, shebang] of clis) {
 for (const [src, out, globalName] of examples) {
   await build({ ...embedded, ...iife(globalName), entryPoints: [join(root, src)], outfile: join(root, out) });
 }
+// The device example lowered as the SDK's ES5 bundle is, for Espruino-class engines (run in
+// an ES5 context by test/integration/engines/device.test.ts).
+await buildEs5('./examples/device/main.ts', 'device', ['start'], 'dist/examples/device.es5.js');
 
 // 4. The Node entries of the package, one file each per module system, so that `import` and
 // `require` both work on every Node the package supports (require() of ES modules is not in
@@ -212,6 +216,7 @@ const bundles = [
   'dist/sdk/simplevpn-websocket.iife.js',
   ...nodeEntries.flatMap((e) => [`${e[1]}.mjs`, `${e[1]}.cjs`]),
   ...examples.map((e) => e[1]),
+  'dist/examples/device.es5.js',
   ...clis.map((c) => c[1]),
 ].filter((f) => {
   try {

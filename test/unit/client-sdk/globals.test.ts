@@ -1,4 +1,4 @@
-// Every script bundle (dist/sdk/*.iife.js and *.es5.js, dist/examples/*.iife.js) defines its
+// Every script bundle (dist/sdk/*.iife.js and *.es5.js, dist/examples/*.iife.js and *.es5.js) defines its
 // global however an engine evaluates it: as a classic script, as strict eval (xsnap; the
 // bundles begin "use strict", so even a plain eval is strict) and as a module (Moddable's
 // manifests). In the last two a top-level var stays local, so the global must be set on the
@@ -16,6 +16,7 @@ type Global = Record<string, unknown>;
 /** What each bundle's global must hold; bundles not listed must hold something. */
 const EXPECTED: Record<string, [string, string[]]> = {
   'dist/examples/device.iife.js': ['device', ['start']],
+  'dist/examples/device.es5.js': ['device', ['start']],
   'dist/examples/quickjs-guest.iife.js': ['guest', ['platform', 'event', 'pending']],
   'dist/examples/xsnap-guest.iife.js': ['xsnapGuest', ['connect', 'clock', 'log', 'handleCommand', 'pending']],
 };
@@ -30,7 +31,7 @@ const bundles = [
     .filter((f) => f.endsWith('.iife.js') || f.endsWith('.es5.js'))
     .map((f) => 'dist/sdk/' + f),
   ...readdirSync(ROOT + 'dist/examples')
-    .filter((f) => f.endsWith('.iife.js') && !PAGE_SCRIPTS.has(f))
+    .filter((f) => (f.endsWith('.iife.js') || f.endsWith('.es5.js')) && !PAGE_SCRIPTS.has(f))
     .map((f) => 'dist/examples/' + f),
 ];
 

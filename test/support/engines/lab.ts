@@ -3,14 +3,13 @@
 // scenario.ts), and the server-side kill of a client's connection that the scenario waits
 // for. Also what the tests check of a scenario's events, the same for every engine.
 import { spawn } from 'node:child_process';
-import { build } from 'esbuild';
 import * as assert from 'uvu/assert';
 import { Client } from '../../../client-sdk/src/index.js';
 import { nodeClock, tcpConnect } from '../../../client-sdk/node/index.js';
 import { parseIPv4 } from '../../../protocol/index.js';
 import { createServer, type VpnServer } from '../../../server/src/server.js';
 import { sessionAt } from '../../../server/src/internals.js';
-import { ROOT } from '../paths.js';
+import { es5Script } from './espruino-stand-in.js';
 
 export interface Event {
   event: string;
@@ -181,26 +180,7 @@ export function figures(engine: string, events: Event[], extra: Record<string, u
   return f;
 }
 
-/**
- * A TypeScript module written as ES5 (scenario.ts, examples/ports/espruino.ts) as one ES5
- * script defining the global `globalName`, for engines that take scripts; esbuild fails on
- * any syntax it would have to lower. The script begins "use strict" (esbuild's, for a
- * module), so its var stays local under eval: the footer sets the global, as build.mjs does.
- */
-export async function es5Script(entry: string, globalName: string): Promise<string> {
-  const r = await build({
-    entryPoints: [ROOT + entry],
-    bundle: true,
-    write: false,
-    format: 'iife',
-    globalName,
-    target: 'es5',
-    platform: 'neutral',
-    logLevel: 'silent',
-    footer: { js: `(typeof globalThis<'u'?globalThis:this).${globalName}=${globalName};` },
-  });
-  return r.outputFiles[0].text;
-}
+export { es5Script };
 
 /** scenario.ts as a script defining the global `scenario`. */
 export const scenarioScript = () => es5Script('test/support/engines/scenario.ts', 'scenario');

@@ -2,8 +2,10 @@
 // node-style `net` library. It follows Espruino's documented socket API (data arrives as
 // binary strings, write() takes a string and always returns false, 'drain' fires when its
 // send buffer is empty) and is tested with the ES5 bundle in an ES5 context over a stand-in
-// for that API (test/integration/engines/es5.test.ts); nobody has run it on a board yet.
-// Expected use, after dist/sdk/simplevpn-sdk.es5.js (or a device bundle lowered the same way):
+// for that API (test/integration/engines/es5.test.ts, and with the device in device.test.ts);
+// nobody has run it on a board yet.
+// Expected use, after dist/examples/device.es5.js (the device lowered to ES5; or the SDK alone,
+// dist/sdk/simplevpn-sdk.es5.js):
 //
 //   var dev = device.start({
 //     connect: espruinoConnect(require("net"), E, "192.0.2.10", 2002),

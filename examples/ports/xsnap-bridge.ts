@@ -82,7 +82,10 @@ export class XsnapBridge {
   private readonly exited: Promise<void>;
 
   private constructor(private readonly o: XsnapBridgeOptions) {
-    this.proc = spawn(o.worker ?? xsnapWorker(), ['simplevpn'], { stdio: ['ignore', 'ignore', 'inherit', 'pipe', 'pipe'] });
+    // A process group of its own: a Ctrl-C at the terminal (SIGINT to the host's group) is the
+    // host's to handle, and the host then stops the guest cleanly. If the host dies, the worker
+    // reads the end of its pipe and exits.
+    this.proc = spawn(o.worker ?? xsnapWorker(), ['simplevpn'], { stdio: ['ignore', 'ignore', 'inherit', 'pipe', 'pipe'], detached: true });
     this.toXs = this.proc.stdio[3] as Writable;
     (this.proc.stdio[4] as Readable).on('data', (d: Buffer) => this.received(d));
     this.toXs.on('error', () => {}); // the worker died: reported by 'exit'

@@ -8,15 +8,20 @@
 // The bundle is evaluated as strict eval, where its top-level var stays local: the global
 // `device` is the one its footer sets. 'memory' lines carry XS's currentHeapCount after a
 // collection (slots: 32 bytes each on a 64-bit host, 16 on a 32-bit microcontroller) at
-// phases loaded (the guest and the device bundle) and ready (the first time). On SIGINT or
+// phases empty, loaded (the device bundle and the guest) and ready (the first time). On SIGINT or
 // SIGTERM the device is stopped inside XS, the bridge is closed, and 'runtime_disposed' says
 // what was still held at the stop: by the guest ('nothing' unless it leaks) and by the host.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { logLine, parseDeviceArgs } from '../device/cli.js';
-import { XsnapBridge } from './xsnap-bridge.js';
+import { XsnapBridge, xsnapWorker } from './xsnap-bridge.js';
 
 const { opts } = parseDeviceArgs('device-xs', 'Runs the example device bundle (dist/examples/device.iife.js) inside Moddable\'s XS\n(@agoric/xsnap\'s worker), with TCP sockets and timers bridged from Node.', process.argv.slice(2));
+
+if (!existsSync(xsnapWorker())) {
+  logLine('fatal', { error: `no xsnap-worker at ${xsnapWorker()}: @agoric/xsnap builds it when installed; run \`npm run build:from-env\` in its folder (node_modules/@agoric/xsnap)` }, 'error');
+  process.exit(1);
+}
 
 const BUNDLE = new URL('../../../examples/device.iife.js', import.meta.url); // dist/js/examples/ports -> dist/examples
 let readyOnce = false;
@@ -38,8 +43,9 @@ const xs = XsnapBridge.start({
 
 async function memory(phase: string): Promise<void> {
   if (stopping) return;
-  const { meter } = await xs.evaluate('gc();');
-  logLine('memory', { phase, slots: meter.currentHeapCount, bytes_64bit: meter.currentHeapCount * 32 });
+  // A reading the worker's end overtook is not worth a failure of its own: onFatal reports that.
+  const r = await xs.evaluate('gc();').catch(() => null);
+  if (r) logLine('memory', { phase, slots: r.meter.currentHeapCount, bytes_64bit: r.meter.currentHeapCount * 32 });
 }
 
 async function shutdown(code: number, signal?: string): Promise<void> {
@@ -66,6 +72,7 @@ async function shutdown(code: number, signal?: string): Promise<void> {
 }
 
 try {
+  await memory('empty');
   await xs.evaluate("'use strict';\n" + readFileSync(BUNDLE, 'utf8'));
   await xs.load();
   await memory('loaded');

@@ -107,9 +107,16 @@ for (const { engine, what } of DEVICE_ENGINES) {
       const disposed = device.lines.find((l) => l.event === 'runtime_disposed');
       // The bridged engines (QuickJS, XS) say what their host still held for them.
       if (disposed) assert.equal([disposed.sockets, disposed.timers, disposed.guest ?? 'nothing'], [0, 0, 'nothing'], `${engine}: nothing held after the stop`);
-      console.log(`  ${engine}: ${address}, ${stopped.echo_replies} echo replies, ${stopped.keepalives} keepalives, ${stopped.connects} connection attempts`);
+      // The engine's own memory figures, where its runner reports them (QuickJS, XS).
+      const memory = device.lines.filter((l) => l.event === 'memory').map((l) => `${l.phase} ${l.slots !== undefined ? `${l.slots} slots` : `${l.memory_used_size} B`}`);
+      console.log(`  ${engine}: ${address}, ${stopped.echo_replies} echo replies, ${stopped.keepalives} keepalives, ${stopped.connects} connection attempts${memory.length ? '; memory: ' + memory.join(', ') : ''}`);
     } finally {
       await device.stop('SIGKILL', 2000);
+      // A test that failed between the kill and the restart leaves the next engine a server.
+      if (server.exitCode !== null || server.child.signalCode) {
+        server = startServer();
+        await server.waitFor('listening').catch(() => {});
+      }
     }
   });
 }

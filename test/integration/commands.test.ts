@@ -225,6 +225,13 @@ const LINES: Record<string, Spec> = {
     fixture: 'examples',
   },
   'node dist/js/examples/node-gateway/main.js --server 192.0.2.10 --name gw-1': { kind: 'daemon', ready: JSON_READY, fixture: 'examples' },
+  'node dist/js/examples/ports/xsnap-run-device.js --server 192.0.2.10 --collector 10.0.0.2:5005': { kind: 'daemon', ready: JSON_READY, fixture: 'examples' },
+  'node_modules/.bin/bun dist/js/examples/ports/run-device.js --server 192.0.2.10 --collector 10.0.0.2:5005': { kind: 'daemon', ready: JSON_READY, fixture: 'examples' },
+  'node_modules/.bin/deno run --allow-net --allow-read=dist dist/js/examples/ports/run-device.js --server 192.0.2.10 --collector 10.0.0.2:5005': {
+    kind: 'daemon',
+    ready: JSON_READY,
+    fixture: 'examples',
+  },
 };
 
 /** Fence languages other than shell, and what is done with them. */

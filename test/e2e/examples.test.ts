@@ -41,20 +41,6 @@ function device(kind: 'node' | 'quickjs', id: string, extra: string[] = []): Pro
   return dev.node(`${kind}-device`, script, ['--server', srvAddr, '--collector', `${addrC1}:${PORT}`, '--id', id, ...DEVICE_ARGS, ...extra]);
 }
 
-/** The kernel's SNMP counters in a host (/proc/net/snmp is per namespace): "Icmp.InCsumErrors" -> n. */
-async function snmp(h: Host): Promise<Record<string, number>> {
-  const r = await h.exec(['cat', '/proc/net/snmp'], 5000);
-  const out: Record<string, number> = {};
-  const lines = r.stdout.trim().split('\n');
-  for (let i = 0; i + 1 < lines.length; i += 2) {
-    const names = lines[i].split(/\s+/);
-    const values = lines[i + 1].split(/\s+/);
-    const group = names[0].replace(':', '');
-    for (let k = 1; k < names.length; k++) out[`${group}.${names[k]}`] = Number(values[k]);
-  }
-  return out;
-}
-
 /**
  * `ping` with a payload size: true when every echo got a reply the kernel accepted. As root,
  * ping reads a raw socket, which the kernel feeds before it checks ICMP checksums, and this
@@ -62,9 +48,9 @@ async function snmp(h: Host): Promise<Record<string, number>> {
  * must count as an echo reply and none as a checksum or header error.
  */
 async function ping(from: Host, addr: string, count = 3, size = 56): Promise<boolean> {
-  const before = await snmp(from);
+  const before = await from.snmp();
   const r = await from.exec(['ping', '-n', '-c', String(count), '-s', String(size), '-W', '2', '-i', '0.2', addr], 15_000);
-  const after = await snmp(from);
+  const after = await from.snmp();
   const d = (k: string) => after[k] - before[k];
   assert.is(d('Icmp.InCsumErrors'), 0, `ICMP checksum errors in ${from.name} pinging ${addr}`);
   assert.is(d('Ip.InHdrErrors'), 0, `IP header errors in ${from.name} pinging ${addr}`);
@@ -122,7 +108,7 @@ it('the same device bundle in QuickJS gets an address and answers ping', async (
 
 it('the UDP collector on the Linux client receives both devices\' telemetry: JSON readings, from their addresses, seq increasing', async () => {
   await until('three readings from each device', () => readings('node-1').length >= 3 && readings('qjs-1').length >= 3, 10_000);
-  const k = await snmp(c1);
+  const k = await c1.snmp();
   assert.is(k['Udp.InCsumErrors'], 0, 'no UDP checksum errors on the collector host');
   assert.is(k['Ip.InHdrErrors'], 0, 'no IP header errors on the collector host');
   for (const [id, addr] of [

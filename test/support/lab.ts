@@ -235,6 +235,25 @@ export class Host {
     return this.node(name, CLIENT_BIN, ['--log-format', 'json', ...args]);
   }
 
+  /**
+   * The kernel's SNMP counters in this host (/proc/net/snmp is per namespace):
+   * "Icmp.InCsumErrors" -> n. As root, ping reads a raw socket, which the kernel feeds before
+   * it checks ICMP checksums, and ping does not check them either: these counters are the
+   * judge of whether the replies were well formed.
+   */
+  async snmp(): Promise<Record<string, number>> {
+    const r = await this.exec(['cat', '/proc/net/snmp'], 5000);
+    const out: Record<string, number> = {};
+    const lines = r.stdout.trim().split('\n');
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = lines[i].split(/\s+/);
+      const values = lines[i + 1].split(/\s+/);
+      const group = names[0].replace(':', '');
+      for (let k = 1; k < names.length; k++) out[`${group}.${names[k]}`] = Number(values[k]);
+    }
+    return out;
+  }
+
   /** `ping -c count` to `addr`; true when every echo got a reply. */
   async ping(addr: string, count = 3, waitS = 2): Promise<boolean> {
     const r = await this.exec(['ping', '-n', '-c', String(count), '-W', String(waitS), '-i', '0.2', addr], (count * 0.2 + waitS + 5) * 1000);

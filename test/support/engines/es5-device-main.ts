@@ -14,9 +14,7 @@ import type net from 'node:net';
 import { readFileSync } from 'node:fs';
 import vm from 'node:vm';
 import { logLine, parseDeviceArgs } from '../../../examples/device/cli.js';
-import { es5Context, es5Violations, leftIn } from '../es5.js';
 import { ROOT } from '../paths.js';
-import { ESPRUINO_E, countedTimers, es5Script, espruinoNet } from './espruino-stand-in.js';
 
 const { opts } = parseDeviceArgs('device-es5', 'Runs the example device lowered to ES5 (dist/examples/device.es5.js) in a context without\nthe ES2015+ built-ins, over a stand-in for Espruino\'s net.', process.argv.slice(2));
 
@@ -24,6 +22,19 @@ const fatal = (error: string): never => {
   logLine('fatal', { error }, 'error');
   process.exit(1);
 };
+
+// Loading takes a moment (esbuild, Babel's parser: imported below, once this is in place): a
+// signal before the device has started ends the program at once, as a clean stop.
+let started = false;
+const early = () => {
+  if (started) return;
+  logLine('stopping', { before: 'start' });
+  process.exit(0);
+};
+process.on('SIGINT', early);
+process.on('SIGTERM', early);
+const { es5Context, es5Violations, leftIn } = await import('../es5.js');
+const { ESPRUINO_E, countedTimers, es5Script, espruinoNet } = await import('./espruino-stand-in.js');
 
 const scripts = { 'device.es5.js': readFileSync(ROOT + 'dist/examples/device.es5.js', 'utf8'), 'espruino.ts': await es5Script('examples/ports/espruino.ts', 'espruino') };
 for (const [name, code] of Object.entries(scripts)) {
@@ -51,6 +62,10 @@ vm.runInContext(
     ` ${JSON.stringify(opts.config)});`,
   ctx,
 );
+
+started = true;
+process.removeListener('SIGINT', early);
+process.removeListener('SIGTERM', early);
 
 let stopping = false;
 async function stop(signal: string): Promise<void> {

@@ -277,7 +277,8 @@ export class Admission {
   private byCertificate(c: Connection, req: Request, auth: Authenticator): void {
     const cn = c.certId!;
     const entry = auth.entries.get(cn);
-    if (entry === undefined) return this.refuse(c, req, refusalOf(REFUSE_IDENTITY, 'certificate_unknown_id', `the client certificate names "${cn}", which is not an id in the auth file`));
+    if (entry === undefined)
+      return this.refuse(c, req, refusalOf(REFUSE_IDENTITY, 'certificate_unknown_id', cn ? `the client certificate names "${cn}", which is not an id in the auth file` : 'the client certificate names no id (its subject has no single CN)'));
     if (req.id && req.id !== cn) return this.refuse(c, req, refusalOf(REFUSE_IDENTITY, 'certificate_id_mismatch', `the client certificate is for "${cn}", not for "${req.id}"`));
     c.authId = cn;
     this.grant(c, req, entry);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REFUSE_AUTH_REQUIRED, REFUSE_IDENTITY } from '../../../protocol/index.js';
 import { describeDown } from '../../../client-sdk/node/describe.js';
+import { nodeWebSocketConnect } from '../../../client-sdk/node/websocket.js';
 import { withServer } from '../../support/server-net.js';
 import { type CertPair, type Pki, type TestClient, makeClientCert, makePki, memoryLogger, newSecret, tlsSdk, writeAuth } from '../../support/security-kit.js';
 
@@ -67,6 +68,18 @@ test('a certificate whose CN is no id in the auth file is refused (code 11), wha
     assert.is(down.code, REFUSE_IDENTITY);
     assert.match(down.detail, /names "client-1", which is not an id in the auth file/);
     assert.ok(logger.find('refuse').some((l) => l.fields.reason === 'certificate_unknown_id'));
+  });
+});
+
+test('over wss too: the certificate of the TLS connection under the WebSocket names the id', async () => {
+  await withServer(mutual(), async (h) => {
+    const wss = () => nodeWebSocketConnect({ url: `wss://127.0.0.1:${h.server.tlsPort}/`, ...as(aliceCert), servername: 'localhost' });
+    const connect = wss();
+    const info = await h.sdk({ connect }).ready(8000);
+    const c = h.server.clients().find((x) => x.address === info.address)!;
+    assert.equal([c.client, c.transport], ['alice', 'wss']);
+    const down = await h.sdk({ connect: wss(), credentials: { id: 'bob', secret: BOB.secret } }).start().waitState('down', 8000);
+    assert.is(down.code, REFUSE_IDENTITY);
   });
 });
 

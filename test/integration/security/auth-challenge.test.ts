@@ -30,6 +30,8 @@ import { challengeCredentials } from '../../../client-sdk/node/auth.js';
 import { tcpConnect } from '../../../client-sdk/node/tcp.js';
 import type { Connect } from '../../../client-sdk/src/types.js';
 import { newDeviceKey } from '../../../server/src/control/auth.js';
+import { parseVerifier, sha256 } from '../../../server/src/control/auth-scram.js';
+import { runCli } from '../../support/server-cli.js';
 import { type RawClient, SEED_DYNAMIC, extRequest, hex, ip, waitFor, withServer } from '../../support/server-net.js';
 import { type TestClient, authText, memoryLogger, newSecret, rawRequest, replyAddress, tlsSdk, makePki, type Pki } from '../../support/security-kit.js';
 
@@ -212,6 +214,24 @@ test('the proof binds the address requested: a request whose address was changed
     const ok = await respond(c2, keyCredentials('dev-1', DEVICE_KEY).prove(ch.challenge, ch.request), ip('10.7.0.9'));
     assert.is(replyAddress(ok!), ip('10.7.0.9'));
   });
+});
+
+test('the CLI: --new-device-key prints an entry and a key that verify each other; bad --auth-bearer and --cert-id values exit 2 naming the choices', async () => {
+  const r = await runCli(['--new-device-key']);
+  assert.is(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { secret: string; key: string };
+  const v = parseVerifier(out.secret)!;
+  assert.is(v.kind, 'scram');
+  assert.equal(sha256(Buffer.from(out.key, 'base64url')), v.hash, 'the entry holds SHA-256 of the key, not the key');
+  assert.not.ok(out.secret.includes(out.key));
+  for (const [args, re] of [
+    [['--auth-bearer', 'maybe'], /--auth-bearer must be one of any, tls, off, got "maybe"/],
+    [['--cert-id', 'san'], /--cert-id must be one of cn, off, got "san"/],
+  ] as const) {
+    const bad = await runCli(['--no-tun', '--host', '127.0.0.1', '--port', '0', ...args]);
+    assert.is(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, re);
+  }
 });
 
 test.run();

@@ -4,6 +4,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import vm from 'node:vm';
+import { ROOT } from '../../support/paths.js';
 import { hmacSha256, keyCredentials, scramProof, sha256 } from '../../../client-sdk/src/hmac.js';
 import { challengeCredentials } from '../../../client-sdk/node/auth.js';
 import { authMessage, challengeMessage, extMessage, KIND_REQUEST, ANY, T_AUTH_ID, ascii } from '../../../protocol/index.js';
@@ -89,6 +93,17 @@ test('scramProof is ClientKey XOR HMAC(SHA-256(ClientKey), message)', () => {
   const msg = randomBytes(77);
   const sig = createHmac('sha256', createHash('sha256').update(key).digest()).update(msg).digest();
   assert.is(hex(scramProof(key, msg)), hex(sig.map((b, i) => b ^ key[i])));
+});
+
+test('the device bundle (dist/sdk/simplevpn-hmac.iife.js) runs in a bare context and defines simplevpnHmac, which agrees with node:crypto', () => {
+  const code = readFileSync(join(ROOT, 'dist/sdk/simplevpn-hmac.iife.js'), 'utf8');
+  const ctx = vm.createContext({});
+  vm.runInContext(code, ctx);
+  const lib = vm.runInContext('simplevpnHmac', ctx) as { hmacSha256: typeof hmacSha256; keyCredentials: typeof keyCredentials };
+  const key = randomBytes(40);
+  const data = randomBytes(99);
+  assert.is(hex(lib.hmacSha256(new Uint8Array(key), new Uint8Array(data))), createHmac('sha256', key).update(data).digest('hex'));
+  assert.is(typeof lib.keyCredentials('x', new Uint8Array(32)).prove, 'function');
 });
 
 test.run();

@@ -81,6 +81,13 @@ await build({ ...embedded, entryPoints: wsEntry, format: 'esm', outfile: join(ro
 await build({ ...embedded, entryPoints: wsEntry, format: 'cjs', outfile: join(root, 'dist/sdk/simplevpn-websocket.cjs') });
 await build({ ...embedded, entryPoints: wsEntry, ...iife('simplevpnWebSocket'), outfile: join(root, 'dist/sdk/simplevpn-websocket.iife.js') });
 await shrink('dist/sdk/simplevpn-websocket.iife.js', 2017);
+// Challenge-response for devices (client-sdk/src/hmac.ts, simplevpn/hmac): pure-JS SHA-256 and
+// HMAC and a prover from a device key, apart from the core too. The IIFE defines simplevpnHmac.
+const hmacEntry = [join(root, 'client-sdk/src/hmac.ts')];
+await build({ ...embedded, entryPoints: hmacEntry, format: 'esm', outfile: join(root, 'dist/sdk/simplevpn-hmac.mjs') });
+await build({ ...embedded, entryPoints: hmacEntry, format: 'cjs', outfile: join(root, 'dist/sdk/simplevpn-hmac.cjs') });
+await build({ ...embedded, entryPoints: hmacEntry, ...iife('simplevpnHmac'), outfile: join(root, 'dist/sdk/simplevpn-hmac.iife.js') });
+await shrink('dist/sdk/simplevpn-hmac.iife.js', 2017);
 
 /**
  * The scripts that go onto devices get a second minifier pass: terser's compressor (three
@@ -214,6 +221,9 @@ const bundles = [
   'dist/sdk/simplevpn-websocket.mjs',
   'dist/sdk/simplevpn-websocket.cjs',
   'dist/sdk/simplevpn-websocket.iife.js',
+  'dist/sdk/simplevpn-hmac.mjs',
+  'dist/sdk/simplevpn-hmac.cjs',
+  'dist/sdk/simplevpn-hmac.iife.js',
   ...nodeEntries.flatMap((e) => [`${e[1]}.mjs`, `${e[1]}.cjs`]),
   ...examples.map((e) => e[1]),
   'dist/examples/device.es5.js',

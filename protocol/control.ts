@@ -16,6 +16,8 @@ export const EXT_START = HEADER + 4;
 export const KIND_REQUEST = 1;
 export const KIND_REPLY = 2;
 export const KIND_REFUSAL = 3;
+export const KIND_CHALLENGE = 4; // server to client: a nonce to prove the secret over
+export const KIND_RESPONSE = 5; // client to server: the proof over that nonce
 
 /** TLV types. Values are big-endian; unknown types are skipped by every reader. */
 export const T_PREFIX = 1; // 1 byte: netmask as a prefix length
@@ -29,7 +31,9 @@ export const T_REASON = 8; // 1 byte: refusal code (REFUSE_*)
 export const T_TEXT = 9; // ASCII: refusal text for people
 export const T_CLIENT = 16; // ASCII: client software or device name, for the server's logs
 export const T_AUTH_ID = 17; // ASCII: client identity
-export const T_AUTH_PROOF = 18; // opaque: proof of the client's secret
+export const T_AUTH_PROOF = 18; // opaque: the secret itself (bearer), or 32 bytes answering a challenge
+export const T_AUTH_NONCE = 19; // 32 bytes: the server's fresh random nonce (challenge)
+export const T_AUTH_KDF = 20; // log2 N, r, p, salt: how a secret becomes the key (challenge)
 
 /** Refusal codes carried in T_REASON. */
 export const REFUSE_IN_USE = 1;
@@ -41,6 +45,8 @@ export const REFUSE_AUTH_FAILED = 6;
 export const REFUSE_RATE = 7;
 export const REFUSE_SHUTDOWN = 8;
 export const REFUSE_NOT_ALLOWED = 9; // credentials do not allow this address
+export const REFUSE_IDENTITY = 11; // the client certificate names another id, or none the server knows
+export const REFUSE_BEARER = 12; // the secret itself is not accepted here: answer a challenge
 
 /**
  * The refusal codes by name, for code outside the protocol (the SDK's users, the CLIs):
@@ -56,6 +62,8 @@ export const Refusal = {
   RATE: REFUSE_RATE,
   SHUTDOWN: REFUSE_SHUTDOWN,
   NOT_ALLOWED: REFUSE_NOT_ALLOWED,
+  IDENTITY: REFUSE_IDENTITY,
+  BEARER: REFUSE_BEARER,
 } as const;
 
 export type Tlv = [type: number, value: Uint8Array];
@@ -216,12 +224,56 @@ export function readRefusal(f: Uint8Array): { code: number; text: string } {
   return { code, text };
 }
 
-/** Request TLVs proving who the client is: its id and its secret (ASCII, at most 255). */
-export function credentials(id: string, secret: string): Tlv[] {
-  return [
-    [T_AUTH_ID, ascii(id)],
-    [T_AUTH_PROOF, ascii(secret)],
-  ];
+/** Request TLVs saying who the client is: its id and, to present it as is (bearer), its secret (ASCII, at most 255). Without a secret the server challenges. */
+export function credentials(id: string, secret?: string): Tlv[] {
+  const t: Tlv[] = [[T_AUTH_ID, ascii(id)]];
+  if (secret !== undefined) t.push([T_AUTH_PROOF, ascii(secret)]);
+  return t;
+}
+
+/**
+ * What a challenge-response proof is computed over: 'S' 'V' 'a' 1, the id (length, ASCII),
+ * the server's nonce and the address requested. A proof is good for that nonce only (one
+ * connection), that id and that address.
+ */
+export function authMessage(id: string, nonce: Uint8Array, requested: number): Uint8Array {
+  const name = ascii(id);
+  const m = new Uint8Array(5 + name.length + nonce.length + 4);
+  m.set([MAGIC_S, MAGIC_V, 0x61, 1, name.length]);
+  m.set(name, 5);
+  m.set(nonce, 5 + name.length);
+  writeU32(m, m.length - 4, requested);
+  return m;
+}
+
+/** How a secret becomes a key: scrypt parameters and salt, as a challenge carries them (T_AUTH_KDF). */
+export interface Kdf {
+  N: number;
+  r: number;
+  p: number;
+  salt: Uint8Array;
+}
+
+/** What a challenge asks a client to prove: the message to sign and, for a client holding a secret, the KDF. Null when `challenge` lacks a nonce. */
+export function readChallenge(challenge: Uint8Array, request: Uint8Array, id: string): { message: Uint8Array; kdf: Kdf | null } | null {
+  let nonce: Uint8Array | null = null;
+  let kdf: Kdf | null = null;
+  eachTlv(challenge, (t, v) => {
+    if (t === T_AUTH_NONCE && v.length >= 16) nonce = v;
+    else if (t === T_AUTH_KDF && v.length >= 4 && v[0] < 32) kdf = { N: 2 ** v[0], r: v[1], p: v[2], salt: v.subarray(3) };
+  });
+  return nonce && { message: authMessage(id, nonce, readU32(request, SRC)), kdf };
+}
+
+/** The server's challenge to a request for `requested`: a fresh nonce, and the KDF of the id asked about. */
+export function challengeMessage(requested: number, nonce: Uint8Array, kdf: Kdf): Uint8Array {
+  const k = new Uint8Array(3 + kdf.salt.length);
+  k.set([Math.log2(kdf.N), kdf.r, kdf.p]);
+  k.set(kdf.salt, 3);
+  return extMessage(requested, ANY, KIND_CHALLENGE, [
+    [T_AUTH_NONCE, nonce],
+    [T_AUTH_KDF, k],
+  ]);
 }
 
 export function refusal(requested: number, code: number, text: string): Uint8Array {

@@ -9,3 +9,5 @@ export { proxyConnect, parseProxyUrl, noProxy } from './proxy.js';
 export type { ProxyOptions } from './proxy.js';
 export { nodeWebSocketConnect } from './websocket.js';
 export type { NodeWebSocketOptions } from './websocket.js';
+export { challengeCredentials, clientKeyFromSecret } from './auth.js';
+export type { ChallengeCredentials } from './auth.js';

@@ -2,7 +2,7 @@
 // packets both ways, keep the link alive, and reconnect when it dies.
 
 import { Backoff } from './backoff.js';
-import { Config, KEEPALIVE, KIND_REFUSAL, KIND_REPLY, T_CLIENT, Tlv, ascii, credentials, extKind, extMessage, KIND_REQUEST, readConfig, readRefusal, seedRequest, REFUSE_IN_USE, T_LEASE, T_MTU, u16, Framer, frameLength, ALL, ANY, DST, SRC, formatIPv4, parseIPv4, prefixToMask, readU32, MAX_FRAME, KEEPALIVE_S, SEED_MTU } from '../../protocol/index.js';
+import { KIND_CHALLENGE, KIND_RESPONSE, T_AUTH_PROOF, Config, KEEPALIVE, KIND_REFUSAL, KIND_REPLY, T_CLIENT, Tlv, ascii, credentials, extKind, extMessage, KIND_REQUEST, readConfig, readRefusal, seedRequest, REFUSE_IN_USE, T_LEASE, T_MTU, u16, Framer, frameLength, ALL, ANY, DST, SRC, formatIPv4, parseIPv4, prefixToMask, readU32, MAX_FRAME, KEEPALIVE_S, SEED_MTU } from '../../protocol/index.js';
 import type { Clock, Connect, Socket, Tun } from './types.js';
 
 export interface Route {
@@ -101,9 +101,13 @@ export interface ClientOptions {
   /** The MTU to ask the server for: the largest packet this side sends and takes. Omitted,
    * the server grants 1500, what the seed devices use. */
   mtu?: number;
-  /** This client's id and secret in the server's auth file (printable ASCII, at most 255
-   * characters each), presented with every request. Over TLS only: the secret travels as is. */
-  credentials?: { id: string; secret: string };
+  /** This client's id in the server's auth file (printable ASCII, at most 255 characters),
+   * and one of: `prove`, which answers the server's challenge with the proof bytes, at once
+   * or by a promise (simplevpn/hmac makes one from a device key, simplevpn/node from a
+   * secret or key; it gets the challenge and the request, valid during the call only, and
+   * must not throw); `secret`, presented as is with every request (bearer: over TLS only,
+   * and only to a server that allows it). */
+  credentials?: { id: string; secret?: string; prove?: (challenge: Uint8Array, request: Uint8Array) => Uint8Array | PromiseLike<Uint8Array> };
   /** Largest frame accepted from the server (65535). */
   maxFrame?: number;
   onState?: (info: StateInfo) => void;
@@ -162,6 +166,7 @@ export class Client {
   private kaOut = false;
   private want = 0; // the address the next request asks for
   private extServer = false; // the last reply was an extension reply
+  private rq: Uint8Array | null = null; // the last request sent: a challenge's proof covers it
 
   constructor(options: ClientOptions) {
     this.o = options;
@@ -318,7 +323,7 @@ export class Client {
       if (this.ls) tlvs.push([T_LEASE, this.ls]);
       msg = extMessage(this.want, ANY, KIND_REQUEST, tlvs);
     }
-    this.put(msg);
+    this.put((this.rq = msg));
   }
 
   private data(chunk: Uint8Array, gen: number): void {
@@ -361,6 +366,20 @@ export class Client {
       const r = readRefusal(p);
       this.ls = null;
       return this.lost('refused', r.text || 'code ' + r.code, r.code || REFUSE_IN_USE);
+    }
+    if (kind === KIND_CHALLENGE) {
+      // The proof goes out once prove() has it; the link drops if there is none to be had.
+      const c = this.o.credentials;
+      const gen = this.gen;
+      const send = (proof: Uint8Array) => {
+        if (gen === this.gen) this.put(extMessage(this.want, ANY, KIND_RESPONSE, [[T_AUTH_PROOF, proof]]));
+      };
+      const fail = (e: unknown) => {
+        if (gen === this.gen) this.lost('protocol_error', 'prove(): ' + e);
+      };
+      if (!c || !c.prove) return fail('none given');
+      const r = c.prove(p, this.rq!) as any;
+      return r.then ? r.then(send, fail) : send(r);
     }
     const addr = readU32(p, DST);
     if (p[0] >> 4 !== 4 || addr === ANY || addr === ALL) return this.lost('protocol_error', 'invalid address reply');

@@ -3,6 +3,7 @@
 
 import mri from 'mri';
 import { LARGE_MTU, MAX_FRAME, MIN_MTU, PORT, TLS_PORT, parseIPv4 } from '../../protocol/index.js';
+import { type CredentialSettings, parseCredentials } from './auth.js';
 import { type Usage, checkValues, logOptions, readFlagFile, tunNameProblem, unknownOption, usageFor } from '../../common/args.js';
 import type { Level, LogFormat } from '../../common/log.js';
 import { noProxy, parseProxyUrl } from '../../client-sdk/node/proxy.js';
@@ -53,9 +54,15 @@ Security:
       --cert FILE            PEM certificate of this client, for mutual TLS
       --key FILE             PEM private key of --cert
       --servername NAME      name the server's certificate must carry (default: -s)
-      --id ID                this client's id in the server's auth file
+      --id ID                this client's id in the server's auth file (with --cert
+                             and no secret: the id the certificate names)
       --secret-file FILE     file holding this client's secret (or set SIMPLEVPN_SECRET);
-                             never on the command line, where ps would show it
+                             never on the command line, where ps would show it. The
+                             client proves it by answering the server's challenge
+      --device-key-file FILE file holding this client's device key (the "key" printed by
+                             simplevpn-server --new-device-key), instead of a secret
+      --bearer               present the secret itself, as servers from before
+                             challenge-response expect (over TLS only)
       --log-format FORMAT    text or json (text)
       --log-level LEVEL      debug, info, warn or error (info)
   -h, --help                 show this help
@@ -92,6 +99,7 @@ const STRINGS = [
   'servername',
   'id',
   'secret-file',
+  'device-key-file',
   'log-format',
   'log-level',
   'transport',
@@ -128,7 +136,7 @@ export interface ClientSettings {
   proxy?: string;
   /** TLS (for tls and wss), with the files' contents; null otherwise. */
   tls: { ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string } | null;
-  credentials?: { id: string; secret: string };
+  credentials?: CredentialSettings;
   log: { format: LogFormat; level: Level };
 }
 
@@ -140,10 +148,10 @@ export interface ClientSettings {
 export function parseClientArgs(argv: string[], env: Record<string, string | undefined> = process.env, usage: Usage = usageFor(PROGRAM)): ClientSettings | 'help' | 'version' {
   const args = mri(argv, {
     alias: { s: 'server', p: 'port', a: 'address', h: 'help', v: 'version' },
-    boolean: ['help', 'version', 'seed', 'tls'],
+    boolean: ['help', 'version', 'seed', 'tls', 'bearer'],
     string: [...STRINGS], // a copy: mri appends the aliases to it
   });
-  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'seed', 'tls', 's', 'p', 'a', 'h', 'v'], argv);
+  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'seed', 'tls', 'bearer', 's', 'p', 'a', 'h', 'v'], argv);
   if (bad) usage(`unknown option ${bad}`);
   if (args.help) return 'help';
   if (args.version) return 'version';
@@ -219,15 +227,7 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
   if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_FRAME) usage(`--mtu must be a whole number from ${MIN_MTU} to ${MAX_FRAME}, got "${args.mtu}"`);
   for (const k of ['ca', 'cert', 'key', 'servername']) if (args[k] !== undefined && !secure) usage(`--${k} needs --tls`);
   if (Boolean(args.cert) !== Boolean(args.key)) usage('--cert and --key go together');
-  if (args.seed && (args.id || args['secret-file'])) usage('--seed cannot carry credentials: the seed protocol has no room for them');
-  let credentials: ClientSettings['credentials'];
-  if (args.id !== undefined || args['secret-file'] !== undefined) {
-    if (!args.id) usage('--secret-file needs --id');
-    const secret = args['secret-file'] !== undefined ? readFlagFile(usage, 'secret-file', args['secret-file']).toString().replace(/\r?\n$/, '') : env.SIMPLEVPN_SECRET;
-    if (!secret) usage('--id needs a secret: --secret-file FILE or the SIMPLEVPN_SECRET environment variable');
-    if (!/^[\x20-\x7e]{1,255}$/.test(secret)) usage('the secret must be 1 to 255 printable ASCII characters');
-    credentials = { id: String(args.id), secret };
-  }
+  const credentials = parseCredentials(usage, args, env, Boolean(args.cert));
   const hostPort = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const file = (flag: string) => (args[flag] ? readFlagFile(usage, flag, args[flag]) : undefined);
   return {

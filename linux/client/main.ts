@@ -7,10 +7,11 @@
 // trusted or not for the name dialled, TLS on a plain port or plain TCP on a TLS port.
 
 import { Client, type DownInfo } from '../../client-sdk/src/client.js';
-import { REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, TLS_PORT } from '../../protocol/index.js';
+import { REFUSE_BEARER, REFUSE_IDENTITY, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, TLS_PORT } from '../../protocol/index.js';
 import { describeDown } from '../../client-sdk/node/describe.js';
 import { nodeClock } from '../../client-sdk/node/clock.js';
 import { clientConnect } from './connect.js';
+import { sdkCredentials } from './auth.js';
 import { createLogger, type Fields, type Logger } from '../../common/log.js';
 import { tierUpSooner } from '../../common/tiering.js';
 import { VERSION } from '../../common/version.js';
@@ -35,7 +36,8 @@ function sendBatch(client: Client, packets: Uint8Array[], count: number): void {
 }
 
 // Refusals that another attempt with the same settings cannot overcome.
-const FINAL_REFUSALS = new Set([REFUSE_IN_USE, REFUSE_OUTSIDE, REFUSE_NOT_ALLOWED, REFUSE_AUTH_REQUIRED, REFUSE_AUTH_FAILED]);
+const FINAL_REFUSALS = new Set([REFUSE_IN_USE, REFUSE_OUTSIDE, REFUSE_NOT_ALLOWED, REFUSE_AUTH_REQUIRED, REFUSE_AUTH_FAILED, REFUSE_IDENTITY, REFUSE_BEARER]);
+const AUTH_REFUSALS = new Set([REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IDENTITY, REFUSE_BEARER]);
 
 /**
  * The line to log and exit 3 with when `s` (a 'down' before the link was ever up) cannot
@@ -46,7 +48,7 @@ function finalDown(s: DownInfo, o: ClientSettings): { event: string; fields: Fie
   const reason = describeDown(s, o.timeout);
   if (s.reason === 'refused' && FINAL_REFUSALS.has(s.code) && (s.code !== REFUSE_IN_USE || o.address))
     return {
-      event: s.code === REFUSE_AUTH_FAILED || s.code === REFUSE_AUTH_REQUIRED ? 'auth_refused' : 'address_refused',
+      event: AUTH_REFUSALS.has(s.code) ? 'auth_refused' : 'address_refused',
       fields: { address: o.address, id: o.credentials?.id, reason },
     };
   if (s.reason === 'certificate')
@@ -137,7 +139,7 @@ async function main(argv: string[]): Promise<void> {
 
   client = new Client({
     connect,
-    credentials: o.credentials,
+    credentials: sdkCredentials(o.credentials),
     tun: {
       write: (buf, offset, length) => {
         // false: the device is full or the kernel refused that packet (linux/tun.ts counts

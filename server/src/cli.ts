@@ -2,7 +2,7 @@
 // Exit codes: 0 stopped by SIGINT or SIGTERM, 1 could not start or failed, 2 bad usage.
 
 import mri from 'mri';
-import { hashSecret } from './control/auth.js';
+import { hashSecret, newDeviceKey } from './control/auth.js';
 import { ConfigError, type ServerOptions } from './config/config.js';
 import { createLogger } from '../../common/log.js';
 import { openServerTun } from '../../linux/server-tun.js';
@@ -58,11 +58,20 @@ Security:
       --tls-cert FILE        PEM certificate: run a TLS listener beside the plain one
       --tls-key FILE         PEM private key of --tls-cert
       --tls-ca FILE          PEM CA: TLS clients must present a certificate it signed
+      --cert-id MODE         with --auth and --tls-ca: cn, a client certificate's subject
+                             CN is its auth id and authenticates it without a secret, and
+                             a request naming another id is refused; off, certificates only
+                             admit to the TLS listener (cn)
       --tls-port PORT        port of the TLS listener (2003)
       --no-plain             no plain TCP listener (seed devices cannot connect)
       --auth FILE            require credentials from every client, as listed in FILE
                              (JSON; SIGHUP re-reads it); see SECURITY.md
       --hash-secret          read a secret on stdin, print its hash for the auth file, exit
+      --new-device-key       print a new random device key and its hash for the auth file
+                             (JSON: "secret" for the file, "key" for the device), exit
+      --auth-bearer MODE     where a client may present its secret itself instead of
+                             answering a challenge: any, tls (TLS connections only) or off
+                             (any)
       --max-per-source N     connections one source address may hold (1024; 0: no limit)
       --conn-rate N          new connections per second per source address (50; 0: no limit)
       --auth-rate N          credential checks per second, server-wide, shared fairly
@@ -120,6 +129,8 @@ const STRINGS = [
   'max-per-source',
   'conn-rate',
   'auth-rate',
+  'auth-bearer',
+  'cert-id',
   'frame-timeout',
   'frame-memory',
   'ws-path',
@@ -171,10 +182,10 @@ function readConfigFile(path: string): Record<string, unknown> {
 export async function main(argv: string[]): Promise<void> {
   const args = mri(argv, {
     alias: { p: 'port', h: 'help', v: 'version' },
-    boolean: ['help', 'version', 'hash-secret'],
+    boolean: ['help', 'version', 'hash-secret', 'new-device-key'],
     string: STRINGS,
   });
-  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'hash-secret', 'plain', 'ws', 'p', 'h', 'v'], argv);
+  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'hash-secret', 'new-device-key', 'plain', 'ws', 'p', 'h', 'v'], argv);
   if (bad) usage(`unknown option ${bad}`);
   if (args.help) {
     process.stdout.write(HELP);
@@ -186,6 +197,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (args._.length) usage(`unexpected argument "${args._[0]}"`);
   if (args['hash-secret']) return printHash();
+  if (args['new-device-key']) return void process.stdout.write(JSON.stringify(newDeviceKey()) + '\n');
   if (args.plain === true) usage('--plain is the default; use --no-plain to turn the plain listener off');
   checkValues(usage, args, STRINGS, ['host', 'route', 'ws-origin', 'trust-proxy']);
 

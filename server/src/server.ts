@@ -11,6 +11,7 @@ import { type Fields, type Level, LogThrottle, type Logger, silentLogger } from 
 import { ConfigError, type ResolvedConfig, type ServerOptions, resolveConfig } from './config/config.js';
 import { Admission, type Client } from './control/admission.js';
 import { AuthFileError, Authenticator, loadAuthFile } from './control/auth.js';
+import { certificateId } from './control/auth-cert.js';
 import { type PooledLeaseStore, createLeaseStore, describeStore } from './cluster/lease-stores.js';
 import type { OpenRouteTable } from './cluster/peer-routes.js';
 import { type EndCode, Reassembly, type SessionEnv } from './data/session.js';
@@ -163,6 +164,15 @@ export class VpnServer extends EventEmitter {
     const c = this.cfg;
     if (c.auth) {
       this.auth = new Authenticator(await this.readAuth(), { rate: c.authRate, burst: c.authRate });
+      const legacyLog = new LogThrottle(1, 5);
+      this.auth.onLegacy = (id) => {
+        const held = legacyLog.pass('auth_legacy_hash', Date.now());
+        this.event(held < 0 ? 'quiet' : 'warn', 'auth_legacy_hash', {
+          client: id,
+          detail: 'its entry holds an older scrypt$ hash, which verifies only the secret itself: re-hash the secret with simplevpn-server --hash-secret to let it answer challenges',
+          more_since_last: held > 0 ? held : undefined,
+        });
+      };
       this.fixAddresses(new Map(), this.auth.entries);
     }
     await this.leases.open?.();
@@ -193,9 +203,9 @@ export class VpnServer extends EventEmitter {
       leases: describeStore(c),
     });
     this.started = true;
-    if (this.auth && c.plain)
+    if (this.auth && c.plain && c.authBearer === 'any')
       this.event('warn', 'plain_credentials', {
-        detail: 'credentials sent to the plain listener cross the network in clear; use the TLS listener, or --no-plain',
+        detail: 'secrets presented as they are (bearer) to the plain listener cross the network in clear; use the TLS listener, --no-plain, or --auth-bearer tls or off (challenge-response sends no secret)',
       });
   }
 
@@ -397,9 +407,14 @@ export class VpnServer extends EventEmitter {
     // framer would call a malformed frame. Registered before the session's own reader, so
     // it sees the first chunk first.
     if (kind === 'tcp') sock.once('data', (chunk: Buffer) => chunk[0] === TLS_HANDSHAKE && this.wrongPort('tls_on_plain_port', remote, c));
-    const c = this.admission.connect(sock, this.nextId++, remote, kind);
+    const c = this.admission.connect(sock, this.nextId++, remote, kind, this.certId(sock, kind));
     this.connections.add(c);
     this.connected(c.id, remote, kind);
+  }
+
+  /** The auth id a TLS connection's client certificate names, when certificates name ids (--cert-id). */
+  private certId(sock: net.Socket, kind: TransportKind): string | null {
+    return this.cfg.certId && kind === 'tls' ? (certificateId(sock) ?? '') : null;
   }
 
   private connected(id: number, remote: string, kind: TransportKind): void {
@@ -411,7 +426,7 @@ export class VpnServer extends EventEmitter {
 
   /** An Opening becomes a session: over its socket (the stream, `head` read already) or over a WebSocket. */
   private session(o: Opening, sock: net.Socket, kind: TransportKind, remote: string): Client {
-    const c = this.admission.connect(sock, o.id, remote, kind);
+    const c = this.admission.connect(sock, o.id, remote, kind, this.certId(o.socket, o.kind));
     this.connections.add(c);
     const waited = c.since - o.since;
     if (waited >= 100) this.openedFor.set(c, waited);

@@ -66,7 +66,8 @@ else {
 }
 
 it('the server starts with mutual TLS and an auth file', async () => {
-  server = srv.server(['--idle-timeout', '6', '--keepalive', '2', '--tls-cert', pki.server.cert, '--tls-key', pki.server.key, '--tls-ca', pki.ca, '--auth', authFile]);
+  // Every client presents the one test certificate (CN client-1) with its own id: certificates that only admit (--cert-id off; ids in certificates: integration/security/auth-cert.test.ts).
+  server = srv.server(['--idle-timeout', '6', '--keepalive', '2', '--tls-cert', pki.server.cert, '--tls-key', pki.server.key, '--tls-ca', pki.ca, '--cert-id', 'off', '--auth', authFile]);
   const l = await server.waitFor('listening');
   assert.match(String(l.tls_addresses), /:2003/);
   assert.is(l.mutual_tls, true);

@@ -54,7 +54,7 @@ const DOC_ADDRESS = '192.0.2.10'; // the server address examples/README.md's lin
 
 // ---- what each documented line is, and how it is checked ----------------------------------
 
-type Fixture = 'plain' | 'tls' | 'examples';
+type Fixture = 'plain' | 'tls' | 'mtls' | 'examples';
 
 interface Daemon {
   kind: 'daemon';
@@ -84,6 +84,11 @@ interface Listed {
 type Spec = Daemon | Once | Install | Listed;
 
 const SERVER_READY = /\blistening\b.*/;
+/** README.md's lines that issue sensor-7 a client certificate, run in the CA's directory. */
+const ISSUE_CERT = [
+  'openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=sensor-7 -keyout sensor-7.key -out sensor-7.csr',
+  'openssl x509 -req -in sensor-7.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 365 -out sensor-7.pem',
+];
 const CLIENT_READY = /\bready address=(\d+\.\d+\.\d+\.\d+)\b.*/;
 const JSON_READY = /"event":"ready","address":"(\d+\.\d+\.\d+\.\d+)"/;
 const BENCH_MINUTES =
@@ -195,6 +200,28 @@ const LINES: Record<string, Spec> = {
     cwd: 'work',
     whileUp: tunUp,
   },
+  'sudo simplevpn-client -s vpn.example.net --tls --ca ca.pem --id sensor-8 --device-key-file sensor-8.key': {
+    kind: 'daemon',
+    ready: CLIENT_READY,
+    fixture: 'tls',
+    cwd: 'work',
+    whileUp: tunUp,
+  },
+  'sudo simplevpn-client -s vpn.example.net --tls --ca ca.pem --cert sensor-7.pem --key sensor-7.key': {
+    kind: 'daemon',
+    ready: CLIENT_READY,
+    fixture: 'mtls',
+    cwd: 'work',
+    whileUp: tunUp,
+  },
+  // README.md, Issue credentials
+  'simplevpn-server --new-device-key': { kind: 'once', mode: 'plain', expect: /^\{"secret":"scram\$4096\$8\$1\$[A-Za-z0-9_-]{22}\$[A-Za-z0-9_-]{43}","key":"[A-Za-z0-9_-]{43}"\}$/m, ms: 30_000 },
+  ...Object.fromEntries(
+    ISSUE_CERT.map((line): [string, Spec] => [
+      line,
+      { kind: 'listed', why: "needs the CA's private key: run as printed by test.before, in the test CA's directory, to issue the certificate the mutual-TLS client line presents" },
+    ]),
+  ),
   // README.md, Through firewalls
   ...Object.fromEntries(
     [
@@ -269,7 +296,7 @@ function upgradeIn(ns: Namespace, port: number, path: string, headers: string[])
 
 let sandbox: Sandbox | null = null;
 let work = ''; // cwd of the lines that name files: ca.pem, secret
-let tlsFiles = { cert: '', key: '', auth: '' };
+let tlsFiles = { cert: '', key: '', ca: '', auth: '' };
 
 function box(): Sandbox {
   if (!sandbox) throw new Error('no sandbox');
@@ -288,9 +315,20 @@ test.before(() => {
   // The auth file's hash, made the way SECURITY.md says: simplevpn-server --hash-secret.
   const h = spawnSync(process.execPath, [SERVER_BIN, '--hash-secret'], { input: secret + '\n', encoding: 'utf8', timeout: 30_000 });
   if (h.status !== 0) throw new Error(`--hash-secret: ${h.stderr}`);
+  // A device key, made the way README.md says: simplevpn-server --new-device-key.
+  const k = spawnSync(process.execPath, [SERVER_BIN, '--new-device-key'], { encoding: 'utf8', timeout: 30_000 });
+  if (k.status !== 0) throw new Error(`--new-device-key: ${k.stderr}`);
+  const device = JSON.parse(k.stdout) as { secret: string; key: string };
+  writeFileSync(join(work, 'sensor-8.key'), device.key + '\n', { mode: 0o600 });
+  // sensor-7's client certificate, issued by README.md's lines as printed.
+  for (const line of ISSUE_CERT) {
+    const r = spawnSync('bash', ['-c', line], { cwd: pki, encoding: 'utf8', timeout: 20_000 });
+    if (r.status !== 0) throw new Error(`${line}: ${r.stderr}`);
+  }
+  for (const f of ['sensor-7.pem', 'sensor-7.key']) writeFileSync(join(work, f), readFileSync(join(pki, f)));
   const auth = join(pki, 'clients.json');
-  writeFileSync(auth, JSON.stringify({ clients: [{ id: 'sensor-7', secret: h.stdout.trim() }] }));
-  tlsFiles = { cert: certs.cert, key: certs.key, auth };
+  writeFileSync(auth, JSON.stringify({ clients: [{ id: 'sensor-7', secret: h.stdout.trim() }, { id: 'sensor-8', secret: device.secret }] }));
+  tlsFiles = { cert: certs.cert, key: certs.key, ca: certs.ca, auth };
 });
 
 test.after(() => {
@@ -302,12 +340,13 @@ function fixtureArgs(f: Fixture): string[] {
   const base = ['--no-tun', '--log-format', 'text'];
   if (f === 'plain') return [...base, '--host', '127.0.0.1'];
   if (f === 'examples') return [...base, '--host', DOC_ADDRESS];
-  return [...base, '--host', '127.0.0.1', '--tls-cert', tlsFiles.cert, '--tls-key', tlsFiles.key, '--auth', tlsFiles.auth];
+  const tls = [...base, '--host', '127.0.0.1', '--tls-cert', tlsFiles.cert, '--tls-key', tlsFiles.key, '--auth', tlsFiles.auth];
+  return f === 'mtls' ? [...tls, '--tls-ca', tlsFiles.ca] : tls;
 }
 
 async function startFixture(ns: Namespace, f: Fixture, extra: string[] = []): Promise<Job> {
   const job = ns.spawn(`fixture server (${f})`, [process.execPath, ...nodeFlags(SERVER_BIN), SERVER_BIN, ...fixtureArgs(f), ...extra]);
-  await job.waitFor(f === 'tls' ? /\blistening\b.*tls_addresses=\S*:2003/ : SERVER_READY, 20_000);
+  await job.waitFor(f === 'tls' || f === 'mtls' ? /\blistening\b.*tls_addresses=\S*:2003/ : SERVER_READY, 20_000);
   return job;
 }
 

@@ -17,7 +17,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 // devDependency that checks it.
 const TSC = join(root, 'node_modules/typescript/bin/tsc');
 const TSC5 = join(root, 'node_modules/typescript-5/bin/tsc');
-const ENTRIES = ['simplevpn', 'simplevpn/node', 'simplevpn/server', 'simplevpn/websocket'];
+const ENTRIES = ['simplevpn', 'simplevpn/node', 'simplevpn/server', 'simplevpn/websocket', 'simplevpn/hmac'];
 
 const tmp = mkdtempSync(join(tmpdir(), 'simplevpn-package-'));
 const consumer = join(tmp, 'consumer');
@@ -118,7 +118,7 @@ test('npm pack: what a user runs and reads, without tests, benchmarks or build o
   collect([pkg.bin, pkg.main, pkg.types, pkg.typesVersions, pkg.exports]);
   for (const t of targets) assert.ok(has(t), `package.json names ${t}, which is not in the package`);
   assert.ok(targets.some((t) => t.endsWith('.d.ts')), 'package.json names no types');
-  assert.equal(Object.keys(pkg.exports).sort(), ['.', './node', './package.json', './server', './websocket'], 'an entry was added: check it below too');
+  assert.equal(Object.keys(pkg.exports).sort(), ['.', './hmac', './node', './package.json', './server', './websocket'], 'an entry was added: check it below too');
 });
 
 test('installs into an empty project from the npm cache alone, the native binding built or skipped', async () => {
@@ -156,6 +156,7 @@ test('import and require of every entry give the same exports, and warn about no
     ['simplevpn/node', 'tcpConnect'],
     ['simplevpn/server', 'createServer'],
     ['simplevpn/websocket', 'webSocketConnect'],
+    ['simplevpn/hmac', 'keyCredentials'],
   ])
     assert.ok(fromImport[entry].includes(name), `${entry} does not export ${name}: ${fromImport[entry]}`);
 
@@ -172,6 +173,7 @@ const CONSUMER_TS = `import { Client, parseIPv4, type StateInfo } from 'simplevp
 import { nodeClock, tcpConnect, type TcpOptions } from 'simplevpn/node';
 import { createServer, ConfigError, type CreateServerOptions } from 'simplevpn/server';
 import { webSocketConnect, type WebSocketOptions } from 'simplevpn/websocket';
+import { keyCredentials } from 'simplevpn/hmac';
 
 const tcp: TcpOptions = { host: 'vpn.example.net', port: 2002 };
 const options: CreateServerOptions = { port: 0, tun: false };
@@ -181,6 +183,7 @@ export const address: number = parseIPv4('10.0.0.1');
 export const isConfigError = (e: unknown): boolean => e instanceof ConfigError;
 const ws: WebSocketOptions = { sendBuffer: 65536 };
 export const overWebSocket = new Client({ connect: webSocketConnect('wss://vpn.example.net:2003/', ws), tun: { write: () => {} } });
+export const withKey = new Client({ connect: tcpConnect(tcp), tun: { write: () => {} }, credentials: keyCredentials('sensor-1', new Uint8Array(32)) });
 // @ts-expect-error: a host is a string
 export const wrong: TcpOptions = { host: 1 };
 `;

@@ -104,6 +104,11 @@ export function makePki(ips: string[] = ['127.0.0.1'], names: string[] = ['local
   }
 }
 
+/** Another client certificate signed by the test CA, for subject CN `cn` (an auth id). */
+export function makeClientCert(pki: Pki, name: string, cn: string): CertPair {
+  return makeLeaf(pki.dir, 'ca', name, cn, 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
+}
+
 /** SHA-256 fingerprint of a PEM certificate, as node:tls reports fingerprint256. */
 export function fingerprint(pem: Buffer): string {
   return new X509Certificate(pem).fingerprint256;

@@ -70,6 +70,10 @@ export interface ServerOptions {
   frameMemory?: number;
   /** Credential checks (scrypt) per second, server-wide, in bursts of as many (50). */
   authRate?: number;
+  /** Where a client may present its secret itself instead of answering a challenge: any connection ('any'), TLS ones only ('tls'), none ('off'). */
+  authBearer?: 'any' | 'tls' | 'off';
+  /** With auth and mutual TLS: 'cn' (default), a client certificate's subject CN is its auth id and authenticates it alone; 'off', certificates only admit to the TLS listener. */
+  certId?: 'cn' | 'off';
   /** State file: leases (and who holds them) survive a restart or a crash of this server. */
   state?: string;
   /** etcd endpoints (http:// or https://HOST:PORT), as a list or one string separated by commas: leases shared by a cluster of servers. */
@@ -126,6 +130,14 @@ export interface ResolvedConfig {
   frameTimeoutMs: number;
   frameMemory: number;
   authRate: number;
+  authBearer: 'any' | 'tls' | 'off';
+  /** Client certificates name auth ids (subject CN): with auth and mutual TLS, unless --cert-id off. */
+  certId: boolean;
+}
+
+function oneOf<T extends string>(flag: string, v: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(v as T)) fail(`--${flag} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+  return v as T;
 }
 
 /** A network of trusted reverse proxies. */
@@ -325,5 +337,7 @@ export function resolveConfig(o: ServerOptions): ResolvedConfig {
     frameTimeoutMs: frameTimeout(o, idle) * 1000,
     frameMemory: int('frame-memory', o.frameMemory ?? 256 * 1024 * 1024, MAX_FRAME, 2 ** 40),
     authRate: int('auth-rate', o.authRate ?? 50, 1, 1 << 20),
+    authBearer: oneOf('auth-bearer', o.authBearer ?? 'any', ['any', 'tls', 'off'] as const),
+    certId: oneOf('cert-id', o.certId ?? 'cn', ['cn', 'off'] as const) === 'cn' && Boolean(o.auth) && Boolean(tls?.ca),
   };
 }

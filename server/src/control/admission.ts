@@ -5,16 +5,16 @@
 // needs per connection is declared and written here only (Connection, the control side's
 // subclass of the data side's Session); the rest of the server reads it through Client.
 
-import { randomFillSync, timingSafeEqual } from 'node:crypto';
+import { randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { KIND_REPLY, KIND_REQUEST, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_RATE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_MTU, configTlvs, eachTlv, extKind, extMessage, readAscii, readU16, refusal, u16, type Tlv, ANY, DST, SRC, formatIPv4, readU32, writeU32, SEED_MTU, MIN_MTU } from '../../../protocol/index.js';
+import { KIND_RESPONSE, REFUSE_BEARER, REFUSE_IDENTITY, authMessage, challengeMessage, KIND_REPLY, KIND_REQUEST, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_RATE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_MTU, configTlvs, eachTlv, extKind, extMessage, readAscii, readU16, refusal, u16, type Tlv, ANY, DST, SRC, formatIPv4, readU32, writeU32, SEED_MTU, MIN_MTU } from '../../../protocol/index.js';
 import { type Fields, type Level, LogThrottle } from '../../../common/log.js';
 import type { ResolvedConfig } from '../config/config.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { TransportKind } from '../transport/transport.js';
 import { sourceKey } from '../transport/limits.js';
 import { type EndCode, Session, type SessionEnv } from '../data/session.js';
-import type { AuthEntry, Authenticator } from './auth.js';
+import type { AuthEntry, Authenticator, CheckResult } from './auth.js';
 import type { Allocation, LeaseClaim, LeaseRefusal, LeaseStore } from './lease-store.js';
 
 /** What admission needs from the server around it. */
@@ -53,6 +53,8 @@ export interface Client {
   readonly authId: string;
   /** Its request is being worked on (credentials checked, lease recorded): the answer is on its way. */
   readonly pending: boolean;
+  /** The auth id its TLS client certificate names (subject CN), when certificates name ids; null otherwise. */
+  readonly certId: string | null;
 }
 
 interface Refusal {
@@ -116,6 +118,8 @@ class Connection extends Session<AdmissionEnv> implements Client {
   /** The token of its last reply (base64url): presenting it takes this session's address over. */
   lease: string | null = null;
   pending = false;
+  /** The challenge sent and not yet answered: the request it answers, and its nonce. */
+  challenge: { req: Request; nonce: Buffer } | null = null;
   /** Rate limit of the spoofing log line: when it was last written, and how many since. */
   private spoofLoggedAt = 0;
   private spoofUnlogged = 0;
@@ -126,6 +130,7 @@ class Connection extends Session<AdmissionEnv> implements Client {
     readonly id: number,
     readonly remote: string,
     readonly transport: TransportKind,
+    readonly certId: string | null,
   ) {
     super(socket, env);
   }
@@ -183,8 +188,8 @@ export class Admission {
   }
 
   /** A connection ready for the protocol: its session starts reading now. */
-  connect(socket: Socket, id: number, remote: string, transport: TransportKind): Client {
-    return new Connection(socket, this.env, id, remote, transport);
+  connect(socket: Socket, id: number, remote: string, transport: TransportKind, certId: string | null = null): Client {
+    return new Connection(socket, this.env, id, remote, transport, certId);
   }
 
   /** The connection holding `address` on this server. */
@@ -208,13 +213,16 @@ export class Admission {
   /** A frame with destination 0.0.0.0 arrived from `c`. */
   handle(c: Connection, frame: Uint8Array): void {
     if (c.pending) return; // the answer is on its way
-    const ext = extKind(frame) === KIND_REQUEST;
+    const kind = extKind(frame);
+    if (kind === KIND_RESPONSE) return this.response(c, frame);
+    const ext = kind === KIND_REQUEST;
     if (c.address !== ANY) {
       // A repeated request: the same answer.
       this.ctx.leases.renew(c.address, c.id);
       return this.reply(c, frame, ext);
     }
     c.extended = ext;
+    c.challenge = null;
     const req: Request = { frame, ext, wanted: readU32(frame, SRC), lease: null, mtu: 0, id: '', proof: null, kept: false };
     if (ext) {
       eachTlv(frame, (t, v) => {
@@ -228,11 +236,58 @@ export class Admission {
     }
     const auth = this.ctx.authenticator();
     if (auth === null) return this.grant(c, req, null);
+    if (c.certId !== null) return this.byCertificate(c, req, auth);
     if (!ext) return this.refuse(c, req, refusalOf(REFUSE_AUTH_REQUIRED, 'auth_required', 'this server requires credentials; seed-format requests carry none'));
-    if (!req.id || !req.proof) return this.refuse(c, req, refusalOf(REFUSE_AUTH_REQUIRED, 'auth_required', 'this server requires credentials (an id and a secret)'));
+    if (!req.id) return this.refuse(c, req, refusalOf(REFUSE_AUTH_REQUIRED, 'auth_required', 'this server requires credentials (an id and a secret or key)'));
     keep(req);
+    if (req.proof === null) {
+      // An id without a proof asks for a challenge.
+      const nonce = randomBytes(32);
+      c.challenge = { req, nonce };
+      return c.writeNow(challengeMessage(req.wanted, nonce, auth.kdf(req.id)));
+    }
+    const bearer = this.ctx.cfg.authBearer;
+    if (bearer === 'off' || (bearer === 'tls' && (c.transport === 'tcp' || c.transport === 'ws')))
+      return this.refuse(
+        c,
+        req,
+        refusalOf(REFUSE_BEARER, 'bearer_refused', `this server does not take the secret itself${bearer === 'tls' ? ' over an unencrypted connection' : ''}: answer its challenge (send the id without a proof)`),
+      );
+    this.checked(c, req, auth, auth.check(req.id, req.proof, sourceKey(c.remote)));
+  }
+
+  /** The answer to this connection's challenge. */
+  private response(c: Connection, frame: Uint8Array): void {
+    const ch = c.challenge;
+    const auth = this.ctx.authenticator();
+    if (ch === null || auth === null || c.address !== ANY) return; // nothing asked: ignored, as any stray control message
+    c.challenge = null; // one answer per nonce
+    let proof: Uint8Array = new Uint8Array(0);
+    eachTlv(frame, (t, v) => {
+      if (t === T_AUTH_PROOF) proof = v;
+    });
+    const { req } = ch;
+    this.checked(c, req, auth, auth.respond(req.id, authMessage(req.id, ch.nonce, req.wanted), proof, sourceKey(c.remote)));
+  }
+
+  /**
+   * Under mutual TLS with certificates naming ids: the certificate is the credential. It must
+   * name an id in the auth file, and a request that names an id must name that one.
+   */
+  private byCertificate(c: Connection, req: Request, auth: Authenticator): void {
+    const cn = c.certId!;
+    const entry = auth.entries.get(cn);
+    if (entry === undefined)
+      return this.refuse(c, req, refusalOf(REFUSE_IDENTITY, 'certificate_unknown_id', cn ? `the client certificate names "${cn}", which is not an id in the auth file` : 'the client certificate names no id (its subject has no single CN)'));
+    if (req.id && req.id !== cn) return this.refuse(c, req, refusalOf(REFUSE_IDENTITY, 'certificate_id_mismatch', `the client certificate is for "${cn}", not for "${req.id}"`));
+    c.authId = cn;
+    this.grant(c, req, entry);
+  }
+
+  /** A credential check under way: the grant, or the refusal that says why not. */
+  private checked(c: Connection, req: Request, auth: Authenticator, check: Promise<CheckResult>): void {
     c.pending = true;
-    auth.check(req.id, req.proof, sourceKey(c.remote)).then((r) => {
+    check.then((r) => {
       c.pending = false;
       if (c.closed) return;
       if (typeof r === 'object') {

@@ -1,69 +1,38 @@
-// Client credentials: the auth file, secret hashes, and checking a client's proof.
+// Client credentials: the auth file, and checking a client's proof.
 //
-// The file lists clients by id with a scrypt hash of their secret and, optionally, the one
-// address they may hold:
+// The file lists clients by id with a verifier of their secret (auth-scram.ts) and,
+// optionally, the one address they may hold:
 //
-//   { "clients": [ { "id": "sensor-1", "secret": "scrypt$4096$8$1$<salt>$<hash>", "address": "10.0.0.50" } ] }
+//   { "clients": [ { "id": "sensor-1", "secret": "scram$4096$8$1$<salt>$<StoredKey>", "address": "10.0.0.50" } ] }
 //
-// A client proves its secret by presenting it (T_AUTH_PROOF) in the extended request, so
-// over a plain listener the secret crosses the network in clear: SECURITY.md says when
-// that is acceptable. The server keeps only the hash; `simplevpn-server --hash-secret`
-// makes one.
+// A client proves who it is by answering a challenge (KIND_CHALLENGE, an HMAC over a fresh
+// nonce: nothing worth capturing crosses the network), by presenting the secret itself
+// (bearer, T_AUTH_PROOF in the request, where --auth-bearer allows it), or by a client
+// certificate naming its id (admission.ts). The server keeps only StoredKey, which
+// cannot log in; `simplevpn-server --hash-secret` and `--new-device-key` make entries.
+// Entries of the older form scrypt$...$<hash> verify bearer secrets only.
 
-import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { parseIPv4 } from '../../../protocol/index.js';
+import { type Kdf, parseIPv4 } from '../../../protocol/index.js';
 import { AuthGate, type GateOptions, type Outcome } from './auth-gate.js';
+import { SCRYPT_DEFAULTS, type Verifier, hmac, parseVerifier, verifyProof, verifySecret } from './auth-scram.js';
+
+export { SCRYPT_DEFAULTS, hashSecret, newDeviceKey } from './auth-scram.js';
 
 export interface AuthEntry {
   id: string;
-  /** The hash string exactly as in the file. */
+  /** The verifier string exactly as in the file. */
   secret: string;
   /** The address this client must hold, or 0 when any will do. */
   address: number;
-}
-
-interface ScryptHash {
-  N: number;
-  r: number;
-  p: number;
-  salt: Buffer;
-  hash: Buffer;
 }
 
 export class AuthFileError extends Error {
   override name = 'AuthFileError';
 }
 
-/** Parameters for new hashes: about 15 ms and 4 MiB per check on a small server. */
-export const SCRYPT_DEFAULTS = { N: 4096, r: 8, p: 1 };
 const ID_RE = /^[A-Za-z0-9._@-]{1,64}$/;
-const HASH_RE = /^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9_-]+)\$([A-Za-z0-9_-]+)$/;
-
-function scryptAsync(secret: Uint8Array, h: Omit<ScryptHash, 'hash'>, len: number): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    scrypt(secret, h.salt, len, { N: h.N, r: h.r, p: h.p, maxmem: 256 * h.N * h.r + (1 << 20) }, (err, key) => (err ? reject(err) : resolve(key))),
-  );
-}
-
-function parseHash(s: string): ScryptHash | null {
-  const m = HASH_RE.exec(s);
-  if (!m) return null;
-  const [N, r, p] = [+m[1], +m[2], +m[3]];
-  if (N < 2 || (N & (N - 1)) !== 0 || N > 1 << 20 || r < 1 || r > 32 || p < 1 || p > 16) return null;
-  const salt = Buffer.from(m[4], 'base64url');
-  const hash = Buffer.from(m[5], 'base64url');
-  if (salt.length < 8 || hash.length < 16) return null;
-  return { N, r, p, salt, hash };
-}
-
-/** A hash string for the auth file. */
-export async function hashSecret(secret: string | Uint8Array, params = SCRYPT_DEFAULTS): Promise<string> {
-  const bytes = typeof secret === 'string' ? Buffer.from(secret) : secret;
-  const salt = randomBytes(16);
-  const hash = await scryptAsync(bytes, { ...params, salt }, 32);
-  return `scrypt$${params.N}$${params.r}$${params.p}$${salt.toString('base64url')}$${hash.toString('base64url')}`;
-}
 
 /**
  * Validates an auth file's text. `checkAddress` says why an address cannot be fixed (not
@@ -85,8 +54,8 @@ export function parseAuthFile(text: string, checkAddress: (addr: number) => stri
     for (const k of Object.keys(c)) if (!['id', 'secret', 'address'].includes(k)) throw new AuthFileError(`${where}: unknown field "${k}"`);
     if (typeof c.id !== 'string' || !ID_RE.test(c.id)) throw new AuthFileError(`${where}: "id" must be 1 to 64 characters of letters, digits and . _ @ -`);
     if (out.has(c.id)) throw new AuthFileError(`${where}: id "${c.id}" appears twice`);
-    if (typeof c.secret !== 'string' || !parseHash(c.secret))
-      throw new AuthFileError(`${where}: "secret" must be a hash made by simplevpn-server --hash-secret (scrypt$N$r$p$salt$hash), never the secret itself`);
+    if (typeof c.secret !== 'string' || !parseVerifier(c.secret))
+      throw new AuthFileError(`${where}: "secret" must be a hash made by simplevpn-server --hash-secret or --new-device-key (scram$N$r$p$salt$key, or an older scrypt$N$r$p$salt$hash), never the secret itself`);
     let address = 0;
     if (c.address !== undefined) {
       address = typeof c.address === 'string' ? parseIPv4(c.address) : -1;
@@ -123,13 +92,22 @@ export type CheckResult = AuthEntry | Exclude<Outcome, 'ok'>;
 
 /** Checks proofs against the current entries. */
 export class Authenticator {
-  // A proof that passed scrypt is remembered by its SHA-256, so a client reconnecting with
-  // the same secret costs a hash, not another scrypt, and never waits behind unknown
+  // A bearer proof that passed scrypt is remembered by its SHA-256, so a client reconnecting
+  // with the same secret costs a hash, not another scrypt, and never waits behind unknown
   // proofs. Forgotten when its entry changes.
   private readonly verified = new Map<string, Buffer>();
-  private dummy: ScryptHash;
+  // Ids whose challenge proof held since their entry was loaded: their next good proof is
+  // taken at once, as a bearer proof verified before is (a first one waits at the gate, so
+  // that guessing a secret online stays under the per-id backoff).
+  private readonly proven = new Set<string>();
+  private readonly verifiers = new WeakMap<AuthEntry, Verifier>();
+  private dummy: Verifier;
+  /** Makes the KDF and StoredKey of ids not in the file, the same on every challenge. */
+  private readonly dummyKey = randomBytes(32);
   /** When checks that need scrypt run (auth-gate.ts). */
   private readonly gate: AuthGate;
+  /** Told when a challenge proof for an entry with an older scrypt$ hash, which cannot answer one, fails. */
+  onLegacy: ((id: string) => void) | null = null;
 
   constructor(
     public entries: Map<string, AuthEntry>,
@@ -154,11 +132,29 @@ export class Authenticator {
     this.gate.close();
   }
 
-  /** A hash that matches nothing, costing what the file's own hashes cost. */
-  private dummyLike(entries: Map<string, AuthEntry>): ScryptHash {
+  private verifier(e: AuthEntry): Verifier {
+    let v = this.verifiers.get(e);
+    if (v === undefined) this.verifiers.set(e, (v = parseVerifier(e.secret)!));
+    return v;
+  }
+
+  /** A verifier that matches nothing, costing what the file's own cost. */
+  private dummyLike(entries: Map<string, AuthEntry>): Verifier {
     const first = entries.values().next().value;
-    const p = first ? parseHash(first.secret)! : { ...SCRYPT_DEFAULTS, hash: Buffer.alloc(32) };
-    return { N: p.N, r: p.r, p: p.p, salt: randomBytes(16), hash: randomBytes(p.hash.length) };
+    const p = first ? this.verifier(first) : { ...SCRYPT_DEFAULTS, kind: 'scram' as const, hash: Buffer.alloc(32) };
+    return { kind: p.kind, N: p.N, r: p.r, p: p.p, salt: randomBytes(16), hash: randomBytes(p.hash.length) };
+  }
+
+  /** Unknown ids get a salt and StoredKey of their own, stable while the server runs, so a challenge does not tell which ids exist. */
+  private unknown(id: string): Verifier {
+    const d = this.dummy;
+    return { kind: 'scram', N: d.N, r: d.r, p: d.p, salt: hmac(this.dummyKey, Buffer.from('salt ' + id)).subarray(0, 16), hash: hmac(this.dummyKey, Buffer.from('key ' + id)) };
+  }
+
+  /** The KDF a challenge to `id` carries: its entry's, or a made-up one just as stable. */
+  kdf(id: string): Kdf {
+    const e = this.entries.get(id);
+    return e ? this.verifier(e) : this.unknown(id);
   }
 
   /**
@@ -171,14 +167,28 @@ export class Authenticator {
     const digest = sha256(proof);
     const known = this.verified.get(id);
     if (entry && known && timingSafeEqual(known, digest)) return entry;
-    // An unknown id is checked against a dummy hash so that timing does not tell which ids exist.
-    const h = entry ? parseHash(entry.secret)! : this.dummy;
-    const outcome = await this.gate.submit(source, id, async () => {
-      const key = await scryptAsync(proof, h, h.hash.length);
-      return timingSafeEqual(key, h.hash) && entry !== undefined && this.entries.get(id) === entry;
-    });
+    // An unknown id is checked against a dummy verifier so that timing does not tell which ids exist.
+    const v = entry ? this.verifier(entry) : this.dummy;
+    const outcome = await this.gate.submit(source, id, async () => (await verifySecret(v, proof)) && entry !== undefined && this.entries.get(id) === entry);
     if (outcome !== 'ok') return outcome;
     this.verified.set(id, digest);
+    return entry!;
+  }
+
+  /**
+   * Whether `proof` answers a challenge whose authMessage (protocol/control.ts) is
+   * `message`, for `id`. Cheap to compute, but a wrong proof is a guess like any other: it
+   * takes its turn at the gate and counts towards the id's backoff. Never rejects.
+   */
+  async respond(id: string, message: Uint8Array, proof: Uint8Array, source: string): Promise<CheckResult> {
+    const entry = this.entries.get(id);
+    const v = entry ? this.verifier(entry) : this.unknown(id);
+    const good = entry !== undefined && v.kind === 'scram' && verifyProof(v.hash, message, proof);
+    if (good && this.proven.has(id)) return entry;
+    if (!good && entry && v.kind === 'scrypt') this.onLegacy?.(id);
+    const outcome = await this.gate.submit(source, id, async () => good && this.entries.get(id) === entry);
+    if (outcome !== 'ok') return outcome;
+    this.proven.add(id);
     return entry!;
   }
 
@@ -195,7 +205,10 @@ export class Authenticator {
       const n = next.get(id);
       if (!n || n.secret !== e.secret || n.address !== e.address) changed.add(id);
     }
-    for (const id of changed) this.verified.delete(id);
+    for (const id of changed) {
+      this.verified.delete(id);
+      this.proven.delete(id);
+    }
     // Unchanged entries keep their identity, so a check running across the reload holds.
     for (const [id, e] of this.entries) if (!changed.has(id)) next.set(id, e);
     this.entries = next;

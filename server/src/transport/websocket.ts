@@ -45,6 +45,8 @@ export function classify(b: Uint8Array, n = b.length): 'http' | 'stream' | 'more
 export interface Opening {
   readonly id: number;
   readonly kind: 'tcp' | 'tls';
+  /** The connection (a TLSSocket on the TLS port): what its peer's certificate says. */
+  readonly socket: net.Socket;
   /** The peer's remote end (limits.ts remoteOf). */
   readonly remote: string;
   /** When it was accepted (ms). */

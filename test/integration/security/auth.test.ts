@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KIND_REFUSAL, KIND_REPLY, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_NOT_ALLOWED, ascii, credentials, extKind, readRefusal } from '../../../protocol/index.js';
+import { KIND_REFUSAL, KIND_REPLY, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_NOT_ALLOWED, T_CLIENT, ascii, credentials, extKind, readRefusal } from '../../../protocol/index.js';
 import { describeDown } from '../../../client-sdk/node/describe.js';
 import { Authenticator, hashSecret, parseAuthFile } from '../../../server/src/control/auth.js';
 import { ConfigError } from '../../../server/src/config/config.js';
@@ -57,7 +57,8 @@ function badFiles(): Array<{ name: string; text: string; re: RegExp; secret?: st
     { name: 'duplicate id', text: e([{ id: 'a', secret: H }, { id: 'b', secret: H }, { id: 'a', secret: H }]), re: /clients\[2\] \(id "a"\): id "a" appears twice/ },
     { name: 'plaintext secret', text: e([{ id: 'a', secret: H }, { id: 'b', secret: 'hunter2-plain-secret' }]), re: /clients\[1\] \(id "b"\): "secret" must be a hash .*never the secret itself/, secret: 'hunter2-plain-secret' },
     { name: 'secret missing', text: e([{ id: 'a' }]), re: /clients\[0\] \(id "a"\): "secret" must be a hash/ },
-    { name: 'hash with N not a power of two', text: e([{ id: 'a', secret: H.replace(/^scrypt\$4096\$/, 'scrypt$3000$') }]), re: /clients\[0\] \(id "a"\): "secret" must be a hash/ },
+    { name: 'hash with N not a power of two', text: e([{ id: 'a', secret: H.replace(/^scram\$4096\$/, 'scram$3000$') }]), re: /clients\[0\] \(id "a"\): "secret" must be a hash/ },
+    { name: 'scram key not 32 bytes', text: e([{ id: 'a', secret: H.slice(0, -2) }]), re: /clients\[0\] \(id "a"\): "secret" must be a hash/ },
     { name: 'hash with a short salt', text: e([{ id: 'a', secret: 'scrypt$4096$8$1$AAAA$' + 'A'.repeat(43) }]), re: /clients\[0\] \(id "a"\): "secret" must be a hash/ },
     { name: 'address not IPv4 (text)', text: e([{ id: 'a', secret: H, address: '10.7.0' }]), re: /clients\[0\] \(id "a"\): "address" must be an IPv4 address, got "10\.7\.0"/ },
     { name: 'address not IPv4 (number)', text: e([{ id: 'a', secret: H, address: 168230915 }]), re: /clients\[0\] \(id "a"\): "address" must be an IPv4 address, got 168230915/ },
@@ -128,10 +129,10 @@ test('the CLI exits 2 at start with the message naming the entry, for every kind
 
 // ---- hashes ----------------------------------------------------------------------------------
 
-test('hashSecret: salted scrypt strings that verify the right secret and nothing else', async () => {
+test('hashSecret: salted scram strings (scrypt, then StoredKey) that verify the right secret and nothing else', async () => {
   const a = await hashSecret('s3cret-s3cret');
   const b = await hashSecret('s3cret-s3cret');
-  assert.match(a, /^scrypt\$4096\$8\$1\$[A-Za-z0-9_-]{22}\$[A-Za-z0-9_-]{43}$/);
+  assert.match(a, /^scram\$4096\$8\$1\$[A-Za-z0-9_-]{22}\$[A-Za-z0-9_-]{43}$/);
   assert.is.not(a, b, 'salted: two hashes of one secret differ');
   const entries = parseAuthFile(JSON.stringify({ clients: [{ id: 'a', secret: a }, { id: 'b', secret: b }] }), () => null);
   const auth = new Authenticator(entries);
@@ -163,7 +164,7 @@ test('simplevpn-server --hash-secret reads stdin and prints a hash that works in
   const r = await run(['--hash-secret'], secret + '\n');
   assert.is(r.code, 0, r.stderr);
   const hash = r.stdout.trim();
-  assert.match(r.stdout, /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+\n$/);
+  assert.match(r.stdout, /^scram\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+\n$/);
   assert.not.ok(r.stdout.includes(secret) || r.stderr.includes(secret), 'the secret is not echoed');
   const path = file(JSON.stringify({ clients: [{ id: 'cli-made', secret: hash }] }));
   await withServer({ subnet: '10.7.0.0/24', auth: path }, async (h) => {
@@ -253,13 +254,13 @@ test('an unknown id is refused exactly like a wrong secret (nothing tells which 
   });
 });
 
-test('no credentials: REFUSE_AUTH_REQUIRED; an id without a proof too', async () => {
+test('no credentials: REFUSE_AUTH_REQUIRED (an id without a proof is challenged: auth-challenge.test.ts)', async () => {
   await withAuth(async (h) => {
     const none = await h.sdk().start().waitState('down');
     assert.is(none.code, REFUSE_AUTH_REQUIRED);
     assert.match(describeDown(none), /credentials/);
     const c = await h.raw();
-    const f = await rawRequest(c, 0, [credentials('alice', ALICE.secret)[0]]);
+    const f = await rawRequest(c, 0, [[T_CLIENT, ascii('no-id')]]);
     assert.ok(f && extKind(f) === KIND_REFUSAL, 'an extension refusal');
     assert.is(readRefusal(f!).code, REFUSE_AUTH_REQUIRED);
     assert.is(h.metrics.refusals.auth_required, 2);

@@ -11,6 +11,9 @@ import { CliServer, runCli } from '../../support/server-cli.js';
 import { RawClient, SdkPeer, freePort, ip, waitFor } from '../../support/server-net.js';
 
 const OPTIONS = [
+  '--auth-bearer',
+  '--cert-id',
+  '--new-device-key',
   '--port',
   '--host',
   '--subnet',

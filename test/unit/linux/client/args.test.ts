@@ -92,8 +92,17 @@ test('every flag, with TLS files read and an IPv6 server written as [HOST]:PORT'
 });
 
 test('credentials: the secret from --secret-file (its last newline dropped) or SIMPLEVPN_SECRET', () => {
-  assert.equal(parse(['-s', 'h', '--id', 'sensor-7', '--secret-file', file('secret', 'abc def\r\n')]).credentials, { id: 'sensor-7', secret: 'abc def' });
-  assert.equal(parse(['-s', 'h', '--id', 'sensor-7'], { SIMPLEVPN_SECRET: 'from-env' }).credentials, { id: 'sensor-7', secret: 'from-env' });
+  assert.equal(parse(['-s', 'h', '--id', 'sensor-7', '--secret-file', file('secret', 'abc def\r\n')]).credentials, { id: 'sensor-7', secret: 'abc def', bearer: false });
+  assert.equal(parse(['-s', 'h', '--id', 'sensor-7'], { SIMPLEVPN_SECRET: 'from-env' }).credentials, { id: 'sensor-7', secret: 'from-env', bearer: false });
+  assert.equal(parse(['-s', 'h', '--id', 'sensor-7', '--bearer'], { SIMPLEVPN_SECRET: 'from-env' }).credentials, { id: 'sensor-7', secret: 'from-env', bearer: true });
+});
+
+test('credentials: a device key from --device-key-file; an id alone beside a client certificate', () => {
+  const key = Buffer.alloc(32, 7);
+  const got = parse(['-s', 'h', '--id', 'sensor-7', '--device-key-file', file('key', key.toString('base64url') + '\n')]).credentials!;
+  assert.equal([got.id, Buffer.from(got.key!).equals(key), got.secret, got.bearer], ['sensor-7', true, undefined, false]);
+  const pem = file('c.pem', 'x');
+  assert.equal(parse(['-s', 'h', '--tls', '--cert', pem, '--key', pem, '--id', 'sensor-7']).credentials, { id: 'sensor-7', bearer: false });
 });
 
 test('bad usage says what is wrong', () => {
@@ -115,12 +124,16 @@ test('bad usage says what is wrong', () => {
     [['-s', 'h', '--tls', '--cert', 'x'], '--cert and --key go together'],
     [['-s', 'h', '--seed', '--id', 'x'], '--seed cannot carry credentials: the seed protocol has no room for them'],
     [['-s', 'h', '--secret-file', 'x'], '--secret-file needs --id'],
-    [['-s', 'h', '--id', 'x'], '--id needs a secret: --secret-file FILE or the SIMPLEVPN_SECRET environment variable'],
+    [['-s', 'h', '--id', 'x'], '--id needs a secret: --secret-file FILE or the SIMPLEVPN_SECRET environment variable (or a device key: --device-key-file; or a client certificate: --cert)'],
+    [['-s', 'h', '--device-key-file', 'x'], '--device-key-file needs --id'],
+    [['-s', 'h', '--id', 'x', '--device-key-file', join(dir, 'missing')], `cannot read --device-key-file ${join(dir, 'missing')}: no such file`],
     [['-s', 'h', '--id', 'x', '--secret-file', join(dir, 'missing')], `cannot read --secret-file ${join(dir, 'missing')}: no such file`],
     [['-s', 'h', '--tls', '--ca', join(dir, 'missing.pem')], `cannot read --ca ${join(dir, 'missing.pem')}: no such file`],
   ];
   for (const [argv, msg] of cases) assert.is(refused(argv), msg, argv.join(' '));
   assert.is(refused(['-s', 'h', '--id', 'x'], { SIMPLEVPN_SECRET: 'tab\there' }), 'the secret must be 1 to 255 printable ASCII characters');
+  assert.is(refused(['-s', 'h', '--id', 'x', '--device-key-file', file('short', 'abc')]), '--device-key-file must hold the "key" that simplevpn-server --new-device-key printed (43 base64url characters)');
+  assert.is(refused(['-s', 'h', '--id', 'x', '--bearer', '--device-key-file', file('k2', 'abc')]), '--device-key-file goes without --secret-file and --bearer: the key answers challenges, and is not the secret');
 });
 
 test.run();

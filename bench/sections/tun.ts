@@ -239,12 +239,18 @@ function pathSpecs(s: Star, o: TunOptions, notes: string[]): { specs: PathSpec[]
     try {
       // The server certificate names the hub by the address each client dials.
       const t = (tls = makePki([s.hub1, s.hub2], []));
-      for (const mtu of mtus)
+      // wss with its like-for-like references: tls (the same TLS, no WebSocket) and ws (the
+      // same WebSocket, no TLS, against plain tcp).
+      for (const mtu of mtus) {
         specs.push({ id: `simplevpn-wss-${mtu}`, label: `simplevpn over wss (TLS, WebSocket), tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'wss', up: () => simplevpnPath(s, { mtu, transport: 'wss', tls: t }) });
+        specs.push({ id: `simplevpn-tls-${mtu}`, label: `simplevpn over tls, tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'tls', up: () => simplevpnPath(s, { mtu, transport: 'tls', tls: t }) });
+      }
     } catch (e) {
       notes.push(`simplevpn over wss not measured: the throwaway PKI could not be made: ${errorText(e)}`);
     }
   }
+  for (const mtu of mtus)
+    specs.push({ id: `simplevpn-ws-${mtu}`, label: `simplevpn over ws (WebSocket, no TLS), tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'ws', up: () => simplevpnPath(s, { mtu, transport: 'ws' }) });
   if (o.missing['tcp-proxy']) notes.push(`simplevpn through an HTTP proxy not measured: ${o.missing['tcp-proxy']}`);
   else
     for (const mtu of mtus)

@@ -1,5 +1,5 @@
 // The paths the TUN section measures, each set up on the same star (bench/netlab.ts):
-// the raw routed path, simplevpn (plain tcp; wss; tcp through an HTTP proxy), OpenVPN 2.6
+// the raw routed path, simplevpn (plain tcp; tls, ws and wss; tcp through an HTTP proxy), OpenVPN 2.6
 // over TCP and wireguard-go, every one hub-and-spoke, client 1 -> hub -> client 2. Each returns the address iperf3 and ping aim at
 // (client 2's address on that path), the processes whose CPU is sampled, and stop().
 

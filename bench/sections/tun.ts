@@ -1,8 +1,9 @@
 // Section 1, through TUN: iperf3 (one TCP stream, client 1 -> hub -> client 2) and ping
 // over every path of tun-paths.ts, one after another on the same star of namespaces, and
 // then simplevpn again under node --cpu-prof (and perf, when usable) for the profiles.
-// simplevpn is measured over plain tcp at each MTU of the sweep, and over wss and through
-// an HTTP proxy (tinyproxy) at a few of them, beside plain tcp at the same MTU.
+// simplevpn is measured over plain tcp at each MTU of the sweep, and over wss (with tls and
+// ws, its like-for-like references) and through an HTTP proxy (tinyproxy) at a few of them,
+// beside plain tcp at the same MTU.
 
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

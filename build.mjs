@@ -156,7 +156,9 @@ const examples = [
 ];
 // The CLIs are ES modules, and CommonJS bundled into them (ws) calls require() for Node's
 // built-ins, which an ES module has not: the banner gives them one. ws finds its masking
-// four bytes at a time (common/ws-mask.ts) where it looks for the optional addon bufferutil.
+// (common/ws-mask.ts) where it looks for the optional addon bufferutil: that module loads the
+// real addon from node_modules at run time (its native binary cannot be bundled) and masks
+// in JavaScript four bytes at a time when the addon is not there.
 const cjsRequire = "import { createRequire as __simplevpnCreateRequire } from 'node:module';\nconst require = __simplevpnCreateRequire(import.meta.url);";
 const wsMask = { bufferutil: join(root, 'common/ws-mask.ts') };
 for (const [src, out, shebang] of clis) {

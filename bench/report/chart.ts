@@ -155,8 +155,10 @@ export function chart(r: BenchResults): string {
     const markers: Marker[] = [];
     if (peer) markers.push({ value: peer.gbps! * TARGET_PEER_RATIO, label: `target @1500: ${TARGET_PEER_RATIO}× best peer` });
     if (raw) markers.push({ value: raw.gbps! * TARGET_RAW_SHARE, label: `target raised MTU: ${TARGET_RAW_SHARE * 100} % of raw` });
-    const wss = transportPairs(t, 'wss')[0];
-    if (wss) markers.push({ value: wss.tcp.gbps! * TARGET_WSS_SHARE, label: `target wss @${wss.mtu}: ${TARGET_WSS_SHARE * 100} % of plain tcp` });
+    const wss = transportPairs(t, 'wss', 'tls')[0];
+    const ws = transportPairs(t, 'ws')[0];
+    if (wss) markers.push({ value: wss.tcp.gbps! * TARGET_WSS_SHARE, label: `target wss @${wss.mtu}: ${TARGET_WSS_SHARE * 100} % of tls` });
+    if (ws) markers.push({ value: ws.tcp.gbps! * TARGET_WSS_SHARE, label: `target ws @${ws.mtu}: ${TARGET_WSS_SHARE * 100} % of plain tcp` });
     add(panel(y, '1. Through TUN: iperf3, one TCP stream, client → hub → client (Gbit/s, log scale)', bars, 'log', markers), 10);
     add(rttPanel(y, 'Ping RTT through the same paths, tunnel just up (median, ms)', t.paths, (p) => p.rtt, "target: OpenVPN's RTT"), 6);
     add(rttPanel(y, 'Ping RTT after the transfer: an established tunnel (median, ms)', t.paths, (p) => p.rttAfter, "OpenVPN's RTT"), 10);

@@ -9,6 +9,7 @@ import { SECTIONS } from '../sections/section.js';
 import type { SdkResult } from '../sections/sdk.js';
 import type { SwitchResult } from '../sections/switch.js';
 import type { PathResult, TunResult } from '../sections/tun.js';
+import type { OursTransport } from '../sections/tun-paths.js';
 import { fmt } from '../util.js';
 import type { BenchResults } from './schema.js';
 import { oursAt, rawPath, switchCase, transportOf, transportPairs } from './targets.js';
@@ -74,23 +75,26 @@ function tunSection(t: TunResult): string[] {
   return L;
 }
 
-/** Issue 13: simplevpn over wss and through an HTTP proxy against plain tcp at the same MTU. */
+/** Issue 13: simplevpn over the other transports against plain tcp at the same MTU, and each
+ * WebSocket against the transport under it (ws: tcp, wss: tls). */
 function transports(t: TunResult): string[] {
-  const names = { wss: 'over wss', 'tcp-proxy': 'through the HTTP proxy' } as const;
+  const names: Record<OursTransport, string> = { tcp: 'plain tcp', tls: 'tls', ws: 'ws', wss: 'wss', 'tcp-proxy': 'tcp through the HTTP proxy' };
   const measured = t.paths.some((p) => p.kind === 'simplevpn' && transportOf(p) !== 'tcp');
   if (!measured) return [];
   const L = [
     '',
-    'simplevpn over the other transports, against plain tcp at the same tunnel MTU in this run. wss: the clients dial `wss://HUB:2003/` (TLS with a throwaway EC P-256 ' +
-      'certificate, `--ca`; WebSocket). HTTP proxy: tinyproxy in the hub, the clients\' plain tcp in its CONNECT tunnel to the server\'s port 2002 (`--proxy http://HUB:3128`).',
+    'simplevpn over the other transports, each against a reference at the same tunnel MTU in this run. tls: the clients dial `tls://HUB:2003` (TLS with a throwaway EC P-256 ' +
+      'certificate, `--ca`); wss: `wss://HUB:2003/` (the same TLS, a WebSocket inside); ws: `ws://HUB:2002/` (a WebSocket, no TLS). HTTP proxy: tinyproxy in the hub, ' +
+      "the clients' plain tcp in its CONNECT tunnel to the server's port 2002 (`--proxy http://HUB:3128`). ws against plain tcp and wss against tls differ by the WebSocket alone.",
     '',
-    '| transport | tunnel MTU | Gbit/s | plain tcp Gbit/s | of plain tcp | RTT median ms, fresh: this / plain tcp | RTT median ms, after the transfer: this / plain tcp |',
-    '|---|--:|--:|--:|--:|--:|--:|',
+    '| transport | tunnel MTU | Gbit/s | against | its Gbit/s | share | RTT median ms, fresh: this / against | RTT median ms, after the transfer: this / against |',
+    '|---|--:|--:|---|--:|--:|--:|--:|',
   ];
-  for (const tr of ['wss', 'tcp-proxy'] as const) {
-    for (const { mtu, via, tcp } of transportPairs(t, tr).reverse()) {
+  const pairs: Array<[OursTransport, OursTransport]> = [['ws', 'tcp'], ['wss', 'tls'], ['tls', 'tcp'], ['wss', 'tcp'], ['tcp-proxy', 'tcp']];
+  for (const [tr, base] of pairs) {
+    for (const { mtu, via, tcp } of transportPairs(t, tr, base).reverse()) {
       const rtt = (a: PathResult['rtt'] | undefined, b: PathResult['rtt'] | undefined) => `${fmt(a?.median, 3)} / ${fmt(b?.median, 3)}`;
-      L.push(`| ${names[tr]} | ${mtu} | ${fmt(via.gbps, 3)} | ${fmt(tcp.gbps, 3)} | ${pct(via.gbps! / tcp.gbps!)} | ${rtt(via.rtt, tcp.rtt)} | ${rtt(via.rttAfter, tcp.rttAfter)} |`);
+      L.push(`| ${names[tr]} | ${mtu} | ${fmt(via.gbps, 3)} | ${names[base]} | ${fmt(tcp.gbps, 3)} | ${pct(via.gbps! / tcp.gbps!)} | ${rtt(via.rtt, tcp.rtt)} | ${rtt(via.rttAfter, tcp.rttAfter)} |`);
     }
   }
   return L;

@@ -16,7 +16,7 @@ import type { BenchResults, Target } from './schema.js';
 export const TARGET_PEER_RATIO = 1.5;
 /** simplevpn at its best raised MTU against the raw routed path. */
 export const TARGET_RAW_SHARE = 0.25;
-/** simplevpn over wss against plain tcp at the same tunnel MTU. */
+/** simplevpn over a WebSocket against the transport under it at the same tunnel MTU (ws: tcp, wss: tls). */
 export const TARGET_WSS_SHARE = 0.8;
 export const TARGET_SWITCH_GBPS = 10;
 export const TARGET_SWITCH_MPPS = 1;
@@ -35,13 +35,14 @@ export function oursAt(t: TunResult, mtu: number | null, transport: OursTranspor
   return mtu === null ? undefined : t.paths.find((p) => p.kind === 'simplevpn' && p.mtu === mtu && transportOf(p) === transport);
 }
 
-/** The MTUs at which simplevpn carried transfers both over `transport` and over plain tcp,
- * highest first: each transport's comparison with plain tcp in the same run. */
-export function transportPairs(t: TunResult, transport: OursTransport): Array<{ mtu: number; via: PathResult; tcp: PathResult }> {
+/** The MTUs at which simplevpn carried transfers both over `transport` and over `base` (plain
+ * tcp unless given; `tcp` is then the `base` path), highest first: each transport's comparison
+ * with another in the same run. */
+export function transportPairs(t: TunResult, transport: OursTransport, base: OursTransport = 'tcp'): Array<{ mtu: number; via: PathResult; tcp: PathResult }> {
   const out: Array<{ mtu: number; via: PathResult; tcp: PathResult }> = [];
   for (const via of t.paths) {
     if (via.kind !== 'simplevpn' || transportOf(via) !== transport || via.gbps === null) continue;
-    const tcp = oursAt(t, via.mtu);
+    const tcp = oursAt(t, via.mtu, base);
     if (tcp?.gbps != null) out.push({ mtu: via.mtu, via, tcp });
   }
   return out.sort((a, b) => b.mtu - a.mtu);
@@ -106,26 +107,45 @@ function tunTargets(t: TunResult | undefined): Target[] {
     target('tun-throughput', 'through TUN', `MTU 1500: at least ${TARGET_PEER_RATIO}x the best peer`, throughput),
     target('tun-rtt', 'through TUN', "RTT no worse than OpenVPN's", rtt),
     target('tun-raised-mtu', 'through TUN', `raised tunnel MTU: at least ${TARGET_RAW_SHARE * 100} % of the raw path`, share),
-    target('tun-wss', 'through TUN', `WebSocket throughput at least ${TARGET_WSS_SHARE * 100} % of the plain TCP transport in the same run`, wssVerdict(t)),
+    target('tun-wss', 'through TUN', `WebSocket throughput at least ${TARGET_WSS_SHARE * 100} % of the transport it runs on in the same run (ws: plain TCP; wss: TLS)`, wssVerdict(t)),
   ];
 }
 
-/** Issue 13: wss against plain tcp, judged at the highest MTU both carried transfers at (the
- * Linux client's 65000 when measured); the other MTUs are shown beside it. */
+/**
+ * Issue 13: the WebSocket against the transport under it, like for like at the same MTU: ws
+ * against plain tcp, wss against tls (each pair differs by the WebSocket alone), judged at the
+ * highest MTU both pairs carried transfers at (the Linux client's 65000 when measured), by the
+ * lower of the two shares; wss against plain tcp (TLS and WebSocket together) and the other
+ * MTUs are shown beside them. Results without ws and tls paths are judged on wss against tcp.
+ */
 function wssVerdict(t: TunResult | undefined): Verdict {
   if (!t) return { why: 'section not run' };
-  const pairs = transportPairs(t, 'wss');
-  if (!pairs.length) {
+  const share = (p: { via: PathResult; tcp: PathResult }) => p.via.gbps! / p.tcp.gbps!;
+  const says = (p: { mtu: number; via: PathResult; tcp: PathResult }, a: string, b: string) =>
+    `${a} ${fmt(p.via.gbps, 3)} vs ${b} ${fmt(p.tcp.gbps, 3)} Gbit/s (${fmt(share(p) * 100, 1)} %)`;
+  const wssTcp = transportPairs(t, 'wss');
+  const wsTcp = transportPairs(t, 'ws');
+  const wssTls = transportPairs(t, 'wss', 'tls');
+  const mtus = wsTcp.map((p) => p.mtu).filter((m) => wssTls.some((p) => p.mtu === m));
+  if (mtus.length) {
+    const lines = mtus.map((m) => {
+      const [a, b, c] = [wsTcp, wssTls, wssTcp].map((ps) => ps.find((p) => p.mtu === m));
+      return `MTU ${m}: ${says(a!, 'ws', 'tcp')}, ${says(b!, 'wss', 'tls')}${c ? `; wss vs plain tcp ${fmt(share(c) * 100, 1)} %` : ''}`;
+    });
+    const at = mtus[0];
+    const ratio = Math.min(share(wsTcp.find((p) => p.mtu === at)!), share(wssTls.find((p) => p.mtu === at)!));
+    return { ok: ratio >= TARGET_WSS_SHARE, measured: lines.join('; '), ratio: `${fmt(ratio * 100, 1)} %` };
+  }
+  if (!wssTcp.length) {
     const wss = t.paths.find((p) => p.kind === 'simplevpn' && transportOf(p) === 'wss');
     return { why: wss?.error ? `wss failed: ${wss.error.split('\n')[0]}` : wss ? 'plain tcp at the same MTU not measured' : 'wss not measured' };
   }
-  const [j, ...rest] = pairs;
-  const ratio = j.via.gbps! / j.tcp.gbps!;
-  const others = rest.map((p) => `; at MTU ${p.mtu}: ${fmt(p.via.gbps, 3)} vs ${fmt(p.tcp.gbps, 3)} Gbit/s (${fmt((p.via.gbps! / p.tcp.gbps!) * 100, 1)} %)`).join('');
+  const [j, ...rest] = wssTcp;
+  const others = rest.map((p) => `; at MTU ${p.mtu}: ${fmt(p.via.gbps, 3)} vs ${fmt(p.tcp.gbps, 3)} Gbit/s (${fmt(share(p) * 100, 1)} %)`).join('');
   return {
-    ok: ratio >= TARGET_WSS_SHARE,
-    measured: `MTU ${j.mtu}: ${fmt(j.via.gbps, 3)} Gbit/s over wss vs ${fmt(j.tcp.gbps, 3)} Gbit/s over plain tcp${others}`,
-    ratio: `${fmt(ratio * 100, 1)} %`,
+    ok: share(j) >= TARGET_WSS_SHARE,
+    measured: `MTU ${j.mtu}: ${fmt(j.via.gbps, 3)} Gbit/s over wss vs ${fmt(j.tcp.gbps, 3)} Gbit/s over plain tcp (no ws and tls paths to compare like with like)${others}`,
+    ratio: `${fmt(share(j) * 100, 1)} %`,
   };
 }
 

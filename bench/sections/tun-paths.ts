@@ -1,5 +1,5 @@
 // The paths the TUN section measures, each set up on the same star (bench/netlab.ts):
-// the raw routed path, simplevpn (plain tcp; wss; tcp through an HTTP proxy), OpenVPN 2.6
+// the raw routed path, simplevpn (plain tcp; tls, ws and wss; tcp through an HTTP proxy), OpenVPN 2.6
 // over TCP and wireguard-go, every one hub-and-spoke, client 1 -> hub -> client 2. Each returns the address iperf3 and ping aim at
 // (client 2's address on that path), the processes whose CPU is sampled, and stop().
 
@@ -47,9 +47,11 @@ export async function rawPath(s: Star): Promise<PathUp> {
 
 // ---- simplevpn -----------------------------------------------------------------------------
 
-/** How simplevpn's clients reach the server: plain tcp to port 2002 (the default), a
- * WebSocket over TLS to port 2003, or plain tcp in an HTTP proxy's CONNECT tunnel. */
-export type OursTransport = 'tcp' | 'wss' | 'tcp-proxy';
+/** How simplevpn's clients reach the server: plain tcp to port 2002 (the default), TLS to
+ * port 2003, a WebSocket on either (ws to 2002, wss to 2003), or plain tcp in an HTTP
+ * proxy's CONNECT tunnel. tls and ws are the like-for-like references of wss: wss against
+ * tls shows what the WebSocket costs over TLS, ws against tcp what it costs without TLS. */
+export type OursTransport = 'tcp' | 'tls' | 'ws' | 'wss' | 'tcp-proxy';
 
 export interface OursOptions {
   mtu: number;
@@ -59,7 +61,7 @@ export interface OursOptions {
   tag?: string;
   /** tcp when absent. */
   transport?: OursTransport;
-  /** wss only: the server's certificate (its SAN holds the hub's addresses) and the CA the clients trust. */
+  /** tls and wss: the server's certificate (its SAN holds the hub's addresses) and the CA the clients trust. */
   tls?: TlsPki;
 }
 
@@ -109,7 +111,8 @@ export async function simplevpnPath(s: Star, o: OursOptions): Promise<PathUp> {
   const prof = (role: string) =>
     o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir, '--cpu-prof-name', `${role}-${o.tag ?? 'mtu' + o.mtu}.cpuprofile`] : [];
   const transport = o.transport ?? 'tcp';
-  if (transport === 'wss' && !o.tls) throw new Error('the wss path needs certificates');
+  const secure = transport === 'wss' || transport === 'tls';
+  if (secure && !o.tls) throw new Error(`the ${transport} path needs certificates`);
   const procs: Record<string, Proc> = {};
   let dir: string | null = null;
   const stop = async () => {
@@ -120,7 +123,7 @@ export async function simplevpnPath(s: Star, o: OursOptions): Promise<PathUp> {
   };
   try {
     const status = '127.0.0.1:9100';
-    const tlsFlags = transport === 'wss' ? ['--tls-cert', o.tls!.server.cert, '--tls-key', o.tls!.server.key] : [];
+    const tlsFlags = secure ? ['--tls-cert', o.tls!.server.cert, '--tls-key', o.tls!.server.key] : [];
     procs.server = nodeIn(s.hub, 'simplevpn-server', SERVER_BIN, ['--log-format', 'json', '--mtu', String(o.mtu), '--status', status, ...tlsFlags], [...nodeFlags(SERVER_BIN), ...prof('server')]);
     await procs.server.waitFor('listening', () => true, 15_000);
     const args = ['--log-format', 'json', '--max-backoff', '2'];
@@ -128,6 +131,8 @@ export async function simplevpnPath(s: Star, o: OursOptions): Promise<PathUp> {
     // from the environment are ignored (--no-proxy, which would also cancel a --proxy).
     let dial = (hubAddr: string) => ['-s', hubAddr, '--no-proxy'];
     if (transport === 'wss') dial = (hubAddr) => ['-s', `wss://${hubAddr}:2003/`, '--ca', o.tls!.ca, '--no-proxy'];
+    else if (transport === 'tls') dial = (hubAddr) => ['-s', `tls://${hubAddr}:2003`, '--ca', o.tls!.ca, '--no-proxy'];
+    else if (transport === 'ws') dial = (hubAddr) => ['-s', `ws://${hubAddr}:2002/`, '--no-proxy'];
     else if (transport === 'tcp-proxy') {
       dir = tempDir('svpn-bench-proxy-');
       procs.proxy = await tinyproxyIn(s.hub, dir);

@@ -1,8 +1,9 @@
 // Section 1, through TUN: iperf3 (one TCP stream, client 1 -> hub -> client 2) and ping
 // over every path of tun-paths.ts, one after another on the same star of namespaces, and
 // then simplevpn again under node --cpu-prof (and perf, when usable) for the profiles.
-// simplevpn is measured over plain tcp at each MTU of the sweep, and over wss and through
-// an HTTP proxy (tinyproxy) at a few of them, beside plain tcp at the same MTU.
+// simplevpn is measured over plain tcp at each MTU of the sweep, and over wss (with tls and
+// ws, its like-for-like references) and through an HTTP proxy (tinyproxy) at a few of them,
+// beside plain tcp at the same MTU.
 
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -239,12 +240,18 @@ function pathSpecs(s: Star, o: TunOptions, notes: string[]): { specs: PathSpec[]
     try {
       // The server certificate names the hub by the address each client dials.
       const t = (tls = makePki([s.hub1, s.hub2], []));
-      for (const mtu of mtus)
+      // wss with its like-for-like references: tls (the same TLS, no WebSocket) and ws (the
+      // same WebSocket, no TLS, against plain tcp).
+      for (const mtu of mtus) {
         specs.push({ id: `simplevpn-wss-${mtu}`, label: `simplevpn over wss (TLS, WebSocket), tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'wss', up: () => simplevpnPath(s, { mtu, transport: 'wss', tls: t }) });
+        specs.push({ id: `simplevpn-tls-${mtu}`, label: `simplevpn over tls, tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'tls', up: () => simplevpnPath(s, { mtu, transport: 'tls', tls: t }) });
+      }
     } catch (e) {
       notes.push(`simplevpn over wss not measured: the throwaway PKI could not be made: ${errorText(e)}`);
     }
   }
+  for (const mtu of mtus)
+    specs.push({ id: `simplevpn-ws-${mtu}`, label: `simplevpn over ws (WebSocket, no TLS), tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'ws', up: () => simplevpnPath(s, { mtu, transport: 'ws' }) });
   if (o.missing['tcp-proxy']) notes.push(`simplevpn through an HTTP proxy not measured: ${o.missing['tcp-proxy']}`);
   else
     for (const mtu of mtus)

@@ -29,7 +29,9 @@ export function nodeWebSocketConnect(o: NodeWebSocketOptions): Connect {
   const host = new URL(o.url).hostname.replace(/^\[|\]$/g, '');
   return (h: SocketHandlers) => {
     let failure: any = null;
-    const options = { ca: o.ca, cert: o.cert, key: o.key, minVersion: 'TLSv1.2' } as WebSocket.ClientOptions & tls.ConnectionOptions;
+    // No permessage-deflate offered: the stream is IP packets, mostly compressed or encrypted
+    // already, and the server never accepts it (it would cost a zlib pass per message).
+    const options = { ca: o.ca, cert: o.cert, key: o.key, minVersion: 'TLSv1.2', perMessageDeflate: false } as WebSocket.ClientOptions & tls.ConnectionOptions;
     if (o.servername) {
       options.servername = o.servername;
       (options as tls.ConnectionOptions).checkServerIdentity = (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(o.servername!, cert);

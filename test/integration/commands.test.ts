@@ -4,7 +4,8 @@
 // the "Examples:" of the two --help texts, are read from the files (and programs) themselves
 // and run through `bash -c` exactly as printed, with the PATH of a user's shell, `sudo`
 // included, in a network namespace of their own (loopback only; the docs' host name
-// vpn.example.net and address 192.0.2.10 lead to a server the test runs there). The global
+// vpn.example.net and address 192.0.2.10 lead to a server the test runs there, and
+// proxy.example.net to a tinyproxy it runs there for the lines that use a proxy). The global
 // install the README asks for, `sudo npm install -g .`, runs as printed too: its writes to
 // npm's global folders land in overlays that only the test's commands see (see
 // doc-commands.ts). Long-running programs are started, seen to reach their ready line, then
@@ -51,10 +52,18 @@ if (skip) console.log(`commands: skipped: ${skip}`);
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const HOST = 'vpn.example.net'; // the server name the README's client lines dial
 const DOC_ADDRESS = '192.0.2.10'; // the server address examples/README.md's lines dial
+const PROXY_HOST = 'proxy.example.net'; // the HTTP proxy the README's --proxy and https_proxy lines name
+const PROXY_PORT = 3128;
 
 // ---- what each documented line is, and how it is checked ----------------------------------
 
-type Fixture = 'plain' | 'tls' | 'mtls' | 'examples';
+/**
+ * A server of the test's own for the lines: `firewall` is the server README's "Through
+ * firewalls" lines reach: WebSocket at /vpn on the plain port and on 443 (TLS, the port of
+ * wss:// without one, where a user's reverse proxy would listen), with a certificate for
+ * vpn.example.net from the CA in ca.pem, and tinyproxy at proxy.example.net:3128.
+ */
+type Fixture = 'plain' | 'tls' | 'mtls' | 'examples' | 'firewall';
 
 interface Daemon {
   kind: 'daemon';
@@ -222,21 +231,11 @@ const LINES: Record<string, Spec> = {
       { kind: 'listed', why: "needs the CA's private key: run as printed by test.before, in the test CA's directory, to issue the certificate the mutual-TLS client line presents" },
     ]),
   ),
-  // README.md, Through firewalls
-  ...Object.fromEntries(
-    [
-      'sudo simplevpn-client -s wss://vpn.example.net/vpn --ca ca.pem',
-      'sudo simplevpn-client -s ws://vpn.example.net:2002/vpn',
-      'sudo simplevpn-client -s vpn.example.net --proxy http://proxy.example.net:3128',
-      'sudo env https_proxy=http://proxy.example.net:3128 simplevpn-client -s wss://vpn.example.net/vpn',
-    ].map((line): [string, Spec] => [
-      line,
-      {
-        kind: 'listed',
-        why: 'needs a WebSocket server behind a reverse proxy on 443 or an HTTP proxy at a real remote host: test/integration/proxy/linux-client-proxy.test.ts and test/integration/linux/client-websocket.test.ts run the same flags against tinyproxy and a real server in namespaces',
-      },
-    ]),
-  ),
+  // README.md, Through firewalls: each through the transport and the proxy its line names.
+  'sudo simplevpn-client -s wss://vpn.example.net/vpn --ca ca.pem': firewallLine('wss', null),
+  'sudo simplevpn-client -s ws://vpn.example.net:2002/vpn': firewallLine('ws', null),
+  'sudo simplevpn-client -s vpn.example.net --proxy http://proxy.example.net:3128': firewallLine('tcp', `${HOST}:2002`),
+  'sudo env https_proxy=http://proxy.example.net:3128 simplevpn-client -s wss://vpn.example.net/vpn --ca ca.pem': firewallLine('wss', `${HOST}:443`),
   // docs/performance.md, Running it
   'npm run bench': { kind: 'listed', why: BENCH_MINUTES },
   'npm run bench -- --quick': { kind: 'listed', why: BENCH_MINUTES },
@@ -267,6 +266,36 @@ const OTHER_LANGS: Record<string, string> = {
   js: 'firmware sketches for Moddable XS and Espruino (examples/README.md): engines that are not on this machine',
   text: 'a diagram or output, not code',
 };
+
+/**
+ * A line of "Through firewalls": up over `transport` (the client's connecting line says so,
+ * and the fixture server's log shows the session), through the proxy with a CONNECT to
+ * `via` or not through it at all.
+ */
+function firewallLine(transport: 'tcp' | 'ws' | 'wss', via: string | null): Daemon {
+  return {
+    kind: 'daemon',
+    ready: CLIENT_READY,
+    fixture: 'firewall',
+    cwd: 'work',
+    whileUp: async (ns, ready, job) => {
+      tunUp(ns);
+      const connecting = /^.*\bconnecting\b.*$/m.exec(job.output)?.[0] ?? '';
+      assert.ok(transport === 'tcp' ? !/\btransport=/.test(connecting) : connecting.includes(`transport=${transport}`), `the client dialled over ${transport}: ${connecting}`);
+      assert.is(connecting.includes(`proxy=http://${PROXY_HOST}:${PROXY_PORT}`), via !== null, `the client's proxy: ${connecting}`);
+      const proxy = fixtureJobs.find((j) => j.what === 'tinyproxy')!;
+      if (via) assert.match(proxy.output, new RegExp(`CONNECT ${via.replace(/\./g, '\\.')} HTTP/1\\.1`), `tinyproxy tunnelled to ${via}:\n${proxy.tail()}`);
+      else assert.not.match(proxy.output, /CONNECT \S+ HTTP/, `nothing through the proxy:\n${proxy.tail()}`);
+      // The server's line of the session may come a moment after the client's ready.
+      const server = fixtureJobs.find((j) => j.what.startsWith('fixture server'))!;
+      const gave = new RegExp(`\\b${ready[1]!.replace(/\./g, '\\.')}\\b`);
+      await until(`the server's line of ${ready[1]}`, () => gave.test(server.output), 5000).catch(() => {});
+      assert.match(server.output, gave, `the server gave ${ready[1]}:\n${server.tail()}`);
+      if (transport === 'tcp') assert.not.match(server.output, /\bupgrade\b/, 'no WebSocket at the server');
+      else assert.match(server.output, new RegExp(`\\bupgrade\\b.*\\btransport=${transport}\\b`), `the server's WebSocket session over ${transport}`);
+    },
+  };
+}
 
 function tunUp(ns: Namespace): void {
   const links = ns.links();
@@ -340,13 +369,38 @@ function fixtureArgs(f: Fixture): string[] {
   const base = ['--no-tun', '--log-format', 'text'];
   if (f === 'plain') return [...base, '--host', '127.0.0.1'];
   if (f === 'examples') return [...base, '--host', DOC_ADDRESS];
-  const tls = [...base, '--host', '127.0.0.1', '--tls-cert', tlsFiles.cert, '--tls-key', tlsFiles.key, '--auth', tlsFiles.auth];
+  const cert = ['--tls-cert', tlsFiles.cert, '--tls-key', tlsFiles.key];
+  if (f === 'firewall') return [...base, '--host', '127.0.0.1', '--ws-path', '/vpn', '--tls-port', '443', ...cert];
+  const tls = [...base, '--host', '127.0.0.1', ...cert, '--auth', tlsFiles.auth];
   return f === 'mtls' ? [...tls, '--tls-ca', tlsFiles.ca] : tls;
 }
 
-async function startFixture(ns: Namespace, f: Fixture, extra: string[] = []): Promise<Job> {
+/** The programs of the running fixture (the server first). */
+let fixtureJobs: Job[] = [];
+
+async function startFixture(ns: Namespace, f: Fixture, extra: string[] = []): Promise<Job[]> {
   const job = ns.spawn(`fixture server (${f})`, [process.execPath, ...nodeFlags(SERVER_BIN), SERVER_BIN, ...fixtureArgs(f), ...extra]);
-  await job.waitFor(f === 'tls' || f === 'mtls' ? /\blistening\b.*tls_addresses=\S*:2003/ : SERVER_READY, 20_000);
+  fixtureJobs = [job];
+  const tlsPort = f === 'tls' || f === 'mtls' ? 2003 : f === 'firewall' ? 443 : 0;
+  await job.waitFor(tlsPort ? new RegExp(`\\blistening\\b.*tls_addresses=\\S*:${tlsPort}\\b`) : SERVER_READY, 20_000);
+  if (f === 'firewall') fixtureJobs.push(await startProxy(ns));
+  return fixtureJobs;
+}
+
+/**
+ * tinyproxy at proxy.example.net:3128 (Debian's package, as a user's proxy would be), in the
+ * foreground with its log on stderr: CONNECT to the server's plain port and to 443 only.
+ */
+async function startProxy(ns: Namespace): Promise<Job> {
+  const dir = box().mkdir('proxy');
+  const conf = join(dir, 'tinyproxy.conf');
+  writeFileSync(
+    conf,
+    [`Port ${PROXY_PORT}`, 'Listen 127.0.0.1', 'User nobody', 'Group nogroup', 'Timeout 60', 'MaxClients 10', 'LogLevel Info', 'Allow 127.0.0.1', 'ConnectPort 2002', 'ConnectPort 443'].join('\n') + '\n',
+  );
+  const job = ns.spawn('tinyproxy', ['tinyproxy', '-d', '-c', conf]);
+  await until(`tinyproxy listening on ${PROXY_PORT}`, () => job.exit !== null || ns.exec(['ss', '-Hltn', `sport = :${PROXY_PORT}`]).stdout.trim() !== '', 10_000, 100);
+  if (job.exit !== null) throw new Error(`tinyproxy exited (${job.exit.code ?? job.exit.signal}):\n${job.tail()}`);
   return job;
 }
 
@@ -444,7 +498,7 @@ for (const [d, ...also] of UNIQUE as [DocLine, ...DocLine[]][]) {
 
   if (spec.kind === 'once') {
     it(name, async () => {
-      const ns = box().namespace({ hosts: [HOST], addresses: [`${DOC_ADDRESS}/32`] });
+      const ns = box().namespace({ hosts: [HOST, PROXY_HOST], addresses: [`${DOC_ADDRESS}/32`] });
       try {
         const job = ns.run(d.text, { cwd: ROOT, mode: spec.mode });
         const r = await job.waitExit(spec.ms);
@@ -458,10 +512,10 @@ for (const [d, ...also] of UNIQUE as [DocLine, ...DocLine[]][]) {
   }
 
   it(name, async () => {
-    const ns = box().namespace({ hosts: [HOST], addresses: [`${DOC_ADDRESS}/32`] });
+    const ns = box().namespace({ hosts: [HOST, PROXY_HOST], addresses: [`${DOC_ADDRESS}/32`] });
     try {
-      const fixture = spec.fixture ? await startFixture(ns, spec.fixture) : null;
-      const keep = new Set(fixture ? [fixture.pid] : []);
+      const fixture = spec.fixture ? await startFixture(ns, spec.fixture) : [];
+      const keep = new Set(fixture.map((j) => j.pid));
       const linksBefore = ns.links().sort();
       // Ctrl-C in the terminal: SIGINT to the job's process group. Then `kill PID`: SIGTERM
       // to the process the shell started (sudo, which passes it on, or the program itself).
@@ -484,9 +538,9 @@ for (const [d, ...also] of UNIQUE as [DocLine, ...DocLine[]][]) {
         await until('the tun device to go', () => (links = ns.links().sort()).join() === linksBefore.join(), 5000).catch(() => {});
         assert.equal(links, linksBefore, `devices after ${how}`);
       }
-      if (fixture) {
-        fixture.signal('SIGTERM', 'group');
-        await fixture.waitExit(10_000);
+      for (const j of fixture) {
+        j.signal('SIGTERM', 'group');
+        await j.waitExit(10_000);
       }
     } finally {
       ns.destroy();

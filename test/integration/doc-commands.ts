@@ -355,6 +355,9 @@ export class Sandbox {
     // The environment of a user's shell: nothing npm put there for this test run.
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) && !['INIT_CWD', 'NODE', 'NODE_OPTIONS', 'NO_COLOR'].includes(k)) env[k] = v;
+    // Nor a proxy of the machine's: the client would take it (the README says so), and the
+    // lines that use a proxy name theirs.
+    for (const k of Object.keys(env)) if (/^(https?|all|no)_proxy$/i.test(k)) delete env[k];
     // npm run puts node_modules/.bin directories first on PATH; a user's shell has none.
     env.PATH = (env.PATH ?? DEBIAN_SECURE_PATH)
       .split(':')

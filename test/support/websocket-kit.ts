@@ -4,6 +4,7 @@
 // would (masking, fragments, control frames), reading the server's frames back.
 
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import tls from 'node:tls';
 import { WebSocket } from 'ws';
@@ -11,6 +12,16 @@ import type { Connect } from '../../client-sdk/src/types.js';
 import { type WebSocketConstructor, webSocketConnect } from '../../client-sdk/src/websocket.js';
 import { Framer } from '../../protocol/index.js';
 import { waitFor } from './server-net.js';
+
+/** bufferutil (ws's optional native masking) is installed here and its binary loads, rather than the package's own JavaScript fallback. */
+export function bufferutilLoads(): boolean {
+  try {
+    const req = createRequire(import.meta.url);
+    return req('bufferutil').mask !== req('bufferutil/fallback.js').mask;
+  } catch {
+    return false;
+  }
+}
 
 /** The `ws` package's WebSocket with client options of the test's own (a CA, a source address, headers). */
 export function wsClass(options: WebSocket.ClientOptions = {}): WebSocketConstructor {

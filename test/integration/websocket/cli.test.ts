@@ -4,11 +4,13 @@
 // or none at all with --no-ws.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CliServer, runCli } from '../../support/server-cli.js';
-import { RawWs, httpExchange, upgradeRequest, wsTo } from '../../support/websocket-kit.js';
+import { CliServer, SERVER_BIN, runCli } from '../../support/server-cli.js';
+import { CLIENT_BIN } from '../../support/paths.js';
+import { RawWs, bufferutilLoads, httpExchange, upgradeRequest, wsTo } from '../../support/websocket-kit.js';
 import { SdkPeer, equalBytes, ipPacket, rng, waitFor } from '../../support/server-net.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'svpn-ws-cli-'));
@@ -66,11 +68,7 @@ test('the flags, repeated and comma-separated, and the same options in a config 
         await Promise.all([peer.ready(5000), tcp.ready(5000)]);
         const conn = await s.event('upgrade', 5000, (e) => e.remote === '203.0.113.5');
         assert.match(conn.via, /^127\.0\.0\.1:\d+$/);
-        // Packets of every length through the bundled server, whose unmasking (common/ws-mask.ts) works a word at a time.
-        const sent = [21, 31, 32, 33, 63, 64, 65, 333, 1399, 1400, 1500].map((n, i) => ipPacket(peer.address, tcp.address, n, rng(i)));
-        for (const p of sent) peer.client.send(p);
-        await waitFor(() => tcp.packets.length === sent.length, 5000, 'every packet', () => tcp.packets.length);
-        assert.ok(sent.every((p, i) => equalBytes(tcp.packets[i], p)), 'intact');
+        await everyLengthIntact(peer, tcp);
       } finally {
         peer.close();
         tcp.close();
@@ -80,6 +78,54 @@ test('the flags, repeated and comma-separated, and the same options in a config 
     } finally {
       s.kill();
     }
+  }
+});
+
+/** Packets of every length from a WebSocket client to a TCP one, through the server: its unmasking intact. */
+async function everyLengthIntact(peer: SdkPeer, tcp: SdkPeer): Promise<void> {
+  const sent = [21, 31, 32, 33, 63, 64, 65, 333, 1399, 1400, 1500].map((n, i) => ipPacket(peer.address, tcp.address, n, rng(i)));
+  for (const p of sent) peer.client.send(p);
+  await waitFor(() => tcp.packets.length === sent.length, 5000, 'every packet', () => tcp.packets.length);
+  assert.ok(sent.every((p, i) => equalBytes(tcp.packets[i], p)), 'intact');
+}
+
+
+test('the bundled CLIs load bufferutil\'s native binary for ws (from node_modules, not bundled); SIMPLEVPN_WS_MASK=js keeps them off it', () => {
+  const native = bufferutilLoads();
+  for (const bin of [SERVER_BIN, CLIENT_BIN]) {
+    const trace = (env: Record<string, string>) => spawnSync(process.execPath, [bin, '--version'], { env: { ...process.env, NODE_DEBUG: 'module', ...env }, encoding: 'utf8', timeout: 10_000 });
+    const on = trace({});
+    assert.is(on.status, 0, on.stderr.slice(-500));
+    // node-gyp-build requires the binary by its path: prebuilds/<platform>-<arch>/bufferutil.node, or build/Release/ when compiled.
+    assert.is(/REQUEST \S*bufferutil\.node /.test(on.stderr), native, `${bin}: the native binary loaded, as it does here: ${native}`);
+    const off = trace({ SIMPLEVPN_WS_MASK: 'js' });
+    assert.is(off.status, 0);
+    assert.not.match(off.stderr, /REQUEST bufferutil/, `${bin} with SIMPLEVPN_WS_MASK=js`);
+  }
+});
+
+test('the bundled server with the JavaScript masking (SIMPLEVPN_WS_MASK=js) unmasks packets of every length intact', async () => {
+  process.env.SIMPLEVPN_WS_MASK = 'js';
+  let s: CliServer;
+  try {
+    s = new CliServer(BASE);
+  } finally {
+    delete process.env.SIMPLEVPN_WS_MASK;
+  }
+  try {
+    const port = await s.port();
+    const peer = new SdkPeer(port, { connect: wsTo(port) });
+    const tcp = new SdkPeer(port);
+    try {
+      await Promise.all([peer.ready(5000), tcp.ready(5000)]);
+      await everyLengthIntact(peer, tcp);
+    } finally {
+      peer.close();
+      tcp.close();
+    }
+    assert.equal(await s.stop(), { code: 0, signal: null });
+  } finally {
+    s.kill();
   }
 });
 

@@ -9,3 +9,4 @@ export { proxyConnect, parseProxyUrl, noProxy } from './proxy.js';
 export type { ProxyOptions } from './proxy.js';
 export { nodeWebSocketConnect } from './websocket.js';
 export type { NodeWebSocketOptions } from './websocket.js';
+export { ServerRotation } from './servers.js';

@@ -1,6 +1,7 @@
 // A cluster of simplevpn servers in network namespaces, for test/integration/cluster/:
 //
-//                         etcd (one node; 198.18.k.1 on a link of its own to each server)
+//                         etcd (one node, or three members in one namespace on ports
+//                         2379, 2381, 2383; 198.18.k.1 on a link of its own to each server)
 //                       /   |    \
 //                     s1    s2    s3      simplevpn-server (dist/bin), a tun each, --etcd
 //                      \    |    /
@@ -13,7 +14,9 @@
 // loose reverse-path filtering (rp_filter=2), as README.md tells operators. A server's link
 // to etcd can be taken down alone: a partition between it and etcd only.
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { cleanupOnExit } from './exit-cleanup.js';
 import { EtcdNode } from './etcd.js';
 import { type Host, Lab, type LogLine, type Proc, e2eUnavailable } from './lab.js';
 import { FIXTURES } from './paths.js';
@@ -34,8 +37,10 @@ export interface ClusterServer {
   host: Host;
   /** Its underlay address. */
   underlay: string;
-  /** The etcd URL it uses (over its own link). */
+  /** The etcd URL(s) it uses (over its own link): one per member, comma-separated. */
   etcdUrl: string;
+  /** Etcd's address at the far end of its own link. */
+  etcdIp: string;
   /** Its end of the link to etcd. */
   etcdDev: string;
   proc: Proc | null;
@@ -61,7 +66,11 @@ export class ClusterLab {
   readonly servers: ClusterServer[] = [];
   readonly clients: ClusterClient[] = [];
   etcd: EtcdNode | null = null;
+  /** Every member of etcd (etcd is the first). */
+  etcdMembers: EtcdNode[] = [];
   private ports = 0;
+  private readonly hostsFiles: Array<() => void> = [];
+  private bridged = 0;
 
   constructor(n = 3) {
     this.net = this.lab.host('net');
@@ -77,7 +86,7 @@ export class ClusterLab {
       // A server forwards between the underlay and its tun; loose reverse-path filtering.
       for (const k of ['net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=2', 'net.ipv4.conf.default.rp_filter=2'])
         spawnSync('ip', ['netns', 'exec', host.ns, 'sysctl', '-q', '-w', k], { timeout: 5000 });
-      this.servers.push({ name: `s${i}`, host, underlay, etcdUrl: `http://${l.a}:2379`, etcdDev, proc: null });
+      this.servers.push({ name: `s${i}`, host, underlay, etcdUrl: `http://${l.a}:2379`, etcdIp: l.a, etcdDev, proc: null });
     }
   }
 
@@ -100,12 +109,25 @@ export class ClusterLab {
     return { a: `w${k}a`, b: `w${k}b` };
   }
 
-  /** Starts etcd, listening on each of its links. */
-  async startEtcd(): Promise<EtcdNode> {
-    const first = this.servers[0]!.etcdUrl.replace(/^http:\/\/|:2379$/g, '');
-    this.etcd = new EtcdNode({ name: 'e1', ip: first, listenIp: '0.0.0.0', host: this.etcdHost });
-    await this.etcd.ready();
+  /**
+   * Starts etcd, listening on each of its links: one node, or `members` of one cluster
+   * (Raft among them), each server then given every member's URL.
+   */
+  async startEtcd(members = 1): Promise<EtcdNode> {
+    const first = this.servers[0]!.etcdIp;
+    const specs = Array.from({ length: members }, (_, k) => ({ name: `e${k + 1}`, ip: first, listenIp: '0.0.0.0', host: this.etcdHost, clientPort: 2379 + 2 * k, peerPort: 2380 + 2 * k }));
+    const initialCluster = members > 1 ? specs.map((s) => `${s.name}=http://${first}:${s.peerPort}`).join(',') : undefined;
+    this.etcdMembers = specs.map((s) => new EtcdNode({ ...s, initialCluster }));
+    this.etcd = this.etcdMembers[0]!;
+    await Promise.all(this.etcdMembers.map((m) => m.ready()));
+    for (const s of this.servers) s.etcdUrl = specs.map((m) => `http://${s.etcdIp}:${m.clientPort}`).join(',');
     return this.etcd;
+  }
+
+  /** Starts etcd (`members` of it) and every server, each with `extra` options. */
+  async startAll(members = 1, extra: string[] = []): Promise<void> {
+    await this.startEtcd(members);
+    await Promise.all(this.servers.map((_, i) => this.startServer(i, extra)));
   }
 
   /** Starts server `i` (from 0) and waits until it has joined the cluster. */
@@ -126,10 +148,32 @@ export class ClusterLab {
     return s.proc;
   }
 
+  /** A host for a client, on the bridge (the underlay); clients' addresses are .51 up. */
+  clientHost(name: string): Host {
+    const host = this.lab.host(name);
+    this.port(host, `${UNDERLAY}.${50 + ++this.bridged}`);
+    return host;
+  }
+
+  /**
+   * Makes `name` resolve to `addresses` (in that order) for programs started in `host`
+   * from now on: `ip netns exec` puts /etc/netns/NS/hosts in place of /etc/hosts.
+   */
+  resolve(host: Host, name: string, addresses: string[]): void {
+    const dir = `/etc/netns/${host.ns}`;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'hosts'), addresses.map((a) => `${a} ${name}\n`).join(''));
+    const remove = () => rmSync(dir, { recursive: true, force: true });
+    const forget = cleanupOnExit(remove);
+    this.hostsFiles.push(() => {
+      forget();
+      remove();
+    });
+  }
+
   /** A client on the bridge whose servers are tried from server `home` on, round the others. */
   client(name: string, home: number, opts: { only?: boolean; address?: string } = {}): ClusterClient {
-    const host = this.lab.host(name);
-    this.port(host, `${UNDERLAY}.${50 + this.clients.length + 1}`);
+    const host = this.clientHost(name);
     const order = opts.only ? [this.servers[home]!] : [...this.servers.slice(home), ...this.servers.slice(0, home)];
     const list = order.map((s) => `${s.underlay}:${PORT}`).join(',');
     const proc = host.node(name, join(FIXTURES, 'cluster-client.js'), [name, list, ...(opts.address ? [opts.address] : [])]);
@@ -166,9 +210,10 @@ export class ClusterLab {
 
   async destroy(): Promise<void> {
     try {
+      for (const remove of this.hostsFiles) remove();
       await this.lab.destroy();
     } finally {
-      await this.etcd?.stop();
+      await Promise.all(this.etcdMembers.map((m) => m.stop()));
     }
   }
 }

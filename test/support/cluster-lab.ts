@@ -35,8 +35,11 @@ function ip(args: string[]): string {
 export interface ClusterServer {
   name: string;
   host: Host;
-  /** Its underlay address. */
+  /** Its underlay address, and the device that has it. */
   underlay: string;
+  underlayDev: string;
+  /** Its --cluster-advertise (the underlay address unless a test links the servers otherwise). */
+  advertise: string;
   /** The etcd URL(s) it uses (over its own link): one per member, comma-separated. */
   etcdUrl: string;
   /** Etcd's address at the far end of its own link. */
@@ -66,6 +69,8 @@ export class ClusterLab {
   readonly servers: ClusterServer[] = [];
   readonly clients: ClusterClient[] = [];
   etcd: EtcdNode | null = null;
+  /** The servers' --log-level (the bench's many clients want less than every assignment). */
+  serverLogLevel = 'debug';
   /** Every member of etcd (etcd is the first). */
   etcdMembers: EtcdNode[] = [];
   private ports = 0;
@@ -80,24 +85,25 @@ export class ClusterLab {
     for (let i = 1; i <= n; i++) {
       const host = this.lab.host(`s${i}`);
       const underlay = `${UNDERLAY}.${10 + i}`;
-      this.port(host, underlay);
+      const underlayDev = this.port(host, underlay);
       const l = this.lab.link(this.etcdHost, host);
       const etcdDev = JSON.parse(ip(['-n', host.ns, '-j', 'addr', 'show', 'to', l.b]))[0].ifname as string;
       // A server forwards between the underlay and its tun; loose reverse-path filtering.
       for (const k of ['net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=2', 'net.ipv4.conf.default.rp_filter=2'])
         spawnSync('ip', ['netns', 'exec', host.ns, 'sysctl', '-q', '-w', k], { timeout: 5000 });
-      this.servers.push({ name: `s${i}`, host, underlay, etcdUrl: `http://${l.a}:2379`, etcdIp: l.a, etcdDev, proc: null });
+      this.servers.push({ name: `s${i}`, host, underlay, underlayDev, advertise: underlay, etcdUrl: `http://${l.a}:2379`, etcdIp: l.a, etcdDev, proc: null });
     }
   }
 
-  /** A veth from `host` into the bridge, with `address`/24 on its end. */
-  private port(host: Host, address: string): void {
+  /** A veth from `host` into the bridge, with `address`/24 on its end: the end's name. */
+  private port(host: Host, address: string): string {
     const k = ++this.ports;
     const dev = `u${k}`;
     ip(['link', 'add', dev, 'netns', host.ns, 'type', 'veth', 'peer', 'name', `br${k}`, 'netns', this.net.ns]);
     ip(['-n', this.net.ns, 'link', 'set', `br${k}`, 'master', 'br0', 'up']);
     ip(['-n', host.ns, 'addr', 'add', `${address}/24`, 'dev', dev]);
     ip(['-n', host.ns, 'link', 'set', dev, 'up']);
+    return dev;
   }
 
   /** A veth between two hosts, no addresses: the names of its ends. */
@@ -135,12 +141,12 @@ export class ClusterLab {
     const s = this.servers[i]!;
     s.proc = s.host.server([
       '--etcd', s.etcdUrl,
-      '--cluster-advertise', s.underlay,
+      '--cluster-advertise', s.advertise,
       '--cluster-id', s.name,
       '--idle-timeout', '10',
       '--keepalive', '2',
       '--status', '127.0.0.1:9100',
-      '--log-level', 'debug',
+      '--log-level', this.serverLogLevel,
       ...extra,
     ]);
     await s.proc.waitFor('cluster_joined', () => true, 20_000);

@@ -71,6 +71,12 @@ export class ClusterLab {
   etcd: EtcdNode | null = null;
   /** The servers' --log-level (the bench's many clients want less than every assignment). */
   serverLogLevel = 'debug';
+  /** Where etcd's data directories go (the system's temporary folder unless set: /dev/shm keeps the disk out of a measurement). */
+  etcdUnder: string | undefined;
+  /** How long a server may take to join the cluster and listen (a loaded machine needs longer). */
+  startMs = 20_000;
+  /** The servers' --idle-timeout: short, so that the tests see dead clients go soon. */
+  idleTimeout = 10;
   /** Every member of etcd (etcd is the first). */
   etcdMembers: EtcdNode[] = [];
   private ports = 0;
@@ -123,7 +129,7 @@ export class ClusterLab {
     const first = this.servers[0]!.etcdIp;
     const specs = Array.from({ length: members }, (_, k) => ({ name: `e${k + 1}`, ip: first, listenIp: '0.0.0.0', host: this.etcdHost, clientPort: 2379 + 2 * k, peerPort: 2380 + 2 * k }));
     const initialCluster = members > 1 ? specs.map((s) => `${s.name}=http://${first}:${s.peerPort}`).join(',') : undefined;
-    this.etcdMembers = specs.map((s) => new EtcdNode({ ...s, initialCluster }));
+    this.etcdMembers = specs.map((s) => new EtcdNode({ ...s, initialCluster, under: this.etcdUnder }));
     this.etcd = this.etcdMembers[0]!;
     await Promise.all(this.etcdMembers.map((m) => m.ready()));
     for (const s of this.servers) s.etcdUrl = specs.map((m) => `http://${s.etcdIp}:${m.clientPort}`).join(',');
@@ -143,14 +149,14 @@ export class ClusterLab {
       '--etcd', s.etcdUrl,
       '--cluster-advertise', s.advertise,
       '--cluster-id', s.name,
-      '--idle-timeout', '10',
+      '--idle-timeout', String(this.idleTimeout),
       '--keepalive', '2',
       '--status', '127.0.0.1:9100',
       '--log-level', this.serverLogLevel,
       ...extra,
     ]);
-    await s.proc.waitFor('cluster_joined', () => true, 20_000);
-    await s.proc.waitFor('listening', () => true, 20_000);
+    await s.proc.waitFor('cluster_joined', () => true, this.startMs);
+    await s.proc.waitFor('listening', () => true, this.startMs);
     return s.proc;
   }
 

@@ -1,7 +1,7 @@
 // The benchmark run: the sections asked for, one after another, then the results files.
 // Started by bench/run.mjs (which builds and installs the tools first):
 //
-//   node dist/js/bench/main.js [--quick] [--rounds N] [--seconds S] [--no-profile] [--render] [tun] [switch] [scale] [sdk] [hardening]
+//   node dist/js/bench/main.js [--quick] [--rounds N] [--seconds S] [--no-profile] [--render] [tun] [switch] [scale] [sdk] [hardening] [cluster]
 //
 // Each section (bench/sections/) measures and returns its part of latest.json; the targets
 // are judged and the reports drawn from that file's contents alone (bench/report/).
@@ -14,6 +14,7 @@ import { chart } from './report/chart.js';
 import { markdown } from './report/markdown.js';
 import type { BenchResults } from './report/schema.js';
 import { judge } from './report/targets.js';
+import { runCluster } from './sections/cluster.js';
 import { runHardening } from './sections/hardening.js';
 import { runScale } from './sections/scale.js';
 import { runSdk } from './sections/sdk.js';
@@ -23,11 +24,11 @@ import { runTun } from './sections/tun.js';
 import { errorText } from './util.js';
 
 /** Each section's run function, stored under its name in latest.json. */
-const RUN: { [K in SectionName]: Section<NonNullable<BenchResults[K]>> } = { tun: runTun, switch: runSwitch, scale: runScale, sdk: runSdk, hardening: runHardening };
+const RUN: { [K in SectionName]: Section<NonNullable<BenchResults[K]>> } = { tun: runTun, switch: runSwitch, scale: runScale, sdk: runSdk, hardening: runHardening, cluster: runCluster };
 
-const HELP = `Usage: npm run bench -- [--quick] [--rounds N] [--seconds S] [--no-profile] [--render] [tun] [switch] [scale] [sdk] [hardening]
+const HELP = `Usage: npm run bench -- [--quick] [--rounds N] [--seconds S] [--no-profile] [--render] [tun] [switch] [scale] [sdk] [hardening] [cluster]
 
-Runs the benchmarks (all five sections unless some are named) and writes
+Runs the benchmarks (all six sections unless some are named) and writes
 bench/results/latest.md, latest.json and latest.svg. Needs root for the network
 namespaces of the TUN section (the others fall back to this machine's loopback).
 

@@ -45,6 +45,10 @@ export const REFUSE_AUTH_FAILED = 6;
 export const REFUSE_RATE = 7;
 export const REFUSE_SHUTDOWN = 8;
 export const REFUSE_NOT_ALLOWED = 9; // credentials do not allow this address
+// The lease store (etcd, the state file) cannot record the lease now: try again, or another
+// server of the cluster. Not in Refusal below, to keep the SDK bundle's bytes: a device
+// treats it as any refusal it does not know, and retries.
+export const REFUSE_STORE_UNAVAILABLE = 10;
 export const REFUSE_IDENTITY = 11; // the client certificate names another id, or none the server knows
 export const REFUSE_BEARER = 12; // the secret itself is not accepted here: answer a challenge
 

@@ -3,6 +3,7 @@
 
 import type { ProfileSummary } from '../probes/cpuprofile.js';
 import type { PerfSummary } from '../probes/perf.js';
+import type { ClusterResult } from '../sections/cluster.js';
 import type { HardeningResult } from '../sections/hardening.js';
 import type { ScaleResult } from '../sections/scale.js';
 import { SECTIONS } from '../sections/section.js';
@@ -127,6 +128,7 @@ function switchSection(s: SwitchResult): string[] {
 function scaleSection(sc: ScaleResult): string[] {
   const L: string[] = ['', '## 3. Scale', ''];
   if (sc.error) L.push(`**Failed:** ${sc.error}`, '');
+  if (sc.capped) L.push(`**Fewer clients than asked for:** ${sc.capped}`, '');
   L.push(
     `${sc.clients} clients from ${sc.processes} processes, each client from a loopback source address of its own${sc.isolated ? ', in a network namespace of their own' : ''}; ` +
       `at most ${sc.window} waiting for a reply per process.`,
@@ -216,6 +218,24 @@ function hardeningSection(h: HardeningResult): string[] {
   return L;
 }
 
+function clusterSection(c: ClusterResult): string[] {
+  const L: string[] = ['', '## 6. Cluster (issue 14)', ''];
+  L.push(
+    `Three servers (tun devices, kernel routes) on one etcd node, in network namespaces; ${c.clients} clients, a third on each server, all at once (bench/sections/cluster.ts).`,
+    '',
+    '| measure | value |',
+    '|---|--:|',
+    `| clients that got an address (each lease a transaction in etcd) | ${c.assigned} of ${c.clients}${c.failed ? ` (${c.failed} failed: ${JSON.stringify(c.errors)})` : ''} |`,
+    `| assignments per second through etcd | ${c.assignmentsPerSecond ?? 'n/a'} (${c.assignSeconds?.toFixed(2) ?? 'n/a'} s) |`,
+    `| every server routes every other server's clients, after the last reply | ${c.routesConvergedMs ?? 'n/a'} ms |`,
+  );
+  const f = c.failover;
+  if (f) L.push(`| kill -9 of a server holding ${f.killedHeld}: no route via it on the others (its etcd lease expires: --etcd-ttl ${f.etcdTtl}) | ${f.routesGoneMs ?? 'not within the bound'} ms |`);
+  if (Object.keys(c.trouble ?? {}).length) L.push('', `The servers logged: ${Object.entries(c.trouble).map(([k, v]) => `${k} ${v}`).join(', ')}.`);
+  if (c.error) L.push('', `**Failed:** ${c.error.split('\n')[0]}`);
+  return L;
+}
+
 /** A CPU profile summary (probes/cpuprofile.ts) as a table; the profile reader prints it too. */
 export function profileMarkdown(title: string, s: ProfileSummary): string {
   const k = s.kinds;
@@ -264,7 +284,7 @@ function profiles(r: BenchResults): string[] {
   }
   const sp = r.scale?.profile;
   if (sp) {
-    L.push('', `### Scale: ${r.scale!.clients} clients asking for an address at once (${sp.assignmentsPerSecond ?? 'n/a'}/s under the profiler)`);
+    L.push('', `### Scale: ${sp.clients ?? r.scale!.clients} clients asking for an address at once (${sp.assignmentsPerSecond ?? 'n/a'}/s under the profiler)`);
     if (sp.error) L.push('', `Note: ${sp.error}`);
     if (sp.server) L.push('', profileMarkdown('simplevpn server (assigning)', sp.server));
   }
@@ -297,6 +317,7 @@ export function markdown(r: BenchResults): string {
   if (r.scale) L.push(...scaleSection(r.scale));
   if (r.sdk) L.push(...sdkSection(r.sdk));
   if (r.hardening) L.push(...hardeningSection(r.hardening));
+  if (r.cluster) L.push(...clusterSection(r.cluster));
   L.push(...profiles(r));
   L.push('', '## Tools', '', '| tool | version |', '|---|---|');
   for (const [name, v] of Object.entries(r.tools)) L.push(`| ${name} | ${v ?? 'not available'} |`);

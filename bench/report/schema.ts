@@ -1,6 +1,7 @@
 // The shape of bench/results/latest.json (version 1): everything one run measured, with the
 // targets judged against it. latest.md and latest.svg are drawn from this alone (--render).
 
+import type { ClusterResult } from '../sections/cluster.js';
 import type { HardeningResult } from '../sections/hardening.js';
 import type { ScaleResult } from '../sections/scale.js';
 import type { SdkResult } from '../sections/sdk.js';
@@ -32,6 +33,7 @@ export interface BenchResults {
   scale?: ScaleResult;
   sdk?: SdkResult;
   hardening?: HardeningResult;
+  cluster?: ClusterResult;
   targets: Target[];
 }
 

@@ -11,3 +11,4 @@ export { nodeWebSocketConnect } from './websocket.js';
 export type { NodeWebSocketOptions } from './websocket.js';
 export { challengeCredentials, clientKeyFromSecret } from './auth.js';
 export type { ChallengeCredentials } from './auth.js';
+export { ServerRotation } from './servers.js';

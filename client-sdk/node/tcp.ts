@@ -82,6 +82,10 @@ function certNames(cert: { subjectaltname?: string; subject?: { CN?: string | st
  * session) was established.
  */
 export function explainError(e: NodeJS.ErrnoException & { hostname?: string; address?: string; port?: number; host?: string; cert?: any }, opened: boolean): [CloseCode, string, string[]?] {
+  // A name with several addresses, none of which answered: node:net tried each in turn
+  // (autoSelectFamily) and reports them together. Each one's reason, one line.
+  const all = (e as { errors?: Array<typeof e> }).errors;
+  if (!opened && all?.length && all.every((x) => x.syscall === 'connect')) return ['connect_failed', all.map((x) => explainError(x, false)[1]).join('; ')];
   const code = e.code || '';
   const why = (meaning: string | undefined) => `${meaning || e.message} (${code || e.message})`;
   if (!opened && e.syscall === 'getaddrinfo') return ['resolve_failed', `cannot resolve ${e.hostname}: ${why(MEANING[code] || 'DNS failure')}`];

@@ -20,7 +20,9 @@ Needs root or CAP_NET_ADMIN.
 Options:
   -s, --server HOST|URL      the server's host name or address (required), or a URL whose
                              scheme picks the transport: tcp://, tls://, ws://HOST[:PORT]/PATH,
-                             wss://HOST[:PORT]/PATH
+                             wss://HOST[:PORT]/PATH. Servers of a cluster: -s A,B,C (or a
+                             name with several addresses): when the server in use is gone,
+                             the client moves to the next and keeps its address
   -p, --port PORT            the server's port (2002 for tcp, 2003 for tls; 80 for ws, 443 for
                              wss, as a reverse proxy listens: give -p 2002 or 2003 to reach
                              simplevpn-server's own ports)
@@ -71,6 +73,7 @@ Security:
 Examples:
   sudo simplevpn-client -s vpn.example.net
   sudo simplevpn-client -s vpn.example.net -a 10.0.3.7
+  sudo simplevpn-client -s vpn1.example.net,vpn2.example.net,vpn3.example.net
   sudo simplevpn-client -s vpn.example.net --tls --ca ca.pem --id sensor-7 --secret-file secret
   sudo simplevpn-client -s wss://vpn.example.net/vpn --ca ca.pem
   sudo simplevpn-client -s vpn.example.net --proxy http://proxy.example.net:3128
@@ -111,12 +114,23 @@ export type Transport = 'tcp' | 'tls' | 'ws' | 'wss';
 const TRANSPORTS: Transport[] = ['tcp', 'tls', 'ws', 'wss'];
 const DEFAULT_PORT: Record<Transport, number> = { tcp: PORT, tls: TLS_PORT, ws: 80, wss: 443 };
 
-export interface ClientSettings {
+/** One server of -s, as dialled. */
+export interface ServerEndpoint {
   /** The server's host name or address, and its port. */
   host: string;
   port: number;
   /** HOST:PORT as dialled, for log lines ([HOST]:PORT for an IPv6 address). */
   server: string;
+  /** The WebSocket's URL, for ws and wss. */
+  url?: string;
+  /** The HTTP proxy (http://[user:pass@]host:port) whose CONNECT tunnel the connection runs in. */
+  proxy?: string;
+}
+
+/** The settings; the fields of ServerEndpoint are the first server's. */
+export interface ClientSettings extends ServerEndpoint {
+  /** Every server of -s a,b,c, in order (one for -s HOST): the client moves to the next when its own is gone. */
+  servers: ServerEndpoint[];
   /** The address to ask for (-a), or undefined for any free one. */
   address?: string;
   /** The tun device's name, or a pattern (svpn%d). */
@@ -129,11 +143,8 @@ export interface ClientSettings {
   maxBackoff?: number;
   name?: string;
   seed: boolean;
-  /** How the stream travels; `url` is the WebSocket's for ws and wss. */
+  /** How the stream travels. */
   transport: Transport;
-  url?: string;
-  /** The HTTP proxy (http://[user:pass@]host:port) whose CONNECT tunnel the connection runs in. */
-  proxy?: string;
   /** TLS (for tls and wss), with the files' contents; null otherwise. */
   tls: { ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string } | null;
   credentials?: CredentialSettings;
@@ -164,50 +175,63 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
     if (args.tls && args.transport !== 'tls') usage(`--tls and --transport ${args.transport} disagree: --tls is --transport tls`);
     transport = args.transport;
   }
-  let host = String(args.server);
-  let urlPort: string | undefined;
-  let path = args.path as string | undefined;
-  const scheme = /^([a-z]+):\/\//i.exec(host)?.[1].toLowerCase();
-  if (scheme) {
-    if (!TRANSPORTS.includes(scheme as Transport)) usage(`-s ${host}: the scheme must be tcp://, tls://, ws:// or wss://`);
-    if (args.transport !== undefined && args.transport !== scheme) usage(`-s ${host} and --transport ${args.transport} disagree`);
-    if (args.tls && scheme !== 'tls') usage(`-s ${host} and --tls disagree`);
-    let u: URL;
-    try {
-      u = new URL(host);
-    } catch {
-      return usage(`-s ${host} is not a URL`);
+  // -s a,b,c: the servers of one cluster, each parsed alone; one transport for all.
+  const entries = String(args.server).split(',');
+  if (entries.some((e) => !e.trim())) usage(`-s ${args.server}: an empty server in the list`);
+  const parsed: Array<{ host: string; urlPort?: string; path?: string }> = [];
+  let schemeSeen: string | undefined;
+  for (const entry of entries) {
+    let host = entry.trim();
+    let urlPort: string | undefined;
+    let path = args.path as string | undefined;
+    const scheme = /^([a-z]+):\/\//i.exec(host)?.[1].toLowerCase();
+    if (entries.length > 1 && (scheme ?? 'none') !== (schemeSeen ??= scheme ?? 'none')) usage(`-s ${args.server}: every server in the list must have the same scheme (or none)`);
+    if (scheme) {
+      if (!TRANSPORTS.includes(scheme as Transport)) usage(`-s ${host}: the scheme must be tcp://, tls://, ws:// or wss://`);
+      if (args.transport !== undefined && args.transport !== scheme) usage(`-s ${host} and --transport ${args.transport} disagree`);
+      if (args.tls && scheme !== 'tls') usage(`-s ${host} and --tls disagree`);
+      let u: URL;
+      try {
+        u = new URL(host);
+      } catch {
+        return usage(`-s ${host} is not a URL`);
+      }
+      if (!u.hostname) usage(`-s ${host}: no host`);
+      transport = scheme as Transport;
+      host = u.hostname.replace(/^\[|\]$/g, '');
+      urlPort = u.port || undefined;
+      if (urlPort && args.port !== undefined && Number(args.port) !== Number(urlPort)) usage(`-s ${args.server} and --port ${args.port} disagree`);
+      if ((u.pathname !== '/' && u.pathname !== '') || u.search) {
+        if (transport !== 'ws' && transport !== 'wss') usage(`-s ${args.server}: a path is for ws:// and wss:// only`);
+        if (path !== undefined) usage(`-s ${args.server} and --path ${path} disagree`);
+        path = u.pathname + u.search;
+      }
     }
-    if (!u.hostname) usage(`-s ${host}: no host`);
-    transport = scheme as Transport;
-    host = u.hostname.replace(/^\[|\]$/g, '');
-    urlPort = u.port || undefined;
-    if (urlPort && args.port !== undefined && Number(args.port) !== Number(urlPort)) usage(`-s ${args.server} and --port ${args.port} disagree`);
-    if ((u.pathname !== '/' && u.pathname !== '') || u.search) {
-      if (transport !== 'ws' && transport !== 'wss') usage(`-s ${args.server}: a path is for ws:// and wss:// only`);
-      if (path !== undefined) usage(`-s ${args.server} and --path ${path} disagree`);
-      path = u.pathname + u.search;
-    }
+    parsed.push({ host, urlPort, path });
   }
   const ws = transport === 'ws' || transport === 'wss';
   const secure = transport === 'tls' || transport === 'wss';
-  if (path !== undefined && !ws) usage('--path is for --transport ws or wss');
-  if (path !== undefined && !path.startsWith('/')) usage(`--path must start with /, got "${path}"`);
-  const port = Number(args.port ?? urlPort ?? DEFAULT_PORT[transport]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) usage(`--port must be from 1 to 65535, got "${args.port}"`);
-  // mri reads --no-proxy as proxy = false.
-  let proxy: string | undefined = typeof args.proxy === 'string' ? args.proxy : undefined;
-  if (proxy === undefined && args.proxy !== false) {
-    const fromEnv = secure ? (env.https_proxy ?? env.HTTPS_PROXY) : (env.http_proxy ?? env.HTTP_PROXY);
-    if (fromEnv && !noProxy(host, env.no_proxy ?? env.NO_PROXY)) proxy = fromEnv.includes('://') ? fromEnv : `http://${fromEnv}`;
-  }
-  if (proxy !== undefined) {
-    try {
-      parseProxyUrl(proxy);
-    } catch (e) {
-      usage(`--proxy: ${(e as Error).message}`);
+  const servers = parsed.map(({ host, urlPort, path }): ServerEndpoint => {
+    if (path !== undefined && !ws) usage('--path is for --transport ws or wss');
+    if (path !== undefined && !path.startsWith('/')) usage(`--path must start with /, got "${path}"`);
+    const port = Number(args.port ?? urlPort ?? DEFAULT_PORT[transport]);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) usage(`--port must be from 1 to 65535, got "${args.port}"`);
+    // mri reads --no-proxy as proxy = false.
+    let proxy: string | undefined = typeof args.proxy === 'string' ? args.proxy : undefined;
+    if (proxy === undefined && args.proxy !== false) {
+      const fromEnv = secure ? (env.https_proxy ?? env.HTTPS_PROXY) : (env.http_proxy ?? env.HTTP_PROXY);
+      if (fromEnv && !noProxy(host, env.no_proxy ?? env.NO_PROXY)) proxy = fromEnv.includes('://') ? fromEnv : `http://${fromEnv}`;
     }
-  }
+    if (proxy !== undefined) {
+      try {
+        parseProxyUrl(proxy);
+      } catch (e) {
+        usage(`--proxy: ${(e as Error).message}`);
+      }
+    }
+    const hostPort = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    return { host, port, server: hostPort, url: ws ? `${transport}://${hostPort}${path ?? '/'}` : undefined, proxy };
+  });
   if (args.address !== undefined && parseIPv4(args.address) <= 0) usage(`--address must be an IPv4 address, got "${args.address}"`);
   const log = logOptions(usage, args['log-format'], args['log-level']);
   const tun = String(args.tun ?? 'svpn%d');
@@ -228,15 +252,11 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
   for (const k of ['ca', 'cert', 'key', 'servername']) if (args[k] !== undefined && !secure) usage(`--${k} needs --tls`);
   if (Boolean(args.cert) !== Boolean(args.key)) usage('--cert and --key go together');
   const credentials = parseCredentials(usage, args, env, Boolean(args.cert));
-  const hostPort = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const file = (flag: string) => (args[flag] ? readFlagFile(usage, flag, args[flag]) : undefined);
   return {
-    host,
-    port,
-    server: hostPort,
+    ...servers[0]!,
+    servers,
     transport,
-    url: ws ? `${transport}://${hostPort}${path ?? '/'}` : undefined,
-    proxy,
     address: args.address,
     tun,
     mtu,

@@ -1,6 +1,7 @@
 // The Connect simplevpn-client dials with: TCP, TLS or a WebSocket (ws, wss), each either
 // straight to the server or inside an HTTP proxy's CONNECT tunnel (--proxy, or the
-// http_proxy/https_proxy environment variables: args.ts picks).
+// http_proxy/https_proxy environment variables: args.ts picks). With several servers
+// (-s a,b,c), one Connect per server, taken in turn (client-sdk/node/servers.ts).
 
 import net from 'node:net';
 import tls from 'node:tls';
@@ -9,9 +10,19 @@ import { tcpConnect, wrapNodeSocket } from '../../client-sdk/node/tcp.js';
 import { tlsConnect } from '../../client-sdk/node/tls.js';
 import { nodeWebSocketConnect } from '../../client-sdk/node/websocket.js';
 import { proxyConnect } from '../../client-sdk/node/proxy.js';
-import type { ClientSettings } from './args.js';
+import { ServerRotation } from '../../client-sdk/node/servers.js';
+import type { ClientSettings, ServerEndpoint } from './args.js';
 
-export function clientConnect(o: ClientSettings): Connect {
+/** The servers of -s in turn: `connect` for the SDK, `next` the one it dials next. */
+export function clientConnect(o: ClientSettings): ServerRotation<ServerEndpoint> {
+  return new ServerRotation(
+    o.servers.map((e) => dial({ ...o, ...e })),
+    o.servers,
+  );
+}
+
+/** The Connect to one server (o's host, port, url and proxy). */
+function dial(o: ClientSettings): Connect {
   const t = o.tls ?? {};
   const ws = o.transport === 'ws' || o.transport === 'wss';
   if (!o.proxy) {

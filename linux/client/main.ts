@@ -115,7 +115,9 @@ async function main(argv: string[]): Promise<void> {
   if (o === 'help') return void process.stdout.write(HELP);
   if (o === 'version') return void process.stdout.write(VERSION + '\n');
   const log = createLogger(o.log);
-  const connect = clientConnect(o);
+  const servers = clientConnect(o);
+  // The server of the latest attempt: log lines and final refusals name it.
+  let dialled = o.servers[0]!;
 
   tierUpSooner();
   let client: Client | null = null;
@@ -138,7 +140,7 @@ async function main(argv: string[]): Promise<void> {
   let everReady = false;
 
   client = new Client({
-    connect,
+    connect: servers.connect,
     credentials: sdkCredentials(o.credentials),
     tun: {
       write: (buf, offset, length) => {
@@ -163,8 +165,10 @@ async function main(argv: string[]): Promise<void> {
     name: o.name,
     mtu: o.mtu,
     onState: (s) => {
-      if (s.state === 'connecting') log.log('info', 'connecting', { server: o.server, transport: o.transport === 'tcp' ? undefined : o.transport, proxy: o.proxy?.replace(/\/\/[^@/]*@/, '//***@') });
-      else if (s.state === 'ready') {
+      if (s.state === 'connecting') {
+        dialled = servers.servers[servers.next]!;
+        log.log('info', 'connecting', { server: dialled.server, transport: o.transport === 'tcp' ? undefined : o.transport, proxy: dialled.proxy?.replace(/\/\/[^@/]*@/, '//***@') });
+      } else if (s.state === 'ready') {
         try {
           configured = apply(tun, interfaceChanges(configured, s), log);
         } catch (err: any) {
@@ -180,10 +184,11 @@ async function main(argv: string[]): Promise<void> {
           keepalive: s.keepalive,
           routes: s.routes.map(routeText).join(',') || undefined,
           server: s.server,
+          via: o.servers.length > 1 ? dialled.server : undefined,
         });
       } else if (s.state === 'down') {
         // Final: the refusal (or the setting to fix) is the last word, with no retry announced.
-        const final = everReady ? null : finalDown(s, o);
+        const final = everReady ? null : finalDown(s, { ...o, ...dialled });
         if (final) {
           log.log('error', final.event, final.fields);
           return shutdown(3);

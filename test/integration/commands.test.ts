@@ -177,6 +177,10 @@ const LINES: Record<string, Spec> = {
       assert.is(cluster.reachable, false);
     },
   },
+  'sudo simplevpn-client -s vpn1.example.net,vpn2.example.net,vpn3.example.net': {
+    kind: 'listed',
+    why: 'needs three servers of one cluster on etcd: test/integration/cluster/follow.test.ts runs simplevpn-client with -s A,B,C and with a name of three addresses against three servers in namespaces, and kills the one in use',
+  },
   ...Object.fromEntries(
     [
       'sudo ip link add svpn-vx mtu 1450 type vxlan id 4242 dstport 4789 local 203.0.113.1',
@@ -188,6 +192,19 @@ const LINES: Record<string, Spec> = {
       {
         kind: 'listed',
         why: 'a recipe for two hosts whose lines build on one another (each needs the device the one before made): test/integration/cluster/cluster.test.ts runs them as printed, in order, on two namespaces in different networks',
+      },
+    ]),
+  ),
+  ...Object.fromEntries(
+    [
+      'sudo ip link add svpn-gre2 type gre local 203.0.113.1 remote 198.51.100.2 ttl 64',
+      'sudo ip addr add 172.30.0.1 peer 172.30.0.2 dev svpn-gre2',
+      'sudo ip link set svpn-gre2 up',
+    ].map((line): [string, Spec] => [
+      line,
+      {
+        kind: 'listed',
+        why: 'a recipe for two hosts whose lines build on one another: test/integration/cluster/gre.test.ts runs them as printed, in order, and their mirror on the other host, as the link between two servers of a cluster (where the kernel has GRE: it skips, saying so, on a kernel without it)',
       },
     ]),
   ),
@@ -265,6 +282,7 @@ const OTHER_LANGS: Record<string, string> = {
   ts: "the README's SDK snippet: type-checked and run by the last test (it must be the only one)",
   js: 'firmware sketches for Moddable XS and Espruino (examples/README.md): engines that are not on this machine',
   text: 'a diagram or output, not code',
+  conf: "bird2's configuration file in README.md's cluster guide, not commands: test/integration/cluster/bgp.test.ts runs bird2 with it",
 };
 
 /**

@@ -7,7 +7,7 @@
 
 import { randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { KIND_RESPONSE, REFUSE_BEARER, REFUSE_IDENTITY, authMessage, challengeMessage, KIND_REPLY, KIND_REQUEST, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_RATE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_MTU, configTlvs, eachTlv, extKind, extMessage, readAscii, readU16, refusal, u16, type Tlv, ANY, DST, SRC, formatIPv4, readU32, writeU32, SEED_MTU, MIN_MTU } from '../../../protocol/index.js';
+import { KIND_RESPONSE, REFUSE_BEARER, REFUSE_IDENTITY, authMessage, challengeMessage, KIND_REPLY, KIND_REQUEST, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_RATE, REFUSE_STORE_UNAVAILABLE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_MTU, configTlvs, eachTlv, extKind, extMessage, readAscii, readU16, refusal, u16, type Tlv, ANY, DST, SRC, formatIPv4, readU32, writeU32, SEED_MTU, MIN_MTU } from '../../../protocol/index.js';
 import { type Fields, type Level, LogThrottle } from '../../../common/log.js';
 import type { ResolvedConfig } from '../config/config.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -82,7 +82,7 @@ const refusalOf = (code: number, reason: string, text: string): Refusal => ({ co
 function leaseRefusal(r: LeaseRefusal, wanted: number, why?: string): Refusal {
   if (r === 'in_use') return refusalOf(REFUSE_IN_USE, 'address_in_use', `address ${formatIPv4(wanted)} is in use`);
   if (r === 'exhausted') return refusalOf(REFUSE_EXHAUSTED, 'pool_exhausted', 'no free address left in the subnet');
-  return refusalOf(REFUSE_RATE, 'lease_unavailable', `the address could not be recorded (${why ?? 'the lease store did not answer'}); try again`);
+  return refusalOf(REFUSE_STORE_UNAVAILABLE, 'lease_unavailable', `the address could not be recorded (${why ?? 'the lease store did not answer'}); try again`);
 }
 
 // Lease tokens: 16 random bytes each, drawn from a pool filled 4 KiB at a time, kept as
@@ -418,7 +418,7 @@ export class Admission {
     this.ctx.metrics.refused(r.reason);
     // Refusals of credentials come in floods when someone guesses: a few lines a second, the
     // next saying how many were held back (every one is counted and emitted).
-    const held = r.code === REFUSE_RATE || r.code === REFUSE_AUTH_FAILED ? this.authLog.pass(r.reason, Date.now()) : 0;
+    const held = r.code === REFUSE_RATE || r.code === REFUSE_STORE_UNAVAILABLE || r.code === REFUSE_AUTH_FAILED ? this.authLog.pass(r.reason, Date.now()) : 0;
     this.ctx.event(held < 0 ? 'quiet' : 'warn', 'refuse', {
       id: c.id,
       remote: c.remote,

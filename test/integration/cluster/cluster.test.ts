@@ -25,8 +25,7 @@ if (!skip) {
   test.before(async () => {
     L = new ClusterLab(3);
     [s1, s2, s3] = L.servers as [ClusterServer, ClusterServer, ClusterServer];
-    await L.startEtcd();
-    await Promise.all([0, 1, 2].map((i) => L.startServer(i)));
+    await L.startAll();
   });
   test.after(async () => {
     await L?.destroy();

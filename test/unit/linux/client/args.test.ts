@@ -32,9 +32,10 @@ test('defaults: port 2002, tun svpn%d, MTU 65000, plain TCP, text logs at info, 
     host: 'vpn.example.net',
     port: 2002,
     server: 'vpn.example.net:2002',
-    transport: 'tcp',
     url: undefined,
     proxy: undefined,
+    servers: [{ host: 'vpn.example.net', port: 2002, server: 'vpn.example.net:2002', url: undefined, proxy: undefined }],
+    transport: 'tcp',
     address: undefined,
     tun: 'svpn%d',
     mtu: 65000,
@@ -72,6 +73,31 @@ test('proxies: --proxy, https_proxy for tls and wss, http_proxy for tcp and ws, 
   assert.is(parse(['-s', 'h'], { http_proxy: 'http://px:8080' }).proxy, 'http://px:8080');
   assert.is(parse(['-s', 'h', '--no-proxy'], { http_proxy: 'http://px:8080' }).proxy, undefined);
   assert.match(String(refused(['-s', 'h', '--proxy', 'socks5://px:1080'])), /^--proxy: the proxy must be an http:\/\/ URL/);
+});
+
+test('several servers: -s a,b,c, in order, each with its port, URL and proxy; the first is the settings\' own; one scheme for all', () => {
+  const o = parse(['-s', 'a.example.net,10.0.0.2, ::1', '-p', '2012'], { http_proxy: 'http://px:8080', NO_PROXY: '10.0.0.2' });
+  assert.equal(
+    o.servers.map((e) => [e.server, e.proxy]),
+    [
+      ['a.example.net:2012', 'http://px:8080'],
+      ['10.0.0.2:2012', undefined],
+      ['[::1]:2012', 'http://px:8080'],
+    ],
+  );
+  assert.equal([o.host, o.port, o.server], ['a.example.net', 2012, 'a.example.net:2012']);
+  const w = parse(['-s', 'wss://a/vpn,wss://b:8443/vpn']);
+  assert.equal(
+    w.servers.map((e) => e.url),
+    ['wss://a:443/vpn', 'wss://b:8443/vpn'],
+  );
+  assert.equal(parse(['-s', 'tcp://a:2002,tcp://b:2012']).servers.map((e) => e.port), [2002, 2012]);
+  assert.is(parse(['-s', 'one']).servers.length, 1);
+  assert.is(refused(['-s', 'a,,b']), '-s a,,b: an empty server in the list');
+  assert.is(refused(['-s', 'a,']), '-s a,: an empty server in the list');
+  assert.is(refused(['-s', 'tcp://a,wss://b']), '-s tcp://a,wss://b: every server in the list must have the same scheme (or none)');
+  assert.is(refused(['-s', 'tls://a,b']), '-s tls://a,b: every server in the list must have the same scheme (or none)');
+  assert.is(refused(['-s', 'a,ftp://b']), '-s a,ftp://b: every server in the list must have the same scheme (or none)');
 });
 
 test('--help and --version are answered before anything is checked', () => {

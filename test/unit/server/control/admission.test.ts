@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { ANY, DST, KIND_REFUSAL, KIND_REPLY, KIND_REQUEST, REFUSE_FULL, REFUSE_RATE, extKind, extMessage, parseIPv4, readRefusal, readU32, seedRequest } from '../../../../protocol/index.js';
+import { ANY, DST, KIND_REFUSAL, KIND_REPLY, KIND_REQUEST, REFUSE_FULL, REFUSE_STORE_UNAVAILABLE, extKind, extMessage, parseIPv4, readRefusal, readU32, seedRequest } from '../../../../protocol/index.js';
 import { resolveConfig } from '../../../../server/src/config/config.js';
 import { Admission, type Client } from '../../../../server/src/control/admission.js';
 import type { Allocation, LeaseStore } from '../../../../server/src/control/lease-store.js';
@@ -147,7 +147,7 @@ test('a connection that closes while its lease is recorded gives the lease back 
   assert.is(c.session.address, ANY);
 });
 
-test("a store that cannot record ('unavailable', or a rejected promise) refuses with code 7, try again", async () => {
+test("a store that cannot record ('unavailable', or a rejected promise) refuses with code 10, try again", async () => {
   for (const answer of ['unavailable' as const, new Error('etcd: connection refused')]) {
     const store = new SlowStore();
     const { sw, metrics, connect, ended } = setup(store);
@@ -157,7 +157,8 @@ test("a store that cannot record ('unavailable', or a rejected promise) refuses 
     await tick();
     assert.is(sock.out.length, 1);
     assert.is(extKind(sock.out[0]), KIND_REFUSAL);
-    assert.is(readRefusal(sock.out[0]).code, REFUSE_RATE);
+    assert.is(readRefusal(sock.out[0]).code, REFUSE_STORE_UNAVAILABLE);
+    assert.is(readRefusal(sock.out[0]).code, 10, 'code 10 on the wire (PROTOCOL.md)');
     assert.is(metrics.refusals.lease_unavailable, 1);
     assert.ok(sock.ended, 'the connection closes after the refusal');
     assert.equal(

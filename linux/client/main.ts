@@ -15,6 +15,7 @@ import { createLogger, type Fields, type Logger } from '../../common/log.js';
 import { tierUpSooner } from '../../common/tiering.js';
 import { VERSION } from '../../common/version.js';
 import { disableIpv6, openTun, type TunDevice } from '../tun.js';
+import { Coalescer } from '../../common/offload/coalesce.js';
 import { type ClientSettings, HELP, parseClientArgs } from './args.js';
 import { type Changes, type Configured, interfaceChanges, routeText } from './interface-config.js';
 
@@ -123,13 +124,31 @@ async function main(argv: string[]): Promise<void> {
       name: o.tun,
       onPackets: (packets, count) => sendBatch(client!, packets, count),
       onError: (err) => log.log('error', 'tun_error', { error: err.message }),
+      offload: o.offload,
     });
   } catch (err: any) {
     log.log('error', 'tun_failed', { error: err.message, code: err.code });
     process.exit(1);
   }
   disableIpv6(tun.name);
-  log.log('info', 'tun_created', { name: tun.name });
+  log.log('info', 'tun_created', { name: tun.name, offload: o.offload ? tun.offload : undefined });
+  if (tun.offloadError) log.log('warn', 'tun_offload_unavailable', { name: tun.name, reason: tun.offloadError, fix: 'a kernel with TUN offloads (Linux 2.6.27 or later) and a tun device that was not opened elsewhere without them; the tun works without them, slower' });
+  // With offloads, the packets of one received chunk are coalesced into super-packets and
+  // written once the chunk has been read: a microtask runs right after the socket's callback.
+  const coalescer = tun.offload ? new Coalescer(tun) : null;
+  let flushQueued = false;
+  const flushTun = (): void => {
+    flushQueued = false;
+    try {
+      coalescer!.flush();
+    } catch (err: any) {
+      tunFailed(err);
+    }
+  };
+  function tunFailed(err: any): void {
+    log.log('error', 'tun_failed', { name: tun.name, error: err.message, code: err.code });
+    shutdown(1);
+  }
 
   // What is configured on the tun now, so a new assignment changes only what differs.
   let configured: Configured = { addressing: null, routes: [] };
@@ -144,10 +163,14 @@ async function main(argv: string[]): Promise<void> {
         // which). A throw is the device itself failing (deleted under us): nothing more can
         // be delivered, so the client stops and says why.
         try {
-          return tun.write(buf, offset, length);
+          if (!coalescer) return tun.write(buf, offset, length);
+          if (!flushQueued) {
+            flushQueued = true;
+            queueMicrotask(flushTun);
+          }
+          return coalescer.push(buf, offset, length);
         } catch (err: any) {
-          log.log('error', 'tun_failed', { name: tun.name, error: err.message, code: err.code });
-          shutdown(1);
+          tunFailed(err);
           return false;
         }
       },
@@ -199,7 +222,18 @@ async function main(argv: string[]): Promise<void> {
     client?.close();
     tun.close();
     const st = client!.stats;
-    log.log('info', 'stopped', { tx_packets: st.txPackets, rx_packets: st.rxPackets, dropped: st.dropped, tun_dropped: st.rxDropped, connects: st.connects });
+    const ts = tun.stats;
+    log.log('info', 'stopped', {
+      tx_packets: st.txPackets,
+      rx_packets: st.rxPackets,
+      dropped: st.dropped,
+      tun_dropped: st.rxDropped,
+      connects: st.connects,
+      // With offloads: super-packets the kernel handed over (split here), and those made here.
+      tun_super_read: tun.offload ? ts.rxSuperPackets : undefined,
+      tun_super_written: coalescer ? coalescer.stats.superPackets : undefined,
+      tun_unsplittable: ts.rxUnsplittable || undefined,
+    });
     process.exitCode = code;
     // Nothing else should be pending; make sure a stuck socket cannot keep us alive.
     setTimeout(() => process.exit(code), 1000).unref();

@@ -14,6 +14,9 @@ export async function openServerTun(
 ): Promise<TunDevice> {
   const dev = openTun({ name, onPackets, onError, offload: process.env.SIMPLEVPN_TUN_OFFLOAD !== '0' });
   disableIpv6(dev.name);
+  // The server's TunPort routes KIND_SUPER frames (whole to clients that take them, split
+  // for the rest), so super-packets need not be split on reading.
+  dev.superFrames = dev.offload;
   try {
     dev.configure(config);
   } catch (err) {

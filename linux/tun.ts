@@ -96,6 +96,11 @@ export interface TunDevice {
   /** Why offloads were asked for and are off: the ioctl and the kernel's error. */
   readonly offloadError?: string;
   /**
+   * With offloads: hand TCP super-packets to onPackets whole, each as a KIND_SUPER frame
+   * (common/offload/super.ts), instead of split; for a far end that declared it takes them.
+   */
+  superFrames: boolean;
+  /**
    * Writes buf[offset, offset + length) behind the 10-byte virtio-net header `hdr` (a
    * super-packet for the kernel to take whole): only on a device with `offload`. Returns
    * and counts as write() does.
@@ -284,6 +289,7 @@ class Device implements TunDevice {
   readonly stats: TunStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txDropped: 0, txRejected: 0, rxSuperPackets: 0, rxUnsplittable: 0 };
   readonly offload: boolean;
   readonly offloadError?: string;
+  superFrames = false;
   private readonly n: Native;
   private readonly h: Handle;
 
@@ -303,7 +309,7 @@ class Device implements TunDevice {
         return;
       }
       if (vnet) {
-        const n = readOffloaded(slab, lengths!, count, views, stats);
+        const n = readOffloaded(slab, lengths!, count, views, stats, this.superFrames);
         if (n > 0) onPackets(views, n);
         return;
       }

@@ -16,7 +16,9 @@
 // super-packet goes to the kernel with a partial checksum (NEEDS_CSUM), as wireguard-go
 // writes them; the tunnel's TCP (and TLS) is what protects the bytes in transit.
 
+import { tcp4Headers } from './split.js';
 import {
+  GSO_NONE,
   GSO_TCPV4,
   IPPROTO_TCP,
   TCP_ACK,
@@ -42,6 +44,10 @@ export interface CoalesceStats {
   superPackets: number;
   /** Segments that went into them. */
   segments: number;
+  /** Super-packets that came whole (pushSuper) and were written as they came. */
+  passed: number;
+  /** Super-packets pushSuper() refused: not TCP over IPv4, or lengths that disagree. */
+  malformed: number;
 }
 
 const MAX_IP = 65535;
@@ -80,7 +86,7 @@ function sameFlow(s: Slot, p: Uint8Array, off: number, ihl: number): boolean {
 }
 
 export class Coalescer {
-  readonly stats: CoalesceStats = { superPackets: 0, segments: 0 };
+  readonly stats: CoalesceStats = { superPackets: 0, segments: 0, passed: 0, malformed: 0 };
   private readonly slots: Slot[] = [];
   /** Slots holding a super-packet in the making, oldest first. */
   private readonly open: Slot[] = [];
@@ -136,6 +142,38 @@ export class Coalescer {
     open.push(s);
     if (s.psh) return this.emit(open.length - 1) && ok;
     return ok;
+  }
+
+  /**
+   * Takes a whole TCP/IPv4 super-packet, p[off, off + len), whose segments carry `gsoSize`
+   * payload bytes (one that came through the tunnel as it was read from a tun): written at
+   * once, after its flow's held one, with its IPv4 checksum and a partial TCP checksum made
+   * here (what it came with is not trusted). It is changed in place. False when it was
+   * malformed (counted in stats.malformed) or the write was dropped.
+   */
+  pushSuper(p: Uint8Array, off: number, len: number, gsoSize: number): boolean {
+    const hdrs = tcp4Headers(p, off, len);
+    if (hdrs < 0 || gsoSize <= 0) {
+      this.stats.malformed++;
+      return false;
+    }
+    const ihl = (p[off] & 15) * 4;
+    const open = this.open;
+    let ok = true;
+    for (let i = 0; i < open.length; i++) {
+      if (sameFlow(open[i], p, off, ihl)) {
+        ok = this.emit(i);
+        break;
+      }
+    }
+    ipv4Checksum(p, off, ihl);
+    const c = fold(pseudo4(p, off, IPPROTO_TCP, len - ihl));
+    p[off + ihl + 16] = c >> 8;
+    p[off + ihl + 17] = c;
+    const whole = len - hdrs <= gsoSize; // one segment's worth: an ordinary packet
+    writeVnet(this.hdr, 0, VNET_F_NEEDS_CSUM, whole ? GSO_NONE : GSO_TCPV4, hdrs, whole ? 0 : gsoSize, ihl, 16);
+    this.stats.passed++;
+    return this.sink.writeVnet(this.hdr, p, off, len) && ok;
   }
 
   /** Writes every held super-packet, oldest first. False when a write was dropped. */

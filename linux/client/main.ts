@@ -7,7 +7,8 @@
 // trusted or not for the name dialled, TLS on a plain port or plain TCP on a TLS port.
 
 import { Client, type DownInfo } from '../../client-sdk/src/client.js';
-import { REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, TLS_PORT } from '../../protocol/index.js';
+import { OFFLOAD_SUPER, PROTO_EXT, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, SUPER_HEADER, T_OFFLOAD, TLS_PORT, eachTlv, u8 } from '../../protocol/index.js';
+import { isSuperFrame, superGsoSize } from '../../common/offload/super.js';
 import { describeDown } from '../../client-sdk/node/describe.js';
 import { nodeClock } from '../../client-sdk/node/clock.js';
 import { clientConnect } from './connect.js';
@@ -33,6 +34,15 @@ function sendBatch(client: Client, packets: Uint8Array[], count: number): void {
     client.send(j === i + 1 ? first : new Uint8Array(first.buffer, first.byteOffset, end - first.byteOffset));
     i = j;
   }
+}
+
+/** Whether the server's reply declares that it takes (and sends) super-packets. */
+function serverTakesSuper(reply: Uint8Array): boolean {
+  let yes = false;
+  eachTlv(reply, (t, v) => {
+    if (t === T_OFFLOAD && v.length === 1) yes = (v[0] & OFFLOAD_SUPER) !== 0;
+  });
+  return yes;
 }
 
 // Refusals that another attempt with the same settings cannot overcome.
@@ -164,6 +174,9 @@ async function main(argv: string[]): Promise<void> {
         // be delivered, so the client stops and says why.
         try {
           if (!coalescer) return tun.write(buf, offset, length);
+          // A super-packet whole (the server sends them only to a client that declared it takes them).
+          if (buf[offset + 9] === PROTO_EXT && isSuperFrame(buf, offset, length))
+            return coalescer.pushSuper(buf, offset + SUPER_HEADER, length - SUPER_HEADER, superGsoSize(buf, offset));
           if (!flushQueued) {
             flushQueued = true;
             queueMicrotask(flushTun);
@@ -183,6 +196,8 @@ async function main(argv: string[]): Promise<void> {
     seed: o.seed,
     name: o.name,
     mtu: o.mtu,
+    // With offloads: super-packets travel whole when the server says it takes them too.
+    tlvs: tun.offload ? [[T_OFFLOAD, u8(OFFLOAD_SUPER)]] : undefined,
     onState: (s) => {
       if (s.state === 'connecting') log.log('info', 'connecting', { server: o.server, transport: o.transport === 'tcp' ? undefined : o.transport, proxy: o.proxy?.replace(/\/\/[^@/]*@/, '//***@') });
       else if (s.state === 'ready') {
@@ -193,6 +208,8 @@ async function main(argv: string[]): Promise<void> {
           return shutdown(1);
         }
         everReady = true;
+        // A seed server echoes the request, our own TLVs included: only a reply counts.
+        tun.superFrames = tun.offload && s.server === 'simplevpn' && serverTakesSuper(s.reply);
         log.log('info', 'ready', {
           address: s.address,
           prefix: s.prefix,
@@ -201,8 +218,10 @@ async function main(argv: string[]): Promise<void> {
           keepalive: s.keepalive,
           routes: s.routes.map(routeText).join(',') || undefined,
           server: s.server,
+          super_packets: tun.offload ? tun.superFrames : undefined,
         });
       } else if (s.state === 'down') {
+        tun.superFrames = false; // the next server may not take them
         // Final: the refusal (or the setting to fix) is the last word, with no retry announced.
         const final = everReady ? null : finalDown(s, o);
         if (final) {
@@ -232,6 +251,7 @@ async function main(argv: string[]): Promise<void> {
       // With offloads: super-packets the kernel handed over (split here), and those made here.
       tun_super_read: tun.offload ? ts.rxSuperPackets : undefined,
       tun_super_written: coalescer ? coalescer.stats.superPackets : undefined,
+      tun_super_whole: coalescer ? coalescer.stats.passed : undefined,
       tun_unsplittable: ts.rxUnsplittable || undefined,
     });
     process.exitCode = code;

@@ -1,7 +1,8 @@
 // The server's own tun device as a port of the switch: packets nobody on the VPN owns go to
 // it for Linux to route, and packets Linux routes into it are switched to their client.
 
-import { DST, MAX_FRAME, readU32 } from '../../../protocol/index.js';
+import { DST, MAX_FRAME, SUPER_HEADER, readU32 } from '../../../protocol/index.js';
+import { isSuperFrame, superGsoSize } from '../../../common/offload/super.js';
 import { Coalescer, type VnetSink } from '../../../common/offload/coalesce.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PacketSink, Port } from './port.js';
@@ -26,6 +27,8 @@ export interface ServerTun extends PacketSink {
   /** Why offloads are off although they were asked for. */
   readonly offloadError?: string;
   writeVnet?(hdr: Uint8Array, buf: Uint8Array, off: number, len: number): boolean;
+  /** With offloads: reads hand TCP super-packets over whole, as KIND_SUPER frames. */
+  superFrames?: boolean;
   close(): void;
 }
 
@@ -58,6 +61,8 @@ export class TunPort implements Port {
    */
   private readonly gro: Coalescer | null;
   private corked = false;
+  /** With offloads, super-packets from clients that send them go to the kernel whole. */
+  readonly superPackets: boolean;
 
   constructor(
     readonly device: ServerTun,
@@ -74,6 +79,16 @@ export class TunPort implements Port {
       };
       this.gro = new Coalescer(sink);
     } else this.gro = null;
+    this.superPackets = this.gro !== null;
+  }
+
+  /** A KIND_SUPER frame: its super-packet to the kernel whole (after what is held of its flow). */
+  writeSuper(buf: Uint8Array, off: number, len: number): boolean {
+    const gro = this.gro!;
+    const malformed = gro.stats.malformed;
+    const ok = gro.pushSuper(buf, off + SUPER_HEADER, len - SUPER_HEADER, superGsoSize(buf, off));
+    if (gro.stats.malformed !== malformed) this.metrics.drops.tun_rejected++;
+    return ok;
   }
 
   write(buf: Uint8Array, off: number, len: number): boolean {
@@ -141,7 +156,8 @@ export class TunPort implements Port {
         m.drops.not_ipv4++;
         continue;
       }
-      sw.route(this, p, 0, p.length, readU32(p, DST));
+      if (isSuperFrame(p, 0, p.length)) sw.routeSuper(this, p, 0, p.length, readU32(p, DST));
+      else sw.route(this, p, 0, p.length, readU32(p, DST));
     }
     sw.flush();
   }

@@ -27,13 +27,13 @@ export function superGsoSize(b: Uint8Array, o: number): number {
 export function writeSuperHeader(out: Uint8Array, at: number, len: number, gsoSize: number): number {
   const total = SUPER_HEADER + len;
   const p = at + SUPER_HEADER;
+  // The header every extension message has (protocol/control.ts's controlMessage).
   out[at] = 0x45;
-  out[at + 1] = 0;
+  out[at + 1] = 0x14;
   out[at + 2] = total >> 8;
   out[at + 3] = total;
-  out[at + 4] = out[at + 5] = out[at + 7] = 0;
-  out[at + 6] = 0x40;
-  out[at + 8] = 64;
+  out[at + 4] = out[at + 5] = out[at + 6] = out[at + 7] = 0;
+  out[at + 8] = 0x40;
   out[at + 9] = PROTO_EXT;
   out[at + 10] = out[at + 11] = 0; // like every extension message: no header checksum
   out.copyWithin(at + SRC, p + SRC, p + SRC + 4);

@@ -5,8 +5,10 @@
 // device drops a packet.
 //
 //        c1 (--offload) ── srv ── c2 (--offload)
-//                           │
-//                           c3 (plain)
+//                          │   │
+//                 c3 (plain)   beyond: a host on 198.18.4.0/24, routed by srv's kernel
+//
+// The server's tun has offloads too: traffic to and from the host beyond goes through it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
@@ -17,7 +19,7 @@ const skip = e2eUnavailable();
 const CLIENT_ARGS = ['--mtu', '1500', '--max-backoff', '2', '--timeout', '5'];
 
 let lab: Lab;
-let srv: Host, c1: Host, c2: Host, c3: Host;
+let srv: Host, c1: Host, c2: Host, c3: Host, beyond: Host;
 let client1: Proc, client2: Proc, client3: Proc;
 const addr: Record<string, string> = {};
 
@@ -27,6 +29,8 @@ else {
   test.before(() => {
     lab = new Lab();
     [srv, c1, c2, c3] = lab.star('srv', 'c1', 'c2', 'c3');
+    beyond = lab.host('beyond');
+    lab.link(srv, beyond); // 198.18.4.1 (srv) and 198.18.4.2
   });
   test.after(async () => {
     await lab?.destroy();
@@ -53,8 +57,10 @@ async function transfer(from: Host, to: Host, toAddr: string, port: number, byte
 }
 
 it('clients opened with --offload get tun devices with offloads; one without gets a plain one', async () => {
-  const server = srv.server(['--keepalive', '1']);
+  const server = srv.server(['--keepalive', '1', '--route', '198.18.4.0/24']);
   await server.waitFor('listening');
+  const up = await server.waitFor('tun_up');
+  assert.is(up.offload, true, "the server's tun has offloads");
   client1 = c1.client('client1', ['-s', '198.18.1.1', '--offload', ...CLIENT_ARGS]);
   client2 = c2.client('client2', ['-s', '198.18.2.1', '--offload', ...CLIENT_ARGS]);
   client3 = c3.client('client3', ['-s', '198.18.3.1', ...CLIENT_ARGS]);
@@ -76,6 +82,17 @@ it('a 32 MB transfer between two clients with offloads arrives intact', async ()
 it('a 32 MB transfer from a client with offloads to one without, and back, arrives intact', async () => {
   await transfer(c1, c3, addr.c3, 5002, 32 << 20);
   await transfer(c3, c2, addr.c2, 5003, 32 << 20);
+});
+
+it("to and from a host beyond the server, through the server's tun with offloads, with and without them on the client", async () => {
+  assert.is((await srv.exec(['sysctl', '-w', 'net.ipv4.ip_forward=1'])).code, 0);
+  assert.is((await beyond.exec(['ip', 'route', 'add', '10.0.0.0/16', 'via', '198.18.4.1'])).code, 0);
+  await transfer(c1, beyond, '198.18.4.2', 5004, 32 << 20);
+  await transfer(beyond, c1, addr.c1, 5005, 32 << 20);
+  // From the server's tun, super-packets are split by the server for the plain client.
+  await transfer(beyond, c3, addr.c3, 5006, 16 << 20);
+  const d = await tunDrops(srv);
+  assert.equal({ rx: d.rx, tx: d.tx }, { rx: 0, tx: 0 }, `the server's ${d.name}: no drops`);
 });
 
 it('no tun device with offloads dropped a packet, and super-packets were read and written', async () => {

@@ -1,6 +1,8 @@
 // The server's own tun on the native binding: what simplevpn-server passes to createServer
 // as `openTun`. It matches the server's OpenTun seam by shape, so linux/ never imports the
-// server.
+// server. It is opened with TUN offloads (TSO, checksum offload) where the kernel allows:
+// the server's TunPort then coalesces what it writes, and reads come split into packets;
+// where the kernel refuses, the device is plain and `offloadError` says why.
 
 import { disableIpv6, openTun, type TunDevice } from './tun.js';
 
@@ -10,8 +12,11 @@ export async function openServerTun(
   onPackets: (packets: Uint8Array[], count: number) => void,
   onError?: (err: Error) => void,
 ): Promise<TunDevice> {
-  const dev = openTun({ name, onPackets, onError });
+  const dev = openTun({ name, onPackets, onError, offload: process.env.SIMPLEVPN_TUN_OFFLOAD !== '0' });
   disableIpv6(dev.name);
+  // The server's TunPort routes KIND_SUPER frames (whole to clients that take them, split
+  // for the rest), so super-packets need not be split on reading.
+  dev.superFrames = dev.offload;
   try {
     dev.configure(config);
   } catch (err) {

@@ -4,6 +4,7 @@ import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readOffloaded } from './tun-offload.js';
 
 export type TunStatusCode = 'ADDON_MISSING' | 'NO_DEVICE' | 'NO_PERMISSION' | 'UNSUPPORTED_PLATFORM';
 
@@ -33,6 +34,10 @@ export interface TunStats {
    * problem, not the device's.
    */
   txRejected: number;
+  /** Super-packets read from a device with offloads, each split into segments (rxPackets counts the segments). */
+  rxSuperPackets: number;
+  /** Packets read that could not be handed on (a super-packet that is not TCP over IPv4, or malformed). */
+  rxUnsplittable: number;
 }
 
 export interface TunOptions {
@@ -46,6 +51,15 @@ export interface TunOptions {
   onPackets: (packets: Uint8Array[], count: number) => void;
   /** Reading failed (e.g. the interface was deleted); reading has stopped. Default: throw. */
   onError?: (err: Error) => void;
+  /**
+   * Open with TUN offloads (IFF_VNET_HDR, checksum offload and TSO for IPv4): the kernel then
+   * hands over TCP super-packets of up to 64 KiB in one read, which are split here
+   * (onPackets still gets packets no larger than the MTU, with complete checksums), and
+   * takes super-packets written with writeVnet() (common/offload/coalesce.ts makes them).
+   * Where the kernel refuses, the device is opened without them: see `offload` and
+   * `offloadError`. Default false.
+   */
+  offload?: boolean;
 }
 
 export interface TunConfig {
@@ -77,6 +91,21 @@ export interface TunDevice {
    * thrown, as by write().
    */
   writeBatch(packets: Uint8Array[], count: number): number;
+  /** Whether the device has offloads on (asked for, and the kernel agreed). */
+  readonly offload: boolean;
+  /** Why offloads were asked for and are off: the ioctl and the kernel's error. */
+  readonly offloadError?: string;
+  /**
+   * With offloads: hand TCP super-packets to onPackets whole, each as a KIND_SUPER frame
+   * (common/offload/super.ts), instead of split; for a far end that declared it takes them.
+   */
+  superFrames: boolean;
+  /**
+   * Writes buf[offset, offset + length) behind the 10-byte virtio-net header `hdr` (a
+   * super-packet for the kernel to take whole): only on a device with `offload`. Returns
+   * and counts as write() does.
+   */
+  writeVnet(hdr: Uint8Array, buf: Uint8Array, offset: number, length: number): boolean;
   /** Live counters (the same object every time). */
   readonly stats: TunStats;
   /** Stops reading and closes the device. Idempotent; may be called from onPackets. */
@@ -94,12 +123,17 @@ interface NativeError extends Error {
 }
 interface Native {
   MAX_BATCH: number;
-  open(name: string, onRead: (slab: ArrayBuffer | null, count: number, err?: NativeError) => void): { handle: Handle; name: string; lengths: Uint32Array };
+  open(
+    name: string,
+    onRead: (slab: ArrayBuffer | null, count: number, err?: NativeError) => void,
+    offload: boolean,
+  ): { handle: Handle; name: string; lengths: Uint32Array; offload: boolean; offloadError?: string };
   configure(h: Handle, address: string, prefix: number, mtu: number): void;
   setMtu(h: Handle, mtu: number): void;
   addRoute(h: Handle, network: string, prefix: number): void;
   deleteRoute(h: Handle, network: string, prefix: number): void;
   write(h: Handle, buf: Uint8Array, offset: number, length: number): boolean;
+  writeVnet(h: Handle, hdr: Uint8Array, buf: Uint8Array, offset: number, length: number): boolean;
   writeBatch(h: Handle, packets: Uint8Array[], count: number): number;
   close(h: Handle): void;
   ref(h: Handle): void;
@@ -252,7 +286,10 @@ const EMPTY = new Uint8Array(0);
 
 class Device implements TunDevice {
   readonly name: string;
-  readonly stats: TunStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txDropped: 0, txRejected: 0 };
+  readonly stats: TunStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txDropped: 0, txRejected: 0, rxSuperPackets: 0, rxUnsplittable: 0 };
+  readonly offload: boolean;
+  readonly offloadError?: string;
+  superFrames = false;
   private readonly n: Native;
   private readonly h: Handle;
 
@@ -263,11 +300,17 @@ class Device implements TunDevice {
     // Filled with one element type from the start so that V8 keeps it a packed array.
     const views: Uint8Array[] = new Array<Uint8Array>(n.MAX_BATCH).fill(EMPTY);
     let lengths: Uint32Array | undefined;
+    let vnet = false;
     const onRead = (slab: ArrayBuffer | null, count: number, err?: NativeError): void => {
       if (slab === null) {
         const e = toTunError(err) as Error;
         if (onError) onError(e);
         else throw e;
+        return;
+      }
+      if (vnet) {
+        const n = readOffloaded(slab, lengths!, count, views, stats, this.superFrames);
+        if (n > 0) onPackets(views, n);
         return;
       }
       let offset = 0;
@@ -280,8 +323,10 @@ class Device implements TunDevice {
       stats.rxBytes += offset;
       onPackets(views, count);
     };
-    const opened = guard(() => n.open(options.name ?? 'svpn%d', onRead));
+    const opened = guard(() => n.open(options.name ?? 'svpn%d', onRead, options.offload === true));
     lengths = opened.lengths;
+    vnet = this.offload = opened.offload;
+    if (opened.offloadError) this.offloadError = opened.offloadError;
     this.h = opened.handle;
     this.name = opened.name;
   }
@@ -307,17 +352,36 @@ class Device implements TunDevice {
     try {
       ok = this.n.write(this.h, buf, offset, length); // no closure here: this is the per-packet path
     } catch (e) {
-      if (refused(e)) {
-        this.stats.txRejected++;
-        return false;
-      }
-      throw toTunError(e);
+      return this.writeFailed(e);
     }
+    return this.wrote(ok, length);
+  }
+
+  writeVnet(hdr: Uint8Array, buf: Uint8Array, offset: number, length: number): boolean {
+    let ok: boolean;
+    try {
+      ok = this.n.writeVnet(this.h, hdr, buf, offset, length);
+    } catch (e) {
+      return this.writeFailed(e);
+    }
+    return this.wrote(ok, length);
+  }
+
+  private wrote(ok: boolean, length: number): boolean {
     if (ok) {
       this.stats.txPackets++;
       this.stats.txBytes += length;
     } else this.stats.txDropped++;
     return ok;
+  }
+
+  /** A packet the kernel refused is counted and dropped; anything else is the device failing. */
+  private writeFailed(e: unknown): false {
+    if (refused(e)) {
+      this.stats.txRejected++;
+      return false;
+    }
+    throw toTunError(e);
   }
 
   writeBatch(packets: Uint8Array[], count: number): number {

@@ -18,6 +18,14 @@ export const KIND_REPLY = 2;
 export const KIND_REFUSAL = 3;
 export const KIND_CHALLENGE = 4; // server to client: a nonce to prove the secret over
 export const KIND_RESPONSE = 5; // client to server: the proof over that nonce
+/**
+ * A TCP/IPv4 super-packet (up to 64 KiB, cut into segments of gso_size bytes by whoever
+ * cannot take it whole), between endpoints that both declared T_OFFLOAD: 2 bytes of
+ * gso_size after the marker, then the packet. Never sent to a peer that did not declare it.
+ */
+export const KIND_SUPER = 6;
+/** Bytes before the packet in a KIND_SUPER frame: header, marker, gso_size. */
+export const SUPER_HEADER = HEADER + 6;
 
 /** TLV types. Values are big-endian; unknown types are skipped by every reader. */
 export const T_PREFIX = 1; // 1 byte: netmask as a prefix length
@@ -34,6 +42,9 @@ export const T_AUTH_ID = 17; // ASCII: client identity
 export const T_AUTH_PROOF = 18; // opaque: the secret itself (bearer), or 32 bytes answering a challenge
 export const T_AUTH_NONCE = 19; // 32 bytes: the server's fresh random nonce (challenge)
 export const T_AUTH_KDF = 20; // log2 N, r, p, salt: how a secret becomes the key (challenge)
+export const T_OFFLOAD = 32; // 1 byte: OFFLOAD_* bits; in a request, what the client takes; in the reply, what the server does
+/** T_OFFLOAD bit: takes and sends KIND_SUPER frames. */
+export const OFFLOAD_SUPER = 1;
 
 /** Refusal codes carried in T_REASON. */
 export const REFUSE_IN_USE = 1;

@@ -61,6 +61,8 @@ export interface OursOptions {
   tag?: string;
   /** tcp when absent. */
   transport?: OursTransport;
+  /** Both clients with --offload: TUN offloads, super-packets through the tunnel. */
+  offload?: boolean;
   /** tls and wss: the server's certificate (its SAN holds the hub's addresses) and the CA the clients trust. */
   tls?: TlsPki;
 }
@@ -126,7 +128,7 @@ export async function simplevpnPath(s: Star, o: OursOptions): Promise<PathUp> {
     const tlsFlags = secure ? ['--tls-cert', o.tls!.server.cert, '--tls-key', o.tls!.server.key] : [];
     procs.server = nodeIn(s.hub, 'simplevpn-server', SERVER_BIN, ['--log-format', 'json', '--mtu', String(o.mtu), '--status', status, ...tlsFlags], [...nodeFlags(SERVER_BIN), ...prof('server')]);
     await procs.server.waitFor('listening', () => true, 15_000);
-    const args = ['--log-format', 'json', '--max-backoff', '2'];
+    const args = ['--log-format', 'json', '--max-backoff', '2', ...(o.offload ? ['--offload'] : [])];
     // How each client dials the hub at `hubAddr` (the address of its own link). Proxy settings
     // from the environment are ignored (--no-proxy, which would also cancel a --proxy).
     let dial = (hubAddr: string) => ['-s', hubAddr, '--no-proxy'];

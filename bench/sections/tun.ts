@@ -233,6 +233,9 @@ function pathSpecs(s: Star, o: TunOptions, notes: string[]): { specs: PathSpec[]
   }
   for (const mtu of o.mtus) {
     specs.push({ id: `simplevpn-${mtu}`, label: `simplevpn, tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'tcp', up: () => simplevpnPath(s, { mtu }) });
+    // At MTU 1500, where the kernel's packets are small, the same with TUN offloads on both
+    // clients: the effect of --offload, off then on (not part of the MTU sweep, which is > 1500).
+    if (mtu === 1500) specs.push({ id: `simplevpn-offload-${mtu}`, label: `simplevpn with --offload (TSO, super-packets), tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'tcp', up: () => simplevpnPath(s, { mtu, offload: true }) });
   }
   const mtus = o.transportMtus.filter((m) => o.mtus.includes(m));
   if (o.missing.wss) notes.push(`simplevpn over wss not measured: ${o.missing.wss}`);

@@ -24,6 +24,8 @@ export interface ReadyInfo {
   routes: Route[];
   /** 'simplevpn' when the server spoke the extension, 'seed' otherwise. */
   server: 'simplevpn' | 'seed';
+  /** The server's reply as it came (a copy): an extension message's TLVs, for eachTlv. */
+  reply: Uint8Array;
 }
 
 /**
@@ -110,6 +112,8 @@ export interface ClientOptions {
   credentials?: { id: string; secret?: string; prove?: (challenge: Uint8Array, request: Uint8Array) => Uint8Array | PromiseLike<Uint8Array> };
   /** Largest frame accepted from the server (65535). */
   maxFrame?: number;
+  /** More TLVs for the request (the extension only), e.g. a capability the app handles. */
+  tlvs?: Tlv[];
   onState?: (info: StateInfo) => void;
   random?: () => number;
 }
@@ -321,6 +325,7 @@ export class Client {
       if (o.name) tlvs.push([T_CLIENT, ascii(o.name)]);
       if (o.mtu) tlvs.push([T_MTU, u16(o.mtu)]);
       if (this.ls) tlvs.push([T_LEASE, this.ls]);
+      if (o.tlvs) tlvs.push(...o.tlvs);
       msg = extMessage(this.want, ANY, KIND_REQUEST, tlvs);
     }
     this.put((this.rq = msg));
@@ -406,6 +411,7 @@ export class Client {
       keepalive: this.keepaliveMs / 1000,
       routes: c.routes.map(([n, len]) => ({ network: formatIPv4(n), prefix: len })),
       server: kind === KIND_REPLY ? 'simplevpn' : 'seed',
+      reply: p.slice(),
     });
   }
 

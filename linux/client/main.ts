@@ -7,7 +7,8 @@
 // trusted or not for the name dialled, TLS on a plain port or plain TCP on a TLS port.
 
 import { Client, type DownInfo } from '../../client-sdk/src/client.js';
-import { REFUSE_BEARER, REFUSE_IDENTITY, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, TLS_PORT } from '../../protocol/index.js';
+import { REFUSE_BEARER, REFUSE_IDENTITY, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, TLS_PORT, OFFLOAD_SUPER, PROTO_EXT, SUPER_HEADER, T_OFFLOAD, eachTlv, u8 } from '../../protocol/index.js';
+import { isSuperFrame, superGsoSize } from '../../common/offload/super.js';
 import { describeDown } from '../../client-sdk/node/describe.js';
 import { nodeClock } from '../../client-sdk/node/clock.js';
 import { clientConnect } from './connect.js';
@@ -16,6 +17,7 @@ import { createLogger, type Fields, type Logger } from '../../common/log.js';
 import { tierUpSooner } from '../../common/tiering.js';
 import { VERSION } from '../../common/version.js';
 import { disableIpv6, openTun, type TunDevice } from '../tun.js';
+import { Coalescer } from '../../common/offload/coalesce.js';
 import { type ClientSettings, HELP, parseClientArgs } from './args.js';
 import { type Changes, type Configured, interfaceChanges, routeText } from './interface-config.js';
 
@@ -33,6 +35,15 @@ function sendBatch(client: Client, packets: Uint8Array[], count: number): void {
     client.send(j === i + 1 ? first : new Uint8Array(first.buffer, first.byteOffset, end - first.byteOffset));
     i = j;
   }
+}
+
+/** Whether the server's reply declares that it takes (and sends) super-packets. */
+function serverTakesSuper(reply: Uint8Array): boolean {
+  let yes = false;
+  eachTlv(reply, (t, v) => {
+    if (t === T_OFFLOAD && v.length === 1) yes = (v[0] & OFFLOAD_SUPER) !== 0;
+  });
+  return yes;
 }
 
 // Refusals that another attempt with the same settings cannot overcome.
@@ -127,13 +138,31 @@ async function main(argv: string[]): Promise<void> {
       name: o.tun,
       onPackets: (packets, count) => sendBatch(client!, packets, count),
       onError: (err) => log.log('error', 'tun_error', { error: err.message }),
+      offload: o.offload,
     });
   } catch (err: any) {
     log.log('error', 'tun_failed', { error: err.message, code: err.code });
     process.exit(1);
   }
   disableIpv6(tun.name);
-  log.log('info', 'tun_created', { name: tun.name });
+  log.log('info', 'tun_created', { name: tun.name, offload: o.offload ? tun.offload : undefined });
+  if (tun.offloadError) log.log('warn', 'tun_offload_unavailable', { name: tun.name, reason: tun.offloadError, fix: 'a kernel with TUN offloads (Linux 2.6.27 or later) and a tun device that was not opened elsewhere without them; the tun works without them, slower' });
+  // With offloads, the packets of one received chunk are coalesced into super-packets and
+  // written once the chunk has been read: a microtask runs right after the socket's callback.
+  const coalescer = tun.offload ? new Coalescer(tun) : null;
+  let flushQueued = false;
+  const flushTun = (): void => {
+    flushQueued = false;
+    try {
+      coalescer!.flush();
+    } catch (err: any) {
+      tunFailed(err);
+    }
+  };
+  function tunFailed(err: any): void {
+    log.log('error', 'tun_failed', { name: tun.name, error: err.message, code: err.code });
+    shutdown(1);
+  }
 
   // What is configured on the tun now, so a new assignment changes only what differs.
   let configured: Configured = { addressing: null, routes: [] };
@@ -148,10 +177,17 @@ async function main(argv: string[]): Promise<void> {
         // which). A throw is the device itself failing (deleted under us): nothing more can
         // be delivered, so the client stops and says why.
         try {
-          return tun.write(buf, offset, length);
+          if (!coalescer) return tun.write(buf, offset, length);
+          // A super-packet whole (the server sends them only to a client that declared it takes them).
+          if (buf[offset + 9] === PROTO_EXT && isSuperFrame(buf, offset, length))
+            return coalescer.pushSuper(buf, offset + SUPER_HEADER, length - SUPER_HEADER, superGsoSize(buf, offset));
+          if (!flushQueued) {
+            flushQueued = true;
+            queueMicrotask(flushTun);
+          }
+          return coalescer.push(buf, offset, length);
         } catch (err: any) {
-          log.log('error', 'tun_failed', { name: tun.name, error: err.message, code: err.code });
-          shutdown(1);
+          tunFailed(err);
           return false;
         }
       },
@@ -164,6 +200,8 @@ async function main(argv: string[]): Promise<void> {
     seed: o.seed,
     name: o.name,
     mtu: o.mtu,
+    // With offloads: super-packets travel whole when the server says it takes them too.
+    tlvs: tun.offload ? [[T_OFFLOAD, u8(OFFLOAD_SUPER)]] : undefined,
     onState: (s) => {
       if (s.state === 'connecting') {
         dialled = servers.servers[servers.next]!;
@@ -176,6 +214,8 @@ async function main(argv: string[]): Promise<void> {
           return shutdown(1);
         }
         everReady = true;
+        // A seed server echoes the request, our own TLVs included: only a reply counts.
+        tun.superFrames = tun.offload && s.server === 'simplevpn' && serverTakesSuper(s.reply);
         log.log('info', 'ready', {
           address: s.address,
           prefix: s.prefix,
@@ -185,8 +225,10 @@ async function main(argv: string[]): Promise<void> {
           routes: s.routes.map(routeText).join(',') || undefined,
           server: s.server,
           via: o.servers.length > 1 ? dialled.server : undefined,
+          super_packets: tun.offload ? tun.superFrames : undefined,
         });
       } else if (s.state === 'down') {
+        tun.superFrames = false; // the next server may not take them
         // Final: the refusal (or the setting to fix) is the last word, with no retry announced.
         const final = everReady ? null : finalDown(s, { ...o, ...dialled });
         if (final) {
@@ -206,7 +248,19 @@ async function main(argv: string[]): Promise<void> {
     client?.close();
     tun.close();
     const st = client!.stats;
-    log.log('info', 'stopped', { tx_packets: st.txPackets, rx_packets: st.rxPackets, dropped: st.dropped, tun_dropped: st.rxDropped, connects: st.connects });
+    const ts = tun.stats;
+    log.log('info', 'stopped', {
+      tx_packets: st.txPackets,
+      rx_packets: st.rxPackets,
+      dropped: st.dropped,
+      tun_dropped: st.rxDropped,
+      connects: st.connects,
+      // With offloads: super-packets the kernel handed over (split here), and those made here.
+      tun_super_read: tun.offload ? ts.rxSuperPackets : undefined,
+      tun_super_written: coalescer ? coalescer.stats.superPackets : undefined,
+      tun_super_whole: coalescer ? coalescer.stats.passed : undefined,
+      tun_unsplittable: ts.rxUnsplittable || undefined,
+    });
     process.exitCode = code;
     // Nothing else should be pending; make sure a stuck socket cannot keep us alive.
     setTimeout(() => process.exit(code), 1000).unref();

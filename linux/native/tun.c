@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <node_api.h>
@@ -43,6 +44,11 @@
 // packets per wake-up.
 #define MAX_PACKET 65536
 #define SCRATCH_SIZE (256 * 1024)
+// With offloads on (IFF_VNET_HDR, TSO), every packet read or written is behind a 10-byte
+// struct virtio_net_hdr, and a read may be a 64 KiB super-packet: a larger scratch buffer
+// keeps a wake-up's batch worth the crossing.
+#define VNET_HDR_LEN 10
+#define VNET_SCRATCH_SIZE (1024 * 1024)
 #define DEV_MAGIC 0x73767475u
 
 typedef struct {
@@ -63,7 +69,11 @@ typedef struct {
   napi_async_context actx;
   uint32_t *lengths;
   unsigned char *scratch;
+  size_t scratch_size;
+  int vnet; // packets carry a virtio_net_hdr both ways
 } tun_dev;
+
+static const unsigned char zero_vnet_hdr[VNET_HDR_LEN];
 
 static const char *errno_name(int e) {
   switch (e) {
@@ -236,8 +246,9 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   size_t used = 0;
   uint32_t n = 0;
   int err = 0;
-  while (n < MAX_BATCH && SCRATCH_SIZE - used >= MAX_PACKET) {
-    ssize_t r = read(d->fd, d->scratch + used, SCRATCH_SIZE - used);
+  const size_t room = MAX_PACKET + (d->vnet ? VNET_HDR_LEN : 0);
+  while (n < MAX_BATCH && d->scratch_size - used >= room) {
+    ssize_t r = read(d->fd, d->scratch + used, d->scratch_size - used);
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
@@ -329,11 +340,34 @@ static int ioctl_sock(void) { return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 
 
 // ---- exported functions ------------------------------------------------------------------
 
-// open(name, onRead) -> { handle, name, lengths }
+// TUNSETIFF with `flags`; 0 or errno. `ifr` gets the kernel's name for the device.
+static int set_iff(int fd, const char *name, size_t len, int flags, struct ifreq *ifr) {
+  memset(ifr, 0, sizeof *ifr);
+  ifr->ifr_flags = (short)flags;
+  memcpy(ifr->ifr_name, name, len);
+  return ioctl(fd, TUNSETIFF, ifr) < 0 ? errno : 0;
+}
+
+// Turns on the virtio-net header and the offloads of a device made with IFF_VNET_HDR:
+// checksum offload (a packet may come with a partial checksum, NEEDS_CSUM) and TCP
+// segmentation for IPv4 (a read may be a super-packet, split by user space where needed).
+// 0, or the errno of the ioctl that refused, named in *what.
+static int set_offload(int fd, const char **what) {
+  int size = VNET_HDR_LEN;
+  if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0) return *what = "ioctl(TUNSETVNETHDRSZ)", errno;
+  if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4)) < 0) return *what = "ioctl(TUNSETOFFLOAD)", errno;
+  return 0;
+}
+
+// open(name, onRead, offload) -> { handle, name, lengths, offload, offloadError? }
+// With `offload`, the device is made with IFF_VNET_HDR and TSO; where the kernel or the
+// device refuses, it is made plain instead and offloadError says why (the caller logs it).
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  size_t argc = 2;
+  napi_value argv[3];
+  size_t argc = 3;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool want_vnet = false;
+  if (argc >= 3) napi_get_value_bool(env, argv[2], &want_vnet);
   napi_valuetype t;
   if (argc < 2 || napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function)
     return throw_type(env, "open(name, onRead): onRead must be a function");
@@ -353,17 +387,32 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   if (fd < 0) return throw_err(env, errno, "open", "%s: open /dev/net/tun failed", len ? name : "tun");
 
   struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-  memcpy(ifr.ifr_name, name, len);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-    int e = errno;
-    close(fd);
-    return throw_err(env, e, "ioctl(TUNSETIFF)", "%s: creating the TUN device failed", len ? name : "tun");
+  char offload_error[160] = "";
+  int vnet = 0;
+  if (want_vnet) {
+    const char *what = "ioctl(TUNSETIFF) with IFF_VNET_HDR";
+    int e = set_iff(fd, name, len, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR, &ifr);
+    if (!e) e = set_offload(fd, &what);
+    if (!e) vnet = 1;
+    else {
+      // A device made (or attached) with the header cannot drop it again: start over plain.
+      snprintf(offload_error, sizeof offload_error, "%s: %s", what, strerror(e));
+      close(fd);
+      fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+      if (fd < 0) return throw_err(env, errno, "open", "%s: open /dev/net/tun failed", len ? name : "tun");
+    }
+  }
+  if (!vnet) {
+    int e = set_iff(fd, name, len, IFF_TUN | IFF_NO_PI, &ifr);
+    if (e) {
+      close(fd);
+      return throw_err(env, e, "ioctl(TUNSETIFF)", "%s: creating the TUN device failed", len ? name : "tun");
+    }
   }
 
+  size_t scratch_size = vnet ? VNET_SCRATCH_SIZE : SCRATCH_SIZE;
   tun_dev *d = calloc(1, sizeof *d);
-  unsigned char *scratch = malloc(SCRATCH_SIZE);
+  unsigned char *scratch = malloc(scratch_size);
   uv_loop_t *loop = NULL;
   if (!d || !scratch || napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) {
     free(d);
@@ -375,6 +424,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   d->env = env;
   d->fd = fd;
   d->scratch = scratch;
+  d->scratch_size = scratch_size;
+  d->vnet = vnet;
   memcpy(d->name, ifr.ifr_name, IFNAMSIZ);
   d->name[IFNAMSIZ - 1] = 0;
 
@@ -389,7 +440,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   d->poll.data = d;
   d->handle_open = 1;
 
-  napi_value handle, lengths_ab, lengths, resource, rname, result, jname;
+  napi_value handle, lengths_ab, lengths, resource, rname, result, jname, joffload;
   void *lengths_data;
   napi_status s = napi_create_external(env, d, finalize, NULL, &handle);
   if (s != napi_ok) {
@@ -428,6 +479,13 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, result, "handle", handle);
   napi_set_named_property(env, result, "name", jname);
   napi_set_named_property(env, result, "lengths", lengths);
+  napi_get_boolean(env, vnet, &joffload);
+  napi_set_named_property(env, result, "offload", joffload);
+  if (offload_error[0]) {
+    napi_value jerr;
+    napi_create_string_utf8(env, offload_error, NAPI_AUTO_LENGTH, &jerr);
+    napi_set_named_property(env, result, "offloadError", jerr);
+  }
   return result;
 }
 
@@ -535,9 +593,11 @@ static napi_value js_add_route(napi_env env, napi_callback_info info) { return r
 static napi_value js_delete_route(napi_env env, napi_callback_info info) { return route(env, info, 0); }
 
 // 1 written, 0 dropped because the device is full, -errno otherwise.
-static int write_one(tun_dev *d, const void *p, size_t len) {
+// A device with offloads takes the virtio-net header `hdr` first (a zero one: a plain packet).
+static int write_one(tun_dev *d, const void *hdr, const void *p, size_t len) {
+  struct iovec iov[2] = {{(void *)hdr, VNET_HDR_LEN}, {(void *)p, len}};
   for (;;) {
-    if (write(d->fd, p, len) >= 0) return 1;
+    if ((d->vnet ? writev(d->fd, iov, 2) : write(d->fd, p, len)) >= 0) return 1;
     if (errno == EINTR) continue;
     // ENOBUFS is the same condition as EAGAIN reported by another layer: a drop, not a fault.
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return 0;
@@ -568,8 +628,33 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     return throw_type(env, "write(buf, offset, length): the range is not inside buf");
   data = (char *)data + offset;
   len = length;
-  int r = write_one(d, data, len);
+  int r = write_one(d, zero_vnet_hdr, data, len);
   if (r < 0) return throw_err(env, -r, "write", "%s: writing a %zu-byte packet failed", d->name, len);
+  napi_get_boolean(env, r == 1, &result);
+  return result;
+}
+
+// writeVnet(handle, hdr, buf, offset, length) -> as write(), with the 10-byte virtio-net
+// header `hdr` before the packet (a super-packet to segment, a partial checksum to trust).
+static napi_value js_write_vnet(napi_env env, napi_callback_info info) {
+  napi_value all[5], result;
+  size_t argc = 5;
+  napi_get_cb_info(env, info, &argc, all, NULL, NULL);
+  if (argc < 5) return throw_type(env, "missing arguments");
+  tun_dev *d = get_dev(env, all[0]);
+  if (!d) return NULL;
+  if (d->fd < 0) return throw_err(env, EBADF, NULL, "%s: writeVnet() after close()", d->name);
+  if (!d->vnet) return throw_err(env, 0, NULL, "%s: writeVnet() on a device opened without offloads", d->name);
+  void *hdr, *data;
+  size_t hlen, len;
+  uint32_t offset, length;
+  if (!get_bytes(env, all[1], &hdr, &hlen) || hlen < VNET_HDR_LEN)
+    return throw_type(env, "writeVnet(hdr, ...): hdr must be a Uint8Array of 10 bytes");
+  if (!get_bytes(env, all[2], &data, &len)) return throw_type(env, "writeVnet(hdr, packet): packet must be a Uint8Array");
+  if (!get_u32(env, all[3], &offset) || !get_u32(env, all[4], &length) || (size_t)offset + length > len)
+    return throw_type(env, "writeVnet(hdr, buf, offset, length): the range is not inside buf");
+  int r = write_one(d, hdr, (char *)data + offset, length);
+  if (r < 0) return throw_err(env, -r, "write", "%s: writing a %u-byte packet failed", d->name, length);
   napi_get_boolean(env, r == 1, &result);
   return result;
 }
@@ -594,7 +679,7 @@ static napi_value js_write_batch(napi_env env, napi_callback_info info) {
     size_t len;
     if (napi_get_element(env, argv[0], i, &el) != napi_ok || !get_bytes(env, el, &data, &len))
       return throw_type(env, "writeBatch(packets, count): every packet must be a Uint8Array");
-    int r = write_one(d, data, len);
+    int r = write_one(d, zero_vnet_hdr, data, len);
     if (r == 0) break;
     if (r < 0) {
       throw_err(env, -r, "write", "%s: writing a %zu-byte packet failed", d->name, len);
@@ -636,7 +721,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"open", js_open},           {"configure", js_configure},      {"setMtu", js_set_mtu},
       {"addRoute", js_add_route},  {"deleteRoute", js_delete_route}, {"write", js_write},
       {"writeBatch", js_write_batch}, {"close", js_close},           {"ref", js_ref},
-      {"unref", js_unref},
+      {"unref", js_unref},         {"writeVnet", js_write_vnet},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -569,7 +569,7 @@ export class VpnServer extends EventEmitter {
     }
     this.tunPort = new TunPort(device, this.sw, this.metrics_, (err) => this.tunFailed(err));
     this.sw.setFallback(this.tunPort);
-    this.event('info', 'tun_up', { name: device.name, address: config.address, prefix: config.prefix, mtu: config.mtu });
+    this.event('info', 'tun_up', { name: device.name, address: config.address, prefix: config.prefix, mtu: config.mtu, offload: device.offload, offload_error: device.offloadError });
   }
 
   /**

@@ -7,7 +7,7 @@
 
 import { randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { KIND_RESPONSE, REFUSE_BEARER, REFUSE_IDENTITY, authMessage, challengeMessage, KIND_REPLY, KIND_REQUEST, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_RATE, REFUSE_STORE_UNAVAILABLE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_MTU, configTlvs, eachTlv, extKind, extMessage, readAscii, readU16, refusal, u16, type Tlv, ANY, DST, SRC, formatIPv4, readU32, writeU32, SEED_MTU, MIN_MTU } from '../../../protocol/index.js';
+import { KIND_RESPONSE, REFUSE_BEARER, REFUSE_IDENTITY, authMessage, challengeMessage, KIND_REPLY, KIND_REQUEST, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_RATE, REFUSE_STORE_UNAVAILABLE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_MTU, T_OFFLOAD, OFFLOAD_SUPER, MAX_FRAME, u8, configTlvs, eachTlv, extKind, extMessage, readAscii, readU16, refusal, u16, type Tlv, ANY, DST, SRC, formatIPv4, readU32, writeU32, SEED_MTU, MIN_MTU } from '../../../protocol/index.js';
 import { type Fields, type Level, LogThrottle } from '../../../common/log.js';
 import type { ResolvedConfig } from '../config/config.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -232,6 +232,8 @@ export class Admission {
         // Bytes as they are: an id with anything outside ASCII matches no entry.
         else if (t === T_AUTH_ID) req.id = Buffer.from(v).toString('latin1');
         else if (t === T_AUTH_PROOF) req.proof = v;
+        // Super-packets are up to 65535 bytes: only where frames that long are allowed.
+        else if (t === T_OFFLOAD && v.length === 1) c.superPackets = (v[0] & OFFLOAD_SUPER) !== 0 && this.ctx.cfg.maxFrame === MAX_FRAME;
       });
     }
     const auth = this.ctx.authenticator();
@@ -411,6 +413,7 @@ export class Admission {
     }
     const tlvs: Tlv[] = [...this.configTlvs, [T_MTU, u16(c.mtu)]];
     if (c.lease !== null) tlvs.push([T_LEASE, Buffer.from(c.lease, 'base64url')]);
+    if (c.superPackets) tlvs.push([T_OFFLOAD, u8(OFFLOAD_SUPER)]);
     c.writeNow(extMessage(ANY, c.address, KIND_REPLY, tlvs));
   }
 

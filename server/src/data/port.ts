@@ -18,6 +18,13 @@ export interface Port extends PacketSink {
    * packet, and for a tun, which takes one packet per write: those only get write().
    */
   readonly coalesce: boolean;
+  /**
+   * Takes KIND_SUPER frames (a TCP super-packet whole, common/offload/super.ts) through
+   * writeSuper(): a client that declared T_OFFLOAD, a tun with offloads. The switch splits
+   * them for every other port.
+   */
+  readonly superPackets?: boolean;
+  writeSuper?(buf: Uint8Array, off: number, len: number): boolean;
   /** `data` holds `packets` whole frames back to back (only on a coalescing port). */
   deliver(data: Uint8Array, packets: number): boolean;
   /**

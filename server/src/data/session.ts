@@ -10,7 +10,8 @@
 // outside.
 
 import type { Socket } from 'node:net';
-import { ALL, ANY, DST, SRC, readU32, E_TOO_LONG, Framer, SEED_MTU } from '../../../protocol/index.js';
+import { ALL, ANY, DST, SRC, readU32, E_TOO_LONG, Framer, SEED_MTU, PROTO_EXT } from '../../../protocol/index.js';
+import { isSuperFrame } from '../../../common/offload/super.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Port } from './port.js';
 import type { Switch } from './switch.js';
@@ -74,6 +75,8 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
   partialSince = 0;
   /** Bytes of that frame, as counted in the server's Reassembly. */
   private partial = 0;
+  /** Declared T_OFFLOAD: takes and sends KIND_SUPER frames (the control side sets it). */
+  superPackets = false;
   private addr = ANY;
   private mtu_ = SEED_MTU;
   private coalesce_ = false;
@@ -152,7 +155,8 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
       this.rxBytes += len;
       m.rxPackets++;
       m.rxBytes += len;
-      sw.route(this, b, o, len, dst);
+      if (b[o + 9] === PROTO_EXT && this.superPackets && isSuperFrame(b, o, len)) sw.routeSuper(this, b, o, len, dst);
+      else sw.route(this, b, o, len, dst);
     }
     sw.flush();
     if (f.error !== null) return this.end(f.error === E_TOO_LONG ? 'frame_too_long' : 'malformed_frame', f.error);
@@ -199,6 +203,11 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
   /** One packet towards this client. */
   write(buf: Uint8Array, off: number, len: number): boolean {
     return this.deliver(off === 0 && len === buf.length ? buf : buf.subarray(off, off + len), 1);
+  }
+
+  /** A KIND_SUPER frame towards this client (only when it declared it takes them). */
+  writeSuper(buf: Uint8Array, off: number, len: number): boolean {
+    return this.write(buf, off, len);
   }
 
   /** Writes frames towards this client, within its send-queue cap. */

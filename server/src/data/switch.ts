@@ -12,6 +12,7 @@
 import type { Metrics } from '../metrics/metrics.js';
 import type { Port } from './port.js';
 import { datagramEnd, dontFragment, fragment, fragmentationNeeded } from './too-big.js';
+import { splitSuperFrame } from './super-split.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -91,6 +92,26 @@ export class Switch {
       to.deliver(buf, 1);
     } else {
       this.startRun(to, buf, off, len);
+    }
+  }
+
+  /**
+   * A KIND_SUPER frame (a TCP super-packet whole) that `from` may send: whole to a port
+   * that takes them, whatever its MTU (the far end splits it or its kernel does); else
+   * split into its segments, each switched as a packet.
+   */
+  routeSuper(from: Port, buf: Uint8Array, off: number, len: number, dst: number): void {
+    const f = this.fallback;
+    const to = this.owners.get(dst) ?? (f !== from ? f : null);
+    if (to === null) {
+      this.metrics.drops.no_route++;
+    } else if (to.superPackets) {
+      if (this.run !== null) this.endRun(); // what was switched before it leaves before it
+      to.writeSuper!(buf, off, len);
+    } else {
+      const s = splitSuperFrame(buf, off, len);
+      if (s === null) this.metrics.drops.not_ipv4++;
+      else for (let i = 0; i < s.count; i++) this.route(from, s.data, s.offsets[i], s.lengths[i], dst);
     }
   }
 

@@ -1,7 +1,9 @@
 // The server's own tun device as a port of the switch: packets nobody on the VPN owns go to
 // it for Linux to route, and packets Linux routes into it are switched to their client.
 
-import { DST, MAX_FRAME, readU32 } from '../../../protocol/index.js';
+import { DST, MAX_FRAME, SUPER_HEADER, readU32 } from '../../../protocol/index.js';
+import { isSuperFrame, superGsoSize } from '../../../common/offload/super.js';
+import { Coalescer, type VnetSink } from '../../../common/offload/coalesce.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PacketSink, Port } from './port.js';
 import type { Switch } from './switch.js';
@@ -17,6 +19,16 @@ export interface ServerTun extends PacketSink {
   write(buf: Uint8Array, off: number, len: number): boolean;
   /** Tells a refused packet from a full device; without it every false counts as full. */
   readonly stats?: { readonly txRejected: number };
+  /**
+   * The device has TUN offloads (linux/tun.ts with `offload`): what it reads is already split
+   * into packets, and it takes TCP super-packets behind a virtio-net header (writeVnet).
+   */
+  readonly offload?: boolean;
+  /** Why offloads are off although they were asked for. */
+  readonly offloadError?: string;
+  writeVnet?(hdr: Uint8Array, buf: Uint8Array, off: number, len: number): boolean;
+  /** With offloads: reads hand TCP super-packets over whole, as KIND_SUPER frames. */
+  superFrames?: boolean;
   close(): void;
 }
 
@@ -34,7 +46,7 @@ export type OpenTun = (
 ) => Promise<ServerTun>;
 
 export class TunPort implements Port {
-  /** The kernel takes one packet per write. */
+  /** The kernel takes one packet per write (a super-packet counts as one, made by `gro` below). */
   readonly coalesce = false;
   /**
    * No limit below IPv4's: the kernel takes any packet a client can send, and fragments or
@@ -43,6 +55,14 @@ export class TunPort implements Port {
   readonly mtu = MAX_FRAME;
   /** txRejected of the device as last seen. */
   private rejected = 0;
+  /**
+   * With offloads: TCP segments of one flow, switched in one chunk, go to the kernel as one
+   * super-packet (GRO in user space). The port corks while it holds some; flush() writes them.
+   */
+  private readonly gro: Coalescer | null;
+  private corked = false;
+  /** With offloads, super-packets from clients that send them go to the kernel whole. */
+  readonly superPackets: boolean;
 
   constructor(
     readonly device: ServerTun,
@@ -50,13 +70,43 @@ export class TunPort implements Port {
     private readonly metrics: Metrics,
     /** The device failed (an error other than a full device or a refused packet): called once. */
     private readonly onFailure: (err: Error) => void,
-  ) {}
+  ) {
+    const dev = device;
+    if (dev.offload && dev.writeVnet) {
+      const sink: VnetSink = {
+        write: (b, o, n) => this.writeNow(b, o, n, null),
+        writeVnet: (h, b, o, n) => this.writeNow(b, o, n, h),
+      };
+      this.gro = new Coalescer(sink);
+    } else this.gro = null;
+    this.superPackets = this.gro !== null;
+  }
+
+  /** A KIND_SUPER frame: its super-packet to the kernel whole (after what is held of its flow). */
+  writeSuper(buf: Uint8Array, off: number, len: number): boolean {
+    const gro = this.gro!;
+    const malformed = gro.stats.malformed;
+    const ok = gro.pushSuper(buf, off + SUPER_HEADER, len - SUPER_HEADER, superGsoSize(buf, off));
+    if (gro.stats.malformed !== malformed) this.metrics.drops.tun_rejected++;
+    return ok;
+  }
 
   write(buf: Uint8Array, off: number, len: number): boolean {
+    const gro = this.gro;
+    if (gro === null) return this.writeNow(buf, off, len, null);
+    if (!this.corked) {
+      this.corked = true;
+      this.sw.corked(this);
+    }
+    return gro.push(buf, off, len);
+  }
+
+  /** One write to the device, counted: behind the virtio-net header `hdr` when there is one. */
+  private writeNow(buf: Uint8Array, off: number, len: number, hdr: Uint8Array | null): boolean {
     const m = this.metrics;
     let written: boolean;
     try {
-      written = this.device.write(buf, off, len);
+      written = hdr === null ? this.device.write(buf, off, len) : this.device.writeVnet!(hdr, buf, off, len);
     } catch (err) {
       // EBADF, EIO: the device is gone, not this packet. The server takes the port out of the
       // switch; until it has, what comes is dropped as no_route.
@@ -89,7 +139,11 @@ export class TunPort implements Port {
     return ok;
   }
 
-  flush(): void {}
+  flush(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.gro!.flush();
+  }
 
   /** Packets Linux routed into the tun: to the client that owns the destination. */
   receive(packets: Uint8Array[], count: number): void {
@@ -102,7 +156,8 @@ export class TunPort implements Port {
         m.drops.not_ipv4++;
         continue;
       }
-      sw.route(this, p, 0, p.length, readU32(p, DST));
+      if (isSuperFrame(p, 0, p.length)) sw.routeSuper(this, p, 0, p.length, readU32(p, DST));
+      else sw.route(this, p, 0, p.length, readU32(p, DST));
     }
     sw.flush();
   }

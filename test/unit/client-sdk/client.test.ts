@@ -186,18 +186,16 @@ test('a static request carries the address in the source field (extension and se
 // ---- the reply --------------------------------------------------------------------------------
 
 test('an extension reply makes the client ready with address, prefix, netmask, gateway, mtu and routes', () => {
-  const s = readyClient(
-    {},
-    extReply('10.1.2.7', {
-      prefix: 24,
-      gateway: ip('10.1.2.1'),
-      mtu: 1400,
-      routes: [
-        [ip('192.168.50.0'), 24],
-        [ip('172.16.0.0'), 12],
-      ],
-    }),
-  );
+  const reply = extReply('10.1.2.7', {
+    prefix: 24,
+    gateway: ip('10.1.2.1'),
+    mtu: 1400,
+    routes: [
+      [ip('192.168.50.0'), 24],
+      [ip('172.16.0.0'), 12],
+    ],
+  });
+  const s = readyClient({}, reply);
   assert.equal(s.last(), {
     state: 'ready',
     address: '10.1.2.7',
@@ -211,6 +209,7 @@ test('an extension reply makes the client ready with address, prefix, netmask, g
       { network: '172.16.0.0', prefix: 12 },
     ],
     server: 'simplevpn',
+    reply,
   });
   assert.is(s.client.address, '10.1.2.7');
   assert.equal(s.client.info, s.last());
@@ -230,6 +229,7 @@ test('a seed reply (20 bytes, total length 0) gives the /16 default, no gateway 
     keepalive: 15,
     routes: [],
     server: 'seed',
+    reply,
   });
 });
 
@@ -262,6 +262,7 @@ test('a seed server echoing the extension request with only the destination rewr
     keepalive: 15,
     routes: [],
     server: 'seed',
+    reply: echo,
   });
   assert.is(s.client.lease, null);
 });

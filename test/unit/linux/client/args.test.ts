@@ -44,10 +44,15 @@ test('defaults: port 2002, tun svpn%d, MTU 65000, plain TCP, text logs at info, 
     maxBackoff: undefined,
     name: undefined,
     seed: false,
+    offload: false,
     tls: null,
     credentials: undefined,
     log: { format: 'text', level: 'info' },
   });
+});
+
+test('--offload asks for a tun with offloads', () => {
+  assert.is(parse(['-s', 'h', '--offload']).offload, true);
 });
 
 test('transports: --transport, the URL form of -s, default ports, --path', () => {

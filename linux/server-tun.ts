@@ -3,17 +3,21 @@
 // server.
 
 import { disableIpv6, openTun, type TunDevice } from './tun.js';
+import { enableIpv6 } from './ipv6.js';
 
 export async function openServerTun(
   name: string,
-  config: { address: string; prefix: number; mtu: number },
+  config: { address: string; prefix: number; mtu: number; ipv6?: { address: string; prefix: number } },
   onPackets: (packets: Uint8Array[], count: number) => void,
   onError?: (err: Error) => void,
 ): Promise<TunDevice> {
   const dev = openTun({ name, onPackets, onError });
-  disableIpv6(dev.name);
+  // IPv6 stays off unless the server has an IPv6 subnet (--subnet6): then the device gets
+  // the server's IPv6 address, and Linux routes the subnet to it.
+  if (!config.ipv6) disableIpv6(dev.name);
   try {
     dev.configure(config);
+    if (config.ipv6) enableIpv6(dev.name, config.ipv6.address, config.ipv6.prefix);
   } catch (err) {
     dev.close();
     throw err;

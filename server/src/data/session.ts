@@ -10,7 +10,8 @@
 // outside.
 
 import type { Socket } from 'node:net';
-import { ALL, ANY, DST, SRC, readU32, E_TOO_LONG, Framer, SEED_MTU } from '../../../protocol/index.js';
+import { ALL, ANY, DST, SRC, readU32, E_TOO_LONG, Framer, SEED_MTU, SRC6, sameAddress6 } from '../../../protocol/index.js';
+import { ipv6Problem } from './ipv6.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Port } from './port.js';
 import type { Switch } from './switch.js';
@@ -75,6 +76,8 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
   /** Bytes of that frame, as counted in the server's Reassembly. */
   private partial = 0;
   private addr = ANY;
+  /** Its IPv6 address, when it asked for one and the server has IPv6 (--subnet6). */
+  private addr6: Uint8Array | null = null;
   private mtu_ = SEED_MTU;
   private coalesce_ = false;
   private corked = false;
@@ -116,6 +119,16 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     this.coalesce_ = coalesce;
   }
 
+  /** Its IPv6 address, or null. */
+  get address6(): Uint8Array | null {
+    return this.addr6;
+  }
+
+  /** The control side granted an IPv6 address too (after open()): IPv6 from it is switched from now on. */
+  open6(address: Uint8Array): void {
+    this.addr6 = address;
+  }
+
   /** An address request (destination 0.0.0.0) arrived. */
   protected abstract request(frame: Uint8Array): void;
   /** A data packet whose source is not the session's address was dropped. */
@@ -137,7 +150,9 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
       const b = f.buf;
       const o = f.start;
       if (b[o] >> 4 !== 4) {
-        m.drops.not_ipv4++;
+        // IPv6 (the framer passes versions 4 and 6 only), off IPv4's path.
+        if (this.addr6 === null) m.drops.not_ipv4++;
+        else this.receive6(b, o, len);
         continue;
       }
       const src = readU32(b, o + SRC);
@@ -159,6 +174,29 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     // Once per chunk, when an unfinished frame is or was held: what it holds now.
     const held = f.pending;
     if ((held | this.partial) !== 0) this.holding(held, held !== this.partial + chunk.length, now);
+  }
+
+  /**
+   * An IPv6 packet from a client that holds an IPv6 address: switched if its source is that
+   * address and its header chain is one the server passes on. No control message is IPv6.
+   */
+  private receive6(b: Uint8Array, o: number, len: number): void {
+    const m = this.env.metrics;
+    if (!sameAddress6(b, o + SRC6, this.addr6!, 0)) {
+      m.drops.spoofed_source++;
+      this.drops++;
+      return;
+    }
+    if (ipv6Problem(b, o, len) !== null) {
+      m.drops.bad_ipv6++;
+      this.drops++;
+      return;
+    }
+    this.rxPackets++;
+    this.rxBytes += len;
+    m.rxPackets++;
+    m.rxBytes += len;
+    this.env.sw.route6(this, b, o, len);
   }
 
   /**

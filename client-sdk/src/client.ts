@@ -24,6 +24,11 @@ export interface ReadyInfo {
   routes: Route[];
   /** 'simplevpn' when the server spoke the extension, 'seed' otherwise. */
   server: 'simplevpn' | 'seed';
+  /**
+   * The reply's IPv6 TLVs as they came, when the server granted IPv6 (the `ipv6` option):
+   * readIpv6Config() of simplevpn/ipv6 reads address, prefix, gateway and routes from them.
+   */
+  ipv6?: Tlv[];
 }
 
 /**
@@ -104,6 +109,12 @@ export interface ClientOptions {
   /** This client's id and secret in the server's auth file (printable ASCII, at most 255
    * characters each), presented with every request. Over TLS only: the secret travels as is. */
   credentials?: { id: string; secret: string };
+  /**
+   * Ask for an IPv6 address too: the request's IPv6 TLV value, ipv6Request() of
+   * simplevpn/ipv6 (empty for any address, 16 bytes for one wanted). IPv6 packets pass
+   * both ways whatever is asked.
+   */
+  ipv6?: Uint8Array;
   /** Largest frame accepted from the server (65535). */
   maxFrame?: number;
   onState?: (info: StateInfo) => void;
@@ -316,6 +327,7 @@ export class Client {
       if (o.name) tlvs.push([T_CLIENT, ascii(o.name)]);
       if (o.mtu) tlvs.push([T_MTU, u16(o.mtu)]);
       if (this.ls) tlvs.push([T_LEASE, this.ls]);
+      if (o.ipv6) tlvs.push([24, o.ipv6]); // T_IPV6, protocol/ipv6.ts
       msg = extMessage(this.want, ANY, KIND_REQUEST, tlvs);
     }
     this.put(msg);
@@ -377,7 +389,7 @@ export class Client {
     this.backoff.reset();
     const prefix = c.prefix || SEED_PREFIX; // a /0 subnet is none
     this.arm(this.keepaliveMs);
-    this.emit({
+    const info: ReadyInfo = {
       state: 'ready',
       address,
       prefix,
@@ -387,7 +399,9 @@ export class Client {
       keepalive: this.keepaliveMs / 1000,
       routes: c.routes.map(([n, len]) => ({ network: formatIPv4(n), prefix: len })),
       server: kind === KIND_REPLY ? 'simplevpn' : 'seed',
-    });
+    };
+    if (c.ipv6) info.ipv6 = c.ipv6;
+    this.emit(info);
   }
 
   /** The connection is gone or unusable: tear it down and schedule the next attempt. */

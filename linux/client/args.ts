@@ -2,7 +2,7 @@
 // usage ends the program with exit status 2 (through `usage`, which tests replace).
 
 import mri from 'mri';
-import { LARGE_MTU, MAX_FRAME, MIN_MTU, PORT, TLS_PORT, parseIPv4 } from '../../protocol/index.js';
+import { LARGE_MTU, MAX_FRAME, MIN_MTU, PORT, TLS_PORT, ipv6Request, parseIPv4, parseIPv6 } from '../../protocol/index.js';
 import { type Usage, checkValues, logOptions, readFlagFile, tunNameProblem, unknownOption, usageFor } from '../../common/args.js';
 import type { Level, LogFormat } from '../../common/log.js';
 import { noProxy, parseProxyUrl } from '../../client-sdk/node/proxy.js';
@@ -17,7 +17,8 @@ MTU and routes the server pushes, and keeps the link up, reconnecting when it dr
 Needs root or CAP_NET_ADMIN.
 
 Options:
-  -s, --server HOST|URL      the server's host name or address (required), or a URL whose
+  -s, --server HOST|URL      the server's host name or address, IPv4 or IPv6 (fd00::1 or
+                             [fd00::1]; required), or a URL whose
                              scheme picks the transport: tcp://, tls://, ws://HOST[:PORT]/PATH,
                              wss://HOST[:PORT]/PATH
   -p, --port PORT            the server's port (2002 for tcp, 2003 for tls; 80 for ws, 443 for
@@ -33,6 +34,10 @@ Options:
                              for tcp and ws, unless NO_PROXY lists the server
       --no-proxy             ignore the proxy environment variables
   -a, --address ADDR         ask for this VPN address instead of any free one
+      --address6 ADDR        ask for this IPv6 address instead of the one the server
+                             derives from the IPv4 address (servers with --subnet6)
+      --no-ipv6              do not ask for IPv6 (asked for by default: a server with
+                             --subnet6 grants an IPv6 address and routes, others ignore it)
       --tun NAME             name of the tun device (svpn%d: the kernel numbers it)
       --mtu BYTES            the tunnel MTU to ask for (65000; the server may grant less):
                              large packets are what makes IP-in-TCP fast
@@ -80,6 +85,7 @@ const STRINGS = [
   'server',
   'port',
   'address',
+  'address6',
   'tun',
   'keepalive',
   'timeout',
@@ -111,6 +117,8 @@ export interface ClientSettings {
   server: string;
   /** The address to ask for (-a), or undefined for any free one. */
   address?: string;
+  /** The request's IPv6 TLV value (empty: any IPv6 address), or undefined: --no-ipv6 or --seed. */
+  ipv6?: Uint8Array;
   /** The tun device's name, or a pattern (svpn%d). */
   tun: string;
   /** The MTU to ask for. */
@@ -140,10 +148,10 @@ export interface ClientSettings {
 export function parseClientArgs(argv: string[], env: Record<string, string | undefined> = process.env, usage: Usage = usageFor(PROGRAM)): ClientSettings | 'help' | 'version' {
   const args = mri(argv, {
     alias: { s: 'server', p: 'port', a: 'address', h: 'help', v: 'version' },
-    boolean: ['help', 'version', 'seed', 'tls'],
+    boolean: ['help', 'version', 'seed', 'tls', 'ipv6'],
     string: [...STRINGS], // a copy: mri appends the aliases to it
   });
-  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'seed', 'tls', 's', 'p', 'a', 'h', 'v'], argv);
+  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'seed', 'tls', 'ipv6', 's', 'p', 'a', 'h', 'v'], argv);
   if (bad) usage(`unknown option ${bad}`);
   if (args.help) return 'help';
   if (args.version) return 'version';
@@ -156,7 +164,8 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
     if (args.tls && args.transport !== 'tls') usage(`--tls and --transport ${args.transport} disagree: --tls is --transport tls`);
     transport = args.transport;
   }
-  let host = String(args.server);
+  // An IPv6 address may come in brackets, as in a URL: -s [fd00::1].
+  let host = String(args.server).replace(/^\[([0-9a-fA-F:.]+)\]$/, '$1');
   let urlPort: string | undefined;
   let path = args.path as string | undefined;
   const scheme = /^([a-z]+):\/\//i.exec(host)?.[1].toLowerCase();
@@ -201,6 +210,10 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
     }
   }
   if (args.address !== undefined && parseIPv4(args.address) <= 0) usage(`--address must be an IPv4 address, got "${args.address}"`);
+  if (args.ipv6 === true) usage('--ipv6 is the default; use --no-ipv6 not to ask for IPv6');
+  if (args.address6 !== undefined && parseIPv6(args.address6) === null) usage(`--address6 must be an IPv6 address, got "${args.address6}"`);
+  if (args.address6 !== undefined && (args.ipv6 === false || args.seed)) usage(`--address6 and ${args.seed ? '--seed' : '--no-ipv6'} disagree`);
+  const ipv6 = args.ipv6 === false || args.seed ? undefined : ipv6Request(args.address6);
   const log = logOptions(usage, args['log-format'], args['log-level']);
   const tun = String(args.tun ?? 'svpn%d');
   const badTun = tunNameProblem(tun);
@@ -238,6 +251,7 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
     url: ws ? `${transport}://${hostPort}${path ?? '/'}` : undefined,
     proxy,
     address: args.address,
+    ipv6,
     tun,
     mtu,
     keepalive,

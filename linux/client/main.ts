@@ -7,7 +7,7 @@
 // trusted or not for the name dialled, TLS on a plain port or plain TCP on a TLS port.
 
 import { Client, type DownInfo } from '../../client-sdk/src/client.js';
-import { REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, TLS_PORT } from '../../protocol/index.js';
+import { REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_IN_USE6, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_OUTSIDE6, TLS_PORT, formatIPv6, readIpv6Config } from '../../protocol/index.js';
 import { describeDown } from '../../client-sdk/node/describe.js';
 import { nodeClock } from '../../client-sdk/node/clock.js';
 import { clientConnect } from './connect.js';
@@ -15,6 +15,7 @@ import { createLogger, type Fields, type Logger } from '../../common/log.js';
 import { tierUpSooner } from '../../common/tiering.js';
 import { VERSION } from '../../common/version.js';
 import { disableIpv6, openTun, type TunDevice } from '../tun.js';
+import { addRoute6, deleteRoute6, enableIpv6, removeIpv6 } from '../ipv6.js';
 import { type ClientSettings, HELP, parseClientArgs } from './args.js';
 import { type Changes, type Configured, interfaceChanges, routeText } from './interface-config.js';
 
@@ -35,7 +36,7 @@ function sendBatch(client: Client, packets: Uint8Array[], count: number): void {
 }
 
 // Refusals that another attempt with the same settings cannot overcome.
-const FINAL_REFUSALS = new Set([REFUSE_IN_USE, REFUSE_OUTSIDE, REFUSE_NOT_ALLOWED, REFUSE_AUTH_REQUIRED, REFUSE_AUTH_FAILED]);
+const FINAL_REFUSALS = new Set([REFUSE_IN_USE, REFUSE_OUTSIDE, REFUSE_NOT_ALLOWED, REFUSE_AUTH_REQUIRED, REFUSE_AUTH_FAILED, REFUSE_IN_USE6, REFUSE_OUTSIDE6]);
 
 /**
  * The line to log and exit 3 with when `s` (a 'down' before the link was ever up) cannot
@@ -47,7 +48,7 @@ function finalDown(s: DownInfo, o: ClientSettings): { event: string; fields: Fie
   if (s.reason === 'refused' && FINAL_REFUSALS.has(s.code) && (s.code !== REFUSE_IN_USE || o.address))
     return {
       event: s.code === REFUSE_AUTH_FAILED || s.code === REFUSE_AUTH_REQUIRED ? 'auth_refused' : 'address_refused',
-      fields: { address: o.address, id: o.credentials?.id, reason },
+      fields: { address: o.address, address6: o.ipv6?.length ? formatIPv6(o.ipv6) : undefined, id: o.credentials?.id, reason },
     };
   if (s.reason === 'certificate')
     return {
@@ -105,7 +106,33 @@ function apply(tun: TunDevice, c: Changes, log: Logger): Configured {
       failed.add(routeText(r));
     }
   }
-  return { addressing: c.after.addressing, routes: c.after.routes.filter((r) => !failed.has(routeText(r))) };
+  return { addressing: c.after.addressing, routes: c.after.routes.filter((r) => !failed.has(routeText(r))), ...apply6(tun.name, c, log) };
+}
+
+/**
+ * The IPv6 part of the changes: the address (IPv6 is off on the tun until the server grants
+ * one) and routes, through iproute2. Failures are logged and left out of what is configured
+ * then, so that the next assignment tries them again.
+ */
+function apply6(name: string, c: Changes, log: Logger): Pick<Configured, 'addressing6' | 'routes6'> {
+  const failed = new Set<string>();
+  const attempt = (event: string, fields: Fields, fn: () => void): boolean => {
+    try {
+      fn();
+      log.log('info', event, fields);
+      return true;
+    } catch (err: any) {
+      log.log('warn', event + '_failed', { ...fields, error: err.message });
+      return false;
+    }
+  };
+  for (const r of c.deleteRoutes6) attempt('route6_deleted', { route: routeText(r), dev: name }, () => deleteRoute6(name, r.network, r.prefix));
+  const old = c.removeAddress6;
+  if (old) attempt('ipv6_removed', { dev: name, address6: `${old.address}/${old.prefix}` }, () => removeIpv6(name, old.address, old.prefix));
+  const a = c.addAddress6;
+  if (a && !attempt('ipv6_configured', { dev: name, address6: `${a.address}/${a.prefix}` }, () => enableIpv6(name, a.address, a.prefix))) return { addressing6: null, routes6: [] };
+  for (const r of c.addRoutes6) if (!attempt('route6_added', { route: routeText(r), dev: name }, () => addRoute6(name, r.network, r.prefix))) failed.add(routeText(r));
+  return { addressing6: c.after.addressing6, routes6: (c.after.routes6 ?? []).filter((r) => !failed.has(routeText(r))) };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -154,6 +181,7 @@ async function main(argv: string[]): Promise<void> {
     },
     clock: nodeClock,
     address: o.address,
+    ipv6: o.ipv6,
     keepalive: o.keepalive,
     timeout: o.timeout,
     maxBackoff: o.maxBackoff,
@@ -164,14 +192,16 @@ async function main(argv: string[]): Promise<void> {
       if (s.state === 'connecting') log.log('info', 'connecting', { server: o.server, transport: o.transport === 'tcp' ? undefined : o.transport, proxy: o.proxy?.replace(/\/\/[^@/]*@/, '//***@') });
       else if (s.state === 'ready') {
         try {
-          configured = apply(tun, interfaceChanges(configured, s), log);
+          configured = apply(tun, interfaceChanges(configured, { ...s, ipv6: readIpv6Config(s.ipv6) }), log);
         } catch (err: any) {
           log.log('error', 'configure_failed', { error: err.message, code: err.code });
           return shutdown(1);
         }
         everReady = true;
+        const v6 = configured.addressing6;
         log.log('info', 'ready', {
           address: s.address,
+          address6: v6 ? `${v6.address}/${v6.prefix}` : undefined,
           prefix: s.prefix,
           gateway: s.gateway,
           mtu: s.mtu,

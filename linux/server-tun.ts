@@ -14,7 +14,8 @@ export async function openServerTun(
   const dev = openTun({ name, onPackets, onError });
   // IPv6 stays off unless the server has an IPv6 subnet (--subnet6): then the device gets
   // the server's IPv6 address, and Linux routes the subnet to it.
-  if (!config.ipv6) disableIpv6(dev.name);
+  // (Off first even then, so that the kernel makes no link-local address when it comes up.)
+  disableIpv6(dev.name);
   try {
     dev.configure(config);
     if (config.ipv6) enableIpv6(dev.name, config.ipv6.address, config.ipv6.prefix);

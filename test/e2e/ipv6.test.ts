@@ -11,7 +11,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { FIXTURES } from '../support/paths.js';
+import { FIXTURES, ROOT } from '../support/paths.js';
 import { type Host, Lab, type Proc, e2eUnavailable, until } from '../support/lab.js';
 
 const skip = e2eUnavailable();
@@ -114,6 +114,22 @@ it('a seed-protocol client on the same server: its IPv4 works, its tun has no IP
   assert.ok(await c4.ping(String((await c1.exec(['ip', '-j', '-4', 'addr', 'show'])).stdout.match(/"local":"(10\.0\.[0-9.]+)"/)![1])), 'seed client -> c1 over IPv4');
   assert.ok(await ping6(c2, a1), 'IPv6 still flows');
   seed.signal('SIGTERM');
+});
+
+it('the example device, on Node and in QuickJS, with --ipv6 answers ping -6 on PREFIX + its IPv4 address', async () => {
+  const EX = join(ROOT, 'dist/js/examples');
+  for (const [kind, script] of [
+    ['node', 'device/node.js'],
+    ['quickjs', 'quickjs/run-device.js'],
+  ]) {
+    const d = c2.node(`${kind}-device6`, join(EX, script), ['--server', '198.18.2.1', '--collector', '10.0.0.1:5005', '--id', `${kind}-6`, '--ipv6', '--interval', '5', '--timeout', '3']);
+    const r = await d.waitFor('ready');
+    const [a, b, c, e] = String(r.address).split('.').map(Number);
+    const addr6 = `fd00:5:6::${((a << 8) | b).toString(16)}:${((c << 8) | e).toString(16)}`;
+    assert.ok(await ping6(c1, addr6), `c1 -> the ${kind} device at ${addr6}`);
+    assert.ok(await ping6(c1, addr6, ['-s', '1200']), `c1 -> the ${kind} device, 1200-byte echoes`);
+    d.signal('SIGTERM');
+  }
 });
 
 it('a client reaches a server it knows only by an IPv6 address: -s [fd99:3::1]', async () => {

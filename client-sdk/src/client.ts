@@ -26,7 +26,7 @@ export interface ReadyInfo {
   server: 'simplevpn' | 'seed';
   /**
    * The reply's IPv6 TLVs as they came, when the server granted IPv6 (the `ipv6` option):
-   * readIpv6Config() of simplevpn/ipv6 reads address, prefix, gateway and routes from them.
+   * readIpv6Config() (simplevpn/node, protocol/ipv6.ts) reads address, prefix, gateway and routes from them.
    */
   ipv6?: Tlv[];
 }
@@ -110,8 +110,8 @@ export interface ClientOptions {
    * characters each), presented with every request. Over TLS only: the secret travels as is. */
   credentials?: { id: string; secret: string };
   /**
-   * Ask for an IPv6 address too: the request's IPv6 TLV value, ipv6Request() of
-   * simplevpn/ipv6 (empty for any address, 16 bytes for one wanted). IPv6 packets pass
+   * Ask for an IPv6 address too: the request's IPv6 TLV value, ipv6Request() of simplevpn/node
+   * (empty for any address, 16 bytes for one wanted). IPv6 packets pass
    * both ways whatever is asked.
    */
   ipv6?: Uint8Array;

@@ -150,9 +150,8 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
       const b = f.buf;
       const o = f.start;
       if (b[o] >> 4 !== 4) {
-        // IPv6 (the framer passes versions 4 and 6 only), off IPv4's path.
-        if (this.addr6 === null) m.drops.not_ipv4++;
-        else this.receive6(b, o, len);
+        // IPv6 (the framer passes versions 4 and 6 only): a method of its own, off IPv4's path.
+        this.receive6(b, o, len);
         continue;
       }
       const src = readU32(b, o + SRC);
@@ -177,12 +176,18 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
   }
 
   /**
-   * An IPv6 packet from a client that holds an IPv6 address: switched if its source is that
-   * address and its header chain is one the server passes on. No control message is IPv6.
+   * An IPv6 packet: from a client that holds no IPv6 address, not_ipv4; else switched if its
+   * source is that address and its header chain is one the server passes on. No control
+   * message is IPv6.
    */
   private receive6(b: Uint8Array, o: number, len: number): void {
     const m = this.env.metrics;
-    if (!sameAddress6(b, o + SRC6, this.addr6!, 0)) {
+    const me = this.addr6;
+    if (me === null) {
+      m.drops.not_ipv4++;
+      return;
+    }
+    if (!sameAddress6(b, o + SRC6, me, 0)) {
       m.drops.spoofed_source++;
       this.drops++;
       return;

@@ -11,5 +11,5 @@ export { nodeWebSocketConnect } from './websocket.js';
 export type { NodeWebSocketOptions } from './websocket.js';
 // IPv6 inside the tunnel: the `ipv6` option's value and the ready state's IPv6 TLVs read as
 // text (protocol/ipv6.ts; kept out of the device core, which only carries the packets).
-export { ipv6Request, readIpv6Config, formatIPv6, parseIPv6 } from '../../protocol/ipv6.js';
-export type { Ipv6Config } from '../../protocol/ipv6.js';
+export { ipv6Request, readIpv6Config, formatIPv6, parseIPv6 } from '../../protocol/index.js';
+export type { Ipv6Config } from '../../protocol/index.js';

@@ -6,3 +6,4 @@ export * from './constants.js';
 export * from './control.js';
 export * from './framer.js';
 export * from './ipv4.js';
+export * from './ipv6.js';

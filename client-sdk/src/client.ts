@@ -26,6 +26,11 @@ export interface ReadyInfo {
   server: 'simplevpn' | 'seed';
   /** The server's reply as it came (a copy): an extension message's TLVs, for eachTlv. */
   reply: Uint8Array;
+  /**
+   * The reply's IPv6 TLVs as they came, when the server granted IPv6 (the `ipv6` option):
+   * readIpv6Config() (simplevpn/node, protocol/ipv6.ts) reads address, prefix, gateway and routes from them.
+   */
+  ipv6?: Tlv[];
 }
 
 /**
@@ -110,6 +115,13 @@ export interface ClientOptions {
    * must not throw); `secret`, presented as is with every request (bearer: over TLS only,
    * and only to a server that allows it). */
   credentials?: { id: string; secret?: string; prove?: (challenge: Uint8Array, request: Uint8Array) => Uint8Array | PromiseLike<Uint8Array> };
+  credentials?: { id: string; secret: string };
+  /**
+   * Ask for an IPv6 address too: the request's IPv6 TLV value, ipv6Request() of simplevpn/node
+   * (empty for any address, 16 bytes for one wanted). IPv6 packets pass
+   * both ways whatever is asked.
+   */
+  ipv6?: Uint8Array;
   /** Largest frame accepted from the server (65535). */
   maxFrame?: number;
   /** More TLVs for the request (the extension only), e.g. a capability the app handles. */
@@ -326,6 +338,7 @@ export class Client {
       if (o.mtu) tlvs.push([T_MTU, u16(o.mtu)]);
       if (this.ls) tlvs.push([T_LEASE, this.ls]);
       if (o.tlvs) tlvs.push(...o.tlvs);
+      if (o.ipv6) tlvs.push([24, o.ipv6]); // T_IPV6, protocol/ipv6.ts
       msg = extMessage(this.want, ANY, KIND_REQUEST, tlvs);
     }
     this.put((this.rq = msg));
@@ -401,7 +414,7 @@ export class Client {
     this.backoff.reset();
     const prefix = c.prefix || SEED_PREFIX; // a /0 subnet is none
     this.arm(this.keepaliveMs);
-    this.emit({
+    const info: ReadyInfo = {
       state: 'ready',
       address,
       prefix,
@@ -412,7 +425,9 @@ export class Client {
       routes: c.routes.map(([n, len]) => ({ network: formatIPv4(n), prefix: len })),
       server: kind === KIND_REPLY ? 'simplevpn' : 'seed',
       reply: p.slice(),
-    });
+    };
+    if (c.ipv6) info.ipv6 = c.ipv6;
+    this.emit(info);
   }
 
   /** The connection is gone or unusable: tear it down and schedule the next attempt. */

@@ -17,6 +17,7 @@ const DEVICE_HELP = `Options:
       --port PORT            its TCP port (2002)
       --collector ADDR:PORT  where readings go, an address on the VPN (required)
       --address ADDR         ask for this VPN address instead of any free one
+      --ipv6                 ask for an IPv6 address too, and answer ping -6 on it
       --id NAME              the device's name in readings and in the server log (sensor-1)
       --interval SEC         seconds between readings (10)
       --keepalive SEC        seconds of silence before a keepalive, unless the server pushes one (15)
@@ -29,6 +30,7 @@ const DEVICE_OPTIONS = {
   port: { type: 'string' },
   collector: { type: 'string' },
   address: { type: 'string' },
+  ipv6: { type: 'boolean' },
   id: { type: 'string' },
   interval: { type: 'string' },
   keepalive: { type: 'string' },
@@ -95,6 +97,7 @@ export function parseDeviceArgs(program: string, summary: string, argv: string[]
         id: str('id') ?? 'sensor-1',
         collector,
         address,
+        ipv6: values.ipv6 === true || undefined,
         interval: num('interval', 0.05, 86400),
         keepalive: num('keepalive', 1, 65535),
         timeout: num('timeout', 0.1, 3600),

@@ -28,6 +28,8 @@ export interface DeviceConfig {
   interval?: number;
   /** A static VPN address to ask for; omitted, the server picks and the device keeps it across reconnects. */
   address?: string;
+  /** Ask for an IPv6 address too, and answer ping -6 on it (a server with --subnet6 grants one). */
+  ipv6?: boolean;
   /** Passed to the SDK Client: seconds. */
   keepalive?: number;
   timeout?: number;
@@ -72,6 +74,8 @@ export function startDevice(p: Platform, c: DeviceConfig): Device {
     // would allocate nothing at all.
     tun: { write: (buf, offset, length) => ip.input(buf.subarray(offset, offset + length)) },
     address: c.address,
+    // Any IPv6 address: an empty TLV 24 (PROTOCOL.md, "IPv6").
+    ipv6: c.ipv6 ? new Uint8Array(0) : undefined,
     name: c.id,
     keepalive: c.keepalive,
     timeout: c.timeout,
@@ -80,6 +84,9 @@ export function startDevice(p: Platform, c: DeviceConfig): Device {
     onState: (s: StateInfo) => {
       if (s.state === 'ready') {
         ip.address = parseIPv4(s.address);
+        // TLV 24 of the reply: the IPv6 address (16 bytes) and its prefix length.
+        ip.address6 = null;
+        for (const [t, v] of s.ipv6 || []) if (t === 24 && v.length === 17) ip.address6 = v.subarray(0, 16);
         p.log('ready', { address: s.address, prefix: s.prefix, gateway: s.gateway, mtu: s.mtu, keepalive: s.keepalive, server: s.server });
       } else if (s.state === 'down') p.log('down', { reason: s.reason, detail: s.detail, code: s.code, retry_in_s: s.retryIn / 1000 });
       else p.log(s.state, {});

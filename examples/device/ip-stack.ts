@@ -6,6 +6,7 @@
 
 const ICMP = 1;
 const UDP = 17;
+const ICMP6 = 58;
 
 /** The 16-bit one's-complement sum of b[off, off+len) (RFC 1071), not yet folded. */
 export function sum16(b: Uint8Array, off: number, len: number, sum = 0): number {
@@ -39,6 +40,15 @@ const put32 = (b: Uint8Array, o: number, v: number) => {
 /** Sum of the UDP pseudo-header (RFC 768) for the packet whose IPv4 header is at 0. */
 const pseudo = (b: Uint8Array, len: number) => sum16(b, 12, 8) + UDP + len;
 
+/** Sum of the ICMPv6 pseudo-header (RFC 8200 §8.1) for the packet whose IPv6 header is at 0. */
+const pseudo6 = (b: Uint8Array, len: number) => sum16(b, 8, 32) + ICMP6 + len;
+
+/** True when the 16 bytes at a[ao] and b[bo] are equal. */
+function same16(a: Uint8Array, ao: number, b: Uint8Array, bo: number): boolean {
+  for (let i = 0; i < 16; i++) if (a[ao + i] !== b[bo + i]) return false;
+  return true;
+}
+
 /** What happened to every packet given to input(), and to every packet sent. */
 export interface IpStats {
   received: number;
@@ -69,6 +79,8 @@ export class IpStack {
   // assignments (class field initializers would pull in a defineProperty helper).
   /** Our address as a number; 0 until the VPN assigns one. Packets to any other are dropped. */
   declare address: number;
+  /** Our IPv6 address (16 bytes) when the VPN gave one, else null: IPv6 is then not for us. */
+  declare address6: Uint8Array | null;
   declare readonly stats: IpStats;
   /** Receives UDP datagrams addressed to us; without it they are dropped as unsupported. */
   declare onUdp?: UdpHandler;
@@ -83,6 +95,7 @@ export class IpStack {
     this.send = send;
     this.onUdp = onUdp;
     this.address = 0;
+    this.address6 = null;
     this.id = 0;
     this.stats = { received: 0, echoReplies: 0, udpIn: 0, udpOut: 0, malformed: 0, badChecksum: 0, fragment: 0, notForUs: 0, unsupported: 0, sendFailed: 0 };
   }
@@ -92,6 +105,7 @@ export class IpStack {
     const s = this.stats;
     s.received++;
     const n = p.length;
+    if (p[0] >> 4 === 6) return this.input6(p);
     const hl = (p[0] & 15) * 4;
     const total = n < 20 ? 0 : (p[2] << 8) | p[3];
     if (n < 20 || p[0] >> 4 !== 4 || hl < 20 || total < hl || total > n) return void s.malformed++;
@@ -120,6 +134,36 @@ export class IpStack {
       s.udpIn++;
       this.onUdp(src, (p[hl] << 8) | p[hl + 1], (p[hl + 2] << 8) | p[hl + 3], p.subarray(hl + 8, hl + ulen));
     } else s.unsupported++;
+  }
+
+  /**
+   * An IPv6 packet: ICMPv6 echo requests (ping -6) to our IPv6 address are answered; no
+   * extension headers, no fragments, nothing else (counted as unsupported).
+   */
+  private input6(p: Uint8Array): void {
+    const s = this.stats;
+    const n = p.length;
+    const len = n < 40 ? -1 : (p[4] << 8) | p[5];
+    if (len < 0 || 40 + len > n) return void s.malformed++;
+    const me = this.address6;
+    if (me === null || !same16(p, 24, me, 0)) return void s.notForUs++;
+    if (p[6] !== ICMP6) return void s.unsupported++;
+    if (len < 8) return void s.malformed++;
+    if (fold(sum16(p, 40, len, pseudo6(p, len))) !== 0) return void s.badChecksum++;
+    if (p[40] !== 128 || p[41] !== 0) return void s.unsupported++; // echo request only
+    // The reply: addresses swapped, type 129, the request's identifier, sequence and data.
+    const r = new Uint8Array(40 + len);
+    r[0] = 0x60;
+    put16(r, 4, len);
+    r[6] = ICMP6;
+    r[7] = 64; // hop limit
+    r.set(me, 8);
+    r.set(p.subarray(8, 24), 24);
+    r.set(p.subarray(40, 40 + len), 40);
+    r[40] = 129;
+    r[42] = r[43] = 0;
+    put16(r, 42, fold(sum16(r, 40, len, pseudo6(r, len))));
+    if (this.out(r)) s.echoReplies++;
   }
 
   /** Sends one UDP datagram from our address. False when the link dropped it. */

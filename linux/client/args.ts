@@ -2,7 +2,7 @@
 // usage ends the program with exit status 2 (through `usage`, which tests replace).
 
 import mri from 'mri';
-import { LARGE_MTU, MAX_FRAME, MIN_MTU, PORT, TLS_PORT, parseIPv4 } from '../../protocol/index.js';
+import { LARGE_MTU, MAX_FRAME, MIN_MTU, PORT, TLS_PORT, ipv6Request, parseIPv4, parseIPv6 } from '../../protocol/index.js';
 import { type CredentialSettings, parseCredentials } from './auth.js';
 import { type Usage, checkValues, logOptions, readFlagFile, tunNameProblem, unknownOption, usageFor } from '../../common/args.js';
 import type { Level, LogFormat } from '../../common/log.js';
@@ -18,7 +18,8 @@ MTU and routes the server pushes, and keeps the link up, reconnecting when it dr
 Needs root or CAP_NET_ADMIN.
 
 Options:
-  -s, --server HOST|URL      the server's host name or address (required), or a URL whose
+  -s, --server HOST|URL      the server's host name or address, IPv4 or IPv6 (fd00::1 or
+                             [fd00::1]; required), or a URL whose
                              scheme picks the transport: tcp://, tls://, ws://HOST[:PORT]/PATH,
                              wss://HOST[:PORT]/PATH. Servers of a cluster: -s A,B,C (or a
                              name with several addresses): when the server in use is gone,
@@ -36,6 +37,10 @@ Options:
                              for tcp and ws, unless NO_PROXY lists the server
       --no-proxy             ignore the proxy environment variables
   -a, --address ADDR         ask for this VPN address instead of any free one
+      --address6 ADDR        ask for this IPv6 address instead of the one the server
+                             derives from the IPv4 address (servers with --subnet6)
+      --no-ipv6              do not ask for IPv6 (asked for by default: a server with
+                             --subnet6 grants an IPv6 address and routes, others ignore it)
       --tun NAME             name of the tun device (svpn%d: the kernel numbers it)
       --mtu BYTES            the tunnel MTU to ask for (65000; the server may grant less):
                              large packets are what makes IP-in-TCP fast
@@ -94,6 +99,7 @@ const STRINGS = [
   'server',
   'port',
   'address',
+  'address6',
   'tun',
   'keepalive',
   'timeout',
@@ -137,6 +143,8 @@ export interface ClientSettings extends ServerEndpoint {
   servers: ServerEndpoint[];
   /** The address to ask for (-a), or undefined for any free one. */
   address?: string;
+  /** The request's IPv6 TLV value (empty: any IPv6 address), or undefined: --no-ipv6 or --seed. */
+  ipv6?: Uint8Array;
   /** The tun device's name, or a pattern (svpn%d). */
   tun: string;
   /** The MTU to ask for. */
@@ -165,10 +173,10 @@ export interface ClientSettings extends ServerEndpoint {
 export function parseClientArgs(argv: string[], env: Record<string, string | undefined> = process.env, usage: Usage = usageFor(PROGRAM)): ClientSettings | 'help' | 'version' {
   const args = mri(argv, {
     alias: { s: 'server', p: 'port', a: 'address', h: 'help', v: 'version' },
-    boolean: ['help', 'version', 'seed', 'tls', 'bearer', 'offload'],
+    boolean: ['help', 'version', 'seed', 'tls', 'bearer', 'offload', 'ipv6'],
     string: [...STRINGS], // a copy: mri appends the aliases to it
   });
-  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'seed', 'tls', 'bearer', 'offload', 's', 'p', 'a', 'h', 'v'], argv);
+  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'seed', 'tls', 'bearer', 'offload', 'ipv6', 's', 'p', 'a', 'h', 'v'], argv);
   if (bad) usage(`unknown option ${bad}`);
   if (args.help) return 'help';
   if (args.version) return 'version';
@@ -187,7 +195,8 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
   const parsed: Array<{ host: string; urlPort?: string; path?: string }> = [];
   let schemeSeen: string | undefined;
   for (const entry of entries) {
-    let host = entry.trim();
+    // An IPv6 address may come in brackets, as in a URL: -s [fd00::1].
+    let host = entry.trim().replace(/^\[([0-9a-fA-F:.]+)\]$/, '$1');
     let urlPort: string | undefined;
     let path = args.path as string | undefined;
     const scheme = /^([a-z]+):\/\//i.exec(host)?.[1].toLowerCase();
@@ -239,6 +248,10 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
     return { host, port, server: hostPort, url: ws ? `${transport}://${hostPort}${path ?? '/'}` : undefined, proxy };
   });
   if (args.address !== undefined && parseIPv4(args.address) <= 0) usage(`--address must be an IPv4 address, got "${args.address}"`);
+  if (args.ipv6 === true) usage('--ipv6 is the default; use --no-ipv6 not to ask for IPv6');
+  if (args.address6 !== undefined && parseIPv6(args.address6) === null) usage(`--address6 must be an IPv6 address, got "${args.address6}"`);
+  if (args.address6 !== undefined && (args.ipv6 === false || args.seed)) usage(`--address6 and ${args.seed ? '--seed' : '--no-ipv6'} disagree`);
+  const ipv6 = args.ipv6 === false || args.seed ? undefined : ipv6Request(args.address6);
   const log = logOptions(usage, args['log-format'], args['log-level']);
   const tun = String(args.tun ?? 'svpn%d');
   const badTun = tunNameProblem(tun);
@@ -264,6 +277,7 @@ export function parseClientArgs(argv: string[], env: Record<string, string | und
     servers,
     transport,
     address: args.address,
+    ipv6,
     tun,
     mtu,
     keepalive,

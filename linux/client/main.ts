@@ -7,7 +7,7 @@
 // trusted or not for the name dialled, TLS on a plain port or plain TCP on a TLS port.
 
 import { Client, type DownInfo } from '../../client-sdk/src/client.js';
-import { REFUSE_BEARER, REFUSE_IDENTITY, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, TLS_PORT, OFFLOAD_SUPER, PROTO_EXT, SUPER_HEADER, T_OFFLOAD, eachTlv, u8 } from '../../protocol/index.js';
+import { REFUSE_BEARER, REFUSE_IDENTITY, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, TLS_PORT, REFUSE_IN_USE6, REFUSE_OUTSIDE6, formatIPv6, readIpv6Config, OFFLOAD_SUPER, PROTO_EXT, SUPER_HEADER, T_OFFLOAD, eachTlv, u8 } from '../../protocol/index.js';
 import { isSuperFrame, superGsoSize } from '../../common/offload/super.js';
 import { describeDown } from '../../client-sdk/node/describe.js';
 import { nodeClock } from '../../client-sdk/node/clock.js';
@@ -18,6 +18,7 @@ import { tierUpSooner } from '../../common/tiering.js';
 import { VERSION } from '../../common/version.js';
 import { disableIpv6, openTun, type TunDevice } from '../tun.js';
 import { Coalescer } from '../../common/offload/coalesce.js';
+import { addRoute6, deleteRoute6, enableIpv6, removeIpv6 } from '../ipv6.js';
 import { type ClientSettings, HELP, parseClientArgs } from './args.js';
 import { type Changes, type Configured, interfaceChanges, routeText } from './interface-config.js';
 
@@ -47,7 +48,7 @@ function serverTakesSuper(reply: Uint8Array): boolean {
 }
 
 // Refusals that another attempt with the same settings cannot overcome.
-const FINAL_REFUSALS = new Set([REFUSE_IN_USE, REFUSE_OUTSIDE, REFUSE_NOT_ALLOWED, REFUSE_AUTH_REQUIRED, REFUSE_AUTH_FAILED, REFUSE_IDENTITY, REFUSE_BEARER]);
+const FINAL_REFUSALS = new Set([REFUSE_IN_USE, REFUSE_OUTSIDE, REFUSE_NOT_ALLOWED, REFUSE_AUTH_REQUIRED, REFUSE_AUTH_FAILED, REFUSE_IDENTITY, REFUSE_BEARER, REFUSE_IN_USE6, REFUSE_OUTSIDE6]);
 const AUTH_REFUSALS = new Set([REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IDENTITY, REFUSE_BEARER]);
 
 /**
@@ -60,7 +61,7 @@ function finalDown(s: DownInfo, o: ClientSettings): { event: string; fields: Fie
   if (s.reason === 'refused' && FINAL_REFUSALS.has(s.code) && (s.code !== REFUSE_IN_USE || o.address))
     return {
       event: AUTH_REFUSALS.has(s.code) ? 'auth_refused' : 'address_refused',
-      fields: { address: o.address, id: o.credentials?.id, reason },
+      fields: { address: o.address, address6: o.ipv6?.length ? formatIPv6(o.ipv6) : undefined, id: o.credentials?.id, reason },
     };
   if (s.reason === 'certificate')
     return {
@@ -118,7 +119,33 @@ function apply(tun: TunDevice, c: Changes, log: Logger): Configured {
       failed.add(routeText(r));
     }
   }
-  return { addressing: c.after.addressing, routes: c.after.routes.filter((r) => !failed.has(routeText(r))) };
+  return { addressing: c.after.addressing, routes: c.after.routes.filter((r) => !failed.has(routeText(r))), ...apply6(tun.name, c, log) };
+}
+
+/**
+ * The IPv6 part of the changes: the address (IPv6 is off on the tun until the server grants
+ * one) and routes, through iproute2. Failures are logged and left out of what is configured
+ * then, so that the next assignment tries them again.
+ */
+function apply6(name: string, c: Changes, log: Logger): Pick<Configured, 'addressing6' | 'routes6'> {
+  const failed = new Set<string>();
+  const attempt = (event: string, fields: Fields, fn: () => void): boolean => {
+    try {
+      fn();
+      log.log('info', event, fields);
+      return true;
+    } catch (err: any) {
+      log.log('warn', event + '_failed', { ...fields, error: err.message });
+      return false;
+    }
+  };
+  for (const r of c.deleteRoutes6) attempt('route6_deleted', { route: routeText(r), dev: name }, () => deleteRoute6(name, r.network, r.prefix));
+  const old = c.removeAddress6;
+  if (old) attempt('ipv6_removed', { dev: name, address6: `${old.address}/${old.prefix}` }, () => removeIpv6(name, old.address, old.prefix));
+  const a = c.addAddress6;
+  if (a && !attempt('ipv6_configured', { dev: name, address6: `${a.address}/${a.prefix}` }, () => enableIpv6(name, a.address, a.prefix))) return { addressing6: null, routes6: [] };
+  for (const r of c.addRoutes6) if (!attempt('route6_added', { route: routeText(r), dev: name }, () => addRoute6(name, r.network, r.prefix))) failed.add(routeText(r));
+  return { addressing6: c.after.addressing6, routes6: (c.after.routes6 ?? []).filter((r) => !failed.has(routeText(r))) };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -194,6 +221,7 @@ async function main(argv: string[]): Promise<void> {
     },
     clock: nodeClock,
     address: o.address,
+    ipv6: o.ipv6,
     keepalive: o.keepalive,
     timeout: o.timeout,
     maxBackoff: o.maxBackoff,
@@ -208,7 +236,7 @@ async function main(argv: string[]): Promise<void> {
         log.log('info', 'connecting', { server: dialled.server, transport: o.transport === 'tcp' ? undefined : o.transport, proxy: dialled.proxy?.replace(/\/\/[^@/]*@/, '//***@') });
       } else if (s.state === 'ready') {
         try {
-          configured = apply(tun, interfaceChanges(configured, s), log);
+          configured = apply(tun, interfaceChanges(configured, { ...s, ipv6: readIpv6Config(s.ipv6) }), log);
         } catch (err: any) {
           log.log('error', 'configure_failed', { error: err.message, code: err.code });
           return shutdown(1);
@@ -216,8 +244,10 @@ async function main(argv: string[]): Promise<void> {
         everReady = true;
         // A seed server echoes the request, our own TLVs included: only a reply counts.
         tun.superFrames = tun.offload && s.server === 'simplevpn' && serverTakesSuper(s.reply);
+        const v6 = configured.addressing6;
         log.log('info', 'ready', {
           address: s.address,
+          address6: v6 ? `${v6.address}/${v6.prefix}` : undefined,
           prefix: s.prefix,
           gateway: s.gateway,
           mtu: s.mtu,

@@ -35,6 +35,10 @@ Options:
       --max-frame BYTES      largest frame accepted from a client (65535)
       --send-queue BYTES     bytes queued towards one client before dropping (262144)
       --route CIDR           push a route through the tunnel to clients, repeatable
+      --subnet6 PREFIX       IPv6 inside the tunnel: a /64 (ULA such as fd00:5:6::/64, or
+                             routed); a client that asks gets PREFIX + its IPv4 address as
+                             its IPv6 address, the server PREFIX + its own (off; not with --etcd)
+      --route6 CIDR          push an IPv6 route to clients holding an IPv6 address, repeatable
       --status HOST:PORT     serve /metrics, /clients and /cluster over HTTP (off; PORT
                              alone: loopback)
 
@@ -120,6 +124,8 @@ const STRINGS = [
   'max-frame',
   'send-queue',
   'route',
+  'subnet6',
+  'route6',
   'status',
   'tls-cert',
   'tls-key',
@@ -169,12 +175,13 @@ function readConfigFile(path: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const known = new Set(STRINGS.filter((k) => k !== 'config').map(camel));
   known.add('routes');
+  known.add('routes6');
   known.add('plain');
   known.add('ws');
   for (const [k, v] of Object.entries(json as object)) {
     const key = camel(k);
     if (!known.has(key)) usage(`--config ${path}: unknown option "${k}"`);
-    out[key === 'route' ? 'routes' : key] = v;
+    out[key === 'route' ? 'routes' : key === 'route6' ? 'routes6' : key] = v;
   }
   return out;
 }
@@ -199,13 +206,14 @@ export async function main(argv: string[]): Promise<void> {
   if (args['hash-secret']) return printHash();
   if (args['new-device-key']) return void process.stdout.write(JSON.stringify(newDeviceKey()) + '\n');
   if (args.plain === true) usage('--plain is the default; use --no-plain to turn the plain listener off');
-  checkValues(usage, args, STRINGS, ['host', 'route', 'ws-origin', 'trust-proxy']);
+  checkValues(usage, args, STRINGS, ['host', 'route', 'route6', 'ws-origin', 'trust-proxy']);
 
   const file = args.config ? readConfigFile(String(args.config)) : {};
   const fromFlags: Record<string, unknown> = {};
   for (const k of STRINGS) {
     if (k === 'config' || k === 'log-format' || k === 'log-level' || args[k] === undefined) continue;
     if (k === 'route') fromFlags.routes = list(args.route);
+    else if (k === 'route6') fromFlags.routes6 = list(args.route6);
     else if (k === 'host') fromFlags.host = list(args.host);
     else fromFlags[camel(k)] = args[k];
   }

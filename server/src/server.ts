@@ -6,7 +6,7 @@
 
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import { formatIPv4, ANY } from '../../protocol/index.js';
+import { formatIPv4, formatIPv6, ANY } from '../../protocol/index.js';
 import { type Fields, type Level, LogThrottle, type Logger, silentLogger } from '../../common/log.js';
 import { ConfigError, type ResolvedConfig, type ServerOptions, resolveConfig } from './config/config.js';
 import { Admission, type Client } from './control/admission.js';
@@ -47,6 +47,8 @@ export interface CreateServerOptions extends ServerOptions {
 export interface ClientInfo {
   id: number;
   address: string | null;
+  /** Its IPv6 address (--subnet6, when it asked for one), else null. */
+  address6: string | null;
   remote: string;
   protocol: 'simplevpn' | 'seed';
   transport: TransportKind;
@@ -102,6 +104,7 @@ export class VpnServer extends EventEmitter {
     this.openTunImpl = options.openTun;
     const metrics = this.metrics_;
     this.sw = new Switch(metrics, c.gateway);
+    this.sw.gateway6 = c.subnet6?.gateway ?? null;
     this.leases = createLeaseStore(
       c,
       {
@@ -191,6 +194,7 @@ export class VpnServer extends EventEmitter {
       addresses: bound.filter((a) => !a.tls).map(fmt).join(',') || undefined,
       subnet: `${formatIPv4(c.subnet.network)}/${c.subnet.prefix}`,
       gateway: formatIPv4(c.gateway),
+      subnet6: c.subnet6 ? `${formatIPv6(c.subnet6.network)}/${c.subnet6.prefix}` : undefined,
       tun: this.tunPort?.device.name ?? 'none',
       mtu: c.mtu,
       idle_timeout: c.idleTimeoutMs / 1000,
@@ -284,6 +288,7 @@ export class VpnServer extends EventEmitter {
       return {
         id: c.id,
         address: s.address ? formatIPv4(s.address) : null,
+        address6: s.address6 ? formatIPv6(s.address6) : null,
         remote: c.remote,
         protocol: c.extended ? 'simplevpn' : 'seed',
         transport: c.transport,
@@ -304,7 +309,7 @@ export class VpnServer extends EventEmitter {
   private openingInfo(o: Opening): ClientInfo {
     const since = new Date(o.since).toISOString();
     const counts = { rxBytes: 0, txBytes: 0, rxPackets: 0, txPackets: 0, drops: 0 };
-    return { id: o.id, address: null, remote: o.remote, protocol: 'seed', transport: o.kind, name: '', client: null, connectedSince: since, lastSeen: since, ...counts };
+    return { id: o.id, address: null, address6: null, remote: o.remote, protocol: 'seed', transport: o.kind, name: '', client: null, connectedSince: since, lastSeen: since, ...counts };
   }
 
   metricsText(): string {
@@ -554,7 +559,9 @@ export class VpnServer extends EventEmitter {
       this.event('warn', 'tun_unavailable', { cause: 'no tun implementation was passed in (the openTun option)', consequence: this.noTunConsequence() });
       return;
     }
-    const config = { address: formatIPv4(c.gateway), prefix: c.subnet.prefix, mtu: c.mtu };
+    const s6 = c.subnet6;
+    const config: Parameters<OpenTun>[1] = { address: formatIPv4(c.gateway), prefix: c.subnet.prefix, mtu: c.mtu };
+    if (s6) config.ipv6 = { address: formatIPv6(s6.gateway), prefix: s6.prefix };
     let device: ServerTun;
     try {
       device = await open(
@@ -569,7 +576,7 @@ export class VpnServer extends EventEmitter {
     }
     this.tunPort = new TunPort(device, this.sw, this.metrics_, (err) => this.tunFailed(err));
     this.sw.setFallback(this.tunPort);
-    this.event('info', 'tun_up', { name: device.name, address: config.address, prefix: config.prefix, mtu: config.mtu, offload: device.offload, offload_error: device.offloadError });
+    this.event('info', 'tun_up', { name: device.name, address: config.address, prefix: config.prefix, mtu: config.mtu, offload: device.offload, offload_error: device.offloadError, address6: config.ipv6 && `${config.ipv6.address}/${config.ipv6.prefix}` });
   }
 
   /**

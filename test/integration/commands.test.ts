@@ -135,6 +135,16 @@ const LINES: Record<string, Spec> = {
       assert.match(metrics, /^simplevpn_sessions 0$/m, 'metrics on 127.0.0.1:9100');
     },
   },
+  // README.md, IPv6 inside the tunnel
+  'sudo simplevpn-server --subnet6 fd00:5:6::/64 --route6 2001:db8:77::/48': {
+    kind: 'daemon',
+    ready: SERVER_READY,
+    whileUp: (ns, ready) => {
+      assert.match(ready[0], /\bsubnet6=fd00:5:6::\/64\b/);
+      const addr = ns.exec(['ip', '-o', '-6', 'addr', 'show', 'dev', 'svpn0']);
+      assert.match(addr.stdout, /inet6 fd00:5:6::a00:1\/64\b/, 'svpn0 has the server\'s IPv6 address');
+    },
+  },
   'simplevpn-server --no-tun': {
     kind: 'daemon',
     ready: SERVER_READY,

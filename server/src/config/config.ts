@@ -2,7 +2,7 @@
 // the config file and createServer() all pass through resolveConfig(), so a bad value
 // gets the same message whichever way it came in.
 
-import { HANDSHAKE_TIMEOUT_S, formatIPv4, parseIPv4, prefixToMask, MAX_FRAME, MIN_MTU, LARGE_MTU, IDLE_TIMEOUT_S, KEEPALIVE_S, PORT, TLS_PORT } from '../../../protocol/index.js';
+import { HANDSHAKE_TIMEOUT_S, formatIPv4, formatIPv6, maskPrefix6, parseIPv6, writeU32, parseIPv4, prefixToMask, MAX_FRAME, MIN_MTU, LARGE_MTU, IDLE_TIMEOUT_S, KEEPALIVE_S, PORT, TLS_PORT } from '../../../protocol/index.js';
 import { isIP } from 'node:net';
 import type { Logger } from '../../../common/log.js';
 import { tunNameProblem } from '../../../common/args.js';
@@ -39,6 +39,10 @@ export interface ServerOptions {
   sendQueue?: number;
   /** Extra networks pushed to clients as routes through the tunnel, as CIDR. */
   routes?: string[];
+  /** The VPN's IPv6 subnet, a /64 (a ULA such as fd00:5:6::/64, or a routed prefix): clients that ask get an address in it. Off when absent. */
+  subnet6?: string;
+  /** IPv6 networks pushed to clients that hold an IPv6 address, as CIDR. */
+  routes6?: string[];
   /** HOST:PORT (or PORT, on loopback) for /metrics and /clients; off when absent. */
   status?: string | false;
   /** PEM certificate and key files: a TLS listener runs on tlsPort beside the plain one. */
@@ -113,6 +117,8 @@ export interface ResolvedConfig {
   maxFrame: number;
   sendQueue: number;
   routes: Cidr[];
+  /** --subnet6, or null: no IPv6 inside the tunnel. */
+  subnet6: Subnet6 | null;
   status: { host: string; port: number } | null;
   tls: { cert: string; key: string; ca: string | null } | null;
   tlsPort: number;
@@ -138,6 +144,18 @@ export interface ResolvedConfig {
 function oneOf<T extends string>(flag: string, v: unknown, allowed: readonly T[]): T {
   if (!allowed.includes(v as T)) fail(`--${flag} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
   return v as T;
+}
+
+/**
+ * The IPv6 subnet. Each client's address is the prefix with its IPv4 address as the last 32
+ * bits (so it follows the IPv4 lease: held once, kept across a reconnect), unless it asks
+ * for another; the server's own is the same from its IPv4 address.
+ */
+export interface Subnet6 {
+  network: Uint8Array;
+  prefix: number;
+  gateway: Uint8Array;
+  routes: Array<[network: Uint8Array, prefix: number]>;
 }
 
 /** A network of trusted reverse proxies. */
@@ -175,6 +193,32 @@ export function parseHostPort(s: string, what: string): { host: string; port: nu
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(str) ?? /^()()(\d+)$/.exec(str);
   if (!m) return fail(`--${what} must be HOST:PORT or PORT, got "${s}"`);
   return { host: m[1] || m[2] || '127.0.0.1', port: int(what, m[3], 0, 65535) };
+}
+
+/** An IPv6 network in CIDR form, host bits clear; `what` names the flag in the message. */
+export function parseCidr6(s: string, what: string): { network: Uint8Array; prefix: number } {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(String(s));
+  const network = m ? parseIPv6(m[1]) : null;
+  const prefix = m ? +m[2] : -1;
+  if (network === null || prefix > 128) return fail(`${what} must be an IPv6 network in CIDR form like fd00:5:6::/64, got "${s}"`);
+  const masked = maskPrefix6(network, prefix);
+  if (formatIPv6(masked) !== formatIPv6(network)) fail(`${what} ${s} has host bits set: did you mean ${formatIPv6(masked)}/${prefix}?`);
+  return { network, prefix };
+}
+
+/** --subnet6 and --route6: a /64, its gateway from the server's IPv4 address. */
+function subnet6(o: ServerOptions, gateway: number): Subnet6 | null {
+  const routes = items(o.routes6).map((r) => parseCidr6(r, '--route6'));
+  if (o.subnet6 === undefined || o.subnet6 === null || String(o.subnet6) === '') {
+    if (routes.length) fail('--route6 needs --subnet6: routes are pushed with an IPv6 address');
+    return null;
+  }
+  const c = parseCidr6(String(o.subnet6), '--subnet6');
+  if (c.prefix !== 64) fail(`--subnet6 must be a /64 (each client's address ends in its IPv4 address), got /${c.prefix}`);
+  if (items(o.etcd).length) fail('--subnet6 does not go with --etcd yet: the cluster shares IPv4 leases and routes only');
+  const gw = c.network.slice();
+  writeU32(gw, 12, gateway);
+  return { network: c.network, prefix: c.prefix, gateway: gw, routes: routes.map((r) => [r.network, r.prefix]) };
 }
 
 /** --frame-timeout: the handshake timeout unless given, and never longer than the idle timeout. */
@@ -325,6 +369,7 @@ export function resolveConfig(o: ServerOptions): ResolvedConfig {
     maxFrame,
     sendQueue: int('send-queue', o.sendQueue ?? 256 * 1024, 128 * 1024, 1 << 30),
     routes,
+    subnet6: subnet6(o, gateway >>> 0),
     status: o.status ? parseHostPort(o.status, 'status') : null,
     tls,
     tlsPort: int('tls-port', o.tlsPort ?? TLS_PORT, 0, 65535),

@@ -7,7 +7,7 @@
 
 import { randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { KIND_RESPONSE, REFUSE_BEARER, REFUSE_IDENTITY, authMessage, challengeMessage, KIND_REPLY, KIND_REQUEST, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_RATE, REFUSE_STORE_UNAVAILABLE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_MTU, T_OFFLOAD, OFFLOAD_SUPER, MAX_FRAME, u8, configTlvs, eachTlv, extKind, extMessage, readAscii, readU16, refusal, u16, type Tlv, ANY, DST, SRC, formatIPv4, readU32, writeU32, SEED_MTU, MIN_MTU } from '../../../protocol/index.js';
+import { KIND_RESPONSE, REFUSE_BEARER, REFUSE_IDENTITY, authMessage, challengeMessage, KIND_REPLY, KIND_REQUEST, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_RATE, REFUSE_STORE_UNAVAILABLE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_MTU, T_OFFLOAD, OFFLOAD_SUPER, MAX_FRAME, u8, configTlvs, eachTlv, extKind, extMessage, readAscii, readU16, refusal, u16, type Tlv, ANY, DST, SRC, formatIPv4, readU32, writeU32, SEED_MTU, MIN_MTU, T_IPV6, MIN_MTU6, REFUSE_IN_USE6, REFUSE_OUTSIDE6, formatIPv6, inPrefix6, ipv6Tlvs, sameAddress6 } from '../../../protocol/index.js';
 import { type Fields, type Level, LogThrottle } from '../../../common/log.js';
 import type { ResolvedConfig } from '../config/config.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -73,7 +73,9 @@ interface Request {
   mtu: number;
   id: string;
   proof: Uint8Array | null;
-  /** frame and lease are copies of their own (the request waits for something). */
+  /** T_IPV6: empty for any IPv6 address, 16 bytes for the one wanted; null when not asked. */
+  v6: Uint8Array | null;
+  /** frame, lease and v6 are copies of their own (the request waits for something). */
   kept: boolean;
 }
 
@@ -223,7 +225,7 @@ export class Admission {
     }
     c.extended = ext;
     c.challenge = null;
-    const req: Request = { frame, ext, wanted: readU32(frame, SRC), lease: null, mtu: 0, id: '', proof: null, kept: false };
+    const req: Request = { frame, ext, wanted: readU32(frame, SRC), lease: null, mtu: 0, id: '', proof: null, v6: null, kept: false };
     if (ext) {
       eachTlv(frame, (t, v) => {
         if (t === T_CLIENT) c.name = readAscii(v);
@@ -234,6 +236,7 @@ export class Admission {
         else if (t === T_AUTH_PROOF) req.proof = v;
         // Super-packets are up to 65535 bytes: only where frames that long are allowed.
         else if (t === T_OFFLOAD && v.length === 1) c.superPackets = (v[0] & OFFLOAD_SUPER) !== 0 && this.ctx.cfg.maxFrame === MAX_FRAME;
+        else if (t === T_IPV6 && (v.length === 0 || v.length === 16)) req.v6 = v;
       });
     }
     const auth = this.ctx.authenticator();
@@ -318,6 +321,8 @@ export class Admission {
   /** `c` ended: its address goes back to the switch and the lease store. */
   release(c: Connection, code: EndCode, detail: string): void {
     const a = c.address;
+    const a6 = c.address6;
+    if (a6 !== null) this.ctx.env.sw.unbind6(a6, c);
     if (a !== ANY) {
       this.ctx.env.sw.unbind(a, c);
       this.ctx.leases.release(a, c.id);
@@ -341,6 +346,8 @@ export class Admission {
       this.takeOver(c, wanted, req.lease, entry);
     }
     if (env.sw.size + this.allocating >= cfg.maxClients) return this.refuse(c, req, refusalOf(REFUSE_FULL, 'max_clients', `server full: ${cfg.maxClients} clients`));
+    const refused6 = this.check6(c, req.v6, wanted);
+    if (refused6 !== null) return this.refuse(c, req, refused6);
     // The token is made before the lease, so that a store that records leases records it (hashed).
     const token = req.ext ? newLease() : null;
     const claim: LeaseClaim = { token, client: entry?.id ?? c.name, proven: entry !== null, presented: req.lease };
@@ -368,17 +375,49 @@ export class Admission {
     // The client's MTU: what it asked for, within the server's; the seed's 1500 if it did not say.
     c.open(got, Math.max(MIN_MTU, Math.min(req.mtu || SEED_MTU, this.ctx.cfg.mtu)), req.ext);
     this.ctx.env.sw.bind(got, c);
+    // IPv6 too when asked for and the link can carry it (an MTU of 1280 at least).
+    const s6 = this.ctx.cfg.subnet6;
+    if (req.v6 !== null && s6 !== null && c.mtu >= MIN_MTU6) {
+      const a6 = req.v6.length === 16 ? copy(req.v6) : s6.network.slice();
+      if (req.v6.length === 0) writeU32(a6, 12, got);
+      // Taken meanwhile (while a lease was being recorded): the session ends and releases the IPv4 address.
+      if (!this.ctx.env.sw.bind6(a6, c)) return this.refuse(c, req, refusalOf(REFUSE_IN_USE6, 'address6_in_use', `IPv6 address ${formatIPv6(a6)} is in use`));
+      c.open6(a6);
+    }
     c.lease = token;
     this.reply(c, req.frame, req.ext);
     this.ctx.event('info', 'assign', {
       id: c.id,
       remote: c.remote,
       address: formatIPv4(got),
+      address6: c.address6 ? formatIPv6(c.address6) : undefined,
       mode: req.wanted ? 'static' : entry?.address ? 'fixed' : 'dynamic',
       protocol: req.ext ? 'simplevpn' : 'seed',
       name: c.name || undefined,
       client: c.authId || undefined,
     });
+  }
+
+  /**
+   * Whether the IPv6 address asked for (`v6`, with IPv4 `wanted`, 0 for any) can be granted:
+   * null, or the refusal. Any address (v6 empty) always can; without --subnet6 it is simply
+   * not granted. A wanted one must lie in the /64, not be the subnet-router anycast address
+   * (interface id 0) or the server's, nor the address of another IPv4 address
+   * (PREFIX::a.b.c.d is kept for the client holding a.b.c.d), nor held.
+   */
+  private check6(c: Connection, v6: Uint8Array | null, wanted: number): Refusal | null {
+    if (v6 === null || v6.length === 0) return null;
+    const s6 = this.ctx.cfg.subnet6;
+    const text = formatIPv6(v6);
+    const outside = (why: string) => refusalOf(REFUSE_OUTSIDE6, 'address6_outside_subnet', `IPv6 address ${text} ${why}`);
+    if (s6 === null) return outside('cannot be granted: this server has no IPv6 subnet (--subnet6)');
+    if (!inPrefix6(v6, 0, s6.network, s6.prefix)) return outside(`is outside the subnet ${formatIPv6(s6.network)}/${s6.prefix}`);
+    const hi = readU32(v6, 8);
+    const lo = readU32(v6, 12);
+    if ((hi | lo) === 0 || sameAddress6(v6, 0, s6.gateway, 0)) return outside('is reserved (the subnet-router anycast address or the server\'s own)');
+    if (hi === 0 && lo !== wanted) return outside(`is kept for the client holding ${formatIPv4(lo)}: ask for any IPv6 address to get PREFIX + your IPv4 address, or for one whose bits 64-95 are not all 0`);
+    if (!this.ctx.env.sw.canBind6(v6, c)) return refusalOf(REFUSE_IN_USE6, 'address6_in_use', `IPv6 address ${text} is in use`);
+    return null;
   }
 
   /**
@@ -412,6 +451,9 @@ export class Admission {
       return c.writeNow(msg);
     }
     const tlvs: Tlv[] = [...this.configTlvs, [T_MTU, u16(c.mtu)]];
+    const a6 = c.address6;
+    const s6 = this.ctx.cfg.subnet6;
+    if (a6 !== null && s6 !== null) tlvs.push(...ipv6Tlvs({ address: a6, prefix: s6.prefix, gateway: s6.gateway, routes: s6.routes }));
     if (c.lease !== null) tlvs.push([T_LEASE, Buffer.from(c.lease, 'base64url')]);
     if (c.superPackets) tlvs.push([T_OFFLOAD, u8(OFFLOAD_SUPER)]);
     c.writeNow(extMessage(ANY, c.address, KIND_REPLY, tlvs));
@@ -447,4 +489,5 @@ function keep(req: Request): void {
   req.kept = true;
   req.frame = copy(req.frame);
   req.lease = req.lease && copy(req.lease);
+  req.v6 = req.v6 && copy(req.v6);
 }

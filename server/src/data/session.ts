@@ -10,8 +10,9 @@
 // outside.
 
 import type { Socket } from 'node:net';
-import { ALL, ANY, DST, SRC, readU32, E_TOO_LONG, Framer, SEED_MTU, PROTO_EXT } from '../../../protocol/index.js';
+import { ALL, ANY, DST, SRC, readU32, E_TOO_LONG, Framer, SEED_MTU, PROTO_EXT, SRC6, sameAddress6 } from '../../../protocol/index.js';
 import { isSuperFrame } from '../../../common/offload/super.js';
+import { ipv6Problem } from './ipv6.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Port } from './port.js';
 import type { Switch } from './switch.js';
@@ -78,6 +79,8 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
   /** Declared T_OFFLOAD: takes and sends KIND_SUPER frames (the control side sets it). */
   superPackets = false;
   private addr = ANY;
+  /** Its IPv6 address, when it asked for one and the server has IPv6 (--subnet6). */
+  private addr6: Uint8Array | null = null;
   private mtu_ = SEED_MTU;
   private coalesce_ = false;
   private corked = false;
@@ -119,6 +122,16 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     this.coalesce_ = coalesce;
   }
 
+  /** Its IPv6 address, or null. */
+  get address6(): Uint8Array | null {
+    return this.addr6;
+  }
+
+  /** The control side granted an IPv6 address too (after open()): IPv6 from it is switched from now on. */
+  open6(address: Uint8Array): void {
+    this.addr6 = address;
+  }
+
   /** An address request (destination 0.0.0.0) arrived. */
   protected abstract request(frame: Uint8Array): void;
   /** A data packet whose source is not the session's address was dropped. */
@@ -140,7 +153,8 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
       const b = f.buf;
       const o = f.start;
       if (b[o] >> 4 !== 4) {
-        m.drops.not_ipv4++;
+        // IPv6 (the framer passes versions 4 and 6 only): a method of its own, off IPv4's path.
+        this.receive6(b, o, len);
         continue;
       }
       const src = readU32(b, o + SRC);
@@ -163,6 +177,35 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     // Once per chunk, when an unfinished frame is or was held: what it holds now.
     const held = f.pending;
     if ((held | this.partial) !== 0) this.holding(held, held !== this.partial + chunk.length, now);
+  }
+
+  /**
+   * An IPv6 packet: from a client that holds no IPv6 address, not_ipv4; else switched if its
+   * source is that address and its header chain is one the server passes on. No control
+   * message is IPv6.
+   */
+  private receive6(b: Uint8Array, o: number, len: number): void {
+    const m = this.env.metrics;
+    const me = this.addr6;
+    if (me === null) {
+      m.drops.not_ipv4++;
+      return;
+    }
+    if (!sameAddress6(b, o + SRC6, me, 0)) {
+      m.drops.spoofed_source++;
+      this.drops++;
+      return;
+    }
+    if (ipv6Problem(b, o, len) !== null) {
+      m.drops.bad_ipv6++;
+      this.drops++;
+      return;
+    }
+    this.rxPackets++;
+    this.rxBytes += len;
+    m.rxPackets++;
+    m.rxBytes += len;
+    this.env.sw.route6(this, b, o, len);
   }
 
   /**

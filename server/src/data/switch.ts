@@ -13,11 +13,35 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { Port } from './port.js';
 import { datagramEnd, dontFragment, fragment, fragmentationNeeded } from './too-big.js';
 import { splitSuperFrame } from './super-split.js';
+import { mayAnswer6, packetTooBig6 } from './ipv6.js';
+import { DST6, readU32, sameAddress6 } from '../../../protocol/index.js';
+
+/** An IPv6 address bound to a port: the address kept whole, as the map's key is not. */
+interface Binding6 {
+  readonly port: Port;
+  readonly address: Uint8Array;
+}
+
+/**
+ * The key of an IPv6 address (16 bytes at b[o]) in the switch's IPv6 map: a number, so that
+ * looking a destination up allocates nothing. The subnet is a /64; a client's address is
+ * the prefix and its IPv4 address (bytes 8-11 zero), so its key is that IPv4 address; any
+ * other interface id keys above 2^32. Two addresses may share a key: the binding keeps the
+ * whole address, route6() compares it, and bind6() refuses the second.
+ */
+export function key6(b: Uint8Array, o: number): number {
+  const hi = readU32(b, o + 8);
+  const lo = readU32(b, o + 12);
+  return hi === 0 ? lo : 0x100000000 + ((hi ^ lo) >>> 0);
+}
 
 const EMPTY = new Uint8Array(0);
 
 export class Switch {
   private readonly owners = new Map<number, Port>();
+  private readonly owners6 = new Map<number, Binding6>();
+  /** The server's own IPv6 address (the source of its ICMPv6), or null without --subnet6. */
+  gateway6: Uint8Array | null = null;
   private readonly corkedPorts: Port[] = [];
   /** Where packets no port owns go: the server's tun; null drops them (no_route). */
   private fallback: Port | null = null;
@@ -54,6 +78,32 @@ export class Switch {
   /** Releases an address, only if `port` still holds it. */
   unbind(address: number, port: Port): void {
     if (this.owners.get(address) === port) this.owners.delete(address);
+  }
+
+  /** Claims an IPv6 address (16 bytes, kept) for `port`; false when another port holds it or one sharing its key. */
+  bind6(address: Uint8Array, port: Port): boolean {
+    if (!this.canBind6(address, port)) return false;
+    this.owners6.set(key6(address, 0), { port, address });
+    return true;
+  }
+
+  /** Whether bind6(address, port) would succeed: nobody holds the address or its key, or `port` holds it. */
+  canBind6(address: Uint8Array, port: Port): boolean {
+    const cur = this.owners6.get(key6(address, 0));
+    return cur === undefined || (cur.port === port && sameAddress6(cur.address, 0, address, 0));
+  }
+
+  /** Releases an IPv6 address, only if `port` still holds it. */
+  unbind6(address: Uint8Array, port: Port): void {
+    const k = key6(address, 0);
+    const cur = this.owners6.get(k);
+    if (cur !== undefined && cur.port === port && sameAddress6(cur.address, 0, address, 0)) this.owners6.delete(k);
+  }
+
+  /** The port holding the IPv6 address at b[o], if any. */
+  lookup6(b: Uint8Array, o: number): Port | undefined {
+    const e = this.owners6.get(key6(b, o));
+    return e !== undefined && sameAddress6(e.address, 0, b, o) ? e.port : undefined;
   }
 
   /** Sets the port for destinations nobody holds (the server's tun), or none. */
@@ -113,6 +163,41 @@ export class Switch {
       if (s === null) this.metrics.drops.not_ipv4++;
       else for (let i = 0; i < s.count; i++) this.route(from, s.data, s.offsets[i], s.lengths[i], dst);
     }
+  }
+
+
+  /**
+   * Switches the IPv6 packet buf[off, off + len) as route() does an IPv4 one (the caller
+   * checked it), except that it is never fragmented: too big for where it goes, it is
+   * dropped (too_big) and its sender gets ICMPv6 Packet Too Big. IPv4's hot path is route(),
+   * untouched by IPv6.
+   */
+  route6(from: Port, buf: Uint8Array, off: number, len: number): void {
+    const to = this.lookup6(buf, off + DST6);
+    if (to === undefined) {
+      const f = this.fallback;
+      if (f === null || f === from) this.metrics.drops.no_route++;
+      else if (len > f.mtu) this.tooBig6(from, buf, off, len, f);
+      else f.write(buf, off, len);
+    } else if (len > to.mtu) {
+      this.tooBig6(from, buf, off, len, to);
+    } else if (to === this.run && off === this.runEnd && buf === this.runBuf) {
+      this.runEnd = off + len;
+      this.runPackets++;
+    } else if (!to.coalesce) {
+      to.write(buf, off, len);
+    } else {
+      this.startRun(to, buf, off, len);
+    }
+  }
+
+  private tooBig6(from: Port, b: Uint8Array, o: number, n: number, to: Port): void {
+    if (this.run !== null) this.endRun();
+    this.metrics.drops.too_big++;
+    const g = this.gateway6;
+    if (g === null || !mayAnswer6(b, o)) return;
+    const icmp = packetTooBig6(b, o, n, to.mtu, g);
+    from.write(icmp, 0, icmp.length);
   }
 
   /** Nobody owns the destination, and the fallback cannot take it as it is. */

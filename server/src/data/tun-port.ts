@@ -1,7 +1,7 @@
 // The server's own tun device as a port of the switch: packets nobody on the VPN owns go to
 // it for Linux to route, and packets Linux routes into it are switched to their client.
 
-import { DST, MAX_FRAME, SUPER_HEADER, readU32 } from '../../../protocol/index.js';
+import { DST, HEADER6, MAX_FRAME, SUPER_HEADER, readU32 } from '../../../protocol/index.js';
 import { isSuperFrame, superGsoSize } from '../../../common/offload/super.js';
 import { Coalescer, type VnetSink } from '../../../common/offload/coalesce.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -34,13 +34,13 @@ export interface ServerTun extends PacketSink {
 
 /**
  * Opens the server's tun: named `name` (a kernel pattern such as svpn%d), with the server's
- * own address, the subnet's prefix and the MTU; `onPackets` gets what Linux routes into it,
+ * own address, the subnet's prefix and the MTU (and with --subnet6 its IPv6 address and prefix); `onPackets` gets what Linux routes into it,
  * packets[0, count) (the array may be reused between calls; each view stays valid);
  * `onError` hears of a device that can no longer be read (deleted under the server, say).
  */
 export type OpenTun = (
   name: string,
-  config: { address: string; prefix: number; mtu: number },
+  config: { address: string; prefix: number; mtu: number; ipv6?: { address: string; prefix: number } },
   onPackets: (packets: Uint8Array[], count: number) => void,
   onError: (err: Error) => void,
 ) => Promise<ServerTun>;
@@ -152,12 +152,12 @@ export class TunPort implements Port {
     for (let i = 0; i < count; i++) {
       const p = packets[i];
       m.tunRxPackets++;
-      if (p.length < 20 || p[0] >> 4 !== 4) {
-        m.drops.not_ipv4++;
-        continue;
-      }
-      if (isSuperFrame(p, 0, p.length)) sw.routeSuper(this, p, 0, p.length, readU32(p, DST));
-      else sw.route(this, p, 0, p.length, readU32(p, DST));
+      const v = p[0] >> 4;
+      if (v === 4 && p.length >= 20) {
+        if (isSuperFrame(p, 0, p.length)) sw.routeSuper(this, p, 0, p.length, readU32(p, DST));
+        else sw.route(this, p, 0, p.length, readU32(p, DST));
+      } else if (v === 6 && p.length >= HEADER6) sw.route6(this, p, 0, p.length);
+      else m.drops.not_ipv4++;
     }
     sw.flush();
   }

@@ -10,9 +10,10 @@ export type DropReason =
   | 'tun_rejected' // the kernel refused the packet (not valid IP)
   | 'too_big' // larger than the destination client's MTU, with Don't Fragment: ICMP sent back
   | 'fragment_overflow' // to be fragmented, but its fragment offset plus length pass 65,535: the offsets would wrap
-  | 'not_ipv4'; // IPv6 or other non-IPv4 frame: the VPN switches IPv4 only
+  | 'not_ipv4' // IPv6 from a client that holds no IPv6 address (or the server has none), or a frame of another version
+  | 'bad_ipv6'; // an IPv6 header chain not passed on: a jumbogram, extension headers too many, cut short, or a type 0 routing header
 
-export const DROP_REASONS: DropReason[] = ['spoofed_source', 'unassigned', 'no_route', 'queue_full', 'tun_full', 'tun_rejected', 'too_big', 'fragment_overflow', 'not_ipv4'];
+export const DROP_REASONS: DropReason[] = ['spoofed_source', 'unassigned', 'no_route', 'queue_full', 'tun_full', 'tun_rejected', 'too_big', 'fragment_overflow', 'not_ipv4', 'bad_ipv6'];
 
 /** How the lease store is doing (a store that records beyond this process). */
 export interface StoreGauges {

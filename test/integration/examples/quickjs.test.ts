@@ -9,10 +9,14 @@ import { DEBUG_SYNC, TestQuickJSWASMModule, newQuickJSWASMModule } from 'quickjs
 import { KEEPALIVE, isKeepalive, isRequest, Framer, SRC, readU32 } from '../../../protocol/index.js';
 import { QuickJSDevice } from '../../../examples/quickjs/host.js';
 import { checksum } from '../../../examples/device/ip-stack.js';
-import { extReply, ip } from '../../support/sdk-fakes.js';
+import { ip } from '../../support/sdk-fakes.js';
+import { KIND_REPLY, T_IPV6, configTlvs, eachTlv, extMessage, ipv6Tlvs } from '../../../protocol/index.js';
+import { icmp6Verify, packet6, v6 } from '../../support/ipv6-packets.js';
 
 const ADDR = '10.1.2.7';
 const PEER = '10.1.2.1';
+const ADDR6 = v6('fd00:1::a01:207');
+const PEER6 = v6('fd00:1::a01:201');
 
 interface Ev {
   event: string;
@@ -41,7 +45,12 @@ class Scripted {
       for (let p; (p = f.next()) !== null; ) {
         if (isRequest(p)) {
           this.requests.push(p.slice());
-          s.write(extReply(ADDR, { prefix: 24, gateway: ip(PEER), keepalive: 30 }));
+          // A device that asks for IPv6 (TLV 24) gets ADDR6 too.
+          let asks6 = false;
+          eachTlv(p, (t) => (asks6 ||= t === T_IPV6));
+          const tlvs = configTlvs({ prefix: 24, gateway: ip(PEER), keepalive: 30, routes: [] });
+          if (asks6) tlvs.push(...ipv6Tlvs({ address: ADDR6, prefix: 64, routes: [] }));
+          s.write(extMessage(0, ip(ADDR), KIND_REPLY, tlvs));
         } else if (isKeepalive(p)) s.write(KEEPALIVE);
         else this.packets.push(p.slice());
       }
@@ -105,7 +114,7 @@ test('the device bundle starts in QuickJS and gets its address through the socke
     module: qjs,
     server: '127.0.0.1',
     port: srv.port,
-    config: { id: 'qjs-1', collector: `${PEER}:5005`, interval: 0.1, minBackoff: 0.05, maxBackoff: 0.1, timeout: 2 },
+    config: { id: 'qjs-1', collector: `${PEER}:5005`, interval: 0.1, minBackoff: 0.05, maxBackoff: 0.1, timeout: 2, ipv6: true },
     log: (event, fields) => events.push({ event, ...fields }),
     onFatal: (e) => fatal.push(e),
   });
@@ -148,6 +157,22 @@ test('an echo request through the bridge comes back as an echo reply', async () 
   assert.is((r[26] << 8) | r[27], 5);
   assert.equal(Array.from(r.subarray(28)), [1, 2, 3, 4]);
   assert.is(checksum(r, 20, r.length - 20), 0);
+});
+
+test('an ICMPv6 echo request (ping -6) to its IPv6 address through the bridge comes back as an echo reply', async () => {
+  const m = Uint8Array.of(128, 0, 0, 0, 0x43, 0x21, 0, 6, 9, 8, 7, 6);
+  const req = packet6(PEER6, ADDR6, m, { next: 58 });
+  const c = icmp6Verify(req);
+  req[42] = c >> 8;
+  req[43] = c & 255;
+  srv.last.write(req);
+  await until('echo reply', () => srv.packets.some((p) => p[0] >> 4 === 6));
+  const r = srv.packets.find((p) => p[0] >> 4 === 6)!;
+  assert.is(r[40], 129, 'echo reply');
+  assert.equal(Array.from(r.subarray(8, 24)), Array.from(ADDR6));
+  assert.equal(Array.from(r.subarray(24, 40)), Array.from(PEER6));
+  assert.equal(Array.from(r.subarray(44)), [0x43, 0x21, 0, 6, 9, 8, 7, 6]);
+  assert.is(icmp6Verify(r), 0);
 });
 
 test('the server drops the connection: the device reconnects, asks for its old address and gets it', async () => {

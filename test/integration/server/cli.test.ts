@@ -82,6 +82,8 @@ test('every option --help lists is accepted by the parser', async () => {
     '--max-frame': ['9000'],
     '--send-queue': ['262144'],
     '--route': ['10.1.0.0/16'],
+    '--subnet6': ['fd00:5:6::/64'],
+    '--route6': ['2001:db8::/32'],
     '--status': ['9100'],
     '--log-format': ['json'],
     '--log-level': ['warn'],

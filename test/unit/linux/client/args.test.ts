@@ -37,6 +37,7 @@ test('defaults: port 2002, tun svpn%d, MTU 65000, plain TCP, text logs at info, 
     servers: [{ host: 'vpn.example.net', port: 2002, server: 'vpn.example.net:2002', url: undefined, proxy: undefined }],
     transport: 'tcp',
     address: undefined,
+    ipv6: new Uint8Array(0), // asks for any IPv6 address: servers without --subnet6 ignore it
     tun: 'svpn%d',
     mtu: 65000,
     keepalive: undefined,

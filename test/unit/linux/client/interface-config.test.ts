@@ -17,7 +17,7 @@ test('the first assignment configures address, prefix and MTU and adds every rou
   assert.equal(c.configure, { address: '10.0.0.5', prefix: 24, mtu: 65000 });
   assert.equal(texts(c.addRoutes), ['192.168.50.0/24', '172.16.0.0/12']);
   assert.equal(c.deleteRoutes, []);
-  assert.equal(c.after, { addressing: { address: '10.0.0.5', prefix: 24, mtu: 65000 }, routes: [r('192.168.50.0/24'), r('172.16.0.0/12')] });
+  assert.equal(c.after, { addressing: { address: '10.0.0.5', prefix: 24, mtu: 65000 }, routes: [r('192.168.50.0/24'), r('172.16.0.0/12')], addressing6: null, routes6: [] });
 });
 
 test('the same configuration again (a reconnect) changes nothing', () => {
@@ -68,7 +68,7 @@ test('the pushed state is not kept by reference: what is configured stays as it 
   const c = interfaceChanges(NOTHING, p);
   p.routes[0].prefix = 8;
   p.address = '10.0.0.9';
-  assert.equal(c.after, { addressing: { address: '10.0.0.5', prefix: 24, mtu: 1500 }, routes: [r('192.168.50.0/24')] });
+  assert.equal(c.after, { addressing: { address: '10.0.0.5', prefix: 24, mtu: 1500 }, routes: [r('192.168.50.0/24')], addressing6: null, routes6: [] });
 });
 
 test.run();

@@ -10,8 +10,17 @@ const counters = new Uint8Array(CAPACITY);
 let used = 0;
 const modules: Array<{ url: string; from: number; edges: number }> = [];
 
+/** The integer literals of the instrumented code (instrument-hook.ts), for the mutator. */
+const literalSet = new Set<number>();
+const literalList: number[] = [];
+
 /** Called by every instrumented module as it is evaluated: its range of the counters. */
-function allocate(edges: number, url: string): Uint8Array {
+function allocate(edges: number, url: string, literals: number[] = []): Uint8Array {
+  for (const v of literals) {
+    if (literalSet.has(v)) continue;
+    literalSet.add(v);
+    literalList.push(v);
+  }
   if (used + edges > CAPACITY) throw new Error(`fuzz/engine/coverage.ts: more than ${CAPACITY} edges; raise CAPACITY`);
   const range = counters.subarray(used, used + edges);
   modules.push({ url, from: used, edges });
@@ -19,6 +28,11 @@ function allocate(edges: number, url: string): Uint8Array {
   return range;
 }
 (globalThis as any).__simplevpnFuzzCounters = allocate;
+
+/** The integer literals of the instrumented modules loaded so far (empty without instrumentation). */
+export function codeLiterals(): readonly number[] {
+  return literalList;
+}
 
 /** Edges of the modules loaded so far. */
 export function edgeCount(): number {

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FeatureMap, edgeCount } from './coverage.js';
+import { FeatureMap, codeLiterals, edgeCount } from './coverage.js';
 import { Mutator, Rng } from './mutate.js';
 import type { FuzzTarget } from './target.js';
 
@@ -25,14 +25,21 @@ export interface FuzzOptions {
   save: boolean;
   /** Stop at this many distinct crashes. */
   maxCrashes: number;
+  /**
+   * false: the coverage is measured but never used, the corpus stays the seeds (blind
+   * mutation, to show what the feedback is worth: test/unit/fuzz/engine.test.ts).
+   */
+  feedback?: boolean;
   /** A line of progress now and then. */
   progress?: (line: string) => void;
 }
 
 export interface Crash {
   error: string;
-  /** The input, hex, cut to 256 bytes. */
+  /** The input, minimized (fuzzer.ts, minimize), hex, cut to 256 bytes; its length, and that of the input as found. */
   input: string;
+  length: number;
+  found: number;
   /** Where it was saved, or null. */
   file: string | null;
 }
@@ -45,6 +52,8 @@ export interface FuzzReport {
   execPerSec: number;
   /** Edges of the files the target is about (FuzzTarget.covers), and those some run reached. */
   edges: { reached: number; total: number };
+  /** The same per file. */
+  files: Array<{ file: string; reached: number; total: number }>;
   /** Edges any run reached in all the instrumented code, and how many that code has. */
   allEdges: { reached: number; total: number };
   features: number;
@@ -87,22 +96,61 @@ function guardProcess(): void {
   process.on('unhandledRejection', keep);
 }
 
+/** How long an async run may take before it counts as a hang (a crash). */
+const HANG_MS = 20_000;
+
 /** Runs `input`: the error it raised, or undefined. */
 async function runOnce(target: FuzzTarget, input: Uint8Array): Promise<unknown> {
   escaped = undefined;
   try {
     const r = target.run(input);
-    if (r instanceof Promise) await r;
+    if (r instanceof Promise) {
+      let timer: NodeJS.Timeout | undefined;
+      const hang = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`hang: the run did not settle within ${HANG_MS / 1000} s`)), HANG_MS);
+      });
+      try {
+        await Promise.race([r, hang]);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
   } catch (e) {
     return e ?? new Error('undefined thrown');
   }
   return escaped;
 }
 
+/** The kind of error and the place it was raised (for a broken invariant, the check that found it), not the values in its message. */
+function crashKey(e: unknown): string {
+  const stack = e instanceof Error ? (e.stack ?? '').split('\n').filter((l) => l.trimStart().startsWith('at ')) : [];
+  return (e instanceof Error ? e.name : typeof e) + stack.slice(0, 2).join('\n');
+}
+
+/**
+ * A smaller input that fails the same way (the same crashKey): parts of it taken out, halves
+ * first, then smaller pieces, as long as the failure stays; at most `tries` runs.
+ */
+async function minimize(target: FuzzTarget, input: Uint8Array, key: string, tries = 1000): Promise<Uint8Array> {
+  let best = input;
+  for (let size = best.length >> 1; size >= 1 && tries > 0; size >>= 1) {
+    for (let at = 0; at + size <= best.length && tries > 0; ) {
+      const cand = new Uint8Array(best.length - size);
+      cand.set(best.subarray(0, at));
+      cand.set(best.subarray(at + size), at);
+      tries--;
+      const e = await runOnce(target, cand);
+      if (e !== undefined && crashKey(e) === key) best = cand;
+      else at += size;
+    }
+  }
+  return best;
+}
+
 export async function fuzz(target: FuzzTarget, o: FuzzOptions): Promise<FuzzReport> {
   guardProcess();
   const rng = new Rng(o.seed);
-  const mutator = new Mutator(rng, target.maxLength, target.dictionary);
+  const mutator = new Mutator(rng, target.maxLength, target.dictionary, codeLiterals());
   const map = new FeatureMap();
   const corpus: Uint8Array[] = [];
   const crashes: Crash[] = [];
@@ -112,32 +160,31 @@ export async function fuzz(target: FuzzTarget, o: FuzzOptions): Promise<FuzzRepo
   let runs = 0;
   let added = 0;
 
-  const crashed = (input: Uint8Array, e: unknown): void => {
-    const error = describe(e);
-    // One report per distinct failure: the kind of error and the place it was raised (for a
-    // broken invariant, the check that found it), not the values in its message.
-    const stack = e instanceof Error ? (e.stack ?? '').split('\n').filter((l) => l.trimStart().startsWith('at ')) : [];
-    const key = (e instanceof Error ? e.name : typeof e) + stack.slice(0, 2).join('\n');
+  const crashed = async (found: Uint8Array, e: unknown): Promise<void> => {
+    // One report per distinct failure.
+    const key = crashKey(e);
     if (crashKeys.has(key)) return;
     crashKeys.add(key);
+    const input = await minimize(target, found, key);
+    const error = describe((await runOnce(target, input)) ?? e);
     let file: string | null = null;
     if (o.save) {
       mkdirSync(regressionDir, { recursive: true });
       file = join(regressionDir, 'crash-' + inputName(input));
       writeFileSync(file, input);
     }
-    crashes.push({ error, input: Buffer.from(input.subarray(0, 256)).toString('hex'), file });
+    crashes.push({ error, input: Buffer.from(input.subarray(0, 256)).toString('hex'), length: input.length, found: found.length, file });
   };
 
-  /** Runs an input; keeps it when it reached something new. */
-  const run = async (input: Uint8Array, fromDisk: boolean): Promise<void> => {
+  /** Runs an input; keeps it when it reached something new (and saves it, unless `known`: a seed or a file already). */
+  const run = async (input: Uint8Array, known: boolean): Promise<void> => {
     map.reset();
     const e = await runOnce(target, input);
     runs++;
-    if (e !== undefined) return crashed(input, e);
-    if (map.collect() === 0) return;
+    if (e !== undefined) return await crashed(input, e);
+    if (map.collect() === 0 || (o.feedback === false && !known)) return;
     corpus.push(input);
-    if (fromDisk) return;
+    if (known) return;
     added++;
     if (o.save) {
       mkdirSync(corpusDir, { recursive: true });
@@ -147,11 +194,11 @@ export async function fuzz(target: FuzzTarget, o: FuzzOptions): Promise<FuzzRepo
 
   const t0 = performance.now();
   const starts = [
-    ...target.seeds().map((data) => ({ data, disk: false })),
-    ...readInputs(corpusDir).map((f) => ({ data: f.data, disk: true })),
-    ...readInputs(regressionDir).map((f) => ({ data: f.data, disk: true })),
+    ...target.seeds(),
+    ...readInputs(corpusDir).map((f) => f.data),
+    ...readInputs(regressionDir).map((f) => f.data),
   ];
-  for (const s of starts) await run(s.data.subarray(0, target.maxLength), s.disk);
+  for (const s of starts) await run(s.subarray(0, target.maxLength), true);
   const seeds = starts.length;
   if (corpus.length === 0) corpus.push(new Uint8Array(0));
 
@@ -178,6 +225,7 @@ export async function fuzz(target: FuzzTarget, o: FuzzOptions): Promise<FuzzRepo
     ms: Math.round(ms),
     execPerSec: Math.round((runs * 1000) / Math.max(1, ms)),
     edges: map.edgesIn(target.covers),
+    files: target.covers.map((file) => ({ file, ...map.edgesIn([file]) })),
     allEdges: { reached: map.edges, total: edgeCount() },
     features: map.features,
     seeds,

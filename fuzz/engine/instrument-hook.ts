@@ -5,7 +5,8 @@
 // operand). The counters live in one shared array in the fuzzed process (coverage.ts); each
 // module asks for its own range of it when it is evaluated, so a module loaded twice (it is
 // not) or in another order still gets counters of its own. Everything else (node_modules,
-// the fuzzer itself, Node's built-ins) loads unchanged.
+// the fuzzer itself, Node's built-ins) loads unchanged. The module's integer literals go to the
+// mutator with its counters.
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -29,9 +30,21 @@ export async function load(url: string, context: object, nextLoad: (url: string,
   if (r.format !== 'module' || r.source === undefined || !roots.some((root) => url.startsWith(root))) return r;
   const code = typeof r.source === 'string' ? r.source : Buffer.from(r.source as Uint8Array).toString('utf8');
   const cov = esmCodeCoverage();
+  // The module's integer literals (0-65535): the values its comparisons are likely to test
+  // the input against (a version, a TLV type, a marker byte, a length). The mutator writes
+  // them into inputs, as libFuzzer does with the operands of the comparisons it traces.
+  const literals = new Set<number>();
+  const collect = () => ({
+    visitor: {
+      NumericLiteral(path: { node: { value: number } }) {
+        const v = path.node.value;
+        if (Number.isInteger(v) && v >= 0 && v <= 0xffff) literals.add(v);
+      },
+    },
+  });
   const out = babel.transformSync(code, {
     filename: new URL(url).pathname,
-    plugins: [cov.plugin],
+    plugins: [collect, cov.plugin],
     // The inline source map esbuild wrote is carried through, so a crash's stack names the .ts line.
     inputSourceMap: true,
     sourceMaps: 'inline',
@@ -40,6 +53,6 @@ export async function load(url: string, context: object, nextLoad: (url: string,
     sourceType: 'module',
   });
   // The preamble: the module's counters, a range of the fuzzer's array (coverage.ts).
-  const preamble = `const __jazzer_cov = globalThis.__simplevpnFuzzCounters(${cov.edgeCount()}, ${JSON.stringify(url)});`;
+  const preamble = `const __jazzer_cov = globalThis.__simplevpnFuzzCounters(${cov.edgeCount()}, ${JSON.stringify(url)}, ${JSON.stringify([...literals])});`;
   return { format: 'module', source: preamble + out.code, shortCircuit: true };
 }

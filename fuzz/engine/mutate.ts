@@ -1,6 +1,6 @@
 // The mutator: libFuzzer's kinds of mutation (erase, insert, repeat, flip a bit, set a byte,
 // shuffle, add to a big-endian integer, copy a part, cross over with another input, splice a
-// dictionary word), 1 to 5 stacked per new input, all drawn from a seeded generator so that a
+// dictionary word, write a value the code under test compares with), 1 to 5 stacked per new input, all drawn from a seeded generator so that a
 // run with the same seed and budget makes the same inputs.
 
 /** xoshiro128** (Math.random cannot be seeded). */
@@ -45,10 +45,15 @@ const INTERESTING_8 = [0, 1, 2, 4, 5, 6, 15, 16, 20, 32, 40, 64, 0x40, 0x45, 0x4
 const INTERESTING_16 = [0, 1, 19, 20, 21, 24, 40, 60, 64, 68, 128, 255, 256, 576, 1280, 1499, 1500, 1501, 4096, 32767, 32768, 65000, 65534, 65535];
 
 export class Mutator {
+  /**
+   * `literals`: integer values of the code under test (coverage.ts, codeLiterals), written
+   * into inputs as bytes or 16-bit fields: the stand-in for libFuzzer's traced comparisons.
+   */
   constructor(
     private readonly rng: Rng,
     private readonly maxLength: number,
     private readonly dictionary: Uint8Array[],
+    private readonly literals: readonly number[] = [],
   ) {}
 
   /** A new input from `base`, with `other` (another corpus input) for cross-over. */
@@ -63,7 +68,7 @@ export class Mutator {
   private once(b: number[], other: Uint8Array): number[] {
     const r = this.rng;
     const at = () => r.below(b.length + 1);
-    switch (r.below(12)) {
+    switch (r.below(13)) {
       case 0: {
         // erase a run
         if (b.length === 0) break;
@@ -140,6 +145,18 @@ export class Mutator {
         const part = Array.from(other.subarray(from, from + 1 + r.below(other.length - from)));
         if (r.chance(2)) b.splice(at(), 0, ...part);
         else b = b.slice(0, at()).concat(part);
+        break;
+      }
+      case 11: {
+        // a value the code compares with: a byte, or a big-endian 16-bit field
+        const lits = this.literals;
+        if (b.length === 0 || lits.length === 0) break;
+        const v = lits[r.below(lits.length)];
+        const i = r.below(b.length);
+        if (v > 255 && i + 1 < b.length) {
+          b[i] = v >> 8;
+          b[i + 1] = v & 255;
+        } else b[i] = v & 255;
         break;
       }
       default: {

@@ -31,10 +31,10 @@ for (const t of TARGETS) {
     const crashes = r.crashes.map((c) => `input ${c.input}\n${c.error}`).join('\n\n');
     assert.is(r.crashes.length, 0, `${t.name} crashed; replay with node dist/js/fuzz/run.js --target ${t.name} --seed 1 --runs ${t.ciRuns} to save the input under fuzz/regressions/:\n${crashes}`);
     assert.ok(r.runs >= t.ciRuns, `${r.runs} runs, fewer than the budget of ${t.ciRuns}`);
-    // The feedback works: the code the target is about is instrumented and reached, and
-    // mutation found inputs that reach more of it than the seeds did.
+    // The feedback works: the code the target is about is instrumented, and reached. (Whether
+    // this run found new inputs depends on how much the committed corpus has already found.)
     assert.ok(r.edges.total > 0 && r.edges.reached > r.edges.total / 4, `${r.edges.reached} of ${r.edges.total} edges of ${t.covers.join(', ')} reached`);
-    assert.ok(r.added > 0, 'no generated input reached anything new');
+    assert.ok(r.features >= r.edges.reached, `${r.features} features for ${r.edges.reached} edges`);
   });
 }
 

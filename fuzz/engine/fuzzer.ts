@@ -2,10 +2,11 @@
 // fuzz/corpus/<target>/ and fuzz/regressions/<target>/; each new input is a mutation of one
 // corpus input (mutate.ts), run once; an input that reaches a feature no run reached before
 // (coverage.ts) joins the corpus, and one that throws or breaks an invariant is a crash. With
-// `save`, new corpus inputs are written to fuzz/corpus/<target>/ and crashes to
-// fuzz/regressions/<target>/, named by their hash, where test/unit/fuzz/ replays them.
+// `save`, new corpus inputs are written to fuzz/corpus/<target>/ (and those made redundant
+// deleted) and crashes to fuzz/regressions/<target>/, named by their hash, where
+// test/unit/fuzz/ replays them.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FeatureMap, codeLiterals, edgeCount } from './coverage.js';
 import { Mutator, Rng } from './mutate.js';
@@ -60,8 +61,9 @@ export interface FuzzReport {
   /** Inputs the run started from, and the corpus at its end. */
   seeds: number;
   corpus: number;
-  /** Inputs it added to the corpus. */
+  /** Inputs it added to the corpus, and corpus files it deleted as redundant (with `save`). */
   added: number;
+  dropped: number;
   crashes: Crash[];
 }
 
@@ -177,29 +179,39 @@ export async function fuzz(target: FuzzTarget, o: FuzzOptions): Promise<FuzzRepo
   };
 
   /** Runs an input; keeps it when it reached something new (and saves it, unless `known`: a seed or a file already). */
-  const run = async (input: Uint8Array, known: boolean): Promise<void> => {
+  const run = async (input: Uint8Array, known: boolean): Promise<'kept' | 'crashed' | 'nothing new'> => {
     map.reset();
     const e = await runOnce(target, input);
     runs++;
-    if (e !== undefined) return await crashed(input, e);
-    if (map.collect() === 0 || (o.feedback === false && !known)) return;
+    if (e !== undefined) {
+      await crashed(input, e);
+      return 'crashed';
+    }
+    if (map.collect() === 0 || (o.feedback === false && !known)) return 'nothing new';
     corpus.push(input);
-    if (known) return;
+    if (known) return 'kept';
     added++;
     if (o.save) {
       mkdirSync(corpusDir, { recursive: true });
       writeFileSync(join(corpusDir, inputName(input)), input);
     }
+    return 'kept';
   };
 
   const t0 = performance.now();
-  const starts = [
-    ...target.seeds(),
-    ...readInputs(corpusDir).map((f) => f.data),
-    ...readInputs(regressionDir).map((f) => f.data),
-  ];
-  for (const s of starts) await run(s.subarray(0, target.maxLength), true);
-  const seeds = starts.length;
+  // The seeds, the regressions, then the corpus, smallest first. With `save`, a corpus file that
+  // reaches nothing the inputs before it did is deleted, so that the corpus stays the
+  // smallest set that reaches what it reaches (libFuzzer's merge, greedily).
+  const known = [...target.seeds(), ...readInputs(regressionDir).map((f) => f.data)];
+  for (const s of known) await run(s.subarray(0, target.maxLength), true);
+  const files = readInputs(corpusDir).sort((a, b) => a.data.length - b.data.length || (a.name < b.name ? -1 : 1));
+  let dropped = 0;
+  for (const f of files) {
+    if ((await run(f.data.subarray(0, target.maxLength), true)) !== 'nothing new' || !o.save) continue;
+    unlinkSync(join(corpusDir, f.name));
+    dropped++;
+  }
+  const seeds = known.length + files.length;
   if (corpus.length === 0) corpus.push(new Uint8Array(0));
 
   const runBudget = o.runs ?? Infinity;
@@ -231,6 +243,7 @@ export async function fuzz(target: FuzzTarget, o: FuzzOptions): Promise<FuzzRepo
     seeds,
     corpus: corpus.length,
     added,
+    dropped,
     crashes,
   };
 }

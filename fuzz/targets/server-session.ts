@@ -6,7 +6,8 @@
 // decide what a connection is).
 //
 // Invariants, after every operation: nothing thrown out of the server (synchronously or
-// later, from an event handler); no address held twice: every address the switch binds
+// later, from an event handler); what each client receives is a valid stream whose packets
+// come from addresses connections hold (anti-spoofing) and go to its own; no address held twice: every address the switch binds
 // belongs to one open connection holding that address, and the lease store counts exactly
 // those; the unfinished-frame budget counts no more holders than connections. At the end, every
 // connection closed: none left in the server's lists, no address bound or leased, no
@@ -18,7 +19,7 @@
 //   (op >> 3) % 3 the connection (slot)
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { KEEPALIVE, KIND_REQUEST, T_CLIENT, T_LEASE, T_MTU, ascii, extMessage, seedRequest, u16 } from '../../protocol/index.js';
+import { ALL, ANY, Framer, KEEPALIVE, KIND_REQUEST, T_CLIENT, T_LEASE, T_MTU, ascii, extMessage, formatIPv4, readU32, seedRequest, u16 } from '../../protocol/index.js';
 import { type VpnServer, createServer } from '../../server/src/server.js';
 import { internals } from '../../server/src/internals.js';
 import { protocolExamples } from '../engine/seeds.js';
@@ -35,13 +36,18 @@ class MemorySocket extends Duplex {
   /** Writes waiting for the client to read again. */
   private held: Array<() => void> = [];
   stalled = false;
+  /** What the server wrote, read back as frames as the client would. */
+  readonly received = new Framer(65535);
+  readonly frames: Uint8Array[] = [];
 
   constructor(n: number) {
     super({ allowHalfOpen: false });
     this.remoteAddress = `192.0.2.${n}`;
   }
   override _read(): void {}
-  override _write(_chunk: Buffer, _enc: string, done: (e?: Error | null) => void): void {
+  override _write(chunk: Buffer, _enc: string, done: (e?: Error | null) => void): void {
+    this.received.push(Uint8Array.from(chunk));
+    for (let f; (f = this.received.next()) !== null; ) this.frames.push(Uint8Array.from(f));
     if (this.stalled) this.held.push(() => done());
     else done();
   }
@@ -67,6 +73,30 @@ class MemorySocket extends Duplex {
 
 /** Lets the stream and server events queued by an operation run (nextTick and immediates). */
 const settle = () => new Promise<void>((r) => setImmediate(() => setImmediate(r)));
+
+/** The addresses open connections hold now. */
+function heldAddresses(server: VpnServer): Set<number> {
+  const held = new Set<number>();
+  for (const c of internals(server).clients) if (!c.closed && c.session.address !== 0) held.add(c.session.address);
+  return held;
+}
+
+/**
+ * What the server wrote to `s` since the last look: a valid stream, each packet from an
+ * address a connection held around the operation (anti-spoofing: a client cannot send from
+ * another's address), the gateway, or 0.0.0.0 / 255.255.255.255 (replies, refusals,
+ * keepalives), and to this connection's own address or one of those two.
+ */
+function delivered(s: MemorySocket, held: Set<number>, own: Set<number>, when: string): void {
+  check(s.received.error === null, `${when}: the server wrote a malformed stream: ${s.received.error}`);
+  for (const f of s.frames.splice(0)) {
+    if (f[0] >> 4 !== 4) continue;
+    const src = readU32(f, 12);
+    const dst = readU32(f, 16);
+    check(src === ANY || src === ALL || src === GATEWAY || held.has(src), `${when}: a client received a packet from ${formatIPv4(src)}, which no connection held`);
+    check(dst === ANY || dst === ALL || own.has(dst), `${when}: a client received a packet for ${formatIPv4(dst)}, not its address`);
+  }
+}
 
 function invariants(server: VpnServer, when: string): void {
   const i = internals(server);
@@ -135,6 +165,8 @@ export const serverSessionTarget: FuzzTarget = {
     const sockets: MemorySocket[] = [];
     const slots: MemorySocket[] = [];
     let made = 0;
+    /** The address the connection over `x` holds (0: none). */
+    const ownAddress = (x: MemorySocket): number => [...internals(server).clients].find((c) => c.session.socket === (x as unknown as Socket))?.session.address ?? 0;
     const open = (slot: number) => {
       const s = new MemorySocket(++made);
       sockets.push(s);
@@ -167,15 +199,19 @@ export const serverSessionTarget: FuzzTarget = {
             open(slot);
             break;
           default: {
+            // A buffer of its own, as a net.Socket reads into (the server may keep views of it,
+            // queued on other sockets: Node never reuses a chunk it emitted).
             const b = r.bytes(r.u8());
-            // A copy that is then reused: what the server keeps of a chunk, it must copy.
-            const chunk = Buffer.from(b);
-            if (!s.destroyed && !s.readableEnded) s.push(chunk);
-            chunk.fill(0xdd);
+            if (!s.destroyed && !s.readableEnded) s.push(Buffer.from(b));
           }
         }
+        const before = heldAddresses(server);
+        const ownBefore = new Map(sockets.map((x) => [x, ownAddress(x)]));
         await settle();
-        invariants(server, `after operation ${step} (${op & 7} on ${slot})`);
+        const when = `after operation ${step} (${op & 7} on ${slot})`;
+        invariants(server, when);
+        const held = new Set([...before, ...heldAddresses(server)]);
+        for (const x of sockets) delivered(x, held, new Set([ownBefore.get(x) ?? 0, ownAddress(x)]), when);
       }
       // Every connection goes: by the client, then the server.
       for (const s of sockets) if (!s.destroyed) s.destroy();

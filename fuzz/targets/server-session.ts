@@ -28,6 +28,11 @@ import { type FuzzTarget, InputReader, check } from '../engine/target.js';
 const SLOTS = 3;
 const GATEWAY = 0x0a4d0001; // 10.77.0.1 in 10.77.0.0/29
 
+/** A WebSocket upgrade as a browser sends it, to the server's default path. */
+const UPGRADE = new TextEncoder().encode(
+  'GET / HTTP/1.1\r\nHost: vpn\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+);
+
 /** A socket with nothing under it: what the client sends is pushed in, what the server writes is kept (or held, for a client that stopped reading). */
 class MemorySocket extends Duplex {
   readonly remoteAddress: string;
@@ -45,9 +50,14 @@ class MemorySocket extends Duplex {
     this.remoteAddress = `192.0.2.${n}`;
   }
   override _read(): void {}
+  /** The server answered in HTTP (a WebSocket upgrade, or its refusal): not read as frames. */
+  http = false;
   override _write(chunk: Buffer, _enc: string, done: (e?: Error | null) => void): void {
-    this.received.push(Uint8Array.from(chunk));
-    for (let f; (f = this.received.next()) !== null; ) this.frames.push(Uint8Array.from(f));
+    if (this.frames.length === 0 && this.received.pending === 0 && chunk.subarray(0, 5).toString('latin1') === 'HTTP/') this.http = true;
+    if (!this.http) {
+      this.received.push(Uint8Array.from(chunk));
+      for (let f; (f = this.received.next()) !== null; ) this.frames.push(Uint8Array.from(f));
+    }
     if (this.stalled) this.held.push(() => done());
     else done();
   }
@@ -88,6 +98,7 @@ function heldAddresses(server: VpnServer): Set<number> {
  * keepalives), and to this connection's own address or one of those two.
  */
 function delivered(s: MemorySocket, held: Set<number>, own: Set<number>, when: string): void {
+  if (s.http) return;
   check(s.received.error === null, `${when}: the server wrote a malformed stream: ${s.received.error}`);
   for (const f of s.frames.splice(0)) {
     if (f[0] >> 4 !== 4) continue;
@@ -129,8 +140,8 @@ export const serverSessionTarget: FuzzTarget = {
     extMessage(GATEWAY + 3, 0, KIND_REQUEST, [[T_LEASE, new Uint8Array(16)]]),
     Uint8Array.from([0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 77, 0, 2, 10, 77, 0, 3]),
     Uint8Array.from([0x45, 0, 0, 28, 0, 0, 0x20, 0, 64, 17, 0, 0, 10, 77, 0, 3, 10, 77, 0, 2]),
-    new TextEncoder().encode('GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'),
-    new TextEncoder().encode('Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'),
+    UPGRADE,
+    Uint8Array.of(0x82, 0x94, 0, 0, 0, 0),
     Uint8Array.from([0x16, 3, 1]),
     Uint8Array.from([0x00]), Uint8Array.from([0x08]), Uint8Array.from([0x10]), Uint8Array.from([0x06]), Uint8Array.from([0x3f]),
   ],
@@ -142,6 +153,7 @@ export const serverSessionTarget: FuzzTarget = {
       [0, ...bytesOp(0, seedRequest(0)), ...bytesOp(1, req), ...bytesOp(0, Uint8Array.from(data)), 3, (1 << 3) | 4],
       [0, ...bytesOp(0, seedRequest(GATEWAY + 2)), ...bytesOp(1, seedRequest(GATEWAY + 2)), 6, 20, 7, ...bytesOp(0, KEEPALIVE)],
       [1, ...bytesOp(2, new TextEncoder().encode('GET / HTTP/1.1\r\n\r\n')), ...bytesOp(0, req), 5, ...bytesOp(0, KEEPALIVE), 6, 70],
+      [1, ...bytesOp(1, UPGRADE), ...bytesOp(1, Uint8Array.of(0x82, 0x94, 0, 0, 0, 0, ...seedRequest(0))), ...bytesOp(0, req)],
       ...protocolExamples().map((f) => [0, ...bytesOp(0, f), ...bytesOp(1, f), ...bytesOp(1, seedRequest(0))]),
     ].map((a) => Uint8Array.from(a));
   },

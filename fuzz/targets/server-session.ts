@@ -50,11 +50,14 @@ class MemorySocket extends Duplex {
     this.remoteAddress = `192.0.2.${n}`;
   }
   override _read(): void {}
-  /** The server answered in HTTP (a WebSocket upgrade, or its refusal): not read as frames. */
-  http = false;
+  /**
+   * The server answered in HTTP (a WebSocket upgrade, or its refusal) or with a TLS alert (a
+   * TLS client on the plain port): not read as frames.
+   */
+  foreign = false;
   override _write(chunk: Buffer, _enc: string, done: (e?: Error | null) => void): void {
-    if (this.frames.length === 0 && this.received.pending === 0 && chunk.subarray(0, 5).toString('latin1') === 'HTTP/') this.http = true;
-    if (!this.http) {
+    if (this.frames.length === 0 && this.received.pending === 0 && (chunk[0] === 0x15 || chunk.subarray(0, 5).toString('latin1') === 'HTTP/')) this.foreign = true;
+    if (!this.foreign) {
       this.received.push(Uint8Array.from(chunk));
       for (let f; (f = this.received.next()) !== null; ) this.frames.push(Uint8Array.from(f));
     }
@@ -84,27 +87,21 @@ class MemorySocket extends Duplex {
 /** Lets the stream and server events queued by an operation run (nextTick and immediates). */
 const settle = () => new Promise<void>((r) => setImmediate(() => setImmediate(r)));
 
-/** The addresses open connections hold now. */
-function heldAddresses(server: VpnServer): Set<number> {
-  const held = new Set<number>();
-  for (const c of internals(server).clients) if (!c.closed && c.session.address !== 0) held.add(c.session.address);
-  return held;
-}
-
 /**
  * What the server wrote to `s` since the last look: a valid stream, each packet from an
- * address a connection held around the operation (anti-spoofing: a client cannot send from
- * another's address), the gateway, or 0.0.0.0 / 255.255.255.255 (replies, refusals,
- * keepalives), and to this connection's own address or one of those two.
+ * address a connection held during the operation (anti-spoofing: a client cannot send from
+ * another's address), the gateway, or 0.0.0.0 / 255.255.255.255 (replies, keepalives), and
+ * to this connection's own address or one of those two (a refusal: to 0.0.0.0 from any).
  */
 function delivered(s: MemorySocket, held: Set<number>, own: Set<number>, when: string): void {
-  if (s.http) return;
+  if (s.foreign) return;
   check(s.received.error === null, `${when}: the server wrote a malformed stream: ${s.received.error}`);
   for (const f of s.frames.splice(0)) {
     if (f[0] >> 4 !== 4) continue;
     const src = readU32(f, 12);
     const dst = readU32(f, 16);
-    check(src === ANY || src === ALL || src === GATEWAY || held.has(src), `${when}: a client received a packet from ${formatIPv4(src)}, which no connection held`);
+    // A refusal goes to 0.0.0.0 from the address that was asked for (PROTOCOL.md).
+    check(dst === ANY || src === ANY || src === ALL || src === GATEWAY || held.has(src), `${when}: a client received a packet from ${formatIPv4(src)}, which no connection held`);
     check(dst === ANY || dst === ALL || own.has(dst), `${when}: a client received a packet for ${formatIPv4(dst)}, not its address`);
   }
 }
@@ -178,7 +175,17 @@ export const serverSessionTarget: FuzzTarget = {
     const slots: MemorySocket[] = [];
     let made = 0;
     /** The address the connection over `x` holds (0: none). */
-    const ownAddress = (x: MemorySocket): number => [...internals(server).clients].find((c) => c.session.socket === (x as unknown as Socket))?.session.address ?? 0;
+    // Every session the server makes, by its socket (it keeps its address once closed), to
+    // know what a connection held during an operation that also closed it.
+    const sessions = new Map<object, { address: number; closed: boolean }>();
+    const admission = internals(server).admission;
+    const connect = admission.connect.bind(admission);
+    admission.connect = (sock, ...rest) => {
+      const c = connect(sock, ...rest);
+      sessions.set(sock, c.session);
+      return c;
+    };
+    const ownAddress = (x: MemorySocket): number => sessions.get(x)?.address ?? 0;
     const open = (slot: number) => {
       const s = new MemorySocket(++made);
       sockets.push(s);
@@ -217,12 +224,14 @@ export const serverSessionTarget: FuzzTarget = {
             if (!s.destroyed && !s.readableEnded) s.push(Buffer.from(b));
           }
         }
-        const before = heldAddresses(server);
+        const knownBefore = new Set(sessions.values());
+        const openBefore = new Set([...knownBefore].filter((x) => !x.closed));
         const ownBefore = new Map(sockets.map((x) => [x, ownAddress(x)]));
         await settle();
         const when = `after operation ${step} (${op & 7} on ${slot})`;
         invariants(server, when);
-        const held = new Set([...before, ...heldAddresses(server)]);
+        // Held during the operation: by a session open before it, or made in it.
+        const held = new Set([...sessions.values()].filter((x) => openBefore.has(x) || !knownBefore.has(x) || !x.closed).map((x) => x.address));
         for (const x of sockets) delivered(x, held, new Set([ownBefore.get(x) ?? 0, ownAddress(x)]), when);
       }
       // Every connection goes: by the client, then the server.

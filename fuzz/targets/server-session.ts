@@ -174,7 +174,6 @@ export const serverSessionTarget: FuzzTarget = {
     const sockets: MemorySocket[] = [];
     const slots: MemorySocket[] = [];
     let made = 0;
-    /** The address the connection over `x` holds (0: none). */
     // Every session the server makes, by its socket (it keeps its address once closed), to
     // know what a connection held during an operation that also closed it.
     const sessions = new Map<object, { address: number; closed: boolean }>();
@@ -185,6 +184,7 @@ export const serverSessionTarget: FuzzTarget = {
       sessions.set(sock, c.session);
       return c;
     };
+    /** The address the connection over `x` holds or held last (0: none). */
     const ownAddress = (x: MemorySocket): number => sessions.get(x)?.address ?? 0;
     const open = (slot: number) => {
       const s = new MemorySocket(++made);
@@ -198,6 +198,10 @@ export const serverSessionTarget: FuzzTarget = {
         const op = r.u8();
         const slot = (op >> 3) % SLOTS;
         const s = slots[slot];
+        // Before the operation: bytes pushed are read at once, and may close the connection.
+        const knownBefore = new Set(sessions.values());
+        const openBefore = new Set([...knownBefore].filter((x) => !x.closed));
+        const ownBefore = new Map(sockets.map((x) => [x, ownAddress(x)]));
         switch (op & 7) {
           case 3:
             if (!s.destroyed) s.push(null);
@@ -224,9 +228,6 @@ export const serverSessionTarget: FuzzTarget = {
             if (!s.destroyed && !s.readableEnded) s.push(Buffer.from(b));
           }
         }
-        const knownBefore = new Set(sessions.values());
-        const openBefore = new Set([...knownBefore].filter((x) => !x.closed));
-        const ownBefore = new Map(sockets.map((x) => [x, ownAddress(x)]));
         await settle();
         const when = `after operation ${step} (${op & 7} on ${slot})`;
         invariants(server, when);

@@ -14,8 +14,10 @@
 // unfinished-frame bytes counted, every socket destroyed.
 //
 // Input: [config: bit 0 WebSocket] then operations [op] [operand...]:
-//   op & 7: 0-2 bytes (a length byte, then that many bytes), 3 end, 4 reset, 5 stop/start
-//   reading, 6 time passes (a byte: seconds), 7 a new connection in the slot;
+//   op & 7: 0-1 bytes (a length byte, then that many bytes), 2 an IPv4 packet (a byte choosing
+//   its source and destination among the connections' addresses and others, and Don't
+//   Fragment; a byte for its length), 3 end, 4 reset, 5 stop/start reading, 6 time passes (a
+//   byte: seconds), 7 a new connection in the slot;
 //   (op >> 3) % 3 the connection (slot)
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -148,6 +150,8 @@ export const serverSessionTarget: FuzzTarget = {
     const data = [0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 77, 0, 2, 10, 77, 0, 3, 1, 2, 3, 4, 5, 6, 7, 8];
     return [
       [0, ...bytesOp(0, seedRequest(0)), ...bytesOp(1, req), ...bytesOp(0, Uint8Array.from(data)), 3, (1 << 3) | 4],
+      // Two clients with addresses; packets from the first to the second, to itself, to the gateway, one too big with DF.
+      [0, ...bytesOp(0, seedRequest(0)), ...bytesOp(1, req), 2, 0, 1, 2, 4, 1, 2, 8, 2, 2, 0x10, 200],
       [0, ...bytesOp(0, seedRequest(GATEWAY + 2)), ...bytesOp(1, seedRequest(GATEWAY + 2)), 6, 20, 7, ...bytesOp(0, KEEPALIVE)],
       [1, ...bytesOp(2, new TextEncoder().encode('GET / HTTP/1.1\r\n\r\n')), ...bytesOp(0, req), 5, ...bytesOp(0, KEEPALIVE), 6, 70],
       [1, ...bytesOp(1, UPGRADE), ...bytesOp(1, Uint8Array.of(0x82, 0x94, 0, 0, 0, 0, ...seedRequest(0))), ...bytesOp(0, req)],
@@ -221,6 +225,26 @@ export const serverSessionTarget: FuzzTarget = {
             if (!s.destroyed) s.destroy();
             open(slot);
             break;
+          case 2: {
+            // A packet built from the addresses in play, so that sending from another's
+            // address, or to one, is one mutation away.
+            const sel = r.u8();
+            const size = r.u8();
+            const other = ownAddress(slots[(slot + 1) % SLOTS]);
+            const own = ownAddress(s);
+            const src = [own, other, GATEWAY + 8 + (sel >> 5), 0][sel & 3];
+            const dst = [other, own, GATEWAY, 0x08080808][(sel >> 2) & 3];
+            const p = Buffer.alloc(20 + size * 8);
+            p[0] = 0x45;
+            p.writeUInt16BE(p.length, 2);
+            p[6] = sel & 0x10 ? 0x40 : 0;
+            p[8] = 64;
+            p[9] = 17;
+            p.writeUInt32BE(src >>> 0, 12);
+            p.writeUInt32BE(dst >>> 0, 16);
+            if (!s.destroyed && !s.readableEnded) s.push(p);
+            break;
+          }
           default: {
             // A buffer of its own, as a net.Socket reads into (the server may keep views of it,
             // queued on other sockets: Node never reuses a chunk it emitted).

@@ -56,7 +56,7 @@ function print(r: FuzzReport): void {
   const pct = (a: { reached: number; total: number }) => `${a.reached}/${a.total} (${a.total ? Math.round((100 * a.reached) / a.total) : 0}%)`;
   console.log(
     `${r.target}: ${r.runs} runs in ${(r.ms / 1000).toFixed(1)} s (${r.execPerSec}/s); edges of its files ${pct(r.edges)}, ` +
-      `of all instrumented code ${pct(r.allEdges)}; ${r.features} features; corpus ${r.seeds} -> ${r.corpus} (${r.added} new${r.dropped ? `, ${r.dropped} redundant files deleted` : ''}); crashes ${r.crashes.length}`,
+      `of all instrumented code ${pct(r.allEdges)}; ${r.features} features; started from ${r.seeds} inputs (seeds, corpus, regressions), corpus now ${r.corpus} (${r.added} new${r.dropped ? `, ${r.dropped} redundant files deleted` : ''}); crashes ${r.crashes.length}`,
   );
   if (r.files.length > 1) console.log('  ' + r.files.map((f) => `${f.file} ${pct(f)}`).join(', '));
   for (const c of r.crashes) console.log(`  CRASH ${c.file ?? '(not saved)'}\n    input (${c.length} bytes, minimized from ${c.found}) ${c.input}\n    ${c.error.replace(/\n/g, '\n    ')}`);

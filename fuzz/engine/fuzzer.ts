@@ -58,7 +58,7 @@ export interface FuzzReport {
   /** Edges any run reached in all the instrumented code, and how many that code has. */
   allEdges: { reached: number; total: number };
   features: number;
-  /** Inputs the run started from, and the corpus at its end. */
+  /** Inputs the run started from (seeds, corpus files, regressions), and the corpus at its end (those that reached something new, and the new inputs). */
   seeds: number;
   corpus: number;
   /** Inputs it added to the corpus, and corpus files it deleted as redundant (with `save`). */

@@ -129,7 +129,7 @@ function invariants(server: VpnServer, when: string): void {
 
 export const serverSessionTarget: FuzzTarget = {
   name: 'server-session',
-  about: "the server's connections: arbitrary bytes, ends, resets, stalls and time on three in-memory connections; no throw, no address held twice, all released",
+  about: "the server's connections: bytes, packets, ends, resets, stalls and time on three in-memory connections; no throw, no spoofed packet, no address held twice, all released",
   covers: ['server/src/control/admission.js', 'server/src/data/session.js', 'server/src/server.js', 'server/src/transport/websocket.js', 'server/src/data/switch.js'],
   ciRuns: 300,
   maxLength: 4096,

@@ -18,7 +18,7 @@ import { gzipSync } from 'node:zlib';
 const root = new URL('.', import.meta.url).pathname;
 const quiet = process.argv.includes('--quiet');
 const log = (...a) => quiet || console.log(...a);
-const SOURCE_DIRS = ['protocol', 'common', 'client-sdk', 'server', 'linux', 'examples', 'test', 'bench'];
+const SOURCE_DIRS = ['protocol', 'common', 'client-sdk', 'server', 'linux', 'examples', 'test', 'bench', 'fuzz'];
 
 function tsFiles(dir) {
   const out = [];

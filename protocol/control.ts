@@ -200,12 +200,13 @@ export function readConfig(f: Uint8Array): Config {
   const c: Config = { routes: [] };
   eachTlv(f, (t, v) => {
     const n = v.length;
-    if (t === T_PREFIX && n === 1) c.prefix = v[0];
+    // A prefix length above 32 names no netmask: ignored, as a TLV of the wrong length is.
+    if (t === T_PREFIX && n === 1 && v[0] <= 32) c.prefix = v[0];
     else if (t === T_GATEWAY && n === 4) c.gateway = readU32(v, 0);
     else if (t === T_MTU && n === 2) c.mtu = readU16(v);
     else if (t === T_KEEPALIVE && n === 2) c.keepalive = readU16(v);
     else if (t === T_IDLE_TIMEOUT && n === 2) c.idleTimeout = readU16(v);
-    else if (t === T_ROUTE && n === 5) c.routes.push([readU32(v, 0), v[4]]);
+    else if (t === T_ROUTE && n === 5 && v[4] <= 32) c.routes.push([readU32(v, 0), v[4]]);
     // A copy: `f` may be a view of a receive buffer the transport reuses (a Node Buffer's slice() would not copy).
     else if (t === T_LEASE) c.lease = Uint8Array.prototype.slice.call(v);
     else if (t >> 3 === 3) (c.ipv6 || (c.ipv6 = [])).push([t, Uint8Array.prototype.slice.call(v)]);

@@ -115,7 +115,6 @@ export interface ClientOptions {
    * must not throw); `secret`, presented as is with every request (bearer: over TLS only,
    * and only to a server that allows it). */
   credentials?: { id: string; secret?: string; prove?: (challenge: Uint8Array, request: Uint8Array) => Uint8Array | PromiseLike<Uint8Array> };
-  credentials?: { id: string; secret: string };
   /**
    * Ask for an IPv6 address too: the request's IPv6 TLV value, ipv6Request() of simplevpn/node
    * (empty for any address, 16 bytes for one wanted). IPv6 packets pass

@@ -270,6 +270,12 @@ const LINES: Record<string, Spec> = {
   'npm run bench -- --rounds 3 --seconds 20 --no-profile': { kind: 'listed', why: BENCH_MINUTES },
   'npm run bench -- --render': { kind: 'once', mode: 'repo', expect: /latest\.(md|svg)/, ms: 180_000 },
   'npm run bench -- --help': { kind: 'once', mode: 'repo', expect: /--quick/, ms: 180_000 },
+  // README.md, Set up: fuzzing (build, then 5 s per target; --no-save, and 'repo' discards writes anyway)
+  'npm run fuzz -- --time 5 --no-save': { kind: 'once', mode: 'repo', expect: /switch: \d+ runs in [\d.]+ s[^\n]*crashes 0/, ms: 180_000 },
+  'npm run fuzz -- --time 600 --target server-session': {
+    kind: 'listed',
+    why: 'ten minutes of one target; the line above runs the same program on every target for 5 s, and test/unit/fuzz/ci-budget.test.ts runs each for its fixed CI budget',
+  },
   // examples/README.md, Run them
   'node dist/js/examples/device/node.js --server 192.0.2.10 --collector 10.0.0.2:5005': { kind: 'daemon', ready: JSON_READY, fixture: 'examples' },
   'node dist/js/examples/quickjs/run-device.js --server 192.0.2.10 --collector 10.0.0.2:5005 --memory-every 60': {

@@ -233,6 +233,17 @@ test('a known TLV of the wrong size is ignored', () => {
   assert.equal(c, { routes: [] });
 });
 
+test('a prefix length above 32 is ignored, in the prefix and in a route (found by fuzz/targets/control.ts)', () => {
+  const c = readConfig(
+    extMessage(0, ip('10.0.0.5'), KIND_REPLY, [
+      [T_PREFIX, u8(126)],
+      [T_ROUTE, Uint8Array.from([192, 168, 50, 0, 33])],
+      [T_ROUTE, Uint8Array.from([192, 168, 51, 0, 32])],
+    ]),
+  );
+  assert.equal(c, { routes: [[ip('192.168.51.0'), 32]] });
+});
+
 test('a truncated last TLV is ignored, the ones before it are read', () => {
   const whole = extMessage(0, ip('10.0.0.5'), KIND_REPLY, [
     [T_PREFIX, u8(24)],

@@ -10,6 +10,7 @@ import * as fc from 'fast-check';
 import { T_IPV6, ipv6Request, readConfig, readIpv6Config } from '../../../protocol/index.js';
 import { equalBytes, extRequest, ipPacket, waitFor, withServer } from '../../support/server-net.js';
 import { packet6, v6 } from '../../support/ipv6-packets.js';
+import { concat } from '../../support/sdk-fakes.js';
 
 const NEXT = [0, 43, 44, 60, 51, 17, 6, 58, 59, 135, 255] as const;
 
@@ -46,13 +47,7 @@ function chainBytes(d: PacketD): Uint8Array {
     if (type === 0 && h.jumbo && b.length >= 8) b.set([0xc2, 4, 0, 1, 0, 0], 2);
     parts.push(b);
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concat(...parts);
 }
 
 test('random IPv6 header chains from a client: each delivered intact or dropped as bad_ipv6, never a crash or a lost session', async () => {

@@ -2,6 +2,7 @@
 // run to completion, or keep running with its JSON log lines collected for waiting on.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { SERVER_BIN } from './paths.js';
 import { waitFor } from './server-net.js';
 
@@ -11,9 +12,33 @@ function needBin(): void {
   if (!existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} does not exist: build.mjs did not bundle the CLI (run node build.mjs)`);
 }
 
-/** Runs the CLI to completion (bounded). */
-export function runCli(args: string[], ms = 10_000, input?: string): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+// Tests start many short CLI runs at once (one per flag, per bad file). Two at a time per
+// core at most: forty Node start-ups at once on a busy machine would make each one's time
+// limit measure the others, not the CLI.
+const MAX_RUNNING = Math.max(2, 2 * availableParallelism());
+let running = 0;
+const queued: Array<() => void> = [];
+
+async function turn<T>(fn: () => Promise<T>): Promise<T> {
+  if (running >= MAX_RUNNING) await new Promise<void>((go) => queued.push(go));
+  running++;
+  try {
+    return await fn();
+  } finally {
+    running--;
+    queued.shift()?.();
+  }
+}
+
+type CliResult = { code: number | null; signal: string | null; stdout: string; stderr: string };
+
+/** Runs the CLI to completion (bounded: `ms` from its start, not from when it was asked for). */
+export function runCli(args: string[], ms = 30_000, input?: string): Promise<CliResult> {
   needBin();
+  return turn(() => runNow(args, ms, input));
+}
+
+function runNow(args: string[], ms: number, input?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [SERVER_BIN, ...args], { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';

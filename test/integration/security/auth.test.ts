@@ -37,7 +37,7 @@ test.after(() => {
 });
 
 /** Runs the CLI to completion (bounded), with `input` (or nothing) on stdin. */
-const run = (args: string[], input?: string, ms = 10_000) => runCli(args, ms, input ?? '');
+const run = (args: string[], input?: string, ms = 30_000) => runCli(args, ms, input ?? '');
 
 // ---- the auth file: every kind of bad entry --------------------------------------------------
 

@@ -7,6 +7,7 @@
 // verified before is taken while its id is throttled.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { scryptSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,11 +24,31 @@ test.after(() => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
+/**
+ * How many times slower than quiet this machine is now: the median time of the server's
+ * scrypt (N=4096, r=8, p=1) against the 16 ms it takes on a quiet core of the 2-core machine
+ * the project is built on. The 1 s target is for a machine at that speed; a starved one
+ * (other jobs on its cores) gets proportionally longer, so that the verdict is about the
+ * server's fairness, not about the machine's load. Never below 1.
+ */
+function slowness(): number {
+  const times: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = performance.now();
+    scryptSync('calibration', 'a salt of 16 B.', 32, { N: 4096, r: 8, p: 1 });
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return Math.max(1, times[3] / 16);
+}
+
 /** The default of --auth-rate: scrypt checks started per second, in bursts of as many. */
 const AUTH_RATE = 50;
 
 test('128 connections from 50 addresses guessing secrets: a known client gets in 15 times out of 15 and 15 new ones once each, every time within 1 s; scrypt stays within its rate', async () => {
   const t0 = Date.now();
+  const limit = Math.round(1000 * slowness());
+  if (limit > 1000) console.log(`  this machine is ${(limit / 1000).toFixed(1)}x slower than quiet (scrypt): each login within ${limit} ms`);
   // Each guessing connection tries again 100 ms after its answer: several hundred guesses a
   // second, far beyond what scrypt can check, yet a load this machine can carry beside the test.
   const r = await guessing({ conns: 128, sources: 50, tries: 15, pace: 100, warmup: 2000, log: true });
@@ -36,7 +57,7 @@ test('128 connections from 50 addresses guessing secrets: a known client gets in
   console.log(`  attack: ${r.attack.tries} guesses in ${r.attack.seconds} s, answers ${JSON.stringify(r.attack.answers)}; server refusals ${JSON.stringify(r.refusals)}`);
   for (const t of [...r.known, ...r.fresh]) {
     assert.is(t.outcome, 'granted', `${t.id}: ${t.outcome} after ${t.ms} ms`);
-    assert.ok(t.ms < 1000, `${t.id} got in after ${t.ms} ms`);
+    assert.ok(t.ms < limit, `${t.id} got in after ${t.ms} ms (limit ${limit} ms)`);
   }
   // The attack was real: many times the guesses scrypt can check, all answered.
   assert.ok(r.attack.tries >= 10 * AUTH_RATE, `${r.attack.tries} guesses`);

@@ -8,13 +8,14 @@
 // alone then drops packets over tls and wss that tcp sends: 75-116 per 5 s at MTU 65000 in
 // the bench. So the cap leaves out the bytes written in the current turn, up to
 // TURN_ALLOWANCE times the cap: what is still held after the turn counts in full, and one
-// turn can hold at most (1 + TURN_ALLOWANCE) caps.
+// turn can hold at most (1 + TURN_ALLOWANCE) caps. Only encrypted sockets (a TLSSocket, or a
+// WebSocket over one: `encrypted`) are counted so: elsewhere writableLength is exact.
 
 /** How many send-queue caps one turn's writes may add before they count. */
 export const TURN_ALLOWANCE = 4;
 
 /** Bytes written to each socket in the current turn of the event loop (cleared after it). */
-const written = new Map<object, number>();
+const written = new Map<Sink, number>();
 let clearing = false;
 
 const clear = (): void => {
@@ -22,8 +23,16 @@ const clear = (): void => {
   clearing = false;
 };
 
+/** What the ledger needs of a socket. */
+interface Sink {
+  readonly writableLength: number;
+  /** A TLSSocket's (true), or a WebSocket's over one. */
+  readonly encrypted?: boolean;
+}
+
 /** `n` bytes were written to `socket` now. */
-export function wrote(socket: object, n: number): void {
+export function wrote(socket: Sink, n: number): void {
+  if (socket.encrypted !== true) return;
   written.set(socket, (written.get(socket) ?? 0) + n);
   if (!clearing) {
     clearing = true;
@@ -35,7 +44,7 @@ export function wrote(socket: object, n: number): void {
  * The bytes `socket` holds that count against a cap of `cap`: writableLength less what was
  * written in this turn (at most TURN_ALLOWANCE caps of it).
  */
-export function held(socket: { readonly writableLength: number }, cap: number): number {
+export function held(socket: Sink, cap: number): number {
   const q = socket.writableLength;
   if (q === 0) return 0;
   const turn = written.get(socket);

@@ -113,6 +113,11 @@ export class WsSocket extends EventEmitter {
     return this.ws.bufferedAmount;
   }
 
+  /** Over TLS (wss): writableLength then lags as a TLSSocket's does (turn-writes.ts). */
+  get encrypted(): boolean {
+    return (this.raw as { encrypted?: boolean }).encrypted === true;
+  }
+
   get destroyed(): boolean {
     return this.raw.destroyed;
   }

@@ -118,6 +118,11 @@ export class WsSocket extends EventEmitter {
     return (this.raw as { encrypted?: boolean }).encrypted === true;
   }
 
+  /** The socket under the WebSocket (a TLSSocket over wss): turn-writes.ts reads its TCP handle's queue. */
+  get wire(): net.Socket {
+    return this.raw;
+  }
+
   get destroyed(): boolean {
     return this.raw.destroyed;
   }

@@ -1,7 +1,8 @@
 // The send-queue cap over TLS (server/src/transport/turn-writes.ts): a TLSSocket keeps the
 // bytes of a write in writableLength until the next check phase even when the kernel took
-// them, so the cap leaves out the current turn's writes, and only those, and only up to
-// TURN_ALLOWANCE caps; a socket that is not encrypted is counted as it is.
+// them, so the cap leaves out the current turn's writes, and only those, only up to
+// TURN_ALLOWANCE caps, and only while the kernel takes everything; a socket that is not
+// encrypted is counted as it is.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import net from 'node:net';
@@ -29,6 +30,19 @@ test('an encrypted socket: this turn\'s writes are left out, up to TURN_ALLOWANC
   await nextTurn();
   await nextTurn();
   assert.is(held(s, 1000), 13_500, 'still held after the turn: counted in full');
+});
+
+test('once the kernel holds encrypted bytes back (the TCP handle under the TLSSocket, or under a WebSocket over it), the whole writableLength counts', async () => {
+  const tcp = { _handle: { writeQueueSize: 1 } };
+  const s = { writableLength: 3000, encrypted: true, _parent: tcp };
+  wrote(s, 3000);
+  assert.is(held(s, 1000), 3000);
+  tcp._handle.writeQueueSize = 0;
+  assert.is(held(s, 1000), 0, 'the kernel takes all again: the turn is left out');
+  const ws = { writableLength: 2000, encrypted: true, wire: { _parent: { _handle: { writeQueueSize: 5 } } } };
+  wrote(ws, 2000);
+  assert.is(held(ws, 1000), 2000);
+  await nextTurn();
 });
 
 test('a real TLSSocket over loopback: writes the kernel took count in writableLength until the check phase, not in held()', async () => {

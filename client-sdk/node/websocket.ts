@@ -48,6 +48,11 @@ export function nodeWebSocketConnect(o: NodeWebSocketOptions): Connect {
         super(url, options);
         // The error behind a failed connection, with its code, kept for the close.
         this.on('error', (e) => (failure = e));
+        // Messages as Node Buffers (ws's default), whatever the adapter asks for: the
+        // ArrayBuffer it asks for elsewhere (the only type browsers and Node share) costs ws
+        // a copy of every message that does not fill its own memory, and the adapter takes
+        // any Uint8Array as it is.
+        Object.defineProperty(this, 'binaryType', { get: () => 'nodebuffer', set: () => {} });
       }
     }
     const handlers: SocketHandlers = {

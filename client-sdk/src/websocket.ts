@@ -89,7 +89,8 @@ export function webSocketConnect(url: string, options: WebSocketOptions = {}): C
     s.onmessage = (ev: { data: unknown }) => {
       const d = ev.data;
       if (typeof d === 'string' || !d || typeof (d as ArrayBuffer).byteLength !== 'number') return finish('error', 'the server sent a message that is not binary');
-      h.onData(new Uint8Array(d as ArrayBuffer));
+      // A Uint8Array as it is (the `ws` package's Buffers in Node, no copy), else a view of the ArrayBuffer.
+      h.onData(d instanceof Uint8Array ? d : new Uint8Array(d as ArrayBuffer));
     };
     // Browsers say nothing of why; the `ws` package says it in `message`.
     s.onerror = (ev: { message?: string } | null) => {

@@ -16,6 +16,7 @@ import { ipv6Problem } from './ipv6.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Port } from './port.js';
 import type { Switch } from './switch.js';
+import { held, wrote } from '../transport/turn-writes.js';
 
 /** Why sessions end, as counted in simplevpn_disconnects_total. */
 export type EndCode =
@@ -258,7 +259,7 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     const s = this.socket;
     const env = this.env;
     const m = env.metrics;
-    if (this.closed || s.writableLength + data.length > env.sendQueue) {
+    if (this.closed || held(s, env.sendQueue) + data.length > env.sendQueue) {
       m.drops.queue_full += packets;
       this.drops += packets;
       return false;
@@ -269,6 +270,7 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
       env.sw.corked(this);
     }
     s.write(data);
+    wrote(s, data.length);
     this.txPackets += packets;
     this.txBytes += data.length;
     m.txPackets += packets;

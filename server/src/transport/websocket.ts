@@ -113,6 +113,16 @@ export class WsSocket extends EventEmitter {
     return this.ws.bufferedAmount;
   }
 
+  /** Over TLS (wss): writableLength then lags as a TLSSocket's does (turn-writes.ts). */
+  get encrypted(): boolean {
+    return (this.raw as { encrypted?: boolean }).encrypted === true;
+  }
+
+  /** The socket under the WebSocket (a TLSSocket over wss): turn-writes.ts reads its TCP handle's queue. */
+  get wire(): net.Socket {
+    return this.raw;
+  }
+
   get destroyed(): boolean {
     return this.raw.destroyed;
   }

@@ -94,6 +94,29 @@ test('spoofed IPv6 sources are dropped and counted as spoofed_source; the sessio
   });
 });
 
+test('a spoofed IPv6 source is logged as drop_spoofed with both addresses, rate limited as IPv4\'s is', async () => {
+  const lines: Array<{ level: string; event: string; fields: any }> = [];
+  const logger = { log: (level: any, event: string, fields: any) => lines.push({ level, event, fields }) };
+  await withServer({ ...V6, logger }, async (h) => {
+    const a = h.sdk({ ipv6: ipv6Request() });
+    const b = h.sdk({ ipv6: ipv6Request() });
+    await a.ready();
+    await b.ready();
+    const them = v6(ipv6Of(b)!.address);
+    let sent = 0;
+    for (let i = 0; i < 200; i++) if (a.client.send(packet6(v6('2001:db8::66'), them, 20))) sent++;
+    assert.ok(sent > 1, 'more than one spoofed packet went out');
+    await waitFor(() => h.metrics.drops.spoofed_source === sent, 3000, 'the spoofed drops', () => h.metrics.drops);
+    const logged = lines.filter((l) => l.event === 'drop_spoofed');
+    assert.is(logged.length, 1, 'one line for the burst');
+    assert.is(logged[0].level, 'warn');
+    assert.is(logged[0].fields.source, '2001:db8::66');
+    assert.is(logged[0].fields.address, ipv6Of(a)!.address);
+    assert.is(logged[0].fields.more_since_last, 0);
+    assert.is(b.packets.length, 0);
+  });
+});
+
 test('too big for the receiver: dropped (too_big), never fragmented, the sender gets ICMPv6 Packet Too Big with a right checksum', async () => {
   await withServer(V6, async (h) => {
     const a = h.sdk({ ipv6: ipv6Request(), mtu: 9000 });

@@ -6,7 +6,7 @@
 
 import { Client, formatIPv4, parseIPv4 } from '../../client-sdk/src/index.js';
 // The TLV reader the SDK core bundles anyway (its reply reader), for the IPv6 grant.
-import { eachTlv } from '../../protocol/control.js';
+import { eachTlv } from '../../protocol/index.js';
 import type { ClientStats, Clock, Connect, StateInfo } from '../../client-sdk/src/index.js';
 import { IpStack, type IpStats } from './ip-stack.js';
 

@@ -1,7 +1,7 @@
 // The benchmark run: the sections asked for, one after another, then the results files.
 // Started by bench/run.mjs (which builds and installs the tools first):
 //
-//   node dist/js/bench/main.js [--quick] [--rounds N] [--seconds S] [--no-profile] [--render] [tun] [switch] [scale] [sdk] [hardening] [cluster]
+//   node dist/js/bench/main.js [--quick] [--rounds N] [--seconds S] [--no-profile] [--render] [tun] [switch] [scale] [sdk] [hardening] [cluster] [tun6]
 //
 // Each section (bench/sections/) measures and returns its part of latest.json; the targets
 // are judged and the reports drawn from that file's contents alone (bench/report/).
@@ -21,14 +21,15 @@ import { runSdk } from './sections/sdk.js';
 import { type RunContext, SECTIONS, type Section, type SectionName } from './sections/section.js';
 import { runSwitch } from './sections/switch.js';
 import { runTun } from './sections/tun.js';
+import { runTun6Section } from './sections/tun6.js';
 import { errorText } from './util.js';
 
 /** Each section's run function, stored under its name in latest.json. */
-const RUN: { [K in SectionName]: Section<NonNullable<BenchResults[K]>> } = { tun: runTun, switch: runSwitch, scale: runScale, sdk: runSdk, hardening: runHardening, cluster: runCluster };
+const RUN: { [K in SectionName]: Section<NonNullable<BenchResults[K]>> } = { tun: runTun, switch: runSwitch, scale: runScale, sdk: runSdk, hardening: runHardening, cluster: runCluster, tun6: runTun6Section };
 
-const HELP = `Usage: npm run bench -- [--quick] [--rounds N] [--seconds S] [--no-profile] [--render] [tun] [switch] [scale] [sdk] [hardening] [cluster]
+const HELP = `Usage: npm run bench -- [--quick] [--rounds N] [--seconds S] [--no-profile] [--render] [tun] [switch] [scale] [sdk] [hardening] [cluster] [tun6]
 
-Runs the benchmarks (all six sections unless some are named) and writes
+Runs the benchmarks (all seven sections unless some are named) and writes
 bench/results/latest.md, latest.json and latest.svg. Needs root for the network
 namespaces of the TUN section (the others fall back to this machine's loopback).
 

@@ -191,8 +191,6 @@ export interface Config {
   idleTimeout?: number;
   routes: Array<[network: number, prefix: number]>;
   lease?: Uint8Array;
-  /** The IPv6 TLVs (types 24-31) as they came, copied: protocol/ipv6.ts reads them. */
-  ipv6?: Tlv[];
 }
 
 /** Reads the TLVs of an extension reply. */
@@ -209,7 +207,6 @@ export function readConfig(f: Uint8Array): Config {
     else if (t === T_ROUTE && n === 5 && v[4] <= 32) c.routes.push([readU32(v, 0), v[4]]);
     // A copy: `f` may be a view of a receive buffer the transport reuses (a Node Buffer's slice() would not copy).
     else if (t === T_LEASE) c.lease = Uint8Array.prototype.slice.call(v);
-    else if (t >> 3 === 3) (c.ipv6 || (c.ipv6 = [])).push([t, Uint8Array.prototype.slice.call(v)]);
   });
   return c;
 }

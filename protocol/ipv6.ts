@@ -2,7 +2,7 @@
 // IPv6 TLVs (types 24-31). Kept apart from control.ts so that the SDK core, which carries
 // IPv6 packets but never formats or parses an IPv6 address, bundles none of this.
 
-import { type Tlv } from './control.js';
+import { KIND_REPLY, eachTlv, extKind, type Tlv } from './control.js';
 
 /** Byte offsets inside an IPv6 header. */
 export const SRC6 = 8;
@@ -144,18 +144,20 @@ export function ipv6Tlvs(g: Ipv6Grant): Tlv[] {
 }
 
 /**
- * Reads the IPv6 TLVs of a reply (the SDK's ReadyInfo.ipv6 holds them as they came), or null
- * when they grant no address. Values of the wrong length are skipped, as every reader does.
+ * Reads the IPv6 grant of a server's reply (the SDK's ready state holds it as `reply`), or
+ * null when it grants no address or is no extension reply (a seed server echoes our request,
+ * TLVs and all). Values of the wrong length are skipped, as every reader does.
  */
-export function readIpv6Config(tlvs: ReadonlyArray<Tlv> | undefined): Ipv6Config | null {
+export function readIpv6Config(reply: Uint8Array | undefined): Ipv6Config | null {
+  if (!reply || extKind(reply) !== KIND_REPLY) return null;
   let c: Ipv6Config | null = null;
   let gateway: string | null = null;
   const routes: Ipv6Config['routes'] = [];
-  for (const [t, v] of tlvs ?? []) {
+  eachTlv(reply, (t, v) => {
     if (t === T_IPV6 && v.length === 17 && v[16] <= 128) c = { address: formatIPv6(v), prefix: v[16], gateway: null, routes };
     else if (t === T_GATEWAY6 && v.length === 16) gateway = formatIPv6(v);
     else if (t === T_ROUTE6 && v.length === 17 && v[16] <= 128) routes.push({ network: formatIPv6(maskPrefix6(v, v[16])), prefix: v[16] });
-  }
-  if (c) c.gateway = gateway;
+  });
+  if (c) (c as Ipv6Config).gateway = gateway;
   return c;
 }

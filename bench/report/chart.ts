@@ -6,7 +6,7 @@ import type { SwitchCase } from '../sections/switch.js';
 import type { PathResult } from '../sections/tun.js';
 import { fmt } from '../util.js';
 import type { BenchResults } from './schema.js';
-import { TARGET_PEER_RATIO, TARGET_RAW_SHARE, TARGET_SWITCH_GBPS, TARGET_SWITCH_MPPS, TARGET_WSS_SHARE, bestPeer, rawPath, switchCase, transportOf, transportPairs } from './targets.js';
+import { TARGET_PEER_RATIO, TARGET_RAW_SHARE, TARGET_SWITCH_GBPS, TARGET_SWITCH_MPPS, TARGET_WSS_SHARE, TARGET_TUN6_SHARE, bestPeer, rawPath, switchCase, transportOf, transportPairs, tun6Pair } from './targets.js';
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -169,6 +169,18 @@ export function chart(r: BenchResults): string {
     const mpps = (mode: SwitchCase['mode']) => switchCase(s, mode, 64)?.mpps;
     add(switchPanel(y, '2. Switching alone over loopback (Gbit/s delivered)', gbps, 1500, 'Gbit/s', { value: TARGET_SWITCH_GBPS, label: `target ${TARGET_SWITCH_GBPS} Gbit/s` }), 6);
     add(switchPanel(y, 'Switching alone over loopback (million packets/s delivered)', mpps, 64, 'Mpps', { value: TARGET_SWITCH_MPPS, label: `target ${TARGET_SWITCH_MPPS} Mpps` }), 10);
+  }
+  const t6 = r.tun6;
+  if (t6?.samples.length) {
+    const bars: Bar[] = t6.samples.map((x) => ({
+      label: `simplevpn ${x.family === 'ipv6' ? 'IPv6' : 'IPv4'} @${x.mtu}`,
+      value: x.gbps,
+      text: x.gbps === null ? 'failed' : `${fmt(x.gbps, x.gbps < 1 ? 3 : 2)} Gbit/s`,
+      color: x.family === 'ipv6' ? COLORS.ours : COLORS.oursLight,
+    }));
+    const v4 = tun6Pair(t6).v4?.gbps;
+    const markers: Marker[] = v4 ? [{ value: v4 * TARGET_TUN6_SHARE, label: `target: ${TARGET_TUN6_SHARE * 100} % of IPv4` }] : [];
+    add(panel(y, '7. IPv6 through TUN beside IPv4, same bring-up (Gbit/s)', bars, 'linear', markers), 10);
   }
   const v = verdicts(y, r);
   parts.push(...v.svg);

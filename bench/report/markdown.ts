@@ -4,6 +4,7 @@
 import type { ProfileSummary } from '../probes/cpuprofile.js';
 import type { PerfSummary } from '../probes/perf.js';
 import type { ClusterResult } from '../sections/cluster.js';
+import type { Tun6Result } from '../sections/tun6.js';
 import type { HardeningResult } from '../sections/hardening.js';
 import type { ScaleResult } from '../sections/scale.js';
 import { SECTIONS } from '../sections/section.js';
@@ -236,6 +237,20 @@ function clusterSection(c: ClusterResult): string[] {
   return L;
 }
 
+function tun6Section(t: Tun6Result): string[] {
+  const L: string[] = ['', '## 7. IPv6 through TUN (issue 17)', ''];
+  L.push(
+    `The star of section 1 (client → hub → client, network namespaces), simplevpn with --subnet6: one iperf3 TCP stream (${t.seconds} s) and ping between the clients' IPv6 addresses, and the same over their IPv4 addresses in the same bring-up (bench/sections/tun6.ts).`,
+    '',
+    '| MTU | family | Gbit/s | retransmits | ping median ms |',
+    '|--:|---|--:|--:|--:|',
+  );
+  for (const x of t.samples) L.push(`| ${x.mtu} | ${x.family === 'ipv6' ? 'IPv6' : 'IPv4'} | ${x.gbps === null ? 'failed' : fmt(x.gbps, 3)} | ${x.retransmits ?? 'n/a'} | ${x.rttMs ?? 'n/a'} |`);
+  for (const x of t.samples) if (x.error) L.push('', `**MTU ${x.mtu} ${x.family} failed:** ${x.error.split('\n')[0]}`);
+  for (const e of t.errors) L.push('', `**Failed:** ${e.split('\n')[0]}`);
+  return L;
+}
+
 /** A CPU profile summary (probes/cpuprofile.ts) as a table; the profile reader prints it too. */
 export function profileMarkdown(title: string, s: ProfileSummary): string {
   const k = s.kinds;
@@ -318,6 +333,7 @@ export function markdown(r: BenchResults): string {
   if (r.sdk) L.push(...sdkSection(r.sdk));
   if (r.hardening) L.push(...hardeningSection(r.hardening));
   if (r.cluster) L.push(...clusterSection(r.cluster));
+  if (r.tun6) L.push(...tun6Section(r.tun6));
   L.push(...profiles(r));
   L.push('', '## Tools', '', '| tool | version |', '|---|---|');
   for (const [name, v] of Object.entries(r.tools)) L.push(`| ${name} | ${v ?? 'not available'} |`);

@@ -7,6 +7,7 @@ import type { ScaleResult } from '../sections/scale.js';
 import type { SdkResult } from '../sections/sdk.js';
 import type { SwitchResult } from '../sections/switch.js';
 import type { TunResult } from '../sections/tun.js';
+import type { Tun6Result } from '../sections/tun6.js';
 
 export interface Machine {
   cpus: number;
@@ -34,6 +35,7 @@ export interface BenchResults {
   sdk?: SdkResult;
   hardening?: HardeningResult;
   cluster?: ClusterResult;
+  tun6?: Tun6Result;
   targets: Target[];
 }
 

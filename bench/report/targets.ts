@@ -9,6 +9,7 @@ import type { SdkResult } from '../sections/sdk.js';
 import type { SwitchCase, SwitchResult } from '../sections/switch.js';
 import type { PathResult, TunResult } from '../sections/tun.js';
 import type { OursTransport } from '../sections/tun-paths.js';
+import type { Tun6Result } from '../sections/tun6.js';
 import { fmt } from '../util.js';
 import type { BenchResults, Target } from './schema.js';
 
@@ -25,6 +26,8 @@ export const TARGET_SWITCH_MPPS = 1;
 const TARGET_MEM_VS_FLOOR = 1.1;
 const TARGET_ASSIGN_PER_S = 10_000;
 const TARGET_CLIENTS = 100_000;
+/** Issue 17: IPv6 through the tunnel against IPv4 of the same bring-up, at the raised MTU. */
+export const TARGET_TUN6_SHARE = 0.8;
 
 // ---- lookups the report files share ----------------------------------------------------------
 
@@ -256,7 +259,23 @@ function hardeningTargets(h: HardeningResult | undefined): Target[] {
   ];
 }
 
+/** The IPv4 and IPv6 samples of one MTU of the tun6 section (the highest MTU unless said). */
+export function tun6Pair(t: Tun6Result, mtu = Math.max(0, ...t.samples.map((x) => x.mtu))) {
+  const at = (family: 'ipv4' | 'ipv6') => t.samples.find((x) => x.mtu === mtu && x.family === family);
+  return { mtu, v4: at('ipv4'), v6: at('ipv6') };
+}
+
+function tun6Target(t: Tun6Result | undefined): Target {
+  const p = t && tun6Pair(t);
+  let v: Verdict = { why: !t ? 'section not run' : p?.v6?.error ?? p?.v4?.error ?? t.errors[0]?.split('\n')[0] ?? 'not measured' };
+  if (p?.v4?.gbps && p.v6?.gbps != null) {
+    const ratio = p.v6.gbps / p.v4.gbps;
+    v = { ok: ratio >= TARGET_TUN6_SHARE, measured: `MTU ${p.mtu}: IPv6 ${fmt(p.v6.gbps, 3)} Gbit/s vs IPv4 ${fmt(p.v4.gbps, 3)} Gbit/s`, ratio: `${fmt(ratio)}x` };
+  }
+  return target('tun6-share', 'tun6', `IPv6 through TUN at least ${TARGET_TUN6_SHARE * 100} % of IPv4 in the same bring-up (raised MTU)`, v);
+}
+
 /** Every target, in the order of the report: TUN (issue 13's wss with them), switching, scale, SDK, hardening. */
 export function judge(r: Omit<BenchResults, 'targets'>): Target[] {
-  return [...tunTargets(r.tun), ...switchTargets(r.switch), ...scaleTargets(r.scale), sdkTarget(r.sdk), ...hardeningTargets(r.hardening)];
+  return [...tunTargets(r.tun), ...switchTargets(r.switch), ...scaleTargets(r.scale), sdkTarget(r.sdk), ...hardeningTargets(r.hardening), tun6Target(r.tun6)];
 }

@@ -3,7 +3,7 @@
 // section turns the context (--quick above all) into its own sizes and durations, logs its
 // heading and its measurements as it goes, and throws only when it cannot run at all.
 
-export const SECTIONS = ['tun', 'switch', 'scale', 'sdk', 'hardening', 'cluster'] as const;
+export const SECTIONS = ['tun', 'switch', 'scale', 'sdk', 'hardening', 'cluster', 'tun6'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 
 export interface RunContext {

@@ -1,20 +1,19 @@
 // Through TUN over IPv6 inside the tunnel: the same star as the TUN section (client 1 ->
 // hub -> client 2), simplevpn with --subnet6, one iperf3 TCP stream and ping between the
 // clients' IPv6 addresses, beside the same over their IPv4 addresses in the same bring-up.
-// A file of its own, run on its own (not yet a section of bench/main.ts):
-//
-//   sudo node dist/js/bench/sections/tun6.js [--seconds S] [--mtu BYTES]
-//
-// It prints one JSON line per measurement and a summary; nothing is written to results/.
+// The `tun6` section of bench/main.ts (`npm run bench -- tun6`): at the seed MTU and at a
+// raised one (quick: the raised one only), IPv6 against IPv4 of the same run.
 
 import { SERVER_BIN, CLIENT_BIN, type Proc, nodeFlags } from '../../test/support/lab.js';
 import { nodeIn, star } from '../netlab.js';
 import { iperf, ping } from '../probes/net.js';
 import { errorText } from '../util.js';
+import type { RunContext } from './section.js';
 
 const SUBNET6 = 'fd00:b:e::/64';
 
 export interface Tun6Sample {
+  mtu: number;
   family: 'ipv4' | 'ipv6';
   target: string;
   gbps: number | null;
@@ -24,7 +23,7 @@ export interface Tun6Sample {
 }
 
 /** One bring-up at `mtu`: IPv4 then IPv6 between the two clients, `seconds` each. */
-export async function runTun6(seconds: number, mtu: number): Promise<Tun6Sample[]> {
+export async function runTun6(seconds: number, mtu: number, log: (msg: string) => void): Promise<Tun6Sample[]> {
   const s = await star();
   const procs: Record<string, Proc> = {};
   try {
@@ -42,7 +41,7 @@ export async function runTun6(seconds: number, mtu: number): Promise<Tun6Sample[
       ['ipv4', String(r2.address)],
       ['ipv6', v6],
     ] as const) {
-      const sample: Tun6Sample = { family, target, gbps: null, retransmits: null, rttMs: null };
+      const sample: Tun6Sample = { mtu, family, target, gbps: null, retransmits: null, rttMs: null };
       try {
         sample.rttMs = (await ping(s.c1, target, 20)).median;
         const t = await iperf(s.c1, s.c2, target, { seconds, omit: 1 }, procs);
@@ -51,7 +50,7 @@ export async function runTun6(seconds: number, mtu: number): Promise<Tun6Sample[
       } catch (e) {
         sample.error = errorText(e);
       }
-      console.log(JSON.stringify({ mtu, ...sample }));
+      log(`  MTU ${mtu} ${family}: ${sample.gbps ?? '-'} Gbit/s, ${sample.retransmits ?? '-'} retransmits, ping ${sample.rttMs ?? '-'} ms${sample.error ? ` (${sample.error})` : ''}`);
       out.push(sample);
     }
     return out;
@@ -62,16 +61,24 @@ export async function runTun6(seconds: number, mtu: number): Promise<Tun6Sample[
   }
 }
 
-if (process.argv[1]?.endsWith('tun6.js')) {
-  const arg = (name: string, dflt: number) => {
-    const i = process.argv.indexOf(name);
-    return i > 0 ? Number(process.argv[i + 1]) : dflt;
-  };
-  runTun6(arg('--seconds', 5), arg('--mtu', 65000)).then(
-    (r) => console.log(r.map((x) => `${x.family}: ${x.gbps ?? '-'} Gbit/s, ping ${x.rttMs ?? '-'} ms${x.error ? ' (' + x.error + ')' : ''}`).join('\n')),
-    (e) => {
-      console.error(errorText(e));
-      process.exitCode = 1;
-    },
-  );
+export interface Tun6Result {
+  seconds: number;
+  samples: Tun6Sample[];
+  /** Bring-ups that failed as a whole, one line each. */
+  errors: string[];
+}
+
+/** The tun6 section: one bring-up per MTU, IPv4 then IPv6 in each. */
+export async function runTun6Section(ctx: RunContext): Promise<Tun6Result> {
+  ctx.log('\nIPv6 through TUN (bench/sections/tun6.ts): iperf3 and ping between two clients, IPv4 and IPv6');
+  const r: Tun6Result = { seconds: ctx.seconds, samples: [], errors: [] };
+  for (const mtu of ctx.quick ? [65000] : [1500, 65000]) {
+    try {
+      r.samples.push(...(await runTun6(ctx.seconds, mtu, ctx.log)));
+    } catch (e) {
+      r.errors.push(`MTU ${mtu}: ${errorText(e)}`);
+      ctx.log(`  MTU ${mtu} FAILED: ${errorText(e)}`);
+    }
+  }
+  return r;
 }

@@ -24,13 +24,11 @@ export interface ReadyInfo {
   routes: Route[];
   /** 'simplevpn' when the server spoke the extension, 'seed' otherwise. */
   server: 'simplevpn' | 'seed';
-  /** The server's reply as it came (a copy): an extension message's TLVs, for eachTlv. */
-  reply: Uint8Array;
   /**
-   * The reply's IPv6 TLVs as they came, when the server granted IPv6 (the `ipv6` option):
-   * readIpv6Config() (simplevpn/node, protocol/ipv6.ts) reads address, prefix, gateway and routes from them.
+   * The server's reply as it came (a copy): an extension message's TLVs, for eachTlv;
+   * readIpv6Config() (simplevpn/node, protocol/ipv6.ts) reads the IPv6 grant from it.
    */
-  ipv6?: Tlv[];
+  reply: Uint8Array;
 }
 
 /**
@@ -423,9 +421,9 @@ export class Client {
       keepalive: this.keepaliveMs / 1000,
       routes: c.routes.map(([n, len]) => ({ network: formatIPv4(n), prefix: len })),
       server: kind === KIND_REPLY ? 'simplevpn' : 'seed',
-      reply: p.slice(),
+      // A copy: `p` may be a view of a receive buffer the transport reuses (a Node Buffer's slice() would not copy).
+      reply: new Uint8Array(p),
     };
-    if (c.ipv6) info.ipv6 = c.ipv6;
     this.emit(info);
   }
 

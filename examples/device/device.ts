@@ -5,6 +5,8 @@
 // and node.ts / ../quickjs/ for two platforms.
 
 import { Client, formatIPv4, parseIPv4 } from '../../client-sdk/src/index.js';
+// The TLV reader the SDK core bundles anyway (its reply reader), for the IPv6 grant.
+import { eachTlv } from '../../protocol/index.js';
 import type { ClientStats, Clock, Connect, StateInfo } from '../../client-sdk/src/index.js';
 import { IpStack, type IpStats } from './ip-stack.js';
 
@@ -84,9 +86,11 @@ export function startDevice(p: Platform, c: DeviceConfig): Device {
     onState: (s: StateInfo) => {
       if (s.state === 'ready') {
         ip.address = parseIPv4(s.address);
-        // TLV 24 of the reply: the IPv6 address (16 bytes) and its prefix length.
+        // TLV 24 of an extension reply: the IPv6 address (16 bytes) and its prefix length.
         ip.address6 = null;
-        for (const [t, v] of s.ipv6 || []) if (t === 24 && v.length === 17) ip.address6 = v.subarray(0, 16);
+        if (s.server === 'simplevpn') eachTlv(s.reply, (t, v) => {
+          if (t === 24 && v.length === 17) ip.address6 = v.subarray(0, 16);
+        });
         p.log('ready', { address: s.address, prefix: s.prefix, gateway: s.gateway, mtu: s.mtu, keepalive: s.keepalive, server: s.server });
       } else if (s.state === 'down') p.log('down', { reason: s.reason, detail: s.detail, code: s.code, retry_in_s: s.retryIn / 1000 });
       else p.log(s.state, {});

@@ -26,8 +26,8 @@ const MTUS = [576, 1280, 1500, 9000, 65000, 600, 1000, 68 * 10];
 const GATEWAY = 0x0a000001;
 const ADDRESSES = [0x0a000002, 0x0a000003, 0x0a000004];
 
-/** A port that records every packet it is handed, one entry per packet. */
-class RecordingPort implements Port {
+/** A port that records every packet it is handed, one entry per packet (IPv4 or IPv6: the ipv6 target's too). */
+export class RecordingPort implements Port {
   readonly got: Uint8Array[] = [];
   corks = 0;
   constructor(
@@ -45,7 +45,7 @@ class RecordingPort implements Port {
     let at = 0;
     for (let k = 0; k < packets; k++) {
       check(at + 20 <= data.length, `${this.name}: a run claims ${packets} packets and holds ${k}`);
-      const len = Math.max((data[at] & 15) * 4, (data[at + 2] << 8) | data[at + 3]);
+      const len = data[at] >> 4 === 6 ? 40 + ((data[at + 4] << 8) | data[at + 5]) : Math.max((data[at] & 15) * 4, (data[at + 2] << 8) | data[at + 3]);
       this.got.push(data.slice(at, at + len));
       at += len;
     }

@@ -236,7 +236,7 @@ async function main(argv: string[]): Promise<void> {
         log.log('info', 'connecting', { server: dialled.server, transport: o.transport === 'tcp' ? undefined : o.transport, proxy: dialled.proxy?.replace(/\/\/[^@/]*@/, '//***@') });
       } else if (s.state === 'ready') {
         try {
-          configured = apply(tun, interfaceChanges(configured, { ...s, ipv6: readIpv6Config(s.ipv6) }), log);
+          configured = apply(tun, interfaceChanges(configured, { ...s, ipv6: readIpv6Config(s.reply) }), log);
         } catch (err: any) {
           log.log('error', 'configure_failed', { error: err.message, code: err.code });
           return shutdown(1);

@@ -7,7 +7,7 @@
 
 import { randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { KIND_RESPONSE, REFUSE_BEARER, REFUSE_IDENTITY, authMessage, challengeMessage, KIND_REPLY, KIND_REQUEST, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_RATE, REFUSE_STORE_UNAVAILABLE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_MTU, T_OFFLOAD, OFFLOAD_SUPER, MAX_FRAME, u8, configTlvs, eachTlv, extKind, extMessage, readAscii, readU16, refusal, u16, type Tlv, ANY, DST, SRC, formatIPv4, readU32, writeU32, SEED_MTU, MIN_MTU, T_IPV6, MIN_MTU6, REFUSE_IN_USE6, REFUSE_OUTSIDE6, formatIPv6, inPrefix6, ipv6Tlvs, sameAddress6 } from '../../../protocol/index.js';
+import { KIND_RESPONSE, REFUSE_BEARER, REFUSE_IDENTITY, authMessage, challengeMessage, KIND_REPLY, KIND_REQUEST, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_RATE, REFUSE_STORE_UNAVAILABLE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_LEASE, T_MTU, T_OFFLOAD, OFFLOAD_SUPER, MAX_FRAME, u8, configTlvs, eachTlv, extKind, extMessage, readAscii, readU16, refusal, u16, type Tlv, ANY, DST, SRC, formatIPv4, readU32, writeU32, SEED_MTU, MIN_MTU, T_IPV6, MIN_MTU6, REFUSE_IN_USE6, REFUSE_OUTSIDE6, formatIPv6, inPrefix6, ipv6Tlvs, sameAddress6, SRC6 } from '../../../protocol/index.js';
 import { type Fields, type Level, LogThrottle } from '../../../common/log.js';
 import type { ResolvedConfig } from '../config/config.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -145,17 +145,19 @@ class Connection extends Session<AdmissionEnv> implements Client {
     this.env.admission.handle(this, frame);
   }
 
-  protected spoofed(src: number): void {
+  protected spoofed(p: Uint8Array, o: number): void {
     const now = Date.now();
     if (now - this.spoofLoggedAt < SPOOF_LOG_INTERVAL_MS) {
       this.spoofUnlogged++;
       return;
     }
+    // One rate limit for both families: a flood of either costs one line per interval.
+    const v6 = p[o] >> 4 === 6;
     this.env.admission.ctx.event('warn', 'drop_spoofed', {
       id: this.id,
       remote: this.remote,
-      address: formatIPv4(this.address),
-      source: formatIPv4(src),
+      address: v6 ? formatIPv6(this.address6!) : formatIPv4(this.address),
+      source: v6 ? formatIPv6(p, o + SRC6) : formatIPv4(readU32(p, o + SRC)),
       more_since_last: this.spoofUnlogged,
     });
     this.spoofLoggedAt = now;

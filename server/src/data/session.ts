@@ -135,8 +135,8 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
 
   /** An address request (destination 0.0.0.0) arrived. */
   protected abstract request(frame: Uint8Array): void;
-  /** A data packet whose source is not the session's address was dropped. */
-  protected abstract spoofed(src: number): void;
+  /** A data packet (IPv4 or IPv6, its header at p[o]) whose source is not the session's address was dropped. */
+  protected abstract spoofed(p: Uint8Array, o: number): void;
   /** The session is closed: release what it held. Called once. */
   protected abstract ended(code: EndCode, detail: string): void;
 
@@ -195,6 +195,7 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     if (!sameAddress6(b, o + SRC6, me, 0)) {
       m.drops.spoofed_source++;
       this.drops++;
+      this.spoofed(b, o);
       return;
     }
     if (ipv6Problem(b, o, len) !== null) {
@@ -240,7 +241,7 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     } else {
       m.drops.spoofed_source++;
       this.drops++;
-      this.spoofed(src);
+      this.spoofed(p, 0);
     }
   }
 

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KIND_REPLY, T_IPV6, T_LEASE, eachTlv, extKind, ipv6Request, readConfig, readIpv6Config, readU32, DST } from '../../../protocol/index.js';
+import { KIND_REPLY, T_IPV6, T_LEASE, eachTlv, extKind, ipv6Request, readIpv6Config, readU32, DST } from '../../../protocol/index.js';
 import { extRequest, waitFor, withServer, type RawClient } from '../../support/server-net.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'svpn-ipv6-state-'));
@@ -21,7 +21,7 @@ async function ask(c: RawClient, tlvs: Parameters<typeof extRequest>[1], addr = 
   eachTlv(r, (t, v) => {
     if (t === T_LEASE) lease = Uint8Array.from(v);
   });
-  return { address: readU32(r, DST), lease: lease!, address6: readIpv6Config(readConfig(r).ipv6)!.address };
+  return { address: readU32(r, DST), lease: lease!, address6: readIpv6Config(r)!.address };
 }
 
 test('after a restart with --state, the lease token brings back the IPv4 address and the same IPv6 address', async () => {

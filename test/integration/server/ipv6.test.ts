@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { OpenTun, ServerTun } from '../../../server/src/server.js';
 import { resolveConfig } from '../../../server/src/config/config.js';
-import { KIND_REPLY, REFUSE_IN_USE6, REFUSE_OUTSIDE6, T_IPV6, T_LEASE, T_MTU, eachTlv, extKind, formatIPv6, ipv6Request, readConfig, readIpv6Config, readRefusal, u16 } from '../../../protocol/index.js';
+import { KIND_REPLY, REFUSE_IN_USE6, REFUSE_OUTSIDE6, T_IPV6, T_LEASE, T_MTU, eachTlv, extKind, formatIPv6, ipv6Request, readIpv6Config, readRefusal, u16 } from '../../../protocol/index.js';
 import { equalBytes, extRequest, ip, ipPacket, sleep, waitFor, withServer, type RawClient, type SdkPeer } from '../../support/server-net.js';
 import { extChain, extHeader, icmp6Verify, jumboHopByHop, packet6, v6 } from '../../support/ipv6-packets.js';
 
@@ -15,7 +15,7 @@ const V6 = { subnet: '10.6.0.0/24', subnet6: SUBNET6 };
 /** The SDK peer's IPv6 configuration from its ready state. */
 function ipv6Of(p: SdkPeer) {
   const s = p.state;
-  return s.state === 'ready' ? readIpv6Config(s.ipv6) : null;
+  return s.state === 'ready' ? readIpv6Config(s.reply) : null;
 }
 
 /** A raw extension request and its reply or refusal frame. */
@@ -62,7 +62,7 @@ test('a client that does not ask, or a server without --subnet6, means no IPv6: 
   await withServer({ subnet: '10.6.0.0/24' }, async (h) => {
     const a = h.sdk({ ipv6: ipv6Request() });
     const r = await a.ready();
-    assert.is(readIpv6Config(r.ipv6), null);
+    assert.is(readIpv6Config(r.reply), null);
     assert.is(r.address, '10.6.0.2');
   });
 });
@@ -72,7 +72,7 @@ test('a client below IPv6 minimum MTU (1280) gets IPv4 only', async () => {
     const a = h.sdk({ ipv6: ipv6Request(), mtu: 1000 });
     const r = await a.ready();
     assert.is(r.mtu, 1000);
-    assert.is(readIpv6Config(r.ipv6), null);
+    assert.is(readIpv6Config(r.reply), null);
   });
 });
 
@@ -91,6 +91,29 @@ test('spoofed IPv6 sources are dropped and counted as spoofed_source; the sessio
     assert.ok(equalBytes(b.packets[0], good));
     assert.is(h.metrics.drops.spoofed_source, 5);
     assert.is(h.sessions, 2);
+  });
+});
+
+test('a spoofed IPv6 source is logged as drop_spoofed with both addresses, rate limited as IPv4\'s is', async () => {
+  const lines: Array<{ level: string; event: string; fields: any }> = [];
+  const logger = { log: (level: any, event: string, fields: any) => lines.push({ level, event, fields }) };
+  await withServer({ ...V6, logger }, async (h) => {
+    const a = h.sdk({ ipv6: ipv6Request() });
+    const b = h.sdk({ ipv6: ipv6Request() });
+    await a.ready();
+    await b.ready();
+    const them = v6(ipv6Of(b)!.address);
+    let sent = 0;
+    for (let i = 0; i < 200; i++) if (a.client.send(packet6(v6('2001:db8::66'), them, 20))) sent++;
+    assert.ok(sent > 1, 'more than one spoofed packet went out');
+    await waitFor(() => h.metrics.drops.spoofed_source === sent, 3000, 'the spoofed drops', () => h.metrics.drops);
+    const logged = lines.filter((l) => l.event === 'drop_spoofed');
+    assert.is(logged.length, 1, 'one line for the burst');
+    assert.is(logged[0].level, 'warn');
+    assert.is(logged[0].fields.source, '2001:db8::66');
+    assert.is(logged[0].fields.address, ipv6Of(a)!.address);
+    assert.is(logged[0].fields.more_since_last, 0);
+    assert.is(b.packets.length, 0);
   });
 });
 
@@ -154,7 +177,7 @@ test('a wanted IPv6 address: granted; the same for a second client refused 13; r
     // Its own PREFIX + IPv4 address, asked for with that IPv4 address: granted.
     const c = await h.raw();
     const r = await rawRequest(c, [[T_IPV6, v6('fd00:5:6::a06:9')]], ip('10.6.0.9'));
-    assert.is(readIpv6Config(readConfig(r).ipv6)!.address, 'fd00:5:6::a06:9');
+    assert.is(readIpv6Config(r)!.address, 'fd00:5:6::a06:9');
   });
   await withServer({ subnet: '10.6.0.0/24' }, async (h) => {
     const c = await h.raw();
@@ -189,12 +212,12 @@ test('reconnecting with the lease token takes the stale session over and keeps t
       eachTlv(r1, (t, v) => {
         if (t === T_LEASE) lease = Uint8Array.from(v);
       });
-      const a6 = readIpv6Config(readConfig(r1).ipv6)!.address;
+      const a6 = readIpv6Config(r1)!.address;
       // The first connection's link "dies" without the server noticing: a second one comes with the token.
       const second = await h.raw();
       const r2 = await rawRequest(second, [tlv, [T_LEASE, lease!], [T_MTU, u16(1500)]], addr >>> 0);
       assert.is(extKind(r2), KIND_REPLY, 'taken over, not refused');
-      assert.is(readIpv6Config(readConfig(r2).ipv6)!.address, a6);
+      assert.is(readIpv6Config(r2)!.address, a6);
       await first.waitClosed();
       second.destroy();
       await waitFor(() => h.sessions === 0, 3000, 'the second to leave');
@@ -262,7 +285,7 @@ test('a payload length that lies: a longer claim holds the frame until the bytes
     await b.ready();
     const raw = await h.raw();
     const r = await rawRequest(raw, [[T_IPV6, ipv6Request()]]);
-    const me = v6(readIpv6Config(readConfig(r).ipv6)!.address);
+    const me = v6(readIpv6Config(r)!.address);
     const d = v6(ipv6Of(b)!.address);
     // Claims 100 bytes of payload, carries 8, then bytes that are no IP header (version 0).
     const liar = packet6(me, d, 8, { claim: 100 });

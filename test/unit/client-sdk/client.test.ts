@@ -215,6 +215,15 @@ test('an extension reply makes the client ready with address, prefix, netmask, g
   assert.equal(s.client.info, s.last());
 });
 
+test("the ready state's reply is a copy: a Node Buffer the transport reuses may be overwritten after", () => {
+  const reply = extReply('10.1.2.7', { prefix: 24, mtu: 1400 });
+  const chunk = Buffer.from(reply); // Buffer.prototype.slice is a view, not a copy
+  const s = readyClient({}, chunk);
+  chunk.fill(0);
+  const r = s.last();
+  assert.is(r.state === 'ready' && hex(r.reply), hex(reply));
+});
+
 test('a seed reply (20 bytes, total length 0) gives the /16 default, no gateway and server "seed"', () => {
   const reply = seedReply('10.0.200.9');
   assert.is(reply.length, 20);

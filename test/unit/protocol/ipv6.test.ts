@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import * as fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KIND_REPLY, KIND_REQUEST, REFUSE_IN_USE6, REFUSE_OUTSIDE6, T_CLIENT, T_IPV6, T_ROUTE6, T_GATEWAY6, ascii, configTlvs, extMessage, formatIPv6, inPrefix6, ipv6Request, ipv6Tlvs, maskPrefix6, parseIPv6, readConfig, readIpv6Config, readRefusal, refusal, sameAddress6 } from '../../../protocol/index.js';
+import { KIND_REPLY, KIND_REQUEST, REFUSE_IN_USE6, REFUSE_OUTSIDE6, T_CLIENT, T_IPV6, T_ROUTE6, T_GATEWAY6, ascii, configTlvs, extMessage, formatIPv6, inPrefix6, ipv6Request, ipv6Tlvs, maskPrefix6, parseIPv6, readConfig, readIpv6Config, readRefusal, refusal, sameAddress6, type Tlv } from '../../../protocol/index.js';
 import { hex, ip } from '../../support/sdk-fakes.js';
 import { ROOT } from '../../support/paths.js';
 
@@ -60,12 +60,10 @@ test('a request asks for any IPv6 address with an empty TLV 24, for one with its
   assert.throws(() => ipv6Request('10.0.0.1'), /invalid IPv6 address/);
 });
 
-test('the reply TLVs round-trip through readConfig and readIpv6Config', () => {
+test('the reply TLVs round-trip through readIpv6Config, which reads the reply itself', () => {
   const tlvs = ipv6Tlvs({ address: v6('fd00:5:6::a00:2'), prefix: 64, gateway: v6('fd00:5:6::a00:1'), routes: [[v6('2001:db8:1::'), 48], [v6('::'), 0]] });
   const reply = extMessage(0, ip('10.0.0.2'), KIND_REPLY, [...configTlvs({ prefix: 16, routes: [] }), ...tlvs]);
-  const c = readConfig(reply);
-  assert.equal(c.ipv6!.map(([t]) => t), [T_IPV6, T_GATEWAY6, T_ROUTE6, T_ROUTE6]);
-  assert.equal(readIpv6Config(c.ipv6), {
+  assert.equal(readIpv6Config(reply), {
     address: 'fd00:5:6::a00:2',
     prefix: 64,
     gateway: 'fd00:5:6::a00:1',
@@ -74,22 +72,29 @@ test('the reply TLVs round-trip through readConfig and readIpv6Config', () => {
       { network: '::', prefix: 0 },
     ],
   });
-  // The TLVs are copies: the reply's buffer may be reused by the transport.
-  reply.fill(0);
-  assert.is(readIpv6Config(c.ipv6)!.address, 'fd00:5:6::a00:2');
+  // The IPv4 configuration's reader leaves the IPv6 TLVs alone.
+  assert.equal(readConfig(reply), { prefix: 16, routes: [] });
+});
+
+test('readIpv6Config: only an extension reply grants IPv6 (a seed server echoes the request, TLV 24 and all)', () => {
+  const grant = ipv6Tlvs({ address: v6('fd00::a00:2'), prefix: 64, routes: [] });
+  assert.is(readIpv6Config(extMessage(0, ip('10.0.0.2'), KIND_REQUEST, grant)), null);
+  assert.is(readIpv6Config(new Uint8Array(0)), null);
+  assert.is(readIpv6Config(grant[0][1]), null);
 });
 
 test('readIpv6Config: no address TLV, no IPv6; values of the wrong length or prefix are skipped', () => {
+  const reply = (t: Tlv[]) => extMessage(0, ip('10.0.0.2'), KIND_REPLY, t);
   assert.is(readIpv6Config(undefined), null);
-  assert.is(readIpv6Config([]), null);
-  assert.is(readIpv6Config([[T_GATEWAY6, v6('fd00::1')]]), null);
+  assert.is(readIpv6Config(reply([])), null);
+  assert.is(readIpv6Config(reply([[T_GATEWAY6, v6('fd00::1')]])), null);
   const long = new Uint8Array(18);
   const badPrefix = new Uint8Array(17);
   badPrefix[16] = 129;
-  assert.is(readIpv6Config([[T_IPV6, long]]), null);
-  assert.is(readIpv6Config([[T_IPV6, badPrefix]]), null);
+  assert.is(readIpv6Config(reply([[T_IPV6, long]])), null);
+  assert.is(readIpv6Config(reply([[T_IPV6, badPrefix]])), null);
   const ok = ipv6Tlvs({ address: v6('fd00::a00:2'), prefix: 64, routes: [] });
-  assert.equal(readIpv6Config([...ok, [T_ROUTE6, badPrefix], [T_GATEWAY6, new Uint8Array(4)]]), { address: 'fd00::a00:2', prefix: 64, gateway: null, routes: [] });
+  assert.equal(readIpv6Config(reply([...ok, [T_ROUTE6, badPrefix], [T_GATEWAY6, new Uint8Array(4)]])), { address: 'fd00::a00:2', prefix: 64, gateway: null, routes: [] });
 });
 
 // ---- PROTOCOL.md -------------------------------------------------------------------------------

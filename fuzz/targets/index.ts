@@ -4,7 +4,8 @@
 import type { FuzzTarget } from '../engine/target.js';
 import { controlTarget } from './control.js';
 import { framerTarget } from './framer.js';
+import { offloadTarget } from './offload.js';
 import { serverSessionTarget } from './server-session.js';
 import { switchTarget } from './switch.js';
 
-export const TARGETS: readonly FuzzTarget[] = [framerTarget, controlTarget, serverSessionTarget, switchTarget];
+export const TARGETS: readonly FuzzTarget[] = [framerTarget, controlTarget, serverSessionTarget, switchTarget, offloadTarget];

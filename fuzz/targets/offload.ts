@@ -17,33 +17,14 @@
 // Input: [config: coalescer slots, flows] [per flow: options, DF, mss (2 bytes)] [ops...]
 //   op: bits 0-1 kind (0, 1 segment, 2 super-packet, 3 raw bytes), 2-3 flow, 4 PSH,
 //   5 short segment (one byte of length follows), 6 mutation (one byte follows).
-import { Coalescer, type VnetSink } from '../../common/offload/coalesce.js';
+import { Coalescer } from '../../common/offload/coalesce.js';
 import { SPLIT_MALFORMED, type Segments, splitSize, splitTcp4 } from '../../common/offload/split.js';
-import { GSO_NONE, GSO_TCPV4, TCP_ACK, TCP_PSH, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, type VnetHeader, readVnet } from '../../common/offload/vnet.js';
-import { type FlowModel, type SegmentModel, refChecksumsValid, refMayFollow, refPacket, refSegments, refSuper, segmentMutations } from '../../test/support/offload-reference.js';
+import { GSO_NONE, GSO_TCPV4, TCP_ACK, TCP_PSH, VNET_F_NEEDS_CSUM } from '../../common/offload/vnet.js';
+import { type FlowModel, type SegmentModel, refChecksumsValid, refMayFollow, refPacket, refSegments, refSuper, segmentMutations, RecordingSink, type Written } from '../../test/support/offload-reference.js';
 import { type FuzzTarget, InputReader, check } from '../engine/target.js';
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(a, b) === 0;
 const seg: Segments = { offsets: new Uint32Array(4096), lengths: new Uint32Array(4096) };
-
-interface Written {
-  hdr: VnetHeader | null;
-  bytes: Uint8Array;
-}
-
-class RecordingSink implements VnetSink {
-  readonly out: Written[] = [];
-  write(buf: Uint8Array, off: number, len: number): boolean {
-    check(off >= 0 && len > 0 && off + len <= buf.length, 'write outside its buffer');
-    this.out.push({ hdr: null, bytes: buf.slice(off, off + len) });
-    return true;
-  }
-  writeVnet(hdr: Uint8Array, buf: Uint8Array, off: number, len: number): boolean {
-    check(hdr.length >= VNET_HDR_LEN && off >= 0 && off + len <= buf.length, 'writeVnet outside its buffer');
-    this.out.push({ hdr: readVnet(hdr, 0, {} as VnetHeader), bytes: buf.slice(off, off + len) });
-    return true;
-  }
-}
 
 /** What went into the coalescer, one entry per push. */
 type Item = { kind: 'segment'; m: SegmentModel; bytes: Uint8Array } | { kind: 'super'; m: SegmentModel; gso: number; bytes: Uint8Array } | { kind: 'other'; bytes: Uint8Array };

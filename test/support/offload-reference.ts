@@ -3,6 +3,8 @@
 // folded at every step), so that the tests compare the optimised split and coalesce code
 // against an independent construction, byte for byte.
 import * as fc from 'fast-check';
+import type { VnetSink } from '../../common/offload/coalesce.js';
+import { type VnetHeader, readVnet } from '../../common/offload/vnet.js';
 
 const TCP_FIN = 0x01;
 const TCP_PSH = 0x08;
@@ -178,3 +180,24 @@ export const segmentMutations: Mutation[] = [
   (s) => withFlow(s, { options: s.flow.options.length ? s.flow.options.map((b, i) => (i === 0 ? b ^ 1 : b)) : new Uint8Array([1, 1, 1, 1]) }),
   (s) => withFlow(s, { sport: s.flow.sport ^ 1 }), // another flow's segment in between
 ];
+
+/** A packet a VnetSink was handed: a copy, with its virtio-net header read (null: a plain write). */
+export interface Written {
+  hdr: VnetHeader | null;
+  bytes: Uint8Array;
+}
+
+/** A sink that takes everything and keeps a copy of each write, in order. */
+export class RecordingSink implements VnetSink {
+  readonly out: Written[] = [];
+  write(buf: Uint8Array, off: number, len: number): boolean {
+    if (off < 0 || len <= 0 || off + len > buf.length) throw new Error(`write(${off}, ${len}) outside a buffer of ${buf.length}`);
+    this.out.push({ hdr: null, bytes: buf.slice(off, off + len) });
+    return true;
+  }
+  writeVnet(hdr: Uint8Array, buf: Uint8Array, off: number, len: number): boolean {
+    if (hdr.length < 10 || off < 0 || off + len > buf.length) throw new Error(`writeVnet(${off}, ${len}) outside a buffer of ${buf.length}`);
+    this.out.push({ hdr: readVnet(hdr, 0, {} as VnetHeader), bytes: buf.slice(off, off + len) });
+    return true;
+  }
+}

@@ -8,25 +8,8 @@ import * as assert from 'uvu/assert';
 import * as fc from 'fast-check';
 import { Coalescer, type VnetSink } from '../../../common/offload/coalesce.js';
 import { type Segments, splitSize, splitTcp4 } from '../../../common/offload/split.js';
-import { GSO_TCPV4, TCP_ACK, TCP_PSH, VNET_F_NEEDS_CSUM, type VnetHeader, readVnet } from '../../../common/offload/vnet.js';
-import { type FlowModel, type SegmentModel, flowArb, refMayFollow, refPacket, refSuper, segmentMutations } from '../../support/offload-reference.js';
-
-interface Written {
-  hdr: VnetHeader | null;
-  bytes: Uint8Array;
-}
-
-class RecordingSink implements VnetSink {
-  readonly out: Written[] = [];
-  write(buf: Uint8Array, off: number, len: number): boolean {
-    this.out.push({ hdr: null, bytes: buf.slice(off, off + len) });
-    return true;
-  }
-  writeVnet(hdr: Uint8Array, buf: Uint8Array, off: number, len: number): boolean {
-    this.out.push({ hdr: readVnet(hdr, 0, {} as VnetHeader), bytes: buf.slice(off, off + len) });
-    return true;
-  }
-}
+import { GSO_TCPV4, TCP_ACK, TCP_PSH, VNET_F_NEEDS_CSUM } from '../../../common/offload/vnet.js';
+import { type FlowModel, type SegmentModel, flowArb, refMayFollow, refPacket, refSuper, segmentMutations, RecordingSink, type Written } from '../../support/offload-reference.js';
 
 const seg: Segments = { offsets: new Uint32Array(4096), lengths: new Uint32Array(4096) };
 

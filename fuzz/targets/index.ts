@@ -5,7 +5,8 @@ import type { FuzzTarget } from '../engine/target.js';
 import { controlTarget } from './control.js';
 import { framerTarget } from './framer.js';
 import { ipv6Target } from './ipv6.js';
+import { offloadTarget } from './offload.js';
 import { serverSessionTarget } from './server-session.js';
 import { switchTarget } from './switch.js';
 
-export const TARGETS: readonly FuzzTarget[] = [framerTarget, controlTarget, serverSessionTarget, switchTarget, ipv6Target];
+export const TARGETS: readonly FuzzTarget[] = [framerTarget, controlTarget, serverSessionTarget, switchTarget, ipv6Target, offloadTarget];

@@ -3,6 +3,16 @@
 // folded at every step), so that the tests compare the optimised split and coalesce code
 // against an independent construction, byte for byte.
 import * as fc from 'fast-check';
+import type { VnetSink } from '../../common/offload/coalesce.js';
+import { type VnetHeader, readVnet } from '../../common/offload/vnet.js';
+
+const TCP_FIN = 0x01;
+const TCP_PSH = 0x08;
+const TCP_ACK = 0x10;
+const TCP_CWR = 0x80;
+const TCP_SYN = 0x02;
+const TCP_RST = 0x04;
+const TCP_URG = 0x20;
 
 export interface FlowModel {
   src: number;
@@ -102,3 +112,92 @@ export const flowArb: fc.Arbitrary<FlowModel> = fc.record({
   ack: fc.nat({ max: 0xffffffff }),
   window: fc.nat({ max: 0xffff }),
 });
+
+/**
+ * The segments the kernel sends for `payload` cut at `mss` (what a super-packet of these
+ * fields splits into): IDs and sequence numbers counting up, FIN and PSH on the last only,
+ * CWR on the first only, full checksums.
+ */
+export function refSegments(flow: FlowModel, id: number, seq: number, flags: number, payload: Uint8Array, mss: number): Uint8Array[] {
+  const n = Math.max(1, Math.ceil(payload.length / mss));
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) {
+    let f = flags;
+    if (i < n - 1) f &= ~(TCP_FIN | TCP_PSH);
+    if (i > 0) f &= ~TCP_CWR;
+    out.push(refPacket({ flow, id: id + i, seq: seq + i * mss, flags: f, payload: payload.subarray(i * mss, (i + 1) * mss) }));
+  }
+  return out;
+}
+
+/** The GRO rules, restated from the kernel: may `b` follow `group` in one super-packet? */
+export function refMayFollow(group: SegmentModel[], b: SegmentModel): boolean {
+  const first = group[0];
+  const a = group[group.length - 1];
+  const fa = first.flow;
+  const fb = b.flow;
+  const mss = first.payload.length;
+  const total = group.reduce((n, s) => n + s.payload.length, 40 + fa.options.length) + b.payload.length;
+  return (
+    fa.src === fb.src && fa.dst === fb.dst && fa.sport === fb.sport && fa.dport === fb.dport &&
+    (b.flags === TCP_ACK || b.flags === (TCP_ACK | TCP_PSH)) && !(a.flags & TCP_PSH) &&
+    a.payload.length === mss && b.payload.length > 0 && b.payload.length <= mss &&
+    ((a.seq + a.payload.length) >>> 0) === b.seq >>> 0 &&
+    fa.tos === fb.tos && fa.ttl === fb.ttl && fa.df === fb.df && fa.ack === fb.ack &&
+    Buffer.compare(fa.options, fb.options) === 0 &&
+    ((first.id + group.length) & 0xffff) === (b.id & 0xffff) &&
+    total <= 65535
+  );
+}
+
+/** The super-packet the kernel's GRO makes of `group`: the first header, PSH from the last, all payloads. */
+export function refSuper(group: SegmentModel[]): Uint8Array {
+  const first = group[0];
+  const payload = Buffer.concat(group.map((s) => s.payload));
+  const flags = first.flags | (group[group.length - 1].flags & TCP_PSH);
+  return refPacket({ flow: first.flow, id: first.id, seq: first.seq, flags, payload: new Uint8Array(payload) }, 'partial');
+}
+
+export type Mutation = (s: SegmentModel) => SegmentModel;
+const withFlow = (s: SegmentModel, f: Partial<FlowModel>): SegmentModel => ({ ...s, flow: { ...s.flow, ...f } });
+/** Changes to one segment of a clean stream, each of which the GRO rules answer (most forbid a merge). */
+export const segmentMutations: Mutation[] = [
+  (s) => ({ ...s, flags: s.flags | TCP_FIN }),
+  (s) => ({ ...s, flags: TCP_SYN | TCP_ACK }),
+  (s) => ({ ...s, flags: TCP_RST | TCP_ACK }),
+  (s) => ({ ...s, flags: s.flags | TCP_URG }),
+  (s) => ({ ...s, flags: s.flags | 0x40 }), // ECE
+  (s) => ({ ...s, flags: s.flags | 0x80 }), // CWR
+  (s) => ({ ...s, flags: s.flags | TCP_PSH }),
+  (s) => ({ ...s, payload: new Uint8Array(0) }), // a pure ACK
+  (s) => ({ ...s, payload: s.payload.subarray(0, s.payload.length >> 1) }), // short, and a gap after it
+  (s) => ({ ...s, seq: s.seq + 1 }), // out of sequence
+  (s) => ({ ...s, id: s.id + 7 }), // an ID out of line (matters without DF)
+  (s) => withFlow(s, { ttl: (s.flow.ttl % 255) + 1 }),
+  (s) => withFlow(s, { tos: s.flow.tos ^ 1 }),
+  (s) => withFlow(s, { df: !s.flow.df }),
+  (s) => withFlow(s, { ack: s.flow.ack + 1 }),
+  (s) => withFlow(s, { options: s.flow.options.length ? s.flow.options.map((b, i) => (i === 0 ? b ^ 1 : b)) : new Uint8Array([1, 1, 1, 1]) }),
+  (s) => withFlow(s, { sport: s.flow.sport ^ 1 }), // another flow's segment in between
+];
+
+/** A packet a VnetSink was handed: a copy, with its virtio-net header read (null: a plain write). */
+export interface Written {
+  hdr: VnetHeader | null;
+  bytes: Uint8Array;
+}
+
+/** A sink that takes everything and keeps a copy of each write, in order. */
+export class RecordingSink implements VnetSink {
+  readonly out: Written[] = [];
+  write(buf: Uint8Array, off: number, len: number): boolean {
+    if (off < 0 || len <= 0 || off + len > buf.length) throw new Error(`write(${off}, ${len}) outside a buffer of ${buf.length}`);
+    this.out.push({ hdr: null, bytes: buf.slice(off, off + len) });
+    return true;
+  }
+  writeVnet(hdr: Uint8Array, buf: Uint8Array, off: number, len: number): boolean {
+    if (hdr.length < 10 || off < 0 || off + len > buf.length) throw new Error(`writeVnet(${off}, ${len}) outside a buffer of ${buf.length}`);
+    this.out.push({ hdr: readVnet(hdr, 0, {} as VnetHeader), bytes: buf.slice(off, off + len) });
+    return true;
+  }
+}

@@ -128,11 +128,13 @@ if (why) {
     assertError(result.errors.notTun, 'EINVAL', /not a TUN device/);
   });
 
-  test('configure sets address, prefix (with the subnet route), MTU and up; routes are added and deleted', () => {
+  test('configure sets address, prefix (with the subnet route), MTU, a 4,096-packet queue and up; routes are added and deleted', () => {
     const { result: r } = fixture('configure');
     const link = r.addr[0];
     assert.is(link.ifname, 'svt1');
     assert.is(link.mtu, 1400);
+    assert.is(link.txqlen, 4096, 'the queue of packets for the program to read, raised from 500 so a pause does not drop');
+    assert.is(r.raisedQueue, 10000, 'a longer queue set by hand is not shortened');
     assert.ok(link.flags.includes('UP'), `flags: ${link.flags}`);
     const inet = link.addr_info.filter((a: any) => a.family === 'inet');
     assert.equal(inet.map((a: any) => [a.local, a.prefixlen]), [['10.77.0.1', 24]]);

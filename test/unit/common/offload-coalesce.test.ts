@@ -8,25 +8,8 @@ import * as assert from 'uvu/assert';
 import * as fc from 'fast-check';
 import { Coalescer, type VnetSink } from '../../../common/offload/coalesce.js';
 import { type Segments, splitSize, splitTcp4 } from '../../../common/offload/split.js';
-import { GSO_TCPV4, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, VNET_F_NEEDS_CSUM, type VnetHeader, readVnet } from '../../../common/offload/vnet.js';
-import { type FlowModel, type SegmentModel, flowArb, refPacket } from '../../support/offload-reference.js';
-
-interface Written {
-  hdr: VnetHeader | null;
-  bytes: Uint8Array;
-}
-
-class RecordingSink implements VnetSink {
-  readonly out: Written[] = [];
-  write(buf: Uint8Array, off: number, len: number): boolean {
-    this.out.push({ hdr: null, bytes: buf.slice(off, off + len) });
-    return true;
-  }
-  writeVnet(hdr: Uint8Array, buf: Uint8Array, off: number, len: number): boolean {
-    this.out.push({ hdr: readVnet(hdr, 0, {} as VnetHeader), bytes: buf.slice(off, off + len) });
-    return true;
-  }
-}
+import { GSO_TCPV4, TCP_ACK, TCP_PSH, VNET_F_NEEDS_CSUM } from '../../../common/offload/vnet.js';
+import { type FlowModel, type SegmentModel, flowArb, refMayFollow, refPacket, refSuper, segmentMutations, RecordingSink, type Written } from '../../support/offload-reference.js';
 
 const seg: Segments = { offsets: new Uint32Array(4096), lengths: new Uint32Array(4096) };
 
@@ -43,36 +26,6 @@ function flowKey(p: Uint8Array): string {
   if (p[9] !== 6 || (p[0] & 15) * 4 + 4 > p.length) return 'other';
   const ihl = (p[0] & 15) * 4;
   return Array.from(p.subarray(12, 20)).join('.') + ':' + Array.from(p.subarray(ihl, ihl + 4)).join('.');
-}
-
-const payloadOf = (s: SegmentModel) => s.payload;
-
-/** The GRO rules, restated from the kernel: may `b` follow `a` (and all before it) in one super-packet? */
-function mayFollow(group: SegmentModel[], b: SegmentModel): boolean {
-  const first = group[0];
-  const a = group[group.length - 1];
-  const fa = first.flow;
-  const fb = b.flow;
-  const mss = first.payload.length;
-  const total = group.reduce((n, s) => n + s.payload.length, 40 + fa.options.length) + b.payload.length;
-  return (
-    fa.src === fb.src && fa.dst === fb.dst && fa.sport === fb.sport && fa.dport === fb.dport &&
-    (b.flags === TCP_ACK || b.flags === (TCP_ACK | TCP_PSH)) && !(a.flags & TCP_PSH) &&
-    a.payload.length === mss && b.payload.length > 0 && b.payload.length <= mss &&
-    ((a.seq + a.payload.length) >>> 0) === b.seq >>> 0 &&
-    fa.tos === fb.tos && fa.ttl === fb.ttl && fa.df === fb.df && fa.ack === fb.ack &&
-    Buffer.compare(fa.options, fb.options) === 0 &&
-    ((first.id + group.length) & 0xffff) === (b.id & 0xffff) &&
-    total <= 65535
-  );
-}
-
-/** The super-packet the kernel's GRO makes of `group`: the first header, PSH from the last, all payloads. */
-function refSuper(group: SegmentModel[]): Uint8Array {
-  const first = group[0];
-  const payload = Buffer.concat(group.map(payloadOf));
-  const flags = first.flags | (group[group.length - 1].flags & TCP_PSH);
-  return refPacket({ flow: first.flow, id: first.id, seq: first.seq, flags, payload: new Uint8Array(payload) }, 'partial');
 }
 
 /**
@@ -97,7 +50,7 @@ function check(input: SegmentModel[], packets: Uint8Array[], out: Written[]): vo
     for (const part of parts) {
       const m = input.find((s, i) => Buffer.compare(packets[i], part) === 0);
       assert.ok(m, 'every segment of a super-packet is one of the inputs');
-      if (group.length) assert.ok(mayFollow(group, m!), 'merged only by the GRO rules');
+      if (group.length) assert.ok(refMayFollow(group, m!), 'merged only by the GRO rules');
       group.push(m!);
     }
     assert.equal(w.bytes, refSuper(group), 'the super-packet equals the reference byte for byte');
@@ -161,27 +114,7 @@ test('a clean stream of one flow becomes as few super-packets as 64 KiB and the 
   );
 });
 
-type Mutation = (s: SegmentModel) => SegmentModel;
-const withFlow = (s: SegmentModel, f: Partial<FlowModel>): SegmentModel => ({ ...s, flow: { ...s.flow, ...f } });
-const mutations: Mutation[] = [
-  (s) => ({ ...s, flags: s.flags | TCP_FIN }),
-  (s) => ({ ...s, flags: TCP_SYN | TCP_ACK }),
-  (s) => ({ ...s, flags: TCP_RST | TCP_ACK }),
-  (s) => ({ ...s, flags: s.flags | TCP_URG }),
-  (s) => ({ ...s, flags: s.flags | 0x40 }), // ECE
-  (s) => ({ ...s, flags: s.flags | 0x80 }), // CWR
-  (s) => ({ ...s, flags: s.flags | TCP_PSH }),
-  (s) => ({ ...s, payload: new Uint8Array(0) }), // a pure ACK
-  (s) => ({ ...s, payload: s.payload.subarray(0, s.payload.length >> 1) }), // short, and a gap after it
-  (s) => ({ ...s, seq: s.seq + 1 }), // out of sequence
-  (s) => ({ ...s, id: s.id + 7 }), // an ID out of line (matters without DF)
-  (s) => withFlow(s, { ttl: (s.flow.ttl % 255) + 1 }),
-  (s) => withFlow(s, { tos: s.flow.tos ^ 1 }),
-  (s) => withFlow(s, { df: !s.flow.df }),
-  (s) => withFlow(s, { ack: s.flow.ack + 1 }),
-  (s) => withFlow(s, { options: s.flow.options.length ? s.flow.options.map((b, i) => (i === 0 ? b ^ 1 : b)) : new Uint8Array([1, 1, 1, 1]) }),
-  (s) => withFlow(s, { sport: s.flow.sport ^ 1 }), // another flow's segment in between
-];
+const mutations = segmentMutations;
 
 test('random and mutated batches of interleaved flows: every packet kept, in order per flow, merged only by the rules', () => {
   const batchArb = fc

@@ -5,22 +5,12 @@ import * as assert from 'uvu/assert';
 import * as fc from 'fast-check';
 import { SPLIT_MALFORMED, SPLIT_NO_ROOM, type Segments, splitSize, splitTcp4 } from '../../../common/offload/split.js';
 import { TCP_ACK, TCP_CWR, TCP_FIN, TCP_PSH, completeChecksum, fold, sum16 } from '../../../common/offload/vnet.js';
-import { type FlowModel, flowArb, refChecksumsValid, refPacket, refSum } from '../../support/offload-reference.js';
+import { type FlowModel, flowArb, refChecksumsValid, refPacket, refSegments, refSum } from '../../support/offload-reference.js';
 
 const seg: Segments = { offsets: new Uint32Array(4096), lengths: new Uint32Array(4096) };
 
 /** The segments the kernel would send for the model's payload cut at `mss`. */
-function expected(flow: FlowModel, id: number, seq: number, flags: number, payload: Uint8Array, mss: number): Uint8Array[] {
-  const n = Math.max(1, Math.ceil(payload.length / mss));
-  const out: Uint8Array[] = [];
-  for (let i = 0; i < n; i++) {
-    let f = flags;
-    if (i < n - 1) f &= ~(TCP_FIN | TCP_PSH);
-    if (i > 0) f &= ~TCP_CWR;
-    out.push(refPacket({ flow, id: id + i, seq: seq + i * mss, flags: f, payload: payload.subarray(i * mss, (i + 1) * mss) }));
-  }
-  return out;
-}
+const expected = refSegments;
 
 function split(p: Uint8Array, mss: number, lead = 0): Uint8Array[] | number {
   const hdrs = 40 + ((p[32] >> 4) * 4 - 20);

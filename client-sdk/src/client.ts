@@ -379,7 +379,6 @@ export class Client {
     const kind = extKind(p);
     if (kind === KIND_REFUSAL) {
       const r = readRefusal(p);
-      this.ls = null;
       return this.lost('refused', r.text || 'code ' + r.code, r.code || REFUSE_IN_USE);
     }
     if (kind === KIND_CHALLENGE) {
@@ -431,8 +430,14 @@ export class Client {
   private lost(reason: DownReason, detail = '', code = 0, names?: string[]): void {
     const wasRequesting = this.phase === REQUESTING;
     this.drop();
-    // Our old address was refused: ask for any address next time, unless the user chose it.
-    if (wasRequesting && code && !this.userAddress) this.want = 0;
+    // Our old address or lease was refused: forget the lease, and ask for any address next
+    // time unless the user chose it. Not when the server could not take anyone just now
+    // (FULL 4, RATE 7, SHUTDOWN 8, STORE_UNAVAILABLE 10, bits of 0x590): both may still be
+    // ours, on this server later or on another.
+    if (wasRequesting && code && !((0x590 >> code) & 1)) {
+      this.ls = null;
+      if (!this.userAddress) this.want = 0;
+    }
     const delay = this.backoff.next();
     this.phase = WAITING;
     this.arm(delay);

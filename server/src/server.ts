@@ -78,13 +78,6 @@ export class VpnServer extends EventEmitter {
   /** WebSocket on the listeners (null with --no-ws): connections are Openings until their first bytes say what they are. */
   private readonly ws: WebSocketTransport | null;
   private readonly proxies: TrustedProxies;
-  /**
-   * How long (ms) a session was an Opening before it became one, when that was 100 ms or
-   * more (a WebSocket upgrade, a client slow to send its first byte): its handshake timeout
-   * counts from the TCP connection, as for a session that is one from the start. Shorter
-   * waits, the usual case, cost no entry.
-   */
-  private readonly openedFor = new WeakMap<Client, number>();
   /** Refusals before a connection is read: one line per reason every 5 s in a flood. */
   private readonly refusalLog = new LogThrottle(0.2, 1);
   /** Connects, and disconnects of connections that never held an address: bursts of 100, then 50/s. */
@@ -431,10 +424,9 @@ export class VpnServer extends EventEmitter {
 
   /** An Opening becomes a session: over its socket (the stream, `head` read already) or over a WebSocket. */
   private session(o: Opening, sock: net.Socket, kind: TransportKind, remote: string): Client {
-    const c = this.admission.connect(sock, o.id, remote, kind, this.certId(o.socket, o.kind));
+    // Connected when its TCP connection arrived: the handshake timeout counts from there.
+    const c = this.admission.connect(sock, o.id, remote, kind, this.certId(o.socket, o.kind), o.since);
     this.connections.add(c);
-    const waited = c.since - o.since;
-    if (waited >= 100) this.openedFor.set(c, waited);
     return c;
   }
 
@@ -539,7 +531,7 @@ export class VpnServer extends EventEmitter {
     const ft = this.cfg.frameTimeoutMs;
     for (const c of this.connections) {
       const s = c.session;
-      if (s.address === ANY && now - c.since + (this.openedFor.get(c) ?? 0) >= hs && !c.pending) s.end('handshake_timeout', `no address request within ${hs / 1000} s`);
+      if (s.address === ANY && now - c.since >= hs && !c.pending) s.end('handshake_timeout', `no address request within ${hs / 1000} s`);
       // A frame that does not complete in time ends the connection, however slowly its bytes come.
       else if (s.partialSince !== 0 && now - s.partialSince >= ft) s.end('frame_timeout', `a frame took longer than ${ft / 1000} s to arrive whole`);
       else if (s.address !== ANY && now - s.lastRx >= idle) s.end('idle_timeout', `nothing received for ${Math.round((now - s.lastRx) / 1000)} s`);

@@ -113,7 +113,6 @@ interface AdmissionEnv extends SessionEnv {
  * through the Client interface.
  */
 class Connection extends Session<AdmissionEnv> implements Client {
-  readonly since = Date.now();
   extended = false;
   name = '';
   authId = '';
@@ -133,6 +132,7 @@ class Connection extends Session<AdmissionEnv> implements Client {
     readonly remote: string,
     readonly transport: TransportKind,
     readonly certId: string | null,
+    readonly since: number,
   ) {
     super(socket, env);
   }
@@ -191,9 +191,9 @@ export class Admission {
     });
   }
 
-  /** A connection ready for the protocol: its session starts reading now. */
-  connect(socket: Socket, id: number, remote: string, transport: TransportKind, certId: string | null = null): Client {
-    return new Connection(socket, this.env, id, remote, transport, certId);
+  /** A connection ready for the protocol (its TCP connection arrived at `since`): its session starts reading now. */
+  connect(socket: Socket, id: number, remote: string, transport: TransportKind, certId: string | null = null, since = Date.now()): Client {
+    return new Connection(socket, this.env, id, remote, transport, certId, since);
   }
 
   /** The connection holding `address` on this server. */

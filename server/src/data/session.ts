@@ -61,6 +61,19 @@ export class Reassembly {
 const SESSION = Symbol('session');
 
 /**
+ * The framer of chunks from sessions without one of their own. Taken while in use, so that a
+ * session's onData reached from inside another's would get a fresh one, not a busy one; a
+ * framer between chunks with nothing pending holds no state (it let go of the chunk).
+ */
+let spare: Framer | null = null;
+
+function takeSpare(maxFrame: number): Framer {
+  const f = spare !== null && spare.maxFrame === maxFrame ? spare : new Framer(maxFrame);
+  spare = null;
+  return f;
+}
+
+/**
  * A client connection's data side. The three abstract methods are the control side's: what
  * the session cannot decide itself.
  */
@@ -85,13 +98,17 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
   private mtu_ = SEED_MTU;
   private coalesce_ = false;
   private corked = false;
-  private readonly framer: Framer;
+  /**
+   * Its own framer, only once a frame of its stream was left unfinished at the end of a
+   * chunk; until then chunks go through a spare framer shared by every session (an idle
+   * client, whose request arrived in one chunk, costs no framer).
+   */
+  private framer: Framer | null = null;
 
   constructor(
     readonly socket: Socket,
     protected readonly env: E,
   ) {
-    this.framer = new Framer(env.maxFrame);
     (socket as any)[SESSION] = this;
     socket.setNoDelay(true);
     socket.on('data', onData);
@@ -145,7 +162,7 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     const env = this.env;
     const m = env.metrics;
     const sw = env.sw;
-    const f = this.framer;
+    const f = this.framer ?? takeSpare(env.maxFrame);
     let me = this.addr;
     const now = (this.lastRx = Date.now());
     f.push(chunk);
@@ -162,7 +179,7 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
       const dst = readU32(b, o + DST);
       if (src !== me || me === ANY || dst === ANY) {
         this.control(b.subarray(o, o + len), src, dst);
-        if (this.closed) return sw.flush();
+        if (this.closed) return sw.flush(); // its framer, spare or own, goes with it
         me = this.addr; // a request may just have assigned it
         continue;
       }
@@ -177,6 +194,10 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     if (f.error !== null) return this.end(f.error === E_TOO_LONG ? 'frame_too_long' : 'malformed_frame', f.error);
     // Once per chunk, when an unfinished frame is or was held: what it holds now.
     const held = f.pending;
+    if (f !== this.framer) {
+      if (held === 0) spare = f;
+      else this.framer = f; // the spare becomes its own; the next chunk elsewhere makes another
+    }
     if ((held | this.partial) !== 0) this.holding(held, held !== this.partial + chunk.length, now);
   }
 

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { ConfigError, type ResolvedConfig } from '../config/config.js';
-import { remoteOf } from './limits.js';
+import { forgetPeer, remoteOf } from './limits.js';
 import type { BoundAddress, Transport, TransportHooks } from './transport.js';
 
 export type { BoundAddress };
@@ -107,6 +107,7 @@ export class Listeners implements Transport {
     return net.createServer({ noDelay: true }, (sock) => {
       const remote = remoteOf(sock);
       if (h.admit(sock, remote)) h.accept(sock, 'tcp', remote);
+      forgetPeer(sock);
     });
   }
 

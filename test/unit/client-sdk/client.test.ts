@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { Client } from '../../../client-sdk/src/client.js';
 import type { ClientOptions, DownInfo, ReadyInfo, StateInfo } from '../../../client-sdk/src/client.js';
 import { describeDown } from '../../../client-sdk/node/describe.js';
-import { KEEPALIVE, KIND_REFUSAL, KIND_REQUEST, PROTO_EXT, REFUSE_EXHAUSTED, REFUSE_IN_USE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_GATEWAY, T_KEEPALIVE, T_LEASE, T_MTU, T_PREFIX, T_REASON, type Tlv, eachTlv, extKind, extMessage, readAscii, refusal, u16, u32, u8, E_VERSION, Framer, DST, SRC, formatIPv4, readU32 } from '../../../protocol/index.js';
+import { KEEPALIVE, KIND_REFUSAL, KIND_REQUEST, PROTO_EXT, REFUSE_EXHAUSTED, REFUSE_FULL, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, REFUSE_RATE, REFUSE_SHUTDOWN, REFUSE_STORE_UNAVAILABLE, T_AUTH_ID, T_AUTH_PROOF, T_CLIENT, T_GATEWAY, T_KEEPALIVE, T_LEASE, T_MTU, T_PREFIX, T_REASON, type Tlv, eachTlv, extKind, extMessage, readAscii, refusal, u16, u32, u8, E_VERSION, Framer, DST, SRC, formatIPv4, readU32 } from '../../../protocol/index.js';
 import { FakeClock, FakeNet, FakeSocket, bytes, concat, dataPacket, echoReply, extReply, hex, ip, seedReply } from '../../support/sdk-fakes.js';
 
 const SEED_KEEPALIVE = '45 14 00 00 00 00 00 00 40 00 00 00 ff ff ff ff ff ff ff ff';
@@ -694,6 +694,39 @@ test('a lease from the reply is presented on reconnect and forgotten after a ref
   s.clock.advance(s.down().retryIn);
   s.net.last.open();
   assert.not.ok(tlvTypes(request(s.net.last)).includes(T_LEASE));
+});
+
+/** A client ready with 10.0.0.5 and a lease, reconnecting, refused with `code`: what it asks for next. */
+function afterRefusal(code: number): { address: string; lease: Uint8Array | null } {
+  const lease = Uint8Array.of(7, 7, 7, 7);
+  const s = readyClient({}, extReply('10.0.0.5', { lease }));
+  s.net.last.end();
+  s.clock.advance(s.down().retryIn);
+  s.net.last.open();
+  s.net.last.deliver(refusal(ip('10.0.0.5'), code, 'refused'));
+  assert.is(s.down().code, code);
+  s.clock.advance(s.down().retryIn);
+  s.net.last.open();
+  const r = request(s.net.last);
+  let presented: Uint8Array | null = null;
+  eachTlv(r, (t, v) => t === T_LEASE && (presented = v.slice()));
+  return { address: src(r), lease: presented };
+}
+
+test('refused because the server cannot take anyone now (store unavailable, rate, full, shutdown): address and lease are asked for again', () => {
+  for (const code of [REFUSE_STORE_UNAVAILABLE, REFUSE_RATE, REFUSE_FULL, REFUSE_SHUTDOWN]) {
+    const next = afterRefusal(code);
+    assert.is(next.address, '10.0.0.5', `code ${code}`);
+    assert.equal(next.lease, Uint8Array.of(7, 7, 7, 7), `code ${code}`);
+  }
+});
+
+test('refused for the address or the credentials: the next request is dynamic and carries no lease', () => {
+  for (const code of [REFUSE_IN_USE, REFUSE_OUTSIDE, REFUSE_EXHAUSTED, REFUSE_NOT_ALLOWED]) {
+    const next = afterRefusal(code);
+    assert.is(next.address, '0.0.0.0', `code ${code}`);
+    assert.is(next.lease, null, `code ${code}`);
+  }
 });
 
 test('events from a replaced socket are ignored', () => {

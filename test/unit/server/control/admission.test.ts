@@ -217,3 +217,21 @@ test('ending a connection that holds an address unbinds it and releases the leas
 });
 
 test.run();
+
+test('requests split across chunks on several connections at once are framed apart (a spare framer is shared only between whole frames)', () => {
+  const { sw, connect } = setup(new MemoryLeaseStore(ip('10.6.0.0'), 24, [ip('10.6.0.1')]));
+  const a = connect();
+  const b = connect();
+  const whole = connect();
+  a.send(EXT.subarray(0, 3));
+  b.send(EXT.subarray(0, 13));
+  whole.send(EXT); // a whole frame between the halves: through the spare framer
+  a.send(EXT.subarray(3));
+  b.send(EXT.subarray(13));
+  for (const [n, x] of [a, b, whole].entries()) {
+    assert.is(x.sock.out.length, 1, `connection ${n}`);
+    assert.is(extKind(x.sock.out[0]), KIND_REPLY, `connection ${n}`);
+    assert.is(sw.lookup(readU32(x.sock.out[0], DST)), x.c.session, `connection ${n}`);
+  }
+  assert.equal(new Set([a, b, whole].map((x) => readU32(x.sock.out[0], DST))).size, 3);
+});

@@ -43,8 +43,13 @@ const dev = bundle.start(
   opts.config,
 );
 
+// A second signal (a process group's Ctrl-C can arrive twice, a test may send its own after
+// it) changes nothing: the listeners stay, so it never falls through to the runtime's default
+// of dying by the signal while the device closes. They do not keep the program alive.
+let stopping = false;
 const stop = (signal: string) => {
-  for (const s of ['SIGINT', 'SIGTERM'] as const) process.removeAllListeners(s);
+  if (stopping) return;
+  stopping = true;
   logLine('stopping', { signal });
   dev.stop();
 };

@@ -12,7 +12,8 @@ export type { NodeWebSocketOptions } from './websocket.js';
 export { challengeCredentials, clientKeyFromSecret } from './auth.js';
 export type { ChallengeCredentials } from './auth.js';
 export { ServerRotation } from './servers.js';
-// IPv6 inside the tunnel: the `ipv6` option's value and the ready state's IPv6 TLVs read as
-// text (protocol/ipv6.ts; kept out of the device core, which only carries the packets).
-export { ipv6Request, readIpv6Config, formatIPv6, parseIPv6 } from '../../protocol/index.js';
+// IPv6 inside the tunnel: the request TLV ([T_IPV6, ipv6Request()] in the client's `tlvs`) and
+// the ready state's reply read as text (protocol/ipv6.ts; kept out of the device core, which
+// only carries the packets).
+export { T_IPV6, ipv6Request, readIpv6Config, formatIPv6, parseIPv6 } from '../../protocol/index.js';
 export type { Ipv6Config } from '../../protocol/index.js';

@@ -113,15 +113,11 @@ export interface ClientOptions {
    * must not throw); `secret`, presented as is with every request (bearer: over TLS only,
    * and only to a server that allows it). */
   credentials?: { id: string; secret?: string; prove?: (challenge: Uint8Array, request: Uint8Array) => Uint8Array | PromiseLike<Uint8Array> };
-  /**
-   * Ask for an IPv6 address too: the request's IPv6 TLV value, ipv6Request() of simplevpn/node
-   * (empty for any address, 16 bytes for one wanted). IPv6 packets pass
-   * both ways whatever is asked.
-   */
-  ipv6?: Uint8Array;
   /** Largest frame accepted from the server (65535). */
   maxFrame?: number;
-  /** More TLVs for the request (the extension only), e.g. a capability the app handles. */
+  /** More TLVs for the request (the extension only), e.g. a capability the app handles, or
+   * IPv6: `[T_IPV6, ipv6Request()]` (simplevpn/node) asks for an address beside the IPv4 one.
+   * IPv6 packets pass both ways whatever is asked. */
   tlvs?: Tlv[];
   onState?: (info: StateInfo) => void;
   random?: () => number;
@@ -335,7 +331,6 @@ export class Client {
       if (o.mtu) tlvs.push([T_MTU, u16(o.mtu)]);
       if (this.ls) tlvs.push([T_LEASE, this.ls]);
       if (o.tlvs) tlvs.push(...o.tlvs);
-      if (o.ipv6) tlvs.push([24, o.ipv6]); // T_IPV6, protocol/ipv6.ts
       msg = extMessage(this.want, ANY, KIND_REQUEST, tlvs);
     }
     this.put((this.rq = msg));
@@ -433,8 +428,9 @@ export class Client {
     // Our old address or lease was refused: forget the lease, and ask for any address next
     // time unless the user chose it. Not when the server could not take anyone just now
     // (FULL 4, RATE 7, SHUTDOWN 8, STORE_UNAVAILABLE 10, bits of 0x590): both may still be
-    // ours, on this server later or on another.
-    if (wasRequesting && code && !((0x590 >> code) & 1)) {
+    // ours, on this server later or on another. (A shift takes its count modulo 32: codes
+    // above 10 are tested apart.)
+    if (wasRequesting && code && (code > 10 || !((0x590 >> code) & 1))) {
       this.ls = null;
       if (!this.userAddress) this.want = 0;
     }

@@ -6,7 +6,7 @@
 
 import { Client, formatIPv4, parseIPv4 } from '../../client-sdk/src/index.js';
 // The TLV reader the SDK core bundles anyway (its reply reader), for the IPv6 grant.
-import { eachTlv } from '../../protocol/index.js';
+import { T_IPV6, eachTlv } from '../../protocol/index.js';
 import type { ClientStats, Clock, Connect, StateInfo } from '../../client-sdk/src/index.js';
 import { IpStack, type IpStats } from './ip-stack.js';
 
@@ -77,7 +77,7 @@ export function startDevice(p: Platform, c: DeviceConfig): Device {
     tun: { write: (buf, offset, length) => ip.input(buf.subarray(offset, offset + length)) },
     address: c.address,
     // Any IPv6 address: an empty TLV 24 (PROTOCOL.md, "IPv6").
-    ipv6: c.ipv6 ? new Uint8Array(0) : undefined,
+    tlvs: c.ipv6 ? [[T_IPV6, new Uint8Array(0)]] : undefined,
     name: c.id,
     keepalive: c.keepalive,
     timeout: c.timeout,

@@ -7,7 +7,7 @@
 // trusted or not for the name dialled, TLS on a plain port or plain TCP on a TLS port.
 
 import { Client, type DownInfo } from '../../client-sdk/src/client.js';
-import { REFUSE_BEARER, REFUSE_IDENTITY, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, TLS_PORT, REFUSE_IN_USE6, REFUSE_OUTSIDE6, formatIPv6, readIpv6Config, OFFLOAD_SUPER, PROTO_EXT, SUPER_HEADER, T_OFFLOAD, eachTlv, u8 } from '../../protocol/index.js';
+import { REFUSE_BEARER, REFUSE_IDENTITY, REFUSE_AUTH_FAILED, REFUSE_AUTH_REQUIRED, REFUSE_IN_USE, REFUSE_NOT_ALLOWED, REFUSE_OUTSIDE, TLS_PORT, REFUSE_IN_USE6, REFUSE_OUTSIDE6, formatIPv6, readIpv6Config, OFFLOAD_SUPER, PROTO_EXT, SUPER_HEADER, T_OFFLOAD, eachTlv, u8, T_IPV6, type Tlv } from '../../protocol/index.js';
 import { isSuperFrame, superGsoSize } from '../../common/offload/super.js';
 import { describeDown } from '../../client-sdk/node/describe.js';
 import { nodeClock } from '../../client-sdk/node/clock.js';
@@ -221,7 +221,6 @@ async function main(argv: string[]): Promise<void> {
     },
     clock: nodeClock,
     address: o.address,
-    ipv6: o.ipv6,
     keepalive: o.keepalive,
     timeout: o.timeout,
     maxBackoff: o.maxBackoff,
@@ -229,7 +228,7 @@ async function main(argv: string[]): Promise<void> {
     name: o.name,
     mtu: o.mtu,
     // With offloads: super-packets travel whole when the server says it takes them too.
-    tlvs: tun.offload ? [[T_OFFLOAD, u8(OFFLOAD_SUPER)]] : undefined,
+    tlvs: [...(tun.offload ? [[T_OFFLOAD, u8(OFFLOAD_SUPER)] as Tlv] : []), ...(o.ipv6 ? [[T_IPV6, o.ipv6] as Tlv] : [])],
     onState: (s) => {
       if (s.state === 'connecting') {
         dialled = servers.servers[servers.next]!;

@@ -165,7 +165,6 @@ export class Switch {
     }
   }
 
-
   /**
    * Switches the IPv6 packet buf[off, off + len) as route() does an IPv4 one (the caller
    * checked it), except that it is never fragmented: too big for where it goes, it is

@@ -53,7 +53,7 @@ function chainBytes(d: PacketD): Uint8Array {
 test('random IPv6 header chains from a client: each delivered intact or dropped as bad_ipv6, never a crash or a lost session', async () => {
   await withServer({ subnet: '10.7.0.0/24', subnet6: 'fd00:7::/64' }, async (h) => {
     // Room for every packet generated (at most 40 + 11 * 2048 + 300 bytes): none is too big.
-    const b = h.sdk({ ipv6: ipv6Request(), mtu: 65000 });
+    const b = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]], mtu: 65000 });
     const c = h.sdk();
     await b.ready();
     await c.ready();

@@ -29,8 +29,8 @@ async function rawRequest(c: RawClient, tlvs: Parameters<typeof extRequest>[1], 
 
 test('two clients that ask get PREFIX + their IPv4 address, the gateway and routes; IPv6 goes between them byte for byte', async () => {
   await withServer({ ...V6, routes6: ['2001:db8:1::/48'] }, async (h) => {
-    const a = h.sdk({ ipv6: ipv6Request() });
-    const b = h.sdk({ ipv6: ipv6Request() });
+    const a = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]] });
+    const b = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]] });
     await a.ready();
     await b.ready();
     const ca = ipv6Of(a)!;
@@ -60,7 +60,7 @@ test('a client that does not ask, or a server without --subnet6, means no IPv6: 
     await waitFor(() => h.metrics.drops.not_ipv4 === 1, 3000, 'not_ipv4');
   });
   await withServer({ subnet: '10.6.0.0/24' }, async (h) => {
-    const a = h.sdk({ ipv6: ipv6Request() });
+    const a = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]] });
     const r = await a.ready();
     assert.is(readIpv6Config(r.reply), null);
     assert.is(r.address, '10.6.0.2');
@@ -69,7 +69,7 @@ test('a client that does not ask, or a server without --subnet6, means no IPv6: 
 
 test('a client below IPv6 minimum MTU (1280) gets IPv4 only', async () => {
   await withServer(V6, async (h) => {
-    const a = h.sdk({ ipv6: ipv6Request(), mtu: 1000 });
+    const a = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]], mtu: 1000 });
     const r = await a.ready();
     assert.is(r.mtu, 1000);
     assert.is(readIpv6Config(r.reply), null);
@@ -78,8 +78,8 @@ test('a client below IPv6 minimum MTU (1280) gets IPv4 only', async () => {
 
 test('spoofed IPv6 sources are dropped and counted as spoofed_source; the session carries on', async () => {
   await withServer(V6, async (h) => {
-    const a = h.sdk({ ipv6: ipv6Request() });
-    const b = h.sdk({ ipv6: ipv6Request() });
+    const a = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]] });
+    const b = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]] });
     await a.ready();
     await b.ready();
     const me = v6(ipv6Of(a)!.address);
@@ -98,8 +98,8 @@ test('a spoofed IPv6 source is logged as drop_spoofed with both addresses, rate 
   const lines: Array<{ level: string; event: string; fields: any }> = [];
   const logger = { log: (level: any, event: string, fields: any) => lines.push({ level, event, fields }) };
   await withServer({ ...V6, logger }, async (h) => {
-    const a = h.sdk({ ipv6: ipv6Request() });
-    const b = h.sdk({ ipv6: ipv6Request() });
+    const a = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]] });
+    const b = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]] });
     await a.ready();
     await b.ready();
     const them = v6(ipv6Of(b)!.address);
@@ -119,8 +119,8 @@ test('a spoofed IPv6 source is logged as drop_spoofed with both addresses, rate 
 
 test('too big for the receiver: dropped (too_big), never fragmented, the sender gets ICMPv6 Packet Too Big with a right checksum', async () => {
   await withServer(V6, async (h) => {
-    const a = h.sdk({ ipv6: ipv6Request(), mtu: 9000 });
-    const b = h.sdk({ ipv6: ipv6Request(), mtu: 1280 });
+    const a = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]], mtu: 9000 });
+    const b = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]], mtu: 1280 });
     await a.ready();
     await b.ready();
     const src = v6(ipv6Of(a)!.address);
@@ -155,7 +155,7 @@ test('too big for the receiver: dropped (too_big), never fragmented, the sender 
 test('a wanted IPv6 address: granted; the same for a second client refused 13; reserved, outside and no --subnet6 refused 14', async () => {
   await withServer(V6, async (h) => {
     const want = 'fd00:5:6:0:1::7';
-    const a = h.sdk({ ipv6: ipv6Request(want) });
+    const a = h.sdk({ tlvs: [[T_IPV6, ipv6Request(want)]] });
     await a.ready();
     assert.is(ipv6Of(a)!.address, want);
     assert.is(h.server.clients()[0].address6, want);
@@ -190,11 +190,11 @@ test('a wanted IPv6 address: granted; the same for a second client refused 13; r
 test('a wanted IPv6 address is free again when its holder leaves', async () => {
   await withServer(V6, async (h) => {
     const want = 'fd00:5:6:0:1::7';
-    const a = h.sdk({ ipv6: ipv6Request(want) });
+    const a = h.sdk({ tlvs: [[T_IPV6, ipv6Request(want)]] });
     await a.ready();
     a.close();
     await waitFor(() => h.sessions === 0, 3000, 'a to leave');
-    const b = h.sdk({ ipv6: ipv6Request(want) });
+    const b = h.sdk({ tlvs: [[T_IPV6, ipv6Request(want)]] });
     await b.ready();
     assert.is(ipv6Of(b)!.address, want);
   });
@@ -230,7 +230,7 @@ test('a seed client and an IPv6 client on one server: the seed reply is byte for
     const seed = await h.raw();
     const seedAddr = await seed.requestSeed();
     assert.is(seedAddr, ip('10.6.0.2'));
-    const a = h.sdk({ ipv6: ipv6Request() });
+    const a = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]] });
     await a.ready();
     const me = v6(ipv6Of(a)!.address);
     // IPv6 towards every address the seed client could be thought to have.
@@ -247,8 +247,8 @@ test('a seed client and an IPv6 client on one server: the seed reply is byte for
 
 test('hostile IPv6 headers are dropped as bad_ipv6 and counted; honest extension headers pass; the session carries on', async () => {
   await withServer(V6, async (h) => {
-    const a = h.sdk({ ipv6: ipv6Request() });
-    const b = h.sdk({ ipv6: ipv6Request() });
+    const a = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]] });
+    const b = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]] });
     await a.ready();
     await b.ready();
     const s = v6(ipv6Of(a)!.address);
@@ -279,8 +279,8 @@ test('hostile IPv6 headers are dropped as bad_ipv6 and counted; honest extension
 
 test('a payload length that lies: a longer claim holds the frame until the bytes come; garbage after it ends only that session', async () => {
   await withServer(V6, async (h) => {
-    const a = h.sdk({ ipv6: ipv6Request() });
-    const b = h.sdk({ ipv6: ipv6Request() });
+    const a = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]] });
+    const b = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]] });
     await a.ready();
     await b.ready();
     const raw = await h.raw();
@@ -326,7 +326,7 @@ test("IPv6 for no client goes to the server's tun, which gets the server's IPv6 
   };
   await withServer({ ...V6, tun: 'svpn%d', openTun: open }, async (h) => {
     assert.equal(configs, [{ address: '10.6.0.1', prefix: 24, mtu: 65000, ipv6: { address: 'fd00:5:6::a06:1', prefix: 64 } }]);
-    const a = h.sdk({ ipv6: ipv6Request() });
+    const a = h.sdk({ tlvs: [[T_IPV6, ipv6Request()]] });
     await a.ready();
     const me = v6(ipv6Of(a)!.address);
     const out = packet6(me, v6('2001:db8::99'), 30);

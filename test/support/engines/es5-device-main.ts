@@ -76,8 +76,8 @@ async function stop(signal: string): Promise<void> {
   // A socket's close arrives on a later turn.
   for (let i = 0; i < 200 && (timers.live.size || !sockets.every((s) => s.destroyed)); i++) await new Promise((r) => setTimeout(r, 10));
   logLine('runtime_disposed', { sockets: sockets.filter((s) => !s.destroyed).length, timers: timers.live.size });
-  process.removeAllListeners('SIGINT');
-  process.removeAllListeners('SIGTERM');
+  // The listeners stay: a second signal (a process group's Ctrl-C twice) then changes nothing,
+  // where without them Node's default would end the runner by it. They hold nothing open.
 }
 process.on('SIGINT', () => void stop('SIGINT'));
 process.on('SIGTERM', () => void stop('SIGTERM'));

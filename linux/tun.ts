@@ -113,6 +113,15 @@ export interface TunDevice {
   /** Whether the open device keeps the process alive (the default) or not, as for sockets. */
   ref(): void;
   unref(): void;
+  /**
+   * Stops reading until resume(), for when what is read could not be sent on: packets then
+   * wait in the kernel's queue for the device (its txqueuelen, 4,096 packets), which drops
+   * only past that (tx_dropped). May be called from onPackets. A paused device does not
+   * keep the process alive.
+   */
+  pause(): void;
+  /** Reads again after pause(). Nothing when not paused, closed, or failed. */
+  resume(): void;
 }
 
 type Handle = object;
@@ -138,6 +147,8 @@ interface Native {
   close(h: Handle): void;
   ref(h: Handle): void;
   unref(h: Handle): void;
+  pause(h: Handle): void;
+  resume(h: Handle): void;
 }
 
 const ADDON = 'linux/native/build/Release/simplevpn_tun.node';
@@ -424,6 +435,18 @@ class Device implements TunDevice {
 
   unref(): void {
     this.n.unref(this.h);
+  }
+
+  pause(): void {
+    this.n.pause(this.h);
+  }
+
+  resume(): void {
+    try {
+      this.n.resume(this.h);
+    } catch (e) {
+      throw toTunError(e);
+    }
   }
 }
 

@@ -120,6 +120,10 @@ export interface ClientOptions {
    * IPv6 packets pass both ways whatever is asked. */
   tlvs?: Tlv[];
   onState?: (info: StateInfo) => void;
+  /** Room again after send() returned false for a full socket. With it set, such a send is
+   * not counted as dropped: the packets are the caller's to keep (its reads paused) and to
+   * send again from here. */
+  onWritable?: () => void;
   random?: () => number;
 }
 
@@ -215,7 +219,8 @@ export class Client {
    * not connected, the socket is full or still finishing an earlier packet, or the bytes are
    * not whole well-formed frames (they would desynchronise the stream). Of a batch, the
    * packets the socket had no room for are dropped (and counted); true when it took the
-   * first. The transport may keep `data` until it is sent, and so may the SDK: the part of
+   * first. With `onWritable` set, a send the full socket took none of is not counted: the
+   * caller keeps it and sends it again when onWritable is called. The transport may keep `data` until it is sent, and so may the SDK: the part of
    * a packet the socket did not take yet.
    */
   send(data: Uint8Array): boolean {
@@ -232,6 +237,7 @@ export class Client {
     }
     // The packets the socket took, the last perhaps in part (its tail is on its way).
     const o = n ? this.put(data) : 0;
+    if (!o && n && this.o.onWritable) return false;
     let k = n;
     if (o < len) for (let p = (k = 0); p < o; k++) p += frameLength(data, p, len - p, MAX_FRAME);
     const st = this.stats;
@@ -293,10 +299,13 @@ export class Client {
         },
         onData: (chunk) => gen === this.gen && this.data(chunk, gen),
         onWritable: () => {
+          if (gen !== this.gen) return;
           const t = this.tail;
-          if (gen !== this.gen || !t) return;
-          const n = this.write(t);
-          this.tail = n < t.length ? t.subarray(n) : null;
+          if (t) {
+            const n = this.write(t);
+            this.tail = n < t.length ? t.subarray(n) : null;
+          }
+          if (!this.tail) this.o.onWritable?.();
         },
         onClose: (code, detail, names) => {
           if (gen !== this.gen) return;

@@ -21,22 +21,7 @@ import { Coalescer } from '../../common/offload/coalesce.js';
 import { addRoute6, deleteRoute6, enableIpv6, removeIpv6 } from '../ipv6.js';
 import { type ClientSettings, HELP, parseClientArgs } from './args.js';
 import { type Changes, type Configured, interfaceChanges, routeText } from './interface-config.js';
-
-/**
- * A batch read from the tun lies back to back in one buffer: each run of adjacent packets
- * goes out as one write, without a copy.
- */
-function sendBatch(client: Client, packets: Uint8Array[], count: number): void {
-  let i = 0;
-  while (i < count) {
-    const first = packets[i];
-    let end = first.byteOffset + first.length;
-    let j = i + 1;
-    while (j < count && packets[j].buffer === first.buffer && packets[j].byteOffset === end) end += packets[j++].length;
-    client.send(j === i + 1 ? first : new Uint8Array(first.buffer, first.byteOffset, end - first.byteOffset));
-    i = j;
-  }
-}
+import { TunSender } from './tun-sender.js';
 
 /** Whether the server's reply declares that it takes (and sends) super-packets. */
 function serverTakesSuper(reply: Uint8Array): boolean {
@@ -159,11 +144,12 @@ async function main(argv: string[]): Promise<void> {
 
   tierUpSooner();
   let client: Client | null = null;
+  let sender: TunSender | null = null;
   let tun: TunDevice;
   try {
     tun = openTun({
       name: o.tun,
-      onPackets: (packets, count) => sendBatch(client!, packets, count),
+      onPackets: (packets, count) => sender!.send(packets, count),
       onError: (err) => log.log('error', 'tun_error', { error: err.message }),
       offload: o.offload,
     });
@@ -171,6 +157,7 @@ async function main(argv: string[]): Promise<void> {
     log.log('error', 'tun_failed', { error: err.message, code: err.code });
     process.exit(1);
   }
+  sender = new TunSender(tun, () => client!);
   disableIpv6(tun.name);
   log.log('info', 'tun_created', { name: tun.name, offload: o.offload ? tun.offload : undefined });
   if (tun.offloadError) log.log('warn', 'tun_offload_unavailable', { name: tun.name, reason: tun.offloadError, fix: 'a kernel with TUN offloads (Linux 2.6.27 or later) and a tun device that was not opened elsewhere without them; the tun works without them, slower' });
@@ -229,7 +216,9 @@ async function main(argv: string[]): Promise<void> {
     mtu: o.mtu,
     // With offloads: super-packets travel whole when the server says it takes them too.
     tlvs: [...(tun.offload ? [[T_OFFLOAD, u8(OFFLOAD_SUPER)] as Tlv] : []), ...(o.ipv6 ? [[T_IPV6, o.ipv6] as Tlv] : [])],
+    onWritable: () => sender!.writable(),
     onState: (s) => {
+      if (s.state !== 'ready') sender!.reset();
       if (s.state === 'connecting') {
         dialled = servers.servers[servers.next]!;
         log.log('info', 'connecting', { server: dialled.server, transport: o.transport === 'tcp' ? undefined : o.transport, proxy: dialled.proxy?.replace(/\/\/[^@/]*@/, '//***@') });
@@ -281,7 +270,7 @@ async function main(argv: string[]): Promise<void> {
     log.log('info', 'stopped', {
       tx_packets: st.txPackets,
       rx_packets: st.rxPackets,
-      dropped: st.dropped,
+      dropped: st.dropped + sender!.dropped,
       tun_dropped: st.rxDropped,
       connects: st.connects,
       // With offloads: super-packets the kernel handed over (split here), and those made here.

@@ -62,6 +62,8 @@ typedef struct {
   int handle_open;     // uv handle initialised, its close callback not yet run
   int js_gone;         // the JS handle was finalized
   int polling;
+  int paused;          // reads stopped by pause(), until resume()
+  int failed;          // reads stopped for good: the device failed (resume() will not restart them)
   int in_callback;     // > 0 while JS runs from on_poll
   int release_pending; // close() ran inside the callback: release JS state afterwards
   napi_async_cleanup_hook_handle cleanup;
@@ -239,6 +241,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 
   if (status < 0) {
     // A dead device stays readable: stop polling rather than spin, and let JS close it.
+    d->failed = 1;
     stop_polling(d);
     deliver_error(d, uv_err_name(status), 0, "poll", uv_strerror(status));
     napi_close_handle_scope(env, scope);
@@ -272,6 +275,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
   // e.g. EBADFD once the interface was deleted under us (ip link del).
   if (err && d->fd >= 0) {
+    d->failed = 1;
     stop_polling(d);
     deliver_error(d, errno_name(err), err, "read", strerror(err));
   }
@@ -714,6 +718,32 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Reads stop while the far side cannot take more (the Linux client's socket is full): the
+// kernel keeps what arrives in the device's queue (TUN_TXQUEUELEN packets) instead of the
+// program reading packets only to drop them.
+static napi_value js_pause(napi_env env, napi_callback_info info) {
+  tun_dev *d = get_args(env, info, 0, NULL);
+  if (d && d->fd >= 0 && !d->failed) {
+    d->paused = 1;
+    stop_polling(d);
+  }
+  return NULL;
+}
+
+static napi_value js_resume(napi_env env, napi_callback_info info) {
+  tun_dev *d = get_args(env, info, 0, NULL);
+  if (!d || d->fd < 0 || d->failed || !d->paused) return NULL;
+  d->paused = 0;
+  int rc = uv_poll_start(&d->poll, UV_READABLE, on_poll);
+  if (rc < 0) {
+    d->failed = 1;
+    napi_throw(env, make_error(env, uv_err_name(rc), 0, "uv_poll_start", uv_strerror(rc)));
+    return NULL;
+  }
+  d->polling = 1;
+  return NULL;
+}
+
 static napi_value js_ref(napi_env env, napi_callback_info info) {
   tun_dev *d = get_args(env, info, 0, NULL);
   if (d && d->fd >= 0) uv_ref((uv_handle_t *)&d->poll);
@@ -734,7 +764,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"open", js_open},           {"configure", js_configure},      {"setMtu", js_set_mtu},
       {"addRoute", js_add_route},  {"deleteRoute", js_delete_route}, {"write", js_write},
       {"writeBatch", js_write_batch}, {"close", js_close},           {"ref", js_ref},
-      {"unref", js_unref},         {"writeVnet", js_write_vnet},
+      {"unref", js_unref},         {"writeVnet", js_write_vnet},     {"pause", js_pause},
+      {"resume", js_resume},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

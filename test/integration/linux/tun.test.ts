@@ -192,6 +192,13 @@ if (why) {
     assert.ok(result.stats.rxBytes >= 300 * 33);
   });
 
+  test('pause() stops reading (the kernel queues the packets) and resume() reads them all, in order', () => {
+    const { result } = fixture('pause');
+    assert.is(result.callsWhilePaused, 0, 'no onPackets while paused');
+    assert.is(result.beforeResume, 1, 'only the first datagram before the pause');
+    assert.equal(result.got, Array.from({ length: 100 }, (_, i) => `seq ${i}`));
+  });
+
   test('write() and writeBatch() deliver hand-built UDP/IPv4 packets to a socket in the namespace', () => {
     const { result: r } = fixture('write');
     assert.is(r.single, true);

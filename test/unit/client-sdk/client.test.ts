@@ -924,6 +924,45 @@ test('an adapter written when write() returned a boolean still works: true is al
   assert.is(s.client.stats.dropped, 1);
 });
 
+test('with onWritable set, a send a full socket refused is not counted, and onWritable says when to send it again', () => {
+  let writable = 0;
+  const s = readyClient({ onWritable: () => writable++ });
+  const sock = s.net.last;
+  sock.room = 0;
+  assert.is(s.client.send(p1), false, 'refused');
+  assert.is(s.client.stats.dropped, 0, 'not dropped: the caller keeps it');
+  assert.is(s.client.stats.txPackets, 0);
+  sock.drain();
+  assert.is(writable, 1);
+  assert.ok(s.client.send(p1), 'sent again');
+  assert.equal(sock.last, p1);
+  assert.is(s.client.stats.txPackets, 1);
+});
+
+test('with onWritable set, a tail goes first and onWritable follows only once it has all gone', () => {
+  let writable = 0;
+  const s = readyClient({ onWritable: () => writable++ });
+  const sock = s.net.last;
+  sock.room = 10;
+  assert.ok(s.client.send(out));
+  assert.is(s.client.send(p1), false, 'the tail waits');
+  assert.is(s.client.stats.dropped, 0);
+  sock.drain(5);
+  assert.is(writable, 0, 'part of the tail is still waiting');
+  sock.drain();
+  assert.is(writable, 1);
+  assert.equal(sock.last, out.subarray(15));
+});
+
+test('with onWritable set, what waiting cannot cure is still dropped and counted: not connected, malformed', () => {
+  const s = setup({ onWritable: () => {} });
+  assert.is(s.client.send(p1), false);
+  assert.is(s.client.stats.dropped, 1, 'not connected');
+  const r = readyClient({ onWritable: () => {} });
+  assert.is(r.client.send(p1.subarray(0, 10)), false);
+  assert.is(r.client.stats.dropped, 1, 'not a whole frame');
+});
+
 test('a tail dies with its connection: the next one starts clean', () => {
   const s = readyClient();
   s.net.last.room = 10;

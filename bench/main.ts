@@ -1,7 +1,7 @@
 // The benchmark run: the sections asked for, one after another, then the results files.
 // Started by bench/run.mjs (which builds and installs the tools first):
 //
-//   node dist/js/bench/main.js [--quick] [--rounds N] [--seconds S] [--no-profile] [--render] [tun] [switch] [scale] [sdk] [hardening] [cluster] [tun6]
+//   node dist/js/bench/main.js [--quick] [--rounds N] [--seconds S] [--no-profile] [--render] [tun] [tun-internet] [switch] [scale] [sdk] [hardening] [cluster] [tun6]
 //
 // Each section (bench/sections/) measures and returns its part of latest.json; the targets
 // are judged and the reports drawn from that file's contents alone (bench/report/).
@@ -21,17 +21,20 @@ import { runSdk } from './sections/sdk.js';
 import { type RunContext, SECTIONS, type Section, type SectionName } from './sections/section.js';
 import { runSwitch } from './sections/switch.js';
 import { runTun } from './sections/tun.js';
+import { runTunInternet } from './sections/tun-internet.js';
 import { runTun6Section } from './sections/tun6.js';
 import { errorText } from './util.js';
 
 /** Each section's run function, stored under its name in latest.json. */
-const RUN: { [K in SectionName]: Section<NonNullable<BenchResults[K]>> } = { tun: runTun, switch: runSwitch, scale: runScale, sdk: runSdk, hardening: runHardening, cluster: runCluster, tun6: runTun6Section };
+const RUN: { [K in SectionName]: Section<NonNullable<BenchResults[K]>> } = { tun: runTun, 'tun-internet': runTunInternet, switch: runSwitch, scale: runScale, sdk: runSdk, hardening: runHardening, cluster: runCluster, tun6: runTun6Section };
 
-const HELP = `Usage: npm run bench -- [--quick] [--rounds N] [--seconds S] [--no-profile] [--render] [tun] [switch] [scale] [sdk] [hardening] [cluster] [tun6]
+const HELP = `Usage: npm run bench -- [--quick] [--rounds N] [--seconds S] [--no-profile] [--render] [tun] [tun-internet] [switch] [scale] [sdk] [hardening] [cluster] [tun6]
 
-Runs the benchmarks (all seven sections unless some are named) and writes
+Runs the benchmarks (all eight sections unless some are named) and writes
 bench/results/latest.md, latest.json and latest.svg. Needs root for the network
-namespaces of the TUN section (the others fall back to this machine's loopback).
+namespaces of the TUN sections (the others fall back to this machine's loopback).
+tun: client to client through the VPN server; tun-internet: from a client through the
+server to a host beyond it (routed and masqueraded by the server's kernel).
 
   --quick        short transfers, one round, fewer clients: a smoke run (about 2 minutes)
   --rounds N     interleaved rounds per measurement, best kept (full: 2, quick: 1)
@@ -126,7 +129,11 @@ async function main(): Promise<void> {
   log(`simplevpn bench: ${o.quick ? 'quick' : 'full'} run of ${o.sections.join(', ')}; ${results.machine.cpus} cores, load average ${results.machine.loadavgAtStart}`);
 
   const ctx: RunContext = { quick: o.quick, rounds: o.rounds, seconds: o.seconds, profileDir: o.profile ? profileDir : undefined, outDir, tools, log };
-  for (const section of o.sections) await runSection(section, ctx, results);
+  for (const section of o.sections) {
+    await runSection(section, ctx, results);
+    // The internet-bound path is measured at the raised MTU the TUN section found best.
+    if (section === 'tun') ctx.tunBestMtu = results.tun?.bestMtu ?? null;
+  }
 
   results.durationS = Math.round((Date.now() - t0) / 1000);
   const full: BenchResults = { ...results, targets: judge(results) };

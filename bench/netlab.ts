@@ -52,13 +52,13 @@ export function loopbackPlace(name: string): { place: Place; destroy(): Promise<
 /**
  * Starts node in `host` with V8/Node flags before the script (--cpu-prof, --expose-gc...),
  * optionally with a raised open-file limit (the shell's ulimit, then exec: the pid stays
- * the program's, so /proc/PID/stat is the program's own).
+ * the program's, so /proc/PID/stat is the program's own) and variables added to its environment.
  */
-export function nodeIn(host: Place, name: string, script: string, args: string[] = [], flags: string[] = [], nofile = 0): Proc {
+export function nodeIn(host: Place, name: string, script: string, args: string[] = [], flags: string[] = [], nofile = 0, env: NodeJS.ProcessEnv = {}): Proc {
   const argv = [process.execPath, ...flags, script, ...args];
-  if (!nofile) return host.spawn(name, argv);
+  if (!nofile) return host.spawn(name, argv, env);
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  return host.spawn(name, ['sh', '-c', `ulimit -n ${nofile} && exec ${quoted}`]);
+  return host.spawn(name, ['sh', '-c', `ulimit -n ${nofile} && exec ${quoted}`], env);
 }
 
 /** Writes `line` to a fixture's stdin and waits for its answer: its next `event` log line. */
@@ -91,8 +91,14 @@ export async function addressOf(host: Host, dev: string): Promise<string | null>
  * The TUN section's network, the lab's links with the kernel routing between them:
  *
  *     c1 ──198.18.1.0/24── hub ──198.18.2.0/24── c2
+ *                           │
+ *                           └──198.18.3.0/24── beyond      (with `beyond` only)
  *
- * The hub forwards between the two subnets (the raw path) and runs every VPN's server.
+ * The hub forwards between the subnets (the raw path) and runs every VPN's server. With
+ * `beyond`, a host on a link of its own stands for the internet behind a VPN server: it has
+ * no route but its own subnet, the hub masquerades what it forwards to it (nftables, as a
+ * user would set it up), and client 1's default route is the hub, so that without a tunnel
+ * the hub routes it there (the raw path) and a tunnel's route to the subnet takes precedence.
  */
 export interface Star {
   lab: Lab;
@@ -104,9 +110,42 @@ export interface Star {
   hub2: string;
   c1Addr: string;
   c2Addr: string;
+  /** The host beyond the hub, when asked for. */
+  beyond?: Beyond;
 }
 
-export async function star(mtu = 1500): Promise<Star> {
+export interface Beyond {
+  host: Host;
+  /** Its address, and its subnet (what the VPNs route to the hub). */
+  addr: string;
+  subnet: string;
+  /** The hub's interface on the beyond host's link, and the ruleset that masquerades there. */
+  hubDev: string;
+  nat: string;
+}
+
+/** The beyond host's subnet: the hub's third link (after client 1's and client 2's). */
+export const BEYOND_SUBNET = '198.18.3.0/24';
+
+/**
+ * The hub's NAT towards the beyond host, in nft's own syntax: every packet the hub routes out
+ * of `dev` leaves with the hub's address on it, and replies are translated back by conntrack.
+ * The table lives in the hub's namespace and goes with it.
+ */
+export const natRuleset = (dev: string): string =>
+  `table ip svpn_bench_nat { chain postrouting { type nat hook postrouting priority srcnat; policy accept; oifname "${dev}" masquerade; }; }`;
+
+/** The device `host` routes `addr` through (`ip route get`), or null. */
+export async function routeDev(host: Host, addr: string): Promise<string | null> {
+  const r = await host.exec(['ip', '-j', 'route', 'get', addr]);
+  try {
+    return (JSON.parse(r.stdout) as Array<{ dev?: string }>)[0]?.dev ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export async function star(mtu = 1500, o: { beyond?: boolean } = {}): Promise<Star> {
   const lab = new Lab();
   try {
     const hub = lab.host('hub');
@@ -117,7 +156,19 @@ export async function star(mtu = 1500): Promise<Star> {
     await sh(hub, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
     await sh(c1, ['ip', 'route', 'add', '198.18.2.0/24', 'via', l1.a]);
     await sh(c2, ['ip', 'route', 'add', '198.18.1.0/24', 'via', l2.a]);
-    return { lab, hub, c1, c2, hub1: l1.a, hub2: l2.a, c1Addr: l1.b, c2Addr: l2.b };
+    const s: Star = { lab, hub, c1, c2, hub1: l1.a, hub2: l2.a, c1Addr: l1.b, c2Addr: l2.b };
+    if (o.beyond) {
+      const host = lab.host('beyond');
+      const l3 = lab.link(hub, host, mtu);
+      if (!BEYOND_SUBNET.startsWith(l3.b.slice(0, l3.b.lastIndexOf('.') + 1))) throw new Error(`the beyond host got ${l3.b}, outside ${BEYOND_SUBNET}`);
+      const hubDev = await routeDev(hub, l3.b);
+      if (!hubDev) throw new Error(`the hub has no route to the beyond host ${l3.b}`);
+      const nat = natRuleset(hubDev);
+      await sh(hub, ['nft', nat]);
+      await sh(c1, ['ip', 'route', 'add', 'default', 'via', l1.a]);
+      s.beyond = { host, addr: l3.b, subnet: BEYOND_SUBNET, hubDev, nat };
+    }
+    return s;
   } catch (e) {
     await lab.destroy();
     throw e;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench [-- --quick] [-- tun switch scale sdk hardening]`: builds, installs the Debian tools
+// `npm run bench [-- --quick] [-- tun tun-internet switch scale sdk hardening]`: builds, installs the Debian tools
 // the sections use when they are missing (as root, with apt-get), then runs
 // dist/js/bench/main.js, which writes bench/results/latest.{md,json,svg}. Not part of
 // `npm test`. `npm run bench -- --help` lists the options.
@@ -15,22 +15,25 @@ import { dirname, join } from 'node:path';
 const root = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
 const help = args.includes('--help') || args.includes('-h');
-const ALL = ['tun', 'switch', 'scale', 'sdk', 'hardening'];
+const ALL = ['tun', 'tun-internet', 'switch', 'scale', 'sdk', 'hardening'];
 const named = ALL.filter((s) => args.includes(s));
 const sections = named.length ? named : ALL;
 
-// command -> Debian package. The TUN section needs them all; the switching and scale
-// sections only `ip` (for a namespace of their own); the SDK and hardening sections nothing.
+// command -> Debian package. The TUN section needs all but nft, the internet-bound one all
+// (nft masquerades at the hub); the switching and scale sections only `ip` (for a namespace
+// of their own); the SDK and hardening sections nothing.
+const TUN_TOOLS = [
+  ['iperf3', 'iperf3'],
+  ['openvpn', 'openvpn'],
+  ['wg', 'wireguard-tools'],
+  ['wireguard-go', 'wireguard-go'],
+  ['ping', 'iputils-ping'],
+  ['ip', 'iproute2'],
+  ['openssl', 'openssl'],
+];
 const TOOLS = {
-  tun: [
-    ['iperf3', 'iperf3'],
-    ['openvpn', 'openvpn'],
-    ['wg', 'wireguard-tools'],
-    ['wireguard-go', 'wireguard-go'],
-    ['ping', 'iputils-ping'],
-    ['ip', 'iproute2'],
-    ['openssl', 'openssl'],
-  ],
+  tun: TUN_TOOLS,
+  'tun-internet': [...TUN_TOOLS, ['nft', 'nftables']],
   switch: [['ip', 'iproute2']],
   scale: [['ip', 'iproute2']],
   sdk: [],

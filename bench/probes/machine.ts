@@ -24,6 +24,7 @@ export function toolVersions(): Record<string, string | null> {
     ip: version('ip', ['-V'], /iproute2-([\w.]+)/),
     openssl: version('openssl', ['version'], /OpenSSL (\S+)/),
     tinyproxy: version('tinyproxy', ['-v'], /tinyproxy (\S+)/),
+    nft: version('nft', ['--version'], /nftables v(\S+)/),
     perf: version('perf', ['--version'], /perf version (\S+)/),
   };
 }

@@ -12,9 +12,10 @@ import type { SdkResult } from '../sections/sdk.js';
 import type { SwitchResult } from '../sections/switch.js';
 import type { PathResult, TunResult } from '../sections/tun.js';
 import type { OursTransport } from '../sections/tun-paths.js';
+import type { TunInternetResult } from '../sections/tun-internet.js';
 import { fmt } from '../util.js';
 import type { BenchResults } from './schema.js';
-import { oursAt, rawPath, switchCase, transportOf, transportPairs } from './targets.js';
+import { offloadPairs, oursAt, oursWith, rawPath, switchCase, transportOf, transportPairs } from './targets.js';
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${Math.round(x * 100)} %`);
 
@@ -42,23 +43,19 @@ function cpuText(c: Record<string, { total: number } | null>): string {
   );
 }
 
-function tunSection(t: TunResult): string[] {
-  const L: string[] = [];
-  const raw = rawPath(t);
-  const o1500 = oursAt(t, 1500);
-  const ob = oursAt(t, t.bestMtu);
-  L.push(
-    '',
-    '## 1. Through TUN',
-    '',
-    `iperf3, one TCP stream, client 1 → hub → client 2 between network namespaces on veth links (MTU 1500), ${t.seconds} s per transfer after ${t.omit} s omitted; ` +
-      `best of ${t.rounds} interleaved round${t.rounds > 1 ? 's' : ''}. RTT: ping, ${t.pings} echoes 50 ms apart, median of the quietest round, once right after the tunnel came up and once after the transfer. ` +
-      `CPU: share of one core of each program of the path during the transfer; "others": processes outside the bench meanwhile.`,
-    '',
-    '| path | tunnel MTU | Gbit/s | of raw | ours @1500 ÷ this | ours @best ÷ this | RTT median (p90) ms, fresh tunnel | RTT median (p90) ms, after the transfer | CPU during transfer | iperf3 retransmits | machine busy | others |',
+/** How the path sections measure, after what each measures. */
+const measuredAs = (t: { seconds: number; omit: number; rounds: number; pings: number }) =>
+  `${t.seconds} s per transfer after ${t.omit} s omitted; ` +
+  `best of ${t.rounds} interleaved round${t.rounds > 1 ? 's' : ''}. RTT: ping, ${t.pings} echoes 50 ms apart, median of the quietest round, once right after the tunnel came up and once after the transfer. ` +
+  `CPU: share of one core of each program of the path during the transfer; "others": processes outside the bench meanwhile.`;
+
+/** The table of paths: each against the raw path and two of ours (`o1500` and `ob`, named in the header). */
+function pathTable(paths: PathResult[], raw: PathResult | undefined, o1500: PathResult | undefined, ob: PathResult | undefined, names = ['ours @1500', 'ours @best']): string[] {
+  const L = [
+    `| path | tunnel MTU | Gbit/s | of raw | ${names[0]} ÷ this | ${names[1]} ÷ this | RTT median (p90) ms, fresh tunnel | RTT median (p90) ms, after the transfer | CPU during transfer | iperf3 retransmits | machine busy | others |`,
     '|---|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|',
-  );
-  for (const p of t.paths) {
+  ];
+  for (const p of paths) {
     const g = p.gbps;
     const ofRaw = g !== null && raw ? pct(g / raw.gbps!) : 'n/a';
     const r1 = g !== null && o1500?.gbps ? fmt(o1500.gbps / g) + 'x' : 'n/a';
@@ -71,9 +68,57 @@ function tunSection(t: TunResult): string[] {
       `| ${name} | ${p.mtu} | ${fmt(g, 3)}${runs} | ${ofRaw} | ${r1} | ${rb} | ${rtt} | ${rttAfter} | ${cpuText(p.cpu)} | ${p.retransmits ?? 'n/a'}${serverDrops(p)} | ${pct(p.machine?.busy)} | ${p.background ? fmt(p.background.cores, 2) + ' cores' : 'n/a'} |`,
     );
   }
+  return L;
+}
+
+function tunSection(t: TunResult): string[] {
+  const L: string[] = [];
+  const ob = oursAt(t, t.bestMtu);
+  L.push('', '## 1. Through TUN', '', `iperf3, one TCP stream, client 1 → hub → client 2 between network namespaces on veth links (MTU 1500), ${measuredAs(t)}`, '');
+  L.push(...pathTable(t.paths, rawPath(t), oursAt(t, 1500), ob));
   if (t.bestMtu) L.push('', `Best raised tunnel MTU in this run: **${t.bestMtu}** (${fmt(ob?.gbps, 3)} Gbit/s).`);
   L.push(...transports(t));
   for (const n of t.notes) L.push('', `Note: ${n}`);
+  return L;
+}
+
+/** Issue 15: from a client through the server to a host beyond it, each path against the raw one to that host. */
+function internetSection(t: TunInternetResult): string[] {
+  const from = t.bestMtuFrom === 'tun' ? "the TUN section's best in this run" : 'what the Linux client asks for: the TUN section found none before it in this run';
+  const L = [
+    '',
+    '## 1b. Through TUN to a host beyond the server (internet-bound)',
+    '',
+    `iperf3, one TCP stream, client 1 → hub (the VPN server) → a host beyond it on a link of its own (${t.beyond.addr}, subnet ${t.beyond.subnet}), ` +
+      `the hub's kernel routing what leaves each VPN's tun and masquerading it: \`nft '${t.beyond.nat}'\` in the hub. The host beyond has no route but its own subnet, ` +
+      `so every reply goes back through the NAT. Each VPN routes the subnet into its tunnel (simplevpn: the server's \`--route\`; OpenVPN: a pushed route; wireguard-go: AllowedIPs and \`ip route\`). ` +
+      `Raised tunnel MTU: ${t.bestMtu} (${from}). ${measuredAs(t)} Tun drops: client 1's and the hub's tun devices.`,
+    '',
+    ...pathTable(t.paths, rawPath(t), oursWith(t.paths, 1500, true), oursWith(t.paths, t.bestMtu, true), ['ours @1500 with offloads', `ours @${t.bestMtu}`]),
+  ];
+  for (const n of t.notes) L.push('', `Note: ${n}`);
+  return L;
+}
+
+/** The effect of TUN offloads at tunnel MTU 1500, off then on, on each path that measured both. */
+function offloadEffect(r: BenchResults): string[] {
+  const pairs = offloadPairs(r);
+  if (!pairs.length) return [];
+  const drops = (p: PathResult) => Object.values(p.tunDrops ?? {}).reduce((a, d) => a + d.tx + d.rx, 0);
+  const rtt = (a: PathResult['rtt'] | undefined, b: PathResult['rtt'] | undefined) => `${fmt(a?.median, 3)} / ${fmt(b?.median, 3)}`;
+  const L = [
+    '',
+    '### Effect of TUN offloads (simplevpn, tunnel MTU 1500)',
+    '',
+    "Client to client: both clients with `--offload` or neither (the server's tun is not on that path). Internet-bound: client 1 with `--offload` and the server's tun with offloads (its default), or neither (`SIMPLEVPN_TUN_OFFLOAD=0`).",
+    '',
+    '| path | offloads off, Gbit/s | on, Gbit/s | on ÷ off | RTT median ms, fresh: off / on | after the transfer: off / on | iperf3 retransmits: off / on | tun devices dropped: off / on |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const { path, off, on } of pairs) {
+    const ratio = off.gbps && on.gbps !== null ? `${fmt(on.gbps / off.gbps)}x` : 'n/a';
+    L.push(`| ${path} | ${fmt(off.gbps, 3)} | ${fmt(on.gbps, 3)} | ${ratio} | ${rtt(off.rtt, on.rtt)} | ${rtt(off.rttAfter, on.rttAfter)} | ${off.retransmits ?? 'n/a'} / ${on.retransmits ?? 'n/a'} | ${drops(off)} / ${drops(on)} |`);
+  }
   return L;
 }
 
@@ -322,12 +367,14 @@ export function markdown(r: BenchResults): string {
       `Every number below was measured in this run on this machine; ratios compare numbers of this run only. ` +
       `How each is measured: docs/performance.md.`,
   );
-  L.push('', '## Targets (issues 7, 12 and 13)', '', '| | section | target | measured | ratio |', '|---|---|---|---|---|');
+  L.push('', '## Targets (issues 7, 12, 13, 14, 15 and 17)', '', '| | section | target | measured | ratio |', '|---|---|---|---|---|');
   for (const t of r.targets) {
     const mark = t.status === 'met' ? '✅ met' : t.status === 'missed' ? '❌ missed' : '— not measured';
     L.push(`| ${mark} | ${t.section} | ${t.target} | ${t.measured} | ${t.ratio} |`);
   }
   if (r.tun) L.push(...tunSection(r.tun));
+  if (r['tun-internet']) L.push(...internetSection(r['tun-internet']));
+  L.push(...offloadEffect(r));
   if (r.switch) L.push(...switchSection(r.switch));
   if (r.scale) L.push(...scaleSection(r.scale));
   if (r.sdk) L.push(...sdkSection(r.sdk));

@@ -7,6 +7,7 @@ import type { ScaleResult } from '../sections/scale.js';
 import type { SdkResult } from '../sections/sdk.js';
 import type { SwitchResult } from '../sections/switch.js';
 import type { TunResult } from '../sections/tun.js';
+import type { TunInternetResult } from '../sections/tun-internet.js';
 import type { Tun6Result } from '../sections/tun6.js';
 
 export interface Machine {
@@ -30,6 +31,7 @@ export interface BenchResults {
   tools: Record<string, string | null>;
   notes: string[];
   tun?: TunResult;
+  'tun-internet'?: TunInternetResult;
   switch?: SwitchResult;
   scale?: ScaleResult;
   sdk?: SdkResult;
@@ -39,7 +41,7 @@ export interface BenchResults {
   targets: Target[];
 }
 
-/** One target of issue 7 or 12, as judged in this run (report/targets.ts). */
+/** One target (issues 7, 12-15, 17), as judged in this run (report/targets.ts). */
 export interface Target {
   id: string;
   section: string;

@@ -1,6 +1,7 @@
 // The targets of issue 7 and how each is judged: ratios against the peers and the raw path
 // measured in the same run, and fixed budgets; issue 13's, wss against plain tcp in the same
-// run; then those of issue 12 (hardening). A target whose numbers are missing is "not
+// run; issue 15's on the internet-bound path, against the raw path to the same host in the
+// same run; then those of issue 12 (hardening). A target whose numbers are missing is "not
 // measured", with why. The chart draws the same thresholds (report/chart.ts).
 
 import type { HardeningResult } from '../sections/hardening.js';
@@ -10,6 +11,7 @@ import type { SwitchCase, SwitchResult } from '../sections/switch.js';
 import type { PathResult, TunResult } from '../sections/tun.js';
 import type { OursTransport } from '../sections/tun-paths.js';
 import type { Tun6Result } from '../sections/tun6.js';
+import type { TunInternetResult } from '../sections/tun-internet.js';
 import { fmt } from '../util.js';
 import type { BenchResults, Target } from './schema.js';
 
@@ -28,6 +30,10 @@ const TARGET_ASSIGN_PER_S = 10_000;
 const TARGET_CLIENTS = 100_000;
 /** Issue 17: IPv6 through the tunnel against IPv4 of the same bring-up, at the raised MTU. */
 export const TARGET_TUN6_SHARE = 0.8;
+/** Issue 15, internet-bound: simplevpn with TUN offloads at tunnel MTU 1500, and at the best
+ * raised MTU, against the raw routed path to the same host beyond the server. */
+export const TARGET_INTERNET_1500_SHARE = 0.3;
+export const TARGET_INTERNET_BEST_SHARE = 0.5;
 
 // ---- lookups the report files share ----------------------------------------------------------
 
@@ -38,6 +44,29 @@ export const transportOf = (p: PathResult): OursTransport => p.transport ?? 'tcp
 /** simplevpn's path at tunnel MTU `mtu` over `transport` (plain tcp unless said). */
 export function oursAt(t: TunResult, mtu: number | null, transport: OursTransport = 'tcp'): PathResult | undefined {
   return mtu === null ? undefined : t.paths.find((p) => p.kind === 'simplevpn' && p.mtu === mtu && transportOf(p) === transport);
+}
+
+/** Whether a simplevpn path had TUN offloads on (results from before the field say it by id). */
+export const offloadOf = (p: PathResult): boolean => p.offload ?? p.id.startsWith('simplevpn-offload-');
+
+/** simplevpn over plain tcp at tunnel MTU `mtu`, with TUN offloads on or off. */
+export function oursWith(paths: PathResult[], mtu: number | null, offload: boolean): PathResult | undefined {
+  return mtu === null ? undefined : paths.find((p) => p.kind === 'simplevpn' && p.mtu === mtu && transportOf(p) === 'tcp' && offloadOf(p) === offload);
+}
+
+/** The effect of TUN offloads: simplevpn at tunnel MTU 1500 over plain tcp, off then on, on
+ * each path of this run that measured both (client to client; internet-bound). */
+export function offloadPairs(r: Pick<BenchResults, 'tun' | 'tun-internet'>): Array<{ path: string; off: PathResult; on: PathResult }> {
+  const out: Array<{ path: string; off: PathResult; on: PathResult }> = [];
+  for (const [path, t] of [
+    ['client to client', r.tun],
+    ['internet-bound', r['tun-internet']],
+  ] as const) {
+    const off = t && oursWith(t.paths, 1500, false);
+    const on = t && oursWith(t.paths, 1500, true);
+    if (off && on) out.push({ path, off, on });
+  }
+  return out;
 }
 
 /** The MTUs at which simplevpn carried transfers both over `transport` and over `base` (plain
@@ -60,7 +89,7 @@ export function bestPeer(t: TunResult): PathResult | undefined {
 }
 
 /** The raw routed path, when it carried a transfer. */
-export function rawPath(t: TunResult): PathResult | undefined {
+export function rawPath(t: { paths: PathResult[] }): PathResult | undefined {
   return t.paths.find((p) => p.kind === 'raw' && p.gbps !== null);
 }
 
@@ -275,7 +304,29 @@ function tun6Target(t: Tun6Result | undefined): Target {
   return target('tun6-share', 'tun6', `IPv6 through TUN at least ${TARGET_TUN6_SHARE * 100} % of IPv4 in the same bring-up (raised MTU)`, v);
 }
 
-/** Every target, in the order of the report: TUN (issue 13's wss with them), switching, scale, SDK, hardening. */
+/**
+ * Issue 15 on the internet-bound path: simplevpn with TUN offloads at tunnel MTU 1500, and at
+ * the best raised MTU, each against the raw routed path to the same host in the same run
+ * (the 1500 one without offloads is shown beside it).
+ */
+export function internetTargets(t: TunInternetResult | undefined): Target[] {
+  const raw = t && rawPath(t);
+  const share = (p: PathResult | undefined, min: number, extra = ''): Verdict => {
+    if (!t) return { why: 'section not run' };
+    if (!raw) return { why: t.paths.find((x) => x.kind === 'raw')?.error?.split('\n')[0] ?? 'raw path not measured' };
+    if (p?.gbps == null) return { why: p?.error?.split('\n')[0] ?? 'not measured' };
+    const ratio = p.gbps / raw.gbps!;
+    return { ok: ratio >= min, measured: `${fmt(p.gbps, 3)} Gbit/s at MTU ${p.mtu}${extra} vs raw ${fmt(raw.gbps, 3)} Gbit/s`, ratio: `${fmt(ratio * 100, 1)} %` };
+  };
+  const off = t && oursWith(t.paths, 1500, false);
+  const offText = off ? (off.gbps != null ? ` (without offloads ${fmt(off.gbps, 3)} Gbit/s, ${fmt((off.gbps / (raw?.gbps ?? NaN)) * 100, 1)} %)` : ' (without offloads: failed)') : '';
+  return [
+    target('internet-1500', 'through TUN, internet-bound', `MTU 1500 with TUN offloads: at least ${TARGET_INTERNET_1500_SHARE * 100} % of the raw path`, share(t && oursWith(t.paths, 1500, true), TARGET_INTERNET_1500_SHARE, offText)),
+    target('internet-best', 'through TUN, internet-bound', `best MTU with TUN offloads: at least ${TARGET_INTERNET_BEST_SHARE * 100} % of the raw path`, share(t && oursWith(t.paths, t.bestMtu, true), TARGET_INTERNET_BEST_SHARE)),
+  ];
+}
+
+/** Every target, in the order of the report: TUN (issue 13's wss with them), internet-bound, switching, scale, SDK, hardening. */
 export function judge(r: Omit<BenchResults, 'targets'>): Target[] {
-  return [...tunTargets(r.tun), ...switchTargets(r.switch), ...scaleTargets(r.scale), sdkTarget(r.sdk), ...hardeningTargets(r.hardening), tun6Target(r.tun6)];
+  return [...tunTargets(r.tun), ...internetTargets(r['tun-internet']), ...switchTargets(r.switch), ...scaleTargets(r.scale), sdkTarget(r.sdk), ...hardeningTargets(r.hardening), tun6Target(r.tun6)];
 }

@@ -3,7 +3,7 @@
 // section turns the context (--quick above all) into its own sizes and durations, logs its
 // heading and its measurements as it goes, and throws only when it cannot run at all.
 
-export const SECTIONS = ['tun', 'switch', 'scale', 'sdk', 'hardening', 'cluster', 'tun6'] as const;
+export const SECTIONS = ['tun', 'tun-internet', 'switch', 'scale', 'sdk', 'hardening', 'cluster', 'tun6'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 
 export interface RunContext {
@@ -17,6 +17,8 @@ export interface RunContext {
   profileDir?: string;
   /** bench/results: heap snapshots are written there, and removed. */
   outDir: string;
+  /** The best raised tunnel MTU the TUN section found earlier in this run, when it ran. */
+  tunBestMtu?: number | null;
   /** Versions of the tools found on this machine, null for those missing. */
   tools: Record<string, string | null>;
   log: (msg: string) => void;

@@ -2,17 +2,21 @@
 // the raw routed path, simplevpn (plain tcp; tls, ws and wss; tcp through an HTTP proxy), OpenVPN 2.6
 // over TCP and wireguard-go, every one hub-and-spoke, client 1 -> hub -> client 2. Each returns the address iperf3 and ping aim at
 // (client 2's address on that path), the processes whose CPU is sampled, and stop().
+// With `beyond` (a star that has the host beyond the hub), the same paths lead from client 1
+// alone to that host instead, internet-bound: each VPN routes the beyond subnet into its
+// tunnel as a user would set it up, the hub's kernel forwards it on, and the hub's NAT
+// (netlab.ts) brings the replies back.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLIENT_BIN, type Host, type Proc, SERVER_BIN, nodeFlags } from '../../test/support/lab.js';
+import { CLIENT_BIN, type Host, type LogLine, type Proc, SERVER_BIN, nodeFlags } from '../../test/support/lab.js';
 import type { Pki as TlsPki } from '../../test/support/security-kit.js';
-import { type Star, addressOf, nodeIn, sh } from '../netlab.js';
+import { type Beyond, type Star, addressOf, nodeIn, routeDev, sh } from '../netlab.js';
 import { run, sleep, waitOutput } from '../util.js';
 
 export interface PathUp {
-  /** Client 2's address on this path. */
+  /** Client 2's address on this path; with `beyond`, the beyond host's. */
   target: string;
   /** Processes of the path, by role, whose CPU is sampled during the transfer. */
   procs: Record<string, Proc>;
@@ -40,9 +44,28 @@ async function serverCounters(hub: Host, status: string): Promise<ServerCounters
   return { received: num('received_packets_total'), sent: num('sent_packets_total'), drops };
 }
 
-/** The kernel routing between the veth links: no tunnel at all. */
-export async function rawPath(s: Star): Promise<PathUp> {
-  return { target: s.c2Addr, procs: {}, stop: async () => {} };
+/** The host beyond the hub when a path is to lead there, else null (client 2). */
+function beyondOf(s: Star, beyond: boolean | undefined): Beyond | null {
+  if (!beyond) return null;
+  if (!s.beyond) throw new Error('this star has no host beyond the hub (star(mtu, { beyond: true }))');
+  return s.beyond;
+}
+
+/**
+ * Client 1's route to the beyond host must go into a tun device (the tunnel's: client 1 has
+ * no other), not its default route via the hub's link: else the path measured would be the raw one.
+ */
+async function throughTunnel(s: Star, b: Beyond): Promise<void> {
+  const dev = await routeDev(s.c1, b.addr);
+  const r = await s.c1.exec(['ip', '-j', 'link', 'show', 'type', 'tun']);
+  const tuns = r.code === 0 ? (JSON.parse(r.stdout) as Array<{ ifname: string }>).map((l) => l.ifname) : [];
+  if (!dev || !tuns.includes(dev)) throw new Error(`client 1 routes ${b.addr} via ${dev ?? 'nothing'}, not through its tunnel (${tuns.join(', ') || 'no tun device'})`);
+}
+
+/** The kernel routing between the veth links (and with `beyond`, the hub's NAT): no tunnel at all. */
+export async function rawPath(s: Star, beyond?: boolean): Promise<PathUp> {
+  const b = beyondOf(s, beyond);
+  return { target: b ? b.addr : s.c2Addr, procs: {}, stop: async () => {} };
 }
 
 // ---- simplevpn -----------------------------------------------------------------------------
@@ -65,6 +88,10 @@ export interface OursOptions {
   offload?: boolean;
   /** tls and wss: the server's certificate (its SAN holds the hub's addresses) and the CA the clients trust. */
   tls?: TlsPki;
+  /** To the host beyond the hub (client 1 alone, the server pushing a route to its subnet). */
+  beyond?: boolean;
+  /** The server's tun with offloads (its default; false: SIMPLEVPN_TUN_OFFLOAD=0). On when absent. */
+  serverOffload?: boolean;
 }
 
 /** tinyproxy's port in the hub (the proxy path). */
@@ -113,6 +140,8 @@ export async function simplevpnPath(s: Star, o: OursOptions): Promise<PathUp> {
   const prof = (role: string) =>
     o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir, '--cpu-prof-name', `${role}-${o.tag ?? 'mtu' + o.mtu}.cpuprofile`] : [];
   const transport = o.transport ?? 'tcp';
+  const b = beyondOf(s, o.beyond);
+  const serverOffload = o.serverOffload ?? true;
   const secure = transport === 'wss' || transport === 'tls';
   if (secure && !o.tls) throw new Error(`the ${transport} path needs certificates`);
   const procs: Record<string, Proc> = {};
@@ -126,8 +155,15 @@ export async function simplevpnPath(s: Star, o: OursOptions): Promise<PathUp> {
   try {
     const status = '127.0.0.1:9100';
     const tlsFlags = secure ? ['--tls-cert', o.tls!.server.cert, '--tls-key', o.tls!.server.key] : [];
-    procs.server = nodeIn(s.hub, 'simplevpn-server', SERVER_BIN, ['--log-format', 'json', '--mtu', String(o.mtu), '--status', status, ...tlsFlags], [...nodeFlags(SERVER_BIN), ...prof('server')]);
+    // The beyond host's subnet is pushed to the clients as a route through the tunnel (--route).
+    const route = b ? ['--route', b.subnet] : [];
+    const env = serverOffload ? {} : { SIMPLEVPN_TUN_OFFLOAD: '0' };
+    procs.server = nodeIn(s.hub, 'simplevpn-server', SERVER_BIN, ['--log-format', 'json', '--mtu', String(o.mtu), '--status', status, ...route, ...tlsFlags], [...nodeFlags(SERVER_BIN), ...prof('server')], 0, env);
     await procs.server.waitFor('listening', () => true, 15_000);
+    // Its tun must have the offloads asked for: the kernel may refuse them (then offload_error says why).
+    const tunUp = procs.server.lines.find((l) => l.event === 'tun_up');
+    if (b && !tunUp) throw new Error(`the server has no tun, so nothing beyond it is reachable:\n${procs.server.tail()}`);
+    if (tunUp && Boolean(tunUp.offload) !== serverOffload) throw new Error(`the server's tun has offloads ${tunUp.offload ? 'on' : 'off'}, not ${serverOffload ? 'on' : 'off'}${tunUp.offload_error ? `: ${tunUp.offload_error}` : ''}`);
     const args = ['--log-format', 'json', '--max-backoff', '2', ...(o.offload ? ['--offload'] : [])];
     // How each client dials the hub at `hubAddr` (the address of its own link). Proxy settings
     // from the environment are ignored (--no-proxy, which would also cancel a --proxy).
@@ -143,25 +179,33 @@ export async function simplevpnPath(s: Star, o: OursOptions): Promise<PathUp> {
       dial = (hubAddr) => ['-s', '127.0.0.1', '--proxy', `http://${hubAddr}:${PROXY_PORT}`];
     }
     procs.client1 = nodeIn(s.c1, 'simplevpn-client1', CLIENT_BIN, [...dial(s.hub1), '--name', 'bench-c1', ...args], prof('client1'));
-    procs.client2 = nodeIn(s.c2, 'simplevpn-client2', CLIENT_BIN, [...dial(s.hub2), '--name', 'bench-c2', ...args], prof('client2'));
-    await procs.client1.waitFor('ready', () => true, 15_000);
-    const r2 = await procs.client2.waitFor('ready', () => true, 15_000);
-    if (Number(r2.mtu) !== o.mtu) throw new Error(`client 2 was configured with MTU ${r2.mtu}, not ${o.mtu}`);
-    // Each client must have connected the way asked for.
-    for (const role of ['client1', 'client2']) {
+    // Internet-bound, client 1 alone: client 2 is not on the path.
+    if (!b) procs.client2 = nodeIn(s.c2, 'simplevpn-client2', CLIENT_BIN, [...dial(s.hub2), '--name', 'bench-c2', ...args], prof('client2'));
+    const clients = b ? ['client1'] : ['client1', 'client2'];
+    const ready: Record<string, LogLine> = {};
+    for (const role of clients) ready[role] = await procs[role].waitFor('ready', () => true, 15_000);
+    const last = ready[clients[clients.length - 1]];
+    if (Number(last.mtu) !== o.mtu) throw new Error(`the client was configured with MTU ${last.mtu}, not ${o.mtu}`);
+    for (const role of clients) {
+      // Each client must have connected the way asked for, with the offloads asked for.
       const c = procs[role].lines.find((l) => l.event === 'connecting');
       const got = `${c?.transport ?? 'tcp'}${c?.proxy ? '-proxy' : ''}`;
       if (got !== transport) throw new Error(`${role} connected over ${got}, not ${transport}`);
+      if (Boolean(ready[role].super_packets) !== Boolean(o.offload)) throw new Error(`${role} carries super-packets: ${ready[role].super_packets ?? false}, with --offload ${o.offload ? 'given' : 'not given'}`);
+    }
+    if (b) {
+      if (!String(ready.client1.routes ?? '').split(',').includes(b.subnet)) throw new Error(`client 1 was not pushed the route to ${b.subnet}: ${ready.client1.routes ?? 'none'}`);
+      await throughTunnel(s, b);
     }
     const clientDrops = () => {
       const out: Record<string, { socket: number; tun: number }> = {};
-      for (const role of ['client1', 'client2']) {
+      for (const role of clients) {
         const l = [...procs[role].lines].reverse().find((x) => x.event === 'stopped');
         if (l) out[role] = { socket: Number(l.dropped ?? 0), tun: Number(l.tun_dropped ?? 0) };
       }
       return out;
     };
-    return { target: String(r2.address), procs, stop, counters: () => serverCounters(s.hub, status), clientDrops };
+    return { target: b ? b.addr : String(last.address), procs, stop, counters: () => serverCounters(s.hub, status), clientDrops };
   } catch (e) {
     await stop();
     throw e;
@@ -219,7 +263,17 @@ const OPENVPN_CIPHERS: Record<'aes-256-gcm' | 'none', string[]> = {
 /** Flags both sides get: userspace data channel (no DCO module here), log to stdout. */
 const OPENVPN_COMMON = ['--dev', 'tun', '--disable-dco', '--verb', '3', '--tcp-nodelay'];
 
-export async function openvpnPath(s: Star, pki: Pki, cipher: keyof typeof OPENVPN_CIPHERS): Promise<PathUp> {
+/** A CIDR as OpenVPN's network and netmask (`--push "route NET MASK"` wants them). */
+function netAndMask(cidr: string): [string, string] {
+  const [net, bits] = cidr.split('/');
+  const n = Number(bits);
+  const mask = [0, 1, 2, 3].map((i) => (n >= (i + 1) * 8 ? 255 : n <= i * 8 ? 0 : (0xff << (8 - (n - i * 8))) & 0xff)).join('.');
+  return [net, mask];
+}
+
+/** With `beyond`, the server pushes a route to its subnet and client 1 alone connects. */
+export async function openvpnPath(s: Star, pki: Pki, cipher: keyof typeof OPENVPN_CIPHERS, beyond?: boolean): Promise<PathUp> {
+  const b = beyondOf(s, beyond);
   const procs: Record<string, Proc> = {};
   const stop = async () => {
     await Promise.all(Object.values(procs).map((p) => p.stop('SIGTERM', 5000)));
@@ -242,6 +296,7 @@ export async function openvpnPath(s: Star, pki: Pki, cipher: keyof typeof OPENVP
       '--client-to-client',
       '--dh',
       'none',
+      ...(b ? ['--push', `route ${netAndMask(b.subnet).join(' ')}`] : []),
       ...pki.files('server'),
     ]);
     await waitOutput(procs.server, /Initialization Sequence Completed/, 20_000);
@@ -262,14 +317,15 @@ export async function openvpnPath(s: Star, pki: Pki, cipher: keyof typeof OPENVP
         ...pki.files(name),
       ]);
     procs.client1 = client(s.c1, 'c1', s.hub1);
-    procs.client2 = client(s.c2, 'c2', s.hub2);
+    if (!b) procs.client2 = client(s.c2, 'c2', s.hub2);
     await waitOutput(procs.client1, /Initialization Sequence Completed/, 30_000);
-    await waitOutput(procs.client2, /Initialization Sequence Completed/, 30_000);
-    const target = await addressOf(s.c2, 'tun0');
+    if (procs.client2) await waitOutput(procs.client2, /Initialization Sequence Completed/, 30_000);
+    const target = b ? b.addr : await addressOf(s.c2, 'tun0');
     if (!target) throw new Error('OpenVPN client 2 has no address on tun0');
+    if (b) await throughTunnel(s, b);
     // Both sides must have settled on the cipher asked for.
     const want = cipher === 'none' ? /null-cipher|cipher 'none'/i : /AES-256-GCM/;
-    const line = procs.client2.output.find((l) => /Data Channel: (using negotiated )?cipher/.test(l));
+    const line = (procs.client2 ?? procs.client1).output.find((l) => /Data Channel: (using negotiated )?cipher/.test(l));
     if (line && !want.test(line)) throw new Error(`OpenVPN negotiated another cipher than ${cipher}: ${line}`);
     return { target, procs, stop };
   } catch (e) {
@@ -293,8 +349,13 @@ function wgKeys(dir: string, name: string): WgKeys & { file: string } {
   return { priv, pub, file };
 }
 
-/** wireguard-go on each host (userspace, its own tun), the hub forwarding between peers. */
-export async function wireguardGoPath(s: Star): Promise<PathUp> {
+/**
+ * wireguard-go on each host (userspace, its own tun), the hub forwarding between peers. With
+ * `beyond`, client 1 alone, its AllowedIPs holding the beyond subnet and a route to it into
+ * its device (wg-quick would add that route from AllowedIPs; `wg` alone does not).
+ */
+export async function wireguardGoPath(s: Star, beyond?: boolean): Promise<PathUp> {
+  const b = beyondOf(s, beyond);
   const dir = tempDir('svpn-bench-wg-');
   const procs: Record<string, Proc> = {};
   const stop = async () => {
@@ -324,7 +385,12 @@ export async function wireguardGoPath(s: Star): Promise<PathUp> {
       ['peer', k1.pub, 'allowed-ips', '10.1.0.2/32', 'endpoint', `${s.c1Addr}:51820`],
       ['peer', k2.pub, 'allowed-ips', '10.1.0.3/32', 'endpoint', `${s.c2Addr}:51820`],
     ]);
-    await up(s.c1, 'client1', 'wgb1', '10.1.0.2', 24, [['peer', kh.pub, 'allowed-ips', '10.1.0.0/24', 'endpoint', `${s.hub1}:51820`]]);
+    await up(s.c1, 'client1', 'wgb1', '10.1.0.2', 24, [['peer', kh.pub, 'allowed-ips', b ? `10.1.0.0/24,${b.subnet}` : '10.1.0.0/24', 'endpoint', `${s.hub1}:51820`]]);
+    if (b) {
+      await sh(s.c1, ['ip', 'route', 'add', b.subnet, 'dev', 'wgb1']);
+      await throughTunnel(s, b);
+      return { target: b.addr, procs, stop };
+    }
     await up(s.c2, 'client2', 'wgb2', '10.1.0.3', 24, [['peer', kh.pub, 'allowed-ips', '10.1.0.0/24', 'endpoint', `${s.hub2}:51820`]]);
     return { target: '10.1.0.3', procs, stop };
   } catch (e) {

@@ -7,6 +7,7 @@
 
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Host } from '../../test/support/lab.js';
 import { type Star, star } from '../netlab.js';
 import { type Background, type CpuShare, threadsOf, waitQuiet } from '../probes/cpu.js';
 import { type ProfileSummary, summarizeProfile } from '../probes/cpuprofile.js';
@@ -53,6 +54,10 @@ export interface PathResult extends PathSample {
   /** simplevpn only: how the clients reached the server. Absent in results from before
    * there was more than one (plain tcp then), and on the other kinds of path. */
   transport?: OursTransport;
+  /** simplevpn only: TUN offloads on (the clients' --offload; the server's tun has them unless
+   * SIMPLEVPN_TUN_OFFLOAD=0) or off. Absent in results from before the field (the id then says:
+   * simplevpn-offload-*). */
+  offload?: boolean;
   runs: PathSample[];
 }
 
@@ -91,22 +96,33 @@ interface TunOptions {
   log: (msg: string) => void;
 }
 
-interface PathSpec {
+export interface PathSpec {
   id: string;
   label: string;
   kind: PathResult['kind'];
   mtu: number;
   transport?: OursTransport;
+  offload?: boolean;
   up: () => Promise<PathUp>;
+}
+
+/** What one measurement needs: the transfer's length, the echoes, where to log. */
+export type MeasureOptions = Pick<TunOptions, 'seconds' | 'omit' | 'pings' | 'log'>;
+
+/** Where a path ends (iperf3 -s runs there) and the hosts whose tun devices' drops are read. */
+export interface PathEnds {
+  dest: Host;
+  tunHosts: Record<string, Host>;
 }
 
 /** simplevpn over plain tcp: the paths the sweep and the other targets are about. */
 const plainOurs = (sp: { kind: PathResult['kind']; transport?: OursTransport }) => sp.kind === 'simplevpn' && (sp.transport ?? 'tcp') === 'tcp';
 
-/** The client hosts by the role names the results use. */
-const clientHosts = (s: Star) => ({ client1: s.c1, client2: s.c2 });
+/** Client to client: iperf3 -s in client 2, the tun devices of both clients. */
+const clientToClient = (s: Star): PathEnds => ({ dest: s.c2, tunHosts: { client1: s.c1, client2: s.c2 } });
 
-async function measureOnce(s: Star, spec: PathSpec, o: TunOptions, round: number): Promise<PathSample> {
+/** One bring-up of `spec`: ping from client 1 to the path's target, one transfer, ping again; then down. */
+export async function measureOnce(s: Star, spec: PathSpec, o: MeasureOptions, round: number, ends: PathEnds = clientToClient(s)): Promise<PathSample> {
   const res: PathSample = { gbps: null, retransmits: null, rtt: null, cpu: {}, machine: null, background: null, quiet: null };
   const t0 = Date.now();
   let up: PathUp | null = null;
@@ -116,10 +132,10 @@ async function measureOnce(s: Star, spec: PathSpec, o: TunOptions, round: number
     res.quiet = await waitQuiet();
     res.rtt = await ping(s.c1, up.target, o.pings);
     const before = up.counters ? await up.counters() : null;
-    const r = await iperf(s.c1, s.c2, up.target, o, up.procs);
+    const r = await iperf(s.c1, ends.dest, up.target, o, up.procs);
     const after = up.counters ? await up.counters() : null;
     res.rttAfter = await ping(s.c1, up.target, o.pings);
-    res.tunDrops = await tunDrops(clientHosts(s));
+    res.tunDrops = await tunDrops(ends.tunHosts);
     if (before && after) {
       const drops: Record<string, number> = {};
       for (const [k, v] of Object.entries(after.drops)) if (v - (before.drops[k] ?? 0) > 0) drops[k] = v - (before.drops[k] ?? 0);
@@ -157,14 +173,25 @@ function sampleLine(spec: PathSpec, res: PathSample, round: number, ms: number):
 }
 
 /** The best transfer and the lowest median RTT over the rounds: the least disturbed ones. */
-function combine(spec: PathSpec, runs: PathSample[]): PathResult {
+export function combine(spec: PathSpec, runs: PathSample[]): PathResult {
   const ok = runs.filter((r) => r.gbps !== null);
   const best = ok.length ? ok.reduce((a, b) => (b.gbps! > a.gbps! ? b : a)) : runs[runs.length - 1];
   const withRtt = runs.filter((r) => r.rtt !== null);
   const rtt = withRtt.length ? withRtt.reduce((a, b) => (b.rtt!.median < a.rtt!.median ? b : a)).rtt : null;
   const withAfter = runs.filter((r) => r.rttAfter);
   const rttAfter = withAfter.length ? withAfter.reduce((a, b) => (b.rttAfter!.median < a.rttAfter!.median ? b : a)).rttAfter : null;
-  const res: PathResult = { id: spec.id, label: spec.label, kind: spec.kind, mtu: spec.mtu, ...(spec.transport ? { transport: spec.transport } : {}), ...best, rtt, rttAfter, runs };
+  const res: PathResult = {
+    id: spec.id,
+    label: spec.label,
+    kind: spec.kind,
+    mtu: spec.mtu,
+    ...(spec.transport ? { transport: spec.transport } : {}),
+    ...(spec.offload !== undefined ? { offload: spec.offload } : {}),
+    ...best,
+    rtt,
+    rttAfter,
+    runs,
+  };
   if (ok.length) delete res.error;
   return res;
 }
@@ -232,10 +259,11 @@ function pathSpecs(s: Star, o: TunOptions, notes: string[]): { specs: PathSpec[]
     }
   }
   for (const mtu of o.mtus) {
-    specs.push({ id: `simplevpn-${mtu}`, label: `simplevpn, tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'tcp', up: () => simplevpnPath(s, { mtu }) });
+    specs.push({ id: `simplevpn-${mtu}`, label: `simplevpn, tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'tcp', offload: false, up: () => simplevpnPath(s, { mtu }) });
     // At MTU 1500, where the kernel's packets are small, the same with TUN offloads on both
     // clients: the effect of --offload, off then on (not part of the MTU sweep, which is > 1500).
-    if (mtu === 1500) specs.push({ id: `simplevpn-offload-${mtu}`, label: `simplevpn with --offload (TSO, super-packets), tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'tcp', up: () => simplevpnPath(s, { mtu, offload: true }) });
+    if (mtu === 1500)
+      specs.push({ id: `simplevpn-offload-${mtu}`, label: `simplevpn with --offload (TSO, super-packets), tunnel MTU ${mtu}`, kind: 'simplevpn', mtu, transport: 'tcp', offload: true, up: () => simplevpnPath(s, { mtu, offload: true }) });
   }
   const mtus = o.transportMtus.filter((m) => o.mtus.includes(m));
   if (o.missing.wss) notes.push(`simplevpn over wss not measured: ${o.missing.wss}`);
@@ -315,16 +343,22 @@ async function tunSection(o: TunOptions): Promise<TunResult> {
   return result;
 }
 
-export const runTun: Section<TunResult> = async (ctx) => {
-  ctx.log(`\n1. Through TUN (${ctx.rounds} round${ctx.rounds > 1 ? 's' : ''} of ${ctx.seconds} s transfers)`);
-  const tools = ctx.tools;
-  if (process.getuid?.() !== 0) throw new Error('the TUN section needs root (network namespaces, tun devices)');
-  if (!tools.iperf3) throw new Error('iperf3 is not installed');
+/** The peers (OpenVPN, wireguard-go) whose programs are missing here, with why. */
+export function peersMissing(tools: Record<string, string | null>): Record<string, string> {
   const missing: Record<string, string> = {};
   if (!tools.openvpn) missing.openvpn = 'openvpn is not installed';
   if (!tools.openssl) missing.openvpn = 'openssl (for its throwaway PKI) is not installed';
   if (!tools['wireguard-go']) missing['wireguard-go'] = 'wireguard-go is not installed';
   else if (!tools.wg) missing['wireguard-go'] = 'wg (wireguard-tools) is not installed';
+  return missing;
+}
+
+export const runTun: Section<TunResult> = async (ctx) => {
+  ctx.log(`\n1. Through TUN (${ctx.rounds} round${ctx.rounds > 1 ? 's' : ''} of ${ctx.seconds} s transfers)`);
+  const tools = ctx.tools;
+  if (process.getuid?.() !== 0) throw new Error('the TUN section needs root (network namespaces, tun devices)');
+  if (!tools.iperf3) throw new Error('iperf3 is not installed');
+  const missing = peersMissing(tools);
   if (!tools.openssl) missing.wss = 'openssl (for its throwaway PKI) is not installed';
   // Not installed by bench/run.mjs: Debian's package starts a proxy service of its own.
   if (!tools.tinyproxy) missing['tcp-proxy'] = 'tinyproxy is not installed (apt-get install tinyproxy)';

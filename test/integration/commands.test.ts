@@ -270,6 +270,11 @@ const LINES: Record<string, Spec> = {
   'npm run bench -- --rounds 3 --seconds 20 --no-profile': { kind: 'listed', why: BENCH_MINUTES },
   'npm run bench -- --render': { kind: 'once', mode: 'repo', expect: /latest\.(md|svg)/, ms: 180_000 },
   'npm run bench -- --help': { kind: 'once', mode: 'repo', expect: /--quick/, ms: 180_000 },
+  // docs/performance.md, 1b: the hub's NAT towards the host beyond it
+  [`nft 'table ip svpn_bench_nat { chain postrouting { type nat hook postrouting priority srcnat; policy accept; oifname "veth3a" masquerade; }; }'`]: {
+    kind: 'listed',
+    why: "the bench's own rule, applied by bench/netlab.ts in the hub's namespace during the tun-internet section (nft comes from nftables, which only the bench installs); test/unit/bench/report-internet.test.ts checks that the docs print what netlab.ts applies",
+  },
   // README.md, Set up: fuzzing (build, then 5 s per target; --no-save, and 'repo' discards writes anyway)
   'npm run fuzz -- --time 5 --no-save': { kind: 'once', mode: 'repo', expect: /switch: \d+ runs in [\d.]+ s[^\n]*crashes 0/, ms: 180_000 },
   'npm run fuzz -- --time 600 --target server-session': {

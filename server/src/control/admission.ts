@@ -198,6 +198,12 @@ class Connection extends Session<AdmissionEnv> implements Client {
 export class Admission {
   /** The reply's TLVs but the MTU and lease: the same for every client, so built once. */
   private readonly configTlvs: Tlv[];
+  /**
+   * Whole replies by MTU, with the lease TLV last and its bytes zero: most replies (no IPv6,
+   * no super-packets) are a copy of one with the address and the lease written in, one
+   * allocation instead of a TLV list, its arrays and the message.
+   */
+  private readonly replies = new Map<number, Uint8Array>();
   /** Leases the store is still recording: they count against max clients. */
   private allocating = 0;
   /** What every session of this server shares. */
@@ -483,13 +489,25 @@ export class Admission {
       writeU32(msg, DST, c.address);
       return c.writeNow(msg);
     }
-    const tlvs: Tlv[] = [...this.configTlvs, [T_MTU, u16(c.mtu)]];
     const a6 = c.address6;
+    if (a6 === null && c.lease !== null && !c.superPackets) return c.writeNow(this.leaseReply(c.address, c.mtu, c.lease));
+    const tlvs: Tlv[] = [...this.configTlvs, [T_MTU, u16(c.mtu)]];
     const s6 = this.ctx.cfg.subnet6;
     if (a6 !== null && s6 !== null) tlvs.push(...ipv6Tlvs({ address: a6, prefix: s6.prefix, gateway: s6.gateway, routes: s6.routes }));
     if (c.lease !== null) tlvs.push([T_LEASE, Buffer.from(c.lease, 'base64url')]);
     if (c.superPackets) tlvs.push([T_OFFLOAD, u8(OFFLOAD_SUPER)]);
     c.writeNow(extMessage(ANY, c.address, KIND_REPLY, tlvs));
+  }
+
+  /** The extension's reply to `address` with `mtu` and the lease token `lease` (base64url), from the template for its MTU. */
+  private leaseReply(address: number, mtu: number, lease: string): Uint8Array {
+    let t = this.replies.get(mtu);
+    if (t === undefined) this.replies.set(mtu, (t = extMessage(ANY, ANY, KIND_REPLY, [...this.configTlvs, [T_MTU, u16(mtu)], [T_LEASE, new Uint8Array(LEASE_BYTES)]])));
+    const msg = Buffer.allocUnsafe(t.length);
+    msg.set(t);
+    writeU32(msg, DST, address);
+    msg.write(lease, t.length - LEASE_BYTES, LEASE_BYTES, 'base64url');
+    return msg;
   }
 
   private refuse(c: Connection, req: Request, r: Refusal): void {

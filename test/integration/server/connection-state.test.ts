@@ -5,8 +5,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type net from 'node:net';
+import { ANY, DST, KIND_REPLY, T_LEASE, T_MTU, type Tlv, eachTlv, extKind, extMessage, readConfig, readU32, u16 } from '../../../protocol/index.js';
 import { internals } from '../../../server/src/internals.js';
-import { ipPacket, rng, sleep, waitFor, withServer } from '../../support/server-net.js';
+import { extRequest, ipPacket, rng, sleep, waitFor, withServer } from '../../support/server-net.js';
 
 /** The server's only connection, and its socket. */
 function only(server: Parameters<typeof internals>[0]) {
@@ -62,6 +63,41 @@ test('times read through the session are wall-clock milliseconds', async () => {
     const { c } = only(h.server);
     assert.ok(c.since >= t0 - 5 && c.since <= Date.now(), `since ${c.since - t0}`);
     assert.ok(c.session.lastRx >= c.since && c.session.lastRx <= Date.now());
+  });
+});
+
+test('replies made from the template of their MTU: the address, MTU and configuration of the general builder, a lease of their own, the same reply to a repeated request', async () => {
+  await withServer({ subnet: '10.9.0.0/24', mtu: 9000, keepalive: 7 }, async (h) => {
+    const got: Array<{ f: Uint8Array; mtu: number }> = [];
+    for (const mtu of [1500, 9000, 1500]) {
+      const raw = await h.raw();
+      raw.write(extRequest(0, [[T_MTU, u16(mtu)]]));
+      await waitFor(() => raw.frames.length > 0, 3000, 'the reply');
+      got.push({ f: raw.frames[0], mtu });
+      if (got.length === 1) {
+        raw.write(extRequest(0, [[T_MTU, u16(mtu)]]));
+        await waitFor(() => raw.frames.length > 1, 3000, 'the second reply');
+        assert.equal(Array.from(raw.frames[1]), Array.from(raw.frames[0]), 'a repeated request gets the same reply');
+      }
+    }
+    const leases = new Set<string>();
+    for (const { f, mtu } of got) {
+      assert.is(extKind(f), KIND_REPLY);
+      const c = readConfig(f);
+      assert.is(c.mtu, mtu);
+      assert.is(c.keepalive, 7);
+      assert.is(c.prefix, 24);
+      assert.is(c.lease?.length, 16);
+      leases.add(Buffer.from(c.lease!).toString('hex'));
+      const a = readU32(f, DST);
+      assert.ok(a >>> 8 === 0x0a0900 && (a & 255) > 1, 'an address of the subnet');
+      // Byte for byte what the general builder makes of the same fields.
+      const tlvs: Tlv[] = [];
+      eachTlv(f, (t, v) => tlvs.push([t, Uint8Array.from(v)]));
+      assert.equal(Array.from(extMessage(ANY, a, KIND_REPLY, tlvs)), Array.from(f));
+      assert.is(tlvs[tlvs.length - 1][0], T_LEASE);
+    }
+    assert.is(leases.size, 3);
   });
 });
 

@@ -214,6 +214,9 @@ if (tsc.status !== 0) {
 // so they stay inside it).
 cpSync(join(root, 'dist/types'), join(root, 'dist/types-cjs'), { recursive: true });
 writeFileSync(join(root, 'dist/types-cjs/package.json'), '{ "type": "commonjs" }\n');
+// The bench's C load generator (bench/fixtures/connect-burst.c) beside the compiled fixtures:
+// the bench builds it from there with the machine's compiler when it runs.
+cpSync(join(root, 'bench/fixtures/connect-burst.c'), join(root, 'dist/js/bench/fixtures/connect-burst.c'));
 
 const bundles = [
   'dist/sdk/simplevpn-sdk.mjs',

@@ -55,7 +55,11 @@ export function loopbackPlace(name: string): { place: Place; destroy(): Promise<
  * the program's, so /proc/PID/stat is the program's own) and variables added to its environment.
  */
 export function nodeIn(host: Place, name: string, script: string, args: string[] = [], flags: string[] = [], nofile = 0, env: NodeJS.ProcessEnv = {}): Proc {
-  const argv = [process.execPath, ...flags, script, ...args];
+  return programIn(host, name, [process.execPath, ...flags, script, ...args], nofile, env);
+}
+
+/** Starts `argv` in `host`, with the open-file limit raised to `nofile` when it is not 0, and `env` added (as nodeIn). */
+export function programIn(host: Place, name: string, argv: string[], nofile = 0, env: NodeJS.ProcessEnv = {}): Proc {
   if (!nofile) return host.spawn(name, argv, env);
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   return host.spawn(name, ['sh', '-c', `ulimit -n ${nofile} && exec ${quoted}`], env);

@@ -63,9 +63,10 @@ export class Framer {
   // A frame begun in an earlier chunk: its first `held` bytes, in `part`, and its length
   // once the header tells it (`need`, else 0). `part` is 16 bytes while the length is not
   // known, then at most `need`, reaching exactly `need` when the frame is complete.
-  private part: Uint8Array = EMPTY;
-  private held = 0;
-  private need = 0;
+  // Protected: the server's framer (server/src/data/session-framer.ts) moves them out and back.
+  protected part: Uint8Array = EMPTY;
+  protected held = 0;
+  protected need = 0;
 
   constructor(readonly maxFrame = 65535) {}
 
@@ -138,7 +139,7 @@ export class Framer {
    * Room for `have` bytes of the unfinished frame: twice that (16 at least), at most the
    * frame (16 bytes while its length is not known: the header tells it within 6).
    */
-  private grow(have: number): Uint8Array {
+  protected grow(have: number): Uint8Array {
     const p = new Uint8Array(Math.min(this.need || 16, Math.max(16, have * 2)));
     // The whole of the old buffer (it is smaller): a view of it would cost an allocation.
     p.set(this.part);

@@ -6,7 +6,7 @@ import type { PerfSummary } from '../probes/perf.js';
 import type { ClusterResult } from '../sections/cluster.js';
 import type { Tun6Result } from '../sections/tun6.js';
 import type { HardeningResult } from '../sections/hardening.js';
-import type { ScaleResult } from '../sections/scale.js';
+import type { Burst, ScaleResult } from '../sections/scale.js';
 import { SECTIONS } from '../sections/section.js';
 import type { SdkResult } from '../sections/sdk.js';
 import type { SwitchResult } from '../sections/switch.js';
@@ -205,6 +205,18 @@ function scaleSection(sc: ScaleResult): string[] {
       `| what simplevpn adds per client above that floor: RSS, JS heap | ${m ? m.rssPerClient - ref.rssPerClient : 'n/a'} B, ${m ? m.heapPerClient - ref.heapPerClient : 'n/a'} B |`,
     );
   else if (ref?.error) L.push(`| reference (bare node:net server) | failed: ${ref.error.split('\n')[0]} |`);
+  if (ref && !ref.error) L.push(`| reference: assignments per second the bare node:net server answered (the same clients, all at once) | ${ref.assignmentsPerSecond ?? 'n/a'} |`);
+  const nb = sc.native;
+  if (nb) {
+    const cell = (b: Burst | undefined) => (b ? `${b.assignmentsPerSecond ?? 'n/a'}/s, ${b.serverCpuUs ?? 'n/a'} µs (server ${pct(b.serverCpu)}, generator ${pct(b.generatorCpu)} of a core)${b.failed ? `, ${b.failed} failed` : ''}` : 'n/a');
+    if (nb.error) L.push(`| C generator (bench/fixtures/connect-burst.c) | ${nb.error.split('\n')[0]} |`);
+    nb.server.forEach((b, i) =>
+      L.push(
+        `| C generator (bench/fixtures/connect-burst.c), ${nb.clients} clients at once, at most ${nb.window} waiting, round ${i + 1}: assignments/s and server CPU per assignment, simplevpn | ${cell(b)} |`,
+        `| the same, bare node:net server | ${cell(nb.floor[i])} |`,
+      ),
+    );
+  }
   if (sc.background) L.push(`| others (processes outside the bench) while assigning | ${fmt(sc.background.cores, 2)} cores |`);
   const hp = m?.heap;
   if (hp) {

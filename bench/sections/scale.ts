@@ -5,10 +5,13 @@
 // per client (after a full GC, before and after, divided by N), then holds the clients
 // through keepalive rounds and checks that none was dropped.
 
-import { readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KIND_REPLY, KIND_REQUEST, extMessage, ANY } from '../../protocol/index.js';
 import { type LogLine, type Proc, SERVER_BIN, nodeFlags } from '../../test/support/lab.js';
-import { FIXTURES, type Place, ask, loopbackPlace, nodeIn } from '../netlab.js';
+import { FIXTURES, type Place, ask, loopbackPlace, nodeIn, programIn } from '../netlab.js';
 import { type Background, backgroundSampler, cpuShare, procTimes, waitQuiet } from '../probes/cpu.js';
 import { type ProfileSummary, summarizeProfile } from '../probes/cpuprofile.js';
 import { type HeapGroup, perClient } from '../probes/heapsnapshot.js';
@@ -51,9 +54,34 @@ export interface ScaleResult {
    * answers each request with one fixed reply), same node flags: Node's own cost per client.
    */
   reference?: { clients: number; rssPerClient: number; heapPerClient: number; assignmentsPerSecond: number | null; error?: string };
+  /**
+   * Assignment bursts from bench/fixtures/connect-burst.c, a C generator that costs the
+   * machine little (the Node one shares the two cores with the server), against the server
+   * and the bare node:net server, interleaved: what the server itself allows.
+   */
+  native?: NativeBursts;
   /** A second assignment burst with the server under node --cpu-prof. */
   profile?: { clients?: number; assignmentsPerSecond: number | null; server: ProfileSummary | null; error?: string };
   error?: string;
+}
+
+export interface NativeBursts {
+  clients: number;
+  window: number;
+  /** One entry per round, in the order run (simplevpn, then the bare server, each round). */
+  server: Burst[];
+  floor: Burst[];
+  error?: string;
+}
+
+export interface Burst {
+  assignmentsPerSecond: number | null;
+  failed: number;
+  /** Server CPU (user + system) per assignment, µs: what one core allows, free of the generator. */
+  serverCpuUs: number | null;
+  /** Server and generator CPU while assigning, shares of one core. */
+  serverCpu: number | null;
+  generatorCpu: number | null;
 }
 
 interface Mem {
@@ -237,6 +265,13 @@ async function scaleSection(o: ScaleOptions): Promise<ScaleResult> {
         `  reference: a bare node:net server holding the same ${res.reference.clients} clients: ${res.reference.rssPerClient} B RSS, ` +
           `${res.reference.heapPerClient} B JS heap per client (${res.reference.assignmentsPerSecond}/s answered)`,
       );
+    res.native = await nativeBursts(place, o, nofile, keepalive);
+    for (const [i, b] of res.native.server.entries()) {
+      const f = res.native.floor[i];
+      const show = (x: Burst) => `${x.assignmentsPerSecond}/s (server ${x.serverCpuUs} µs of CPU each, ${Math.round((x.serverCpu ?? 0) * 100)}% of a core; generator ${Math.round((x.generatorCpu ?? 0) * 100)}%)`;
+      o.log(`  C generator, round ${i + 1}, ${res.native.clients} clients: simplevpn ${show(b)}; bare node:net server ${f ? show(f) : 'n/a'}`);
+    }
+    if (res.native.error) o.log(`  C generator: ${res.native.error.split('\n')[0]}`);
     if (o.profileDir) res.profile = await profiledBurst(place, o, nofile);
   } catch (e) {
     res.error = errorText(e);
@@ -273,6 +308,71 @@ async function floorRun(place: Place, o: ScaleOptions, nofile: number, keepalive
   }
 }
 
+/** The C generator, built with this machine's compiler into a temp dir; null and why when it cannot be. */
+function buildGenerator(): { bin: string; dir: string } | { error: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'svpn-burst-'));
+  const bin = join(dir, 'connect-burst');
+  const r = spawnSync('cc', ['-O2', '-o', bin, join(FIXTURES, 'connect-burst.c')], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status === 0) return { bin, dir };
+  rmSync(dir, { recursive: true, force: true });
+  return { error: `no C generator: cc ${r.error ? r.error.message : `exited ${r.status}: ${(r.stderr || '').trim().split('\n')[0]}`}` };
+}
+
+const REQUEST_HEX = Buffer.from(extMessage(ANY, ANY, KIND_REQUEST, [])).toString('hex');
+
+/**
+ * All clients at once from the C generator (one process, o.window waiting at a time), against
+ * the server and against the bare node:net server, two rounds interleaved: rate, and server
+ * CPU per assignment (load on the machine slows the rate, less the CPU each assignment takes).
+ */
+async function nativeBursts(place: Place, o: ScaleOptions, nofile: number, keepalive: number): Promise<NativeBursts> {
+  const clients = Math.min(o.clients, NATIVE_CLIENTS);
+  const out: NativeBursts = { clients, window: o.window, server: [], floor: [] };
+  const gen = buildGenerator();
+  if ('error' in gen) return { ...out, error: gen.error };
+  try {
+    for (let r = 0; r < 2; r++) {
+      for (const kind of ['server', 'floor'] as const) {
+        await waitQuiet();
+        const script = join(FIXTURES, kind === 'server' ? 'server.js' : 'floor-server.js');
+        const server = nodeIn(place, `burst-${kind}`, script, [JSON.stringify({ port: 0, host: '127.0.0.1', keepalive, idleTimeout: 30, handshakeTimeout: 30 })], ['--expose-gc', ...nodeFlags(SERVER_BIN)], nofile);
+        let g: Proc | null = null;
+        try {
+          const port = Number((await server.waitFor('listening', () => true, 10_000)).port);
+          g = programIn(place, `burst-gen-${kind}`, [gen.bin, '127.0.0.1', String(port), String(clients), '0', String(o.window), REQUEST_HEX, String(KIND_REPLY)], clients + 1024);
+          await g.waitFor('loaded', () => true, 10_000);
+          const s0 = procTimes(server.pid);
+          const g0 = procTimes(g.pid);
+          const t0 = Date.now();
+          const d = await ask(g, 'go', 'assigned', 120_000);
+          const wall = (Date.now() - t0) / 1000;
+          const s1 = procTimes(server.pid);
+          const g1 = procTimes(g.pid);
+          const count = Number(d.count);
+          const busy = (a: typeof s0, b: typeof s0) => (a && b ? b.user + b.sys - a.user - a.sys : null);
+          const sb = busy(s0, s1);
+          const gb = busy(g0, g1);
+          out[kind].push({
+            assignmentsPerSecond: perSecond(span([d])),
+            failed: Number(d.failed),
+            serverCpuUs: sb !== null && count > 0 ? Math.round((sb / count) * 1e6) : null,
+            serverCpu: sb !== null && wall > 0 ? round(sb / wall, 3) : null,
+            generatorCpu: gb !== null && wall > 0 ? round(gb / wall, 3) : null,
+          });
+        } finally {
+          await g?.stop('SIGTERM', 3000);
+          await server.stop('SIGTERM', 8000);
+        }
+      }
+    }
+  } catch (e) {
+    out.error = errorText(e);
+  } finally {
+    rmSync(gen.dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
 /** All clients at once against a server under node --cpu-prof: where assigning spends its time. */
 async function profiledBurst(place: Place, o: ScaleOptions, nofile: number): Promise<NonNullable<ScaleResult['profile']>> {
   const name = 'scale-server.cpuprofile';
@@ -302,6 +402,8 @@ async function profiledBurst(place: Place, o: ScaleOptions, nofile: number): Pro
 const SNAPSHOT_CLIENTS = 20_000;
 // The profiled burst: where assigning spends its time shows at this size as well.
 const PROFILED_CLIENTS = 10_000;
+// The C generator's bursts: four of them (two rounds, two servers); the rate shows at this size.
+const NATIVE_CLIENTS = 10_000;
 
 /**
  * The hard limit on open files of this process, which the server's `ulimit -n` cannot go

@@ -13,7 +13,8 @@ import type { ResolvedConfig } from '../config/config.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { TransportKind } from '../transport/transport.js';
 import { sourceKey } from '../transport/limits.js';
-import { type EndCode, Session, type SessionEnv } from '../data/session.js';
+import { type EndCode, FLAG_FREE, Session, type SessionEnv } from '../data/session.js';
+import { fromWall, wallTime } from '../data/clock.js';
 import type { AuthEntry, Authenticator, CheckResult } from './auth.js';
 import type { Allocation, LeaseClaim, LeaseRefusal, LeaseStore } from './lease-store.js';
 
@@ -103,6 +104,10 @@ function newLease(): string {
 
 const SPOOF_LOG_INTERVAL_MS = 10_000;
 
+// Connection's bits beside the session's.
+const EXTENDED = FLAG_FREE;
+const PENDING = FLAG_FREE << 1;
+
 interface AdmissionEnv extends SessionEnv {
   readonly admission: Admission;
 }
@@ -113,17 +118,14 @@ interface AdmissionEnv extends SessionEnv {
  * through the Client interface.
  */
 class Connection extends Session<AdmissionEnv> implements Client {
-  extended = false;
   name = '';
   authId = '';
   /** The token of its last reply (base64url): presenting it takes this session's address over. */
   lease: string | null = null;
-  pending = false;
   /** The challenge sent and not yet answered: the request it answers, and its nonce. */
   challenge: { req: Request; nonce: Buffer } | null = null;
-  /** Rate limit of the spoofing log line: when it was last written, and how many since. */
-  private spoofLoggedAt = 0;
-  private spoofUnlogged = 0;
+  /** When it connected, in clock.ts's ms (a small integer: no heap number per connection). */
+  private readonly sinceAt: number;
 
   constructor(
     socket: Socket,
@@ -132,9 +134,30 @@ class Connection extends Session<AdmissionEnv> implements Client {
     readonly remote: string,
     readonly transport: TransportKind,
     readonly certId: string | null,
-    readonly since: number,
+    since: number,
   ) {
     super(socket, env);
+    this.sinceAt = fromWall(since);
+  }
+
+  get since(): number {
+    return wallTime(this.sinceAt);
+  }
+
+  get extended(): boolean {
+    return (this.bits & EXTENDED) !== 0;
+  }
+
+  set extended(on: boolean) {
+    this.bits = on ? this.bits | EXTENDED : this.bits & ~EXTENDED;
+  }
+
+  get pending(): boolean {
+    return (this.bits & PENDING) !== 0;
+  }
+
+  set pending(on: boolean) {
+    this.bits = on ? this.bits | PENDING : this.bits & ~PENDING;
   }
 
   get session(): Session {
@@ -147,8 +170,11 @@ class Connection extends Session<AdmissionEnv> implements Client {
 
   protected spoofed(p: Uint8Array, o: number): void {
     const now = Date.now();
-    if (now - this.spoofLoggedAt < SPOOF_LOG_INTERVAL_MS) {
-      this.spoofUnlogged++;
+    const spoofs = this.env.admission.spoofs;
+    let log = spoofs.get(this);
+    if (log === undefined) spoofs.set(this, (log = { at: 0, unlogged: 0 }));
+    if (now - log.at < SPOOF_LOG_INTERVAL_MS) {
+      log.unlogged++;
       return;
     }
     // One rate limit for both families: a flood of either costs one line per interval.
@@ -158,10 +184,10 @@ class Connection extends Session<AdmissionEnv> implements Client {
       remote: this.remote,
       address: v6 ? formatIPv6(this.address6!) : formatIPv4(this.address),
       source: v6 ? formatIPv6(p, o + SRC6) : formatIPv4(readU32(p, o + SRC)),
-      more_since_last: this.spoofUnlogged,
+      more_since_last: log.unlogged,
     });
-    this.spoofLoggedAt = now;
-    this.spoofUnlogged = 0;
+    log.at = now;
+    log.unlogged = 0;
   }
 
   protected ended(code: EndCode, detail: string): void {
@@ -172,10 +198,21 @@ class Connection extends Session<AdmissionEnv> implements Client {
 export class Admission {
   /** The reply's TLVs but the MTU and lease: the same for every client, so built once. */
   private readonly configTlvs: Tlv[];
+  /**
+   * Whole replies by MTU, with the lease TLV last and its bytes zero: most replies (no IPv6,
+   * no super-packets) are a copy of one with the address and the lease written in, one
+   * allocation instead of a TLV list, its arrays and the message.
+   */
+  private readonly replies = new Map<number, Uint8Array>();
   /** Leases the store is still recording: they count against max clients. */
   private allocating = 0;
   /** What every session of this server shares. */
   private readonly env: AdmissionEnv;
+  /**
+   * Rate limit of each spoofing connection's log line: when it was last written, and how many
+   * since. Kept here, not on every connection: few ever spoof.
+   */
+  readonly spoofs = new WeakMap<Connection, { at: number; unlogged: number }>();
   /** Lines about credentials refused or guessed: bursts of 20, then 2 a second, per reason. */
   private readonly authLog = new LogThrottle(2, 20);
 
@@ -452,13 +489,25 @@ export class Admission {
       writeU32(msg, DST, c.address);
       return c.writeNow(msg);
     }
-    const tlvs: Tlv[] = [...this.configTlvs, [T_MTU, u16(c.mtu)]];
     const a6 = c.address6;
+    if (a6 === null && c.lease !== null && !c.superPackets) return c.writeNow(this.leaseReply(c.address, c.mtu, c.lease));
+    const tlvs: Tlv[] = [...this.configTlvs, [T_MTU, u16(c.mtu)]];
     const s6 = this.ctx.cfg.subnet6;
     if (a6 !== null && s6 !== null) tlvs.push(...ipv6Tlvs({ address: a6, prefix: s6.prefix, gateway: s6.gateway, routes: s6.routes }));
     if (c.lease !== null) tlvs.push([T_LEASE, Buffer.from(c.lease, 'base64url')]);
     if (c.superPackets) tlvs.push([T_OFFLOAD, u8(OFFLOAD_SUPER)]);
     c.writeNow(extMessage(ANY, c.address, KIND_REPLY, tlvs));
+  }
+
+  /** The extension's reply to `address` with `mtu` and the lease token `lease` (base64url), from the template for its MTU. */
+  private leaseReply(address: number, mtu: number, lease: string): Uint8Array {
+    let t = this.replies.get(mtu);
+    if (t === undefined) this.replies.set(mtu, (t = extMessage(ANY, ANY, KIND_REPLY, [...this.configTlvs, [T_MTU, u16(mtu)], [T_LEASE, new Uint8Array(LEASE_BYTES)]])));
+    const msg = Buffer.allocUnsafe(t.length);
+    msg.set(t);
+    writeU32(msg, DST, address);
+    msg.write(lease, t.length - LEASE_BYTES, LEASE_BYTES, 'base64url');
+    return msg;
   }
 
   private refuse(c: Connection, req: Request, r: Refusal): void {

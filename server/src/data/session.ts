@@ -10,13 +10,17 @@
 // outside.
 
 import type { Socket } from 'node:net';
-import { ALL, ANY, DST, SRC, readU32, E_TOO_LONG, Framer, SEED_MTU, PROTO_EXT, SRC6, sameAddress6 } from '../../../protocol/index.js';
+import { ALL, ANY, DST, SRC, readU32, E_TOO_LONG, SEED_MTU, PROTO_EXT, SRC6, sameAddress6 } from '../../../protocol/index.js';
 import { isSuperFrame } from '../../../common/offload/super.js';
 import { ipv6Problem } from './ipv6.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Port } from './port.js';
 import type { Switch } from './switch.js';
 import { held, wrote } from '../transport/turn-writes.js';
+import { releaseSource, takeOverRelease } from '../transport/limits.js';
+import { OWNER } from '../transport/transport.js';
+import { CARRY_MAX, SessionFramer } from './session-framer.js';
+import { tick, wallTime } from './clock.js';
 
 /** Why sessions end, as counted in simplevpn_disconnects_total. */
 export type EndCode =
@@ -58,17 +62,23 @@ export class Reassembly {
   constructor(readonly budget: number) {}
 }
 
-const SESSION = Symbol('session');
+
+// Session.bits. The control side's own start at FLAG_FREE.
+const CLOSED = 1;
+const CORKED = 2;
+const COALESCE = 4;
+const SUPER = 8;
+export const FLAG_FREE = 16;
 
 /**
  * The framer of chunks from sessions without one of their own. Taken while in use, so that a
  * session's onData reached from inside another's would get a fresh one, not a busy one; a
  * framer between chunks with nothing pending holds no state (it let go of the chunk).
  */
-let spare: Framer | null = null;
+let spare: SessionFramer | null = null;
 
-function takeSpare(maxFrame: number): Framer {
-  const f = spare !== null && spare.maxFrame === maxFrame ? spare : new Framer(maxFrame);
+function takeSpare(maxFrame: number): SessionFramer {
+  const f = spare !== null && spare.maxFrame === maxFrame ? spare : new SessionFramer(maxFrame);
   spare = null;
   return f;
 }
@@ -78,43 +88,70 @@ function takeSpare(maxFrame: number): Framer {
  * the session cannot decide itself.
  */
 export abstract class Session<E extends SessionEnv = SessionEnv> implements Port {
-  /** When the client last sent anything (ms). */
-  lastRx = Date.now();
+  // Every field costs each connection 8 bytes: yes/no states share one (`bits`), times are
+  // kept in clock.ts's small integers, and what only some sessions need lives elsewhere.
+  /** When the client last sent anything (clock.ts's ms). */
+  private rxAt = tick();
   rxBytes = 0;
   rxPackets = 0;
   txBytes = 0;
   txPackets = 0;
   drops = 0;
-  closed = false;
-  /** When the unfinished frame held now began to arrive (ms), or 0 when there is none. */
-  partialSince = 0;
+  /** CLOSED, CORKED, COALESCE, SUPER, and the control side's bits (FLAG_FREE and up). */
+  protected bits = 0;
+  /** When the unfinished frame held now began to arrive (clock.ts's ms), or 0 when there is none. */
+  private partialAt = 0;
   /** Bytes of that frame, as counted in the server's Reassembly. */
   private partial = 0;
-  /** Declared T_OFFLOAD: takes and sends KIND_SUPER frames (the control side sets it). */
-  superPackets = false;
   private addr = ANY;
   /** Its IPv6 address, when it asked for one and the server has IPv6 (--subnet6). */
   private addr6: Uint8Array | null = null;
   private mtu_ = SEED_MTU;
-  private coalesce_ = false;
-  private corked = false;
   /**
    * Its own framer, only once a frame of its stream was left unfinished at the end of a
-   * chunk; until then chunks go through a spare framer shared by every session (an idle
-   * client, whose request arrived in one chunk, costs no framer).
+   * chunk with more than CARRY_MAX bytes of it; until then chunks go through a spare framer
+   * shared by every session (an idle client, whose request arrived in one chunk, costs no
+   * framer), and the few bytes of an unfinished frame wait here as text (SessionFramer.carry).
    */
-  private framer: Framer | null = null;
+  private framer: SessionFramer | string | null = null;
 
   constructor(
     readonly socket: Socket,
     protected readonly env: E,
   ) {
-    (socket as any)[SESSION] = this;
+    (socket as any)[OWNER] = this;
     socket.setNoDelay(true);
+    // One listener per event: a second one makes Node keep an array of them (64 bytes each).
+    takeOverRelease(socket);
+    takeOverEnd(socket);
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
     socket.on('end', onEnd);
+  }
+
+  /** The session is closed (or closing). */
+  get closed(): boolean {
+    return (this.bits & CLOSED) !== 0;
+  }
+
+  /** When the client last sent anything (ms, as Date.now()). */
+  get lastRx(): number {
+    return wallTime(this.rxAt);
+  }
+
+  /** When the unfinished frame held now began to arrive (ms, as Date.now()), or 0 when there is none. */
+  get partialSince(): number {
+    return this.partialAt === 0 ? 0 : wallTime(this.partialAt);
+  }
+
+  /** Declared T_OFFLOAD: takes and sends KIND_SUPER frames (the control side sets it). */
+  get superPackets(): boolean {
+    return (this.bits & SUPER) !== 0;
+  }
+
+  set superPackets(on: boolean) {
+    this.bits = on ? this.bits | SUPER : this.bits & ~SUPER;
   }
 
   /** Its VPN address: 0 until the control side grants one. */
@@ -130,14 +167,14 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
   /** Frames to this client may be merged into one write: not for seed clients, which treat
    * each read() as one packet and would lose the rest of a merged write. */
   get coalesce(): boolean {
-    return this.coalesce_;
+    return (this.bits & COALESCE) !== 0;
   }
 
   /** The control side granted `address`: data from it is switched from now on. */
   open(address: number, mtu: number, coalesce: boolean): void {
     this.addr = address;
     this.mtu_ = mtu;
-    this.coalesce_ = coalesce;
+    this.bits = coalesce ? this.bits | COALESCE : this.bits & ~COALESCE;
   }
 
   /** Its IPv6 address, or null. */
@@ -162,9 +199,16 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     const env = this.env;
     const m = env.metrics;
     const sw = env.sw;
-    const f = this.framer ?? takeSpare(env.maxFrame);
+    const own = this.framer;
+    let f: SessionFramer;
+    if (own === null) f = takeSpare(env.maxFrame);
+    else if (typeof own === 'string') {
+      f = takeSpare(env.maxFrame);
+      f.resume(own);
+      this.framer = null;
+    } else f = own;
     let me = this.addr;
-    const now = (this.lastRx = Date.now());
+    const now = (this.rxAt = tick());
     f.push(chunk);
     for (let len; (len = f.advance()) > 0; ) {
       // The frame is b[o, o + len): no view is made unless it has to leave on its own.
@@ -179,7 +223,7 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
       const dst = readU32(b, o + DST);
       if (src !== me || me === ANY || dst === ANY) {
         this.control(b.subarray(o, o + len), src, dst);
-        if (this.closed) return sw.flush(); // its framer, spare or own, goes with it
+        if ((this.bits & CLOSED) !== 0) return sw.flush(); // its framer, spare or own, goes with it
         me = this.addr; // a request may just have assigned it
         continue;
       }
@@ -187,16 +231,19 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
       this.rxBytes += len;
       m.rxPackets++;
       m.rxBytes += len;
-      if (b[o + 9] === PROTO_EXT && this.superPackets && isSuperFrame(b, o, len)) sw.routeSuper(this, b, o, len, dst);
+      if (b[o + 9] === PROTO_EXT && (this.bits & SUPER) !== 0 && isSuperFrame(b, o, len)) sw.routeSuper(this, b, o, len, dst);
       else sw.route(this, b, o, len, dst);
     }
     sw.flush();
     if (f.error !== null) return this.end(f.error === E_TOO_LONG ? 'frame_too_long' : 'malformed_frame', f.error);
     // Once per chunk, when an unfinished frame is or was held: what it holds now.
     const held = f.pending;
-    if (f !== this.framer) {
-      if (held === 0) spare = f;
-      else this.framer = f; // the spare becomes its own; the next chunk elsewhere makes another
+    if (f !== own) {
+      if (held > CARRY_MAX) this.framer = f; // the spare becomes its own; the next chunk elsewhere makes another
+      else {
+        if (held !== 0) this.framer = f.carry();
+        spare = f;
+      }
     }
     if ((held | this.partial) !== 0) this.holding(held, held !== this.partial + chunk.length, now);
   }
@@ -242,7 +289,7 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     else if (held === 0) r.holders--;
     r.held += held - was;
     this.partial = held;
-    this.partialSince = held === 0 ? 0 : fresh || was === 0 ? now : this.partialSince;
+    this.partialAt = held === 0 ? 0 : fresh || was === 0 ? now : this.partialAt;
     if (held > was && r.held > r.budget && held > r.budget / r.holders)
       this.end('frame_memory', `unfinished frames hold ${r.held} bytes on ${r.holders} connections, over the budget of ${r.budget}; this one ${held}`);
   }
@@ -281,13 +328,14 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     const s = this.socket;
     const env = this.env;
     const m = env.metrics;
-    if (this.closed || held(s, env.sendQueue) + data.length > env.sendQueue) {
+    const bits = this.bits;
+    if ((bits & CLOSED) !== 0 || held(s, env.sendQueue) + data.length > env.sendQueue) {
       m.drops.queue_full += packets;
       this.drops += packets;
       return false;
     }
-    if (this.coalesce_ && !this.corked) {
-      this.corked = true;
+    if ((bits & (COALESCE | CORKED)) === COALESCE) {
+      this.bits = bits | CORKED;
       s.cork();
       env.sw.corked(this);
     }
@@ -302,21 +350,21 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
 
   /** Uncorks: what deliver() queued during the chunk leaves in one writev. */
   flush(): void {
-    if (this.corked) {
-      this.corked = false;
+    if ((this.bits & CORKED) !== 0) {
+      this.bits &= ~CORKED;
       this.socket.uncork();
     }
   }
 
   /** A control message to this client, outside the data counters. */
   writeNow(msg: Uint8Array): void {
-    if (!this.closed && this.socket.writableLength + msg.length <= this.env.sendQueue) this.socket.write(msg);
+    if ((this.bits & CLOSED) === 0 && this.socket.writableLength + msg.length <= this.env.sendQueue) this.socket.write(msg);
   }
 
   /** Ends the session; `last` is written first (a refusal), then the connection closes. */
   end(code: EndCode, detail: string, last?: Uint8Array): void {
-    if (this.closed) return;
-    this.closed = true;
+    if ((this.bits & CLOSED) !== 0) return;
+    this.bits |= CLOSED;
     if (this.partial !== 0) {
       const r = this.env.reassembly;
       r.held -= this.partial;
@@ -336,7 +384,7 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
 }
 
 function sessionOf(s: Socket): Session {
-  return (s as any)[SESSION];
+  return (s as any)[OWNER];
 }
 
 function onData(this: Socket, chunk: Buffer): void {
@@ -353,5 +401,16 @@ function onEnd(this: Socket): void {
 }
 
 function onClose(this: Socket): void {
+  releaseSource(this);
   sessionOf(this).end('client_closed', 'connection closed');
+}
+
+/**
+ * Node's own 'end' listener on a net.Socket (onReadableStreamEnd) makes writes after the
+ * peer's FIN fail instead of going out. A session destroys its socket at the FIN (onEnd),
+ * so that it writes nothing after it either: onEnd takes the listener's place.
+ */
+function takeOverEnd(s: Socket): void {
+  const l = s.listeners('end');
+  if (l.length === 1 && l[0].name === 'onReadableStreamEnd') s.removeListener('end', l[0] as () => void);
 }

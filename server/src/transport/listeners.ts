@@ -36,6 +36,14 @@ const NOT_TLS_CODES = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_HTTP_REQ
 /** The TLS handshake failed because the client does not speak TLS (per the error code). */
 export const notTls = (err: { code?: string }): boolean => NOT_TLS_CODES.has(err.code ?? '');
 
+/**
+ * Connections the kernel may hold for the server to accept (Node's default is 511). A burst of
+ * clients arriving faster than one accept loop takes them overflows a short queue, and each
+ * connection dropped there waits for its SYN to be sent again, a second later: a queue as
+ * long as the kernel allows (net.core.somaxconn caps it, 4096 by default) absorbs the burst.
+ */
+const LISTEN_BACKLOG = 4096;
+
 export class Listeners implements Transport {
   private readonly servers: Array<{ server: net.Server; tls: boolean }> = [];
   private tlsServers: tls.Server[] = [];
@@ -191,7 +199,7 @@ export class Listeners implements Transport {
           reject(err);
         };
         srv.once('error', onError);
-        srv.listen({ host: h, port, ipv6Only: false }, () => {
+        srv.listen({ host: h, port, ipv6Only: false, backlog: LISTEN_BACKLOG }, () => {
           srv.off('error', onError);
           srv.on('error', (err) => this.hooks.error(err));
           resolve(srv);

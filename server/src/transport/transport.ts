@@ -6,6 +6,13 @@
 
 import type net from 'node:net';
 
+/**
+ * On a socket, the object its events go to (an Opening, then the session): one property for
+ * each in turn, read by event handlers shared by every socket (a closure per socket and
+ * event would cost about 64 bytes each).
+ */
+export const OWNER = Symbol('owner');
+
 /** tcp and tls: the raw stream; ws and wss: the stream in WebSocket messages, over TCP or TLS. */
 export type TransportKind = 'tcp' | 'tls' | 'ws' | 'wss';
 

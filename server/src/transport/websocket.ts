@@ -19,6 +19,7 @@ import type { ResolvedConfig } from '../config/config.js';
 import { type AdmitRefusal, sourceOf } from './limits.js';
 import { MAX_HEAD, type HttpRefusal, type HttpRequest, headEnd, listsToken, parseHead, response, single } from './http.js';
 import type { TrustedProxies } from './proxy.js';
+import { OWNER } from './transport.js';
 
 /** Largest WebSocket message taken from a client, bytes: the receiver holds a message whole before handing it on. */
 export const MAX_MESSAGE = 256 * 1024;
@@ -301,13 +302,14 @@ class Pending implements Opening {
     readonly id: number,
   ) {
     this.peerIp = sourceOf(socket.remoteAddress ?? remote.replace(/^\[?(.*?)\]?:\d+$/, '$1'));
-    socket.on('data', this.onData);
-    socket.on('error', this.onError);
-    socket.on('end', this.onEnd);
-    socket.on('close', this.onClose);
+    (socket as Owned)[OWNER] = this;
+    socket.on('data', pendingData);
+    socket.on('error', pendingError);
+    socket.on('end', pendingEnd);
+    socket.on('close', pendingClose);
   }
 
-  private readonly onData = (chunk: Buffer): void => {
+  onData(chunk: Buffer): void {
     const b = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
     if (!this.http) {
       const kind = classify(b);
@@ -328,19 +330,16 @@ class Pending implements Opening {
     }
     this.buf = null;
     this.t.answer(this, parseHead(b.subarray(0, end)), b.subarray(end));
-  };
-
-  private readonly onError = (err: NodeJS.ErrnoException): void => this.close('socket_error', err.code || err.message);
-  private readonly onEnd = (): void => this.close('client_closed', 'end of stream');
-  private readonly onClose = (): void => this.close('client_closed', 'connection closed');
+  }
 
   /** Stops watching the socket; the opening is over. */
   private detach(): void {
-    const s = this.socket;
-    s.off('data', this.onData);
-    s.off('error', this.onError);
-    s.off('end', this.onEnd);
-    s.off('close', this.onClose);
+    const s = this.socket as Owned;
+    s.off('data', pendingData);
+    s.off('error', pendingError);
+    s.off('end', pendingEnd);
+    s.off('close', pendingClose);
+    s[OWNER] = undefined;
     this.finished = true;
     this.t.done(this);
   }
@@ -407,4 +406,23 @@ class Pending implements Opening {
       this.t.hooks.ended(this, 'socket_error', 'the upgrade failed');
     }
   }
+}
+
+type Owned = net.Socket & { [OWNER]?: unknown };
+
+// A Pending's socket events, one function each for every socket (its OWNER is the Pending).
+function pendingData(this: Owned, chunk: Buffer): void {
+  (this[OWNER] as Pending).onData(chunk);
+}
+
+function pendingError(this: Owned, err: NodeJS.ErrnoException): void {
+  (this[OWNER] as Pending).close('socket_error', err.code || err.message);
+}
+
+function pendingEnd(this: Owned): void {
+  (this[OWNER] as Pending).close('client_closed', 'end of stream');
+}
+
+function pendingClose(this: Owned): void {
+  (this[OWNER] as Pending).close('client_closed', 'connection closed');
 }

@@ -24,7 +24,10 @@ test('3,000 connections each holding the first 4 bytes of a 65,535-byte frame: t
   // about 2.5-3 KB each here (a bare node:net server holding the same connections), so the
   // bound is on what is left above that, with room for the allocator's noise.
   assert.ok(r.arrayBuffersPerConn < 64, `buffers outside the JS heap: ${r.arrayBuffersPerConn} B per connection`);
-  assert.ok(r.heapPerConn < 3000, `JS heap: ${r.heapPerConn} B per connection`);
+  // JS heap: a bare node:net server holding the same connections uses about 980 B each; a
+  // session before its first whole frame adds its Connection and the bytes held as text
+  // (about 1,220 B in all; 1,730 B when it held a framer and a buffer of its own).
+  assert.ok(r.heapPerConn < 1450, `JS heap: ${r.heapPerConn} B per connection`);
   assert.ok(r.held - r.baseline < 16 * MB, `RSS rose by ${mb(r.held - r.baseline)} MB`);
   // Given back, but for what the allocators keep (a bare node:net server keeps 1 to 2.5 MB here).
   assert.ok(r.after - r.baseline < Math.max(4 * MB, (r.held - r.baseline) / 2), `RSS after they closed: ${mb(r.after - r.baseline)} MB above the baseline`);

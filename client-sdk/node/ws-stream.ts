@@ -55,6 +55,7 @@ export class WsStream {
       {
         data: (bytes) => ws.emit('message', bytes, true),
         control: (frame) => {
+          if (socket.destroyed) return reader.stop();
           const own = Buffer.from(frame); // ws may keep a ping's payload for its pong
           for (const f of wsRead) f.call(socket, own);
         },

@@ -81,22 +81,31 @@ export interface WebSocketHooks {
 }
 
 const OPEN = 1;
+/** Queued bytes sent at the uncork, without waiting for the end of the turn: a 64 KiB message. */
+const SEND_AT = 65536;
 
 /**
  * A WebSocket as the session sees its socket: 'data' for the stream's bytes as they come
- * (ws-frames.ts reads the client's frames off the socket; `ws` keeps the handshake, pings,
- * pongs and the closing handshake), 'error' and 'close'; write() as a binary message, and
- * between cork() and uncork() (the frames of one chunk of the data path) every write joined
- * into one message, its header and their bytes leaving in one writev; writableLength what
- * the socket below holds, what `ws` holds back and what waits for the uncork; end() with a
- * last message and the closing handshake; destroy().
+ * (common/ws-frames.ts reads the client's frames off the socket; `ws` keeps the handshake,
+ * pings, pongs and the closing handshake), 'error' and 'close'; write() as a binary message;
+ * writableLength what the socket below holds, what `ws` holds back and what is queued here;
+ * end() with a last message and the closing handshake; destroy().
+ *
+ * What the session writes between cork() and uncork() (what one chunk of the data path sends
+ * this client) is queued and joined into one message, its header and their bytes in one
+ * writev; the queue is sent at the uncork once it holds SEND_AT bytes, else at the end of the
+ * turn of the event loop, so that the small chunks of a read burst (16 KiB ones over TLS: a
+ * TLS record each) leave as one message and one write rather than one each. SEND_AT bounds
+ * what waits: the send-queue cap counts it, and a turn can read far more than the cap.
  */
 export class WsSocket extends EventEmitter {
   private readonly reader: FrameReader;
   private corked = false;
-  /** Writes since cork(), sent as one message at uncork(). */
+  /** Writes not sent yet: one message when they are. */
   private queued: Uint8Array[] = [];
   private queuedBytes = 0;
+  /** The queue's send is due at the end of this turn (setImmediate). */
+  private due = false;
 
   /** `wsRead`: ws's own reading of the socket (its 'data' listeners): it gets the control frames alone, whole. */
   constructor(
@@ -109,6 +118,7 @@ export class WsSocket extends EventEmitter {
     this.reader = new FrameReader({
       data: (bytes) => this.emit('data', bytes),
       control: (frame) => {
+        if (raw.destroyed) return this.reader.stop();
         // A copy: ws may keep a ping's payload (its pong) beyond this call.
         const own = Buffer.from(frame);
         for (const f of wsRead) f.call(raw, own);
@@ -163,12 +173,16 @@ export class WsSocket extends EventEmitter {
 
   uncork(): void {
     this.corked = false;
-    if (this.queued.length > 0) this.sendQueued();
+    if (this.queuedBytes >= SEND_AT) this.sendQueued();
+    else if (this.queued.length > 0 && !this.due) {
+      this.due = true;
+      setImmediate(sendDue, this);
+    }
   }
 
   write(data: Uint8Array): boolean {
     if (this.ws.readyState !== OPEN || data.length === 0) return true; // as ws.send: nothing after the close
-    if (this.corked) {
+    if (this.corked || this.queued.length > 0) {
       this.queued.push(data);
       this.queuedBytes += data.length;
     } else {
@@ -181,7 +195,13 @@ export class WsSocket extends EventEmitter {
     return true;
   }
 
-  /** What was written since cork(): one message. */
+  /** The end of the turn: what is still queued. */
+  sendDue(): void {
+    this.due = false;
+    if (this.queued.length > 0 && !this.raw.destroyed) this.sendQueued();
+  }
+
+  /** What is queued: one message. */
   private sendQueued(): void {
     const q = this.queued;
     const total = this.queuedBytes;
@@ -216,6 +236,8 @@ export class WsSocket extends EventEmitter {
     return this as unknown as net.Socket;
   }
 }
+
+const sendDue = (s: WsSocket): void => s.sendDue();
 
 /** The header of a server's binary frame of `length` bytes (unmasked, FIN set). */
 function frameHead(length: number): Buffer {

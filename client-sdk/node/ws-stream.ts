@@ -10,8 +10,6 @@
 // into one already used (its pages are touched for the first time), and in the bench's
 // profiles the sending client spent 14-17 % of its time there, the receiving one 9-10 % in
 // the joining. A buffer is used again once the socket has written it (its write callback).
-// The messages of one tick leave in one writev, as the TCP adapter's writes do: one system
-// call per message cost the sending client a quarter more in `writeBuffer` than over tcp.
 
 import { randomFillSync } from 'node:crypto';
 import type net from 'node:net';
@@ -47,12 +45,6 @@ export class WsStream {
   };
   private readonly socket: net.Socket;
   private readonly key = Buffer.alloc(4);
-  /** Writes made in one tick are corked and leave in one writev at the next, as over TCP (tcp.ts). */
-  private corked = false;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
-  };
 
   constructor(ws: WsLike) {
     const socket = (this.socket = ws._socket);
@@ -93,11 +85,6 @@ export class WsStream {
     keyAt += 4;
     mask(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, n), key, buf, h, n);
     this.writing.push(buf);
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
-    }
     this.socket.write(buf.subarray(0, size), this.written);
   }
 }

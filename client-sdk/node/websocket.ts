@@ -1,8 +1,9 @@
 // WebSocket on Node 20: the SDK's runtime-neutral webSocketConnect over the `ws` package's
 // WebSocket, with what only Node has: TLS options for wss:// (CA, client certificate, the
-// name to verify), a connection made beforehand (an HTTP proxy's tunnel), and the reasons a
+// name to verify), a connection made beforehand (an HTTP proxy's tunnel), the reasons a
 // connection failed in the SDK's close codes (a certificate not trusted, not for the name...)
-// instead of the WebSocket API's bare "connect_failed".
+// instead of the WebSocket API's bare "connect_failed", and, once open, the stream's bytes
+// read and written without ws's copies (ws-stream.ts).
 
 import type net from 'node:net';
 import tls from 'node:tls';
@@ -10,6 +11,7 @@ import WebSocket from 'ws';
 import { type WebSocketConstructor, webSocketConnect } from '../src/websocket.js';
 import type { Connect, SocketHandlers } from '../src/types.js';
 import { explainError } from './tcp.js';
+import { WsStream } from './ws-stream.js';
 
 export interface NodeWebSocketOptions {
   /** ws://host:port/path or wss://host:port/path */
@@ -53,6 +55,15 @@ export function nodeWebSocketConnect(o: NodeWebSocketOptions): Connect {
         // a copy of every message that does not fill its own memory, and the adapter takes
         // any Uint8Array as it is.
         Object.defineProperty(this, 'binaryType', { get: () => 'nodebuffer', set: () => {} });
+        // Open: the data path is taken over (ws-stream.ts), before the adapter hears of it.
+        this.once('open', () => (this.stream = new WsStream(this as unknown as ConstructorParameters<typeof WsStream>[0])));
+      }
+
+      private stream: WsStream | null = null;
+
+      override send(data: any, ...rest: any[]): void {
+        if (this.stream !== null && this.readyState === WebSocket.OPEN && rest.length === 0 && data instanceof Uint8Array) this.stream.send(data);
+        else (super.send as (...a: unknown[]) => void)(data, ...rest);
       }
     }
     const handlers: SocketHandlers = {

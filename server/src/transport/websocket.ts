@@ -20,11 +20,15 @@ import { type AdmitRefusal, sourceOf } from './limits.js';
 import { MAX_HEAD, type HttpRefusal, type HttpRequest, headEnd, listsToken, parseHead, response, single } from './http.js';
 import type { TrustedProxies } from './proxy.js';
 import { OWNER } from './transport.js';
+import { FrameReader, headSize, writeHead } from '../../../common/ws-frames.js';
 
-/** Largest WebSocket message taken from a client, bytes: the receiver holds a message whole before handing it on. */
+/** Largest WebSocket message taken from a client, bytes (the sum of its fragments). */
 export const MAX_MESSAGE = 256 * 1024;
 /** Fragments of one message, at most. */
 const MAX_FRAGMENTS = 1024;
+/** What a client's frames must be (common/ws-frames.ts). */
+const CLIENT_FRAMES = { masked: true, maxMessage: MAX_MESSAGE, maxFragments: MAX_FRAGMENTS };
+
 /** How long a refused or closing connection may take to read its answer. */
 const LINGER_MS = 2000;
 
@@ -77,29 +81,61 @@ export interface WebSocketHooks {
   ended(o: Opening, code: 'refused' | 'handshake_timeout' | 'client_closed' | 'socket_error' | 'shutdown', detail: string): void;
 }
 
-const SEND = { binary: true, compress: false, fin: true };
+const OPEN = 1;
+/** Queued bytes sent at the uncork, without waiting for the end of the turn: a 64 KiB message. */
+const SEND_AT = 65536;
 
 /**
- * A WebSocket as the session sees its socket: 'data' for each binary message, 'error' and
- * 'close', write() as one binary message, cork() and uncork() around the socket below
- * (the messages of one chunk leave in one writev), writableLength the WebSocket's
- * bufferedAmount (what the socket below holds, and what ws holds back), end() with a last
- * message and the closing handshake, destroy().
+ * A WebSocket as the session sees its socket: 'data' for the stream's bytes as they come
+ * (common/ws-frames.ts reads the client's frames off the socket; `ws` keeps the handshake,
+ * pings, pongs and the closing handshake), 'error' and 'close'; write() as a binary message;
+ * writableLength what the socket below holds, what `ws` holds back and what is queued here;
+ * end() with a last message and the closing handshake; destroy().
+ *
+ * What the session writes between cork() and uncork() (what one chunk of the data path sends
+ * this client) is queued and joined into one message, its header and their bytes in one
+ * writev; the queue is sent at the uncork once it holds SEND_AT bytes, else at the end of the
+ * turn of the event loop, so that the small chunks of a read burst (16 KiB ones over TLS: a
+ * TLS record each) leave as one message and one write rather than one each. SEND_AT bounds
+ * what waits: the send-queue cap counts it, and a turn can read far more than the cap.
  */
 export class WsSocket extends EventEmitter {
+  private readonly reader: FrameReader;
+  private corked = false;
+  /** Writes not sent yet: one message when they are. */
+  private queued: Uint8Array[] = [];
+  private queuedBytes = 0;
+  /** The queue's send is due at the end of this turn (setImmediate). */
+  private due = false;
+
+  /** `wsRead`: ws's own reading of the socket (its 'data' listeners): it gets the control frames alone, whole. */
   constructor(
     readonly ws: WebSocket,
     private readonly raw: net.Socket,
+    wsRead: Array<(this: net.Socket, chunk: Buffer) => void>,
   ) {
     super();
-    ws.on('message', (data: Buffer, binary: boolean) => {
-      if (binary) return void this.emit('data', data);
-      // As ws does for a bad frame: the close frame first, then the error that ends the session.
-      ws.close(1003, 'binary messages only');
-      this.emit('error', Object.assign(new Error('a text message: the stream travels in binary messages'), { code: 'WS_TEXT_MESSAGE' }));
-    });
+    for (const f of wsRead) raw.off('data', f);
+    this.reader = new FrameReader({
+      data: (bytes) => this.emit('data', bytes),
+      control: (frame) => {
+        if (raw.destroyed) return this.reader.stop();
+        // A copy: ws may keep a ping's payload (its pong) beyond this call.
+        const own = Buffer.from(frame);
+        for (const f of wsRead) f.call(raw, own);
+      },
+      fail: (status, message, code) => {
+        // As ws does for a bad frame: the close frame first, then the error that ends the session.
+        ws.close(status);
+        this.emit('error', Object.assign(new Error(message), { code }));
+      },
+    }, CLIENT_FRAMES);
+    raw.on('data', (chunk: Buffer) => this.reader.push(chunk));
     ws.on('error', (err: Error) => this.emit('error', err));
-    ws.on('close', () => this.emit('close'));
+    ws.on('close', () => {
+      this.reader.stop();
+      this.emit('close');
+    });
   }
 
   get remoteAddress(): string | undefined {
@@ -111,7 +147,7 @@ export class WsSocket extends EventEmitter {
   }
 
   get writableLength(): number {
-    return this.ws.bufferedAmount;
+    return this.ws.bufferedAmount + this.queuedBytes;
   }
 
   /** Over TLS (wss): writableLength then lags as a TLSSocket's does (turn-writes.ts). */
@@ -133,25 +169,65 @@ export class WsSocket extends EventEmitter {
   }
 
   cork(): void {
-    this.raw.cork();
+    this.corked = true;
   }
 
   uncork(): void {
-    this.raw.uncork();
+    this.corked = false;
+    if (this.queuedBytes >= SEND_AT) this.sendQueued();
+    else if (this.queued.length > 0 && !this.due) {
+      this.due = true;
+      setImmediate(sendDue, this);
+    }
   }
 
   write(data: Uint8Array): boolean {
-    this.ws.send(data, SEND);
+    if (this.ws.readyState !== OPEN || data.length === 0) return true; // as ws.send: nothing after the close
+    if (this.corked || this.queued.length > 0) {
+      this.queued.push(data);
+      this.queuedBytes += data.length;
+    } else {
+      const raw = this.raw;
+      raw.cork();
+      raw.write(frameHead(data.length));
+      raw.write(data);
+      raw.uncork();
+    }
     return true;
   }
 
+  /** The end of the turn: what is still queued. */
+  sendDue(): void {
+    this.due = false;
+    if (this.queued.length > 0 && !this.raw.destroyed) this.sendQueued();
+  }
+
+  /** What is queued: one message. */
+  private sendQueued(): void {
+    const q = this.queued;
+    const total = this.queuedBytes;
+    this.queued = [];
+    this.queuedBytes = 0;
+    if (this.ws.readyState !== OPEN) return;
+    const raw = this.raw;
+    raw.cork();
+    raw.write(frameHead(total));
+    for (let i = 0; i < q.length; i++) raw.write(q[i]);
+    raw.uncork();
+  }
+
   end(last?: Uint8Array): this {
-    if (last !== undefined) this.ws.send(last, SEND);
+    this.corked = false;
+    if (this.queued.length > 0) this.sendQueued();
+    if (last !== undefined) this.write(last);
     this.ws.close(1000);
     return this;
   }
 
   destroy(): this {
+    this.reader.stop();
+    this.queued = [];
+    this.queuedBytes = 0;
     this.ws.terminate();
     return this;
   }
@@ -160,6 +236,15 @@ export class WsSocket extends EventEmitter {
   asSocket(): net.Socket {
     return this as unknown as net.Socket;
   }
+}
+
+const sendDue = (s: WsSocket): void => s.sendDue();
+
+/** The header of a server's binary frame of `length` bytes (unmasked, FIN set). */
+function frameHead(length: number): Buffer {
+  const h = Buffer.allocUnsafe(headSize(length, false));
+  writeHead(h, length, false);
+  return h;
 }
 
 export class WebSocketTransport {
@@ -394,9 +479,10 @@ class Pending implements Opening {
     for (const [k, v] of req.headers) headers[k] = v.join(', ');
     const like = { method: req.method, url: req.target, headers, socket: s };
     let took = false;
+    const before = new Set(s.listeners('data'));
     wss.handleUpgrade(like as never, s, rest, (ws: WebSocket) => {
       took = true;
-      const w = new WsSocket(ws, s);
+      const w = new WsSocket(ws, s, s.listeners('data').filter((f) => !before.has(f)) as Array<(this: net.Socket, chunk: Buffer) => void>);
       this.t.started(w);
       this.t.hooks.upgraded(this, w.asSocket(), this.kind === 'tls' ? 'wss' : 'ws', client, via, origin);
     });

@@ -172,10 +172,13 @@ test('bad frames close the WebSocket with the status that fits, and only that se
     const good = h.sdk({ connect: wsTo(h.port) });
     await good.ready();
     const base = handles();
-    const cases: Array<[string, (c: RawWs) => void, number]> = [
+    // The limits on messages hold for a stream that is itself well formed: the server hands
+    // a message's bytes on as they come, so a malformed stream would end the session first.
+    const dst = (addr: number) => (addr & ~0xff) | 250;
+    const cases: Array<[string, (c: RawWs, addr: number) => void, number]> = [
       ['a message over the maximum', (c) => c.write(frame(OP.binary, new Uint8Array(MAX_MESSAGE + 1))), 1009],
-      ['a message over the maximum in fragments', (c) => {
-        for (let i = 0; i < 5; i++) c.write(frame(i ? OP.cont : OP.binary, new Uint8Array(60_000), { fin: false }));
+      ['a message over the maximum in fragments', (c, addr) => {
+        for (let i = 0; i < 5; i++) c.write(frame(i ? OP.cont : OP.binary, ipPacket(addr, dst(addr), 60_000), { fin: false }));
       }, 1009],
       ['a text message', (c) => c.write(frame(OP.text, 'hello')), 1003],
       ['an unmasked frame', (c) => c.write(frame(OP.binary, new Uint8Array(4), { mask: false })), 1002],
@@ -184,18 +187,21 @@ test('bad frames close the WebSocket with the status that fits, and only that se
       ['RSV1 without an extension', (c) => c.write(frame(OP.binary, new Uint8Array(4), { rsv: 4 })), 1002],
       ['an unknown opcode', (c) => c.write(frame(3, new Uint8Array(4))), 1002],
       ['a continuation with nothing to continue', (c) => c.write(frame(OP.cont, new Uint8Array(4))), 1002],
-      ['a new message inside a fragmented one', (c) => {
-        c.write(frame(OP.binary, new Uint8Array(4), { fin: false }));
-        c.write(frame(OP.binary, new Uint8Array(4)));
+      ['a new message inside a fragmented one', (c, addr) => {
+        const p = ipPacket(addr, dst(addr), 100);
+        c.write(frame(OP.binary, p.subarray(0, 4), { fin: false }));
+        c.write(frame(OP.binary, p.subarray(4, 8)));
       }, 1002],
-      ['more than 1024 fragments', (c) => {
-        c.write(frame(OP.binary, new Uint8Array(1), { fin: false }));
-        for (let i = 0; i < 1100; i++) c.write(frame(OP.cont, new Uint8Array(1), { fin: false }));
+      ['more than 1024 fragments', (c, addr) => {
+        // One packet, a byte per fragment.
+        const p = ipPacket(addr, dst(addr), 1200);
+        c.write(frame(OP.binary, p.subarray(0, 1), { fin: false }));
+        for (let i = 1; i < 1100; i++) c.write(frame(OP.cont, p.subarray(i, i + 1), { fin: false }));
       }, 1008],
     ];
     for (const [what, send, code] of cases) {
-      const { c } = await joined(h);
-      send(c);
+      const { c, addr } = await joined(h);
+      send(c, addr);
       await c.waitClosed(3000).catch(() => assert.unreachable(`${what}: not closed`));
       assert.is(c.closeCode, code, `${what}: close status`);
       await waitFor(() => h.sessions === 1, 3000, `${what}: its session to end`, () => h.server.clients());

@@ -7,7 +7,8 @@
 //
 // Invariants, after every operation: nothing thrown out of the server (synchronously or
 // later, from an event handler); what each client receives is a valid stream whose packets
-// come from addresses connections hold (anti-spoofing) and go to its own; no address held twice: every address the switch binds
+// come from addresses connections hold (anti-spoofing; for a client that stopped reading,
+// held at some point while it did not read: its queue may outlive the sender) and go to its own; no address held twice: every address the switch binds
 // belongs to one open connection holding that address, and the lease store counts exactly
 // those; the unfinished-frame budget counts no more holders than connections. At the end, every
 // connection closed: none left in the server's lists, no address bound or leased, no
@@ -43,6 +44,15 @@ class MemorySocket extends Duplex {
   /** Writes waiting for the client to read again. */
   private held: Array<() => void> = [];
   stalled = false;
+  /**
+   * Addresses held by some connection at any operation since this client stopped reading:
+   * a packet the server queued for it then may arrive after its sender has gone, which is
+   * no spoofing (the sender held its address when it sent).
+   */
+  readonly heldWhileWaiting = new Set<number>();
+  get waiting(): boolean {
+    return this.stalled || this.held.length > 0;
+  }
   /** What the server wrote, read back as frames as the client would. */
   readonly received = new Framer(65535);
   readonly frames: Uint8Array[] = [];
@@ -257,7 +267,12 @@ export const serverSessionTarget: FuzzTarget = {
         invariants(server, when);
         // Held during the operation: by a session open before it, or made in it.
         const held = new Set([...sessions.values()].filter((x) => openBefore.has(x) || !knownBefore.has(x) || !x.closed).map((x) => x.address));
-        for (const x of sockets) delivered(x, held, new Set([ownBefore.get(x) ?? 0, ownAddress(x)]), when);
+        for (const x of sockets) {
+          const w = x.heldWhileWaiting;
+          delivered(x, w.size > 0 ? new Set([...held, ...w]) : held, new Set([ownBefore.get(x) ?? 0, ownAddress(x)]), when);
+          if (x.waiting) for (const a of held) w.add(a);
+          else w.clear();
+        }
       }
       // Every connection goes: by the client, then the server.
       for (const s of sockets) if (!s.destroyed) s.destroy();

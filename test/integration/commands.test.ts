@@ -275,11 +275,12 @@ const LINES: Record<string, Spec> = {
     kind: 'listed',
     why: "the bench's own rule, applied by bench/netlab.ts in the hub's namespace during the tun-internet section (nft comes from nftables, which only the bench installs); test/unit/bench/report-internet.test.ts checks that the docs print what netlab.ts applies",
   },
-  // README.md, Set up: fuzzing (build, then 5 s per target; --no-save, and 'repo' discards writes anyway)
-  'npm run fuzz -- --time 5 --no-save': { kind: 'once', mode: 'repo', expect: /switch: \d+ runs in [\d.]+ s[^\n]*crashes 0/, ms: 180_000 },
+  // README.md, Set up: fuzzing (build, then each target's fixed CI budget with seed 1: the same
+  // inputs on every machine, nothing saved; 'repo' discards writes anyway)
+  'npm run fuzz -- --ci': { kind: 'once', mode: 'repo', expect: /switch: \d+ runs in [\d.]+ s[^\n]*crashes 0/, ms: 180_000 },
   'npm run fuzz -- --time 600 --target server-session': {
     kind: 'listed',
-    why: 'ten minutes of one target; the line above runs the same program on every target for 5 s, and test/unit/fuzz/ci-budget.test.ts runs each for its fixed CI budget',
+    why: 'ten minutes of one target with a seed from the clock; the line above runs the same program on every target for its fixed CI budget with seed 1 (as test/unit/fuzz/ci-budget.test.ts does)',
   },
   // examples/README.md, Run them
   'node dist/js/examples/device/node.js --server 192.0.2.10 --collector 10.0.0.2:5005': { kind: 'daemon', ready: JSON_READY, fixture: 'examples' },

@@ -18,6 +18,7 @@
 // peer with too many unanswered) and run the closing handshake; after a close frame it reads
 // nothing more.
 
+import type { Socket } from 'node:net';
 import { unmask } from './ws-mask.js';
 
 /** Where the frames go. */
@@ -243,4 +244,33 @@ export class FrameReader {
     this.sink.fail(status, message, code);
     return Number.MAX_SAFE_INTEGER;
   }
+}
+
+/** One of `ws`'s own 'data' listeners on the socket under a WebSocket. */
+export type SocketListener = (this: Socket, chunk: Buffer) => void;
+
+/**
+ * Takes the reading of an open `ws` WebSocket's socket over, at either end: the frames are
+ * read here (`rules`), the stream's bytes go to `data`, a framing error to `fail` (whose
+ * caller closes with its status, as `ws` does), and each control frame, whole, to `ws`'s own
+ * listeners `wsRead` (taken off the socket), so that `ws` still answers pings and runs the
+ * closing handshake. The owner stops the reader when the connection ends.
+ */
+export function takeOverReading(socket: Socket, wsRead: SocketListener[], rules: FrameRules, data: (bytes: Buffer) => void, fail: FrameSink['fail']): FrameReader {
+  for (const f of wsRead) socket.off('data', f);
+  const reader: FrameReader = new FrameReader(
+    {
+      data,
+      control: (frame) => {
+        if (socket.destroyed) return reader.stop();
+        // A copy: ws may keep a ping's payload (its pong) beyond this call.
+        const own = Buffer.from(frame);
+        for (const f of wsRead) f.call(socket, own);
+      },
+      fail,
+    },
+    rules,
+  );
+  socket.on('data', (chunk: Buffer) => reader.push(chunk));
+  return reader;
 }

@@ -13,7 +13,7 @@
 
 import { randomFillSync } from 'node:crypto';
 import type net from 'node:net';
-import { FrameReader, headSize, writeHead } from '../../common/ws-frames.js';
+import { type SocketListener, headSize, takeOverReading, writeHead } from '../../common/ws-frames.js';
 import { mask } from '../../common/ws-mask.js';
 
 /** What a server's frames must be: unmasked; no limit, since nothing is held. */
@@ -49,25 +49,17 @@ export class WsStream {
   constructor(ws: WsLike) {
     const socket = (this.socket = ws._socket);
     // ws's own reading of the socket (its only 'data' listener): it gets the control frames alone.
-    const wsRead = socket.listeners('data') as Array<(this: net.Socket, chunk: Buffer) => void>;
-    for (const f of wsRead) socket.off('data', f);
-    const reader = new FrameReader(
-      {
-        data: (bytes) => ws.emit('message', bytes, true),
-        control: (frame) => {
-          if (socket.destroyed) return reader.stop();
-          const own = Buffer.from(frame); // ws may keep a ping's payload for its pong
-          for (const f of wsRead) f.call(socket, own);
-        },
-        fail: (status, message, code) => {
-          // As ws does for a bad frame: the close frame, then the error.
-          ws.close(status);
-          ws.emit('error', Object.assign(new Error(`Invalid WebSocket frame: ${message}`), { code }));
-        },
-      },
+    const reader = takeOverReading(
+      socket,
+      socket.listeners('data') as SocketListener[],
       SERVER_FRAMES,
+      (bytes) => ws.emit('message', bytes, true),
+      (status, message, code) => {
+        // As ws does for a bad frame: the close frame, then the error.
+        ws.close(status);
+        ws.emit('error', Object.assign(new Error(`Invalid WebSocket frame: ${message}`), { code }));
+      },
     );
-    socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.once('close', () => reader.stop());
   }
 

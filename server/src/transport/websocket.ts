@@ -20,7 +20,7 @@ import { type AdmitRefusal, sourceOf } from './limits.js';
 import { MAX_HEAD, type HttpRefusal, type HttpRequest, headEnd, listsToken, parseHead, response, single } from './http.js';
 import type { TrustedProxies } from './proxy.js';
 import { OWNER } from './transport.js';
-import { FrameReader, headSize, writeHead } from '../../../common/ws-frames.js';
+import { type FrameReader, type SocketListener, headSize, takeOverReading, writeHead } from '../../../common/ws-frames.js';
 
 /** Largest WebSocket message taken from a client, bytes (the sum of its fragments). */
 export const MAX_MESSAGE = 256 * 1024;
@@ -103,7 +103,7 @@ export class WsSocket extends EventEmitter {
   private readonly reader: FrameReader;
   private corked = false;
   /** Writes not sent yet: one message when they are. */
-  private queued: Uint8Array[] = [];
+  private readonly queued: Uint8Array[] = [];
   private queuedBytes = 0;
   /** The queue's send is due at the end of this turn (setImmediate). */
   private due = false;
@@ -112,25 +112,20 @@ export class WsSocket extends EventEmitter {
   constructor(
     readonly ws: WebSocket,
     private readonly raw: net.Socket,
-    wsRead: Array<(this: net.Socket, chunk: Buffer) => void>,
+    wsRead: SocketListener[],
   ) {
     super();
-    for (const f of wsRead) raw.off('data', f);
-    this.reader = new FrameReader({
-      data: (bytes) => this.emit('data', bytes),
-      control: (frame) => {
-        if (raw.destroyed) return this.reader.stop();
-        // A copy: ws may keep a ping's payload (its pong) beyond this call.
-        const own = Buffer.from(frame);
-        for (const f of wsRead) f.call(raw, own);
-      },
-      fail: (status, message, code) => {
+    this.reader = takeOverReading(
+      raw,
+      wsRead,
+      CLIENT_FRAMES,
+      (bytes) => this.emit('data', bytes),
+      (status, message, code) => {
         // As ws does for a bad frame: the close frame first, then the error that ends the session.
         ws.close(status);
         this.emit('error', Object.assign(new Error(message), { code }));
       },
-    }, CLIENT_FRAMES);
-    raw.on('data', (chunk: Buffer) => this.reader.push(chunk));
+    );
     ws.on('error', (err: Error) => this.emit('error', err));
     ws.on('close', () => {
       this.reader.stop();
@@ -206,14 +201,16 @@ export class WsSocket extends EventEmitter {
   private sendQueued(): void {
     const q = this.queued;
     const total = this.queuedBytes;
-    this.queued = [];
     this.queuedBytes = 0;
-    if (this.ws.readyState !== OPEN) return;
-    const raw = this.raw;
-    raw.cork();
-    raw.write(frameHead(total));
-    for (let i = 0; i < q.length; i++) raw.write(q[i]);
-    raw.uncork();
+    if (this.ws.readyState === OPEN) {
+      const raw = this.raw;
+      raw.cork();
+      raw.write(frameHead(total));
+      for (let i = 0; i < q.length; i++) raw.write(q[i]);
+      raw.uncork();
+    }
+    // The socket keeps the chunks, not the array: it serves the next message.
+    q.length = 0;
   }
 
   end(last?: Uint8Array): this {
@@ -226,7 +223,7 @@ export class WsSocket extends EventEmitter {
 
   destroy(): this {
     this.reader.stop();
-    this.queued = [];
+    this.queued.length = 0;
     this.queuedBytes = 0;
     this.ws.terminate();
     return this;
@@ -482,7 +479,7 @@ class Pending implements Opening {
     const before = new Set(s.listeners('data'));
     wss.handleUpgrade(like as never, s, rest, (ws: WebSocket) => {
       took = true;
-      const w = new WsSocket(ws, s, s.listeners('data').filter((f) => !before.has(f)) as Array<(this: net.Socket, chunk: Buffer) => void>);
+      const w = new WsSocket(ws, s, s.listeners('data').filter((f) => !before.has(f)) as SocketListener[]);
       this.t.started(w);
       this.t.hooks.upgraded(this, w.asSocket(), this.kind === 'tls' ? 'wss' : 'ws', client, via, origin);
     });

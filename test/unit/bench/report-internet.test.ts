@@ -7,8 +7,8 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../support/paths.js';
+import { benchRun } from '../../support/bench-run.js';
 import { markdown } from '../../../bench/report/markdown.js';
-import type { BenchResults } from '../../../bench/report/schema.js';
 import { internetTargets, judge, offloadOf, offloadPairs, oursWith } from '../../../bench/report/targets.js';
 import { natRuleset } from '../../../bench/netlab.js';
 import type { PathResult, TunResult } from '../../../bench/sections/tun.js';
@@ -34,17 +34,7 @@ function internet(paths: PathResult[], bestMtu = 65000): TunInternetResult {
   return { rounds: 1, seconds: 3, omit: 1, pings: 20, beyond: { addr: '198.18.3.2', subnet: '198.18.3.0/24', nat: natRuleset('veth3a') }, bestMtu, bestMtuFrom: 'tun', paths, notes: [] };
 }
 
-const base = (): Omit<BenchResults, 'targets'> => ({
-  version: 1,
-  date: '2026-12-02T00:00:00Z',
-  code: { commit: 'abc', changed: [] },
-  mode: 'quick',
-  sections: ['tun-internet'],
-  durationS: 1,
-  machine: { cpus: 2, model: 'test', memGiB: 1, kernel: '6', node: '22', loadavgAtStart: '0' },
-  tools: {},
-  notes: [],
-});
+const base = () => benchRun({ sections: ['tun-internet'] });
 
 const byId = (ts: ReturnType<typeof internetTargets>) => Object.fromEntries(ts.map((t) => [t.id, t]));
 

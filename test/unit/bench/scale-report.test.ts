@@ -4,9 +4,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { markdown } from '../../../bench/report/markdown.js';
-import type { BenchResults } from '../../../bench/report/schema.js';
 import { judge } from '../../../bench/report/targets.js';
 import type { Burst, ScaleResult } from '../../../bench/sections/scale.js';
+import { benchRun } from '../../support/bench-run.js';
 
 const burst = (rate: number, us: number): Burst => ({ assignmentsPerSecond: rate, failed: 0, serverCpuUs: us, serverCpu: 1, generatorCpu: 0.4 });
 
@@ -30,18 +30,7 @@ function scale(native?: ScaleResult['native']): ScaleResult {
   };
 }
 
-const results = (sc: ScaleResult): Omit<BenchResults, 'targets'> => ({
-  version: 1,
-  date: '2026-12-02T00:00:00Z',
-  code: { commit: 'test', changed: [] },
-  mode: 'quick',
-  sections: ['scale'],
-  durationS: 1,
-  machine: { cpus: 2, model: 'test', memGiB: 1, kernel: 'test', node: 'test', loadavgAtStart: '0' },
-  tools: {},
-  notes: [],
-  scale: sc,
-});
+const results = (sc: ScaleResult) => benchRun({ sections: ['scale'], scale: sc });
 
 const row = (sc: ScaleResult) => judge(results(sc)).find((t) => t.id === 'scale-assign')!;
 

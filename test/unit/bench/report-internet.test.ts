@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { ROOT } from '../../support/paths.js';
 import { benchRun } from '../../support/bench-run.js';
 import { markdown } from '../../../bench/report/markdown.js';
+import { chart } from '../../../bench/report/chart.js';
 import { internetTargets, judge, offloadOf, offloadPairs, oursWith } from '../../../bench/report/targets.js';
 import { natRuleset } from '../../../bench/netlab.js';
 import type { PathResult, TunResult } from '../../../bench/sections/tun.js';
@@ -130,6 +131,23 @@ test('latest.md: the internet-bound table, its NAT rules, the offload pairs and 
   assert.match(md, '| internet-bound | 1.000 | 4.000 | 4.00x | 1.000 / 1.000 | 0.500 / 0.500 | 10 / 10 | 4 / 4 |');
   assert.match(md, '| ✅ met | through TUN, internet-bound | MTU 1500 with TUN offloads: at least 30 % of the raw path |');
   assert.match(md, '| ✅ met | through TUN, internet-bound | best MTU with TUN offloads: at least 50 % of the raw path |');
+});
+
+test('latest.svg: a panel for the internet-bound path, its targets drawn at 30 % and 50 % of its raw path', () => {
+  const r = base();
+  r['tun-internet'] = internet([path('raw', 'raw', 1500, 10), path('simplevpn-offload-1500', 'simplevpn', 1500, 4, { offload: true })]);
+  const svg = chart({ ...r, targets: judge(r) });
+  assert.match(svg, '1b. Through TUN to a host beyond the server');
+  assert.match(svg, '>simplevpn-offload-1500</text>');
+  assert.match(svg, '>4.00 Gbit/s</text>');
+  // The two target lines sit where 3 and 5 Gbit/s fall on the panel's log axis (1 to 100
+  // Gbit/s, the decade above the raw path's 10 included, over the plot's 520 px from x = 300).
+  const lines = [...svg.matchAll(/<line x1="([\d.]+)"[^>]*class="target"\/>/g)].map((m) => Number(m[1]));
+  assert.equal(lines, [300 + (Math.log10(3) / 2) * 520, 300 + (Math.log10(5) / 2) * 520].map((v) => Number(v.toFixed(1))));
+  assert.match(svg, 'target @1500: 30 % of raw');
+  assert.match(svg, 'target best MTU: 50 % of raw');
+  // Without the section, no panel.
+  assert.not.match(chart({ ...base(), targets: [] }), '1b. Through TUN');
 });
 
 test('the NAT ruleset masquerades what leaves the given device, in a table of its own, as docs/performance.md prints it', () => {

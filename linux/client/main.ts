@@ -287,11 +287,12 @@ async function main(argv: string[]): Promise<void> {
       native_tx_packets: ns.attaches ? ns.txPackets : undefined,
       native_rx_packets: ns.attaches ? ns.rxPackets : undefined,
       native_attaches: ns.attaches || undefined,
+      native_rx_control: ns.attaches ? ns.rxControl : undefined,
       connects: st.connects,
       // With offloads: super-packets the kernel handed over (split here), and those made here.
       tun_super_read: tun.offload ? ts.rxSuperPackets + ns.txSuper : undefined,
       tun_super_written: coalescer ? coalescer.stats.superPackets : undefined,
-      tun_super_whole: coalescer ? coalescer.stats.passed : undefined,
+      tun_super_whole: coalescer ? coalescer.stats.passed + ns.rxSuper : undefined,
       tun_unsplittable: ts.rxUnsplittable || undefined,
     });
     process.exitCode = code;

@@ -422,19 +422,8 @@ int splice_tun_readable(tun_dev *d) {
     return 0;
   }
   size_t used = 0, total = 0;
-  int n = 0, cnt = 0, err = 0;
-  const size_t room = MAX_PACKET + (d->vnet ? VNET_HDR_LEN : 0);
-  while (n < MAX_BATCH && d->scratch_size - used >= room) {
-    ssize_t r = read(d->fd, d->scratch + used, d->scratch_size - used);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
-      break;
-    }
-    if (r == 0) break;
-    a->lens[n++] = (uint32_t)r;
-    used += (size_t)r;
-  }
+  int cnt = 0, err = 0;
+  int n = (int)tun_read_batch(d, a->lens, &used, &err);
   for (int k = 0, at = 0; k < n; at += (int)a->lens[k++]) {
     unsigned char *p = d->scratch + at;
     size_t len = a->lens[k], took;

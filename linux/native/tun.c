@@ -196,6 +196,23 @@ static void deliver_error(tun_dev *d, const char *code, int err, const char *wha
   tun_call_js(d, d->cb_ref, 3, argv);
 }
 
+uint32_t tun_read_batch(tun_dev *d, uint32_t *lengths, size_t *used, int *err) {
+  uint32_t n = 0;
+  const size_t room = MAX_PACKET + (d->vnet ? VNET_HDR_LEN : 0);
+  while (n < MAX_BATCH && d->scratch_size - *used >= room) {
+    ssize_t r = read(d->fd, d->scratch + *used, d->scratch_size - *used);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) *err = errno;
+      break;
+    }
+    if (r == 0) break;
+    lengths[n++] = (uint32_t)r;
+    *used += (size_t)r;
+  }
+  return n;
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
   (void)events;
   tun_dev *d = h->data;
@@ -225,20 +242,8 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
 
   size_t used = 0;
-  uint32_t n = 0;
   int err = 0;
-  const size_t room = MAX_PACKET + (d->vnet ? VNET_HDR_LEN : 0);
-  while (n < MAX_BATCH && d->scratch_size - used >= room) {
-    ssize_t r = read(d->fd, d->scratch + used, d->scratch_size - used);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
-      break;
-    }
-    if (r == 0) break;
-    d->lengths[n++] = (uint32_t)r;
-    used += (size_t)r;
-  }
+  uint32_t n = tun_read_batch(d, d->lengths, &used, &err);
 
   if (n > 0) {
     void *slab_data;

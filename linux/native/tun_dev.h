@@ -61,6 +61,9 @@ const char *tun_errno_name(int e);
 // 1 written, 0 dropped because the device is full, -errno otherwise.
 int tun_write_packet(tun_dev *d, const void *hdr, const void *p, size_t len);
 extern const unsigned char zero_vnet_hdr[VNET_HDR_LEN];
+// tun.c: reads up to MAX_BATCH packets into d->scratch, back to back: their count, their
+// lengths in `lengths`, the bytes used in *used; *err gets the errno of a failed read.
+uint32_t tun_read_batch(tun_dev *d, uint32_t *lengths, size_t *used, int *err);
 // tun.c: (re)starts reading the device unless it is paused or failed.
 void tun_poll_resume(tun_dev *d);
 void tun_poll_stop(tun_dev *d);

@@ -14,7 +14,10 @@
 // While attached, the SDK's writes go through tun.sendRaw() (behind the packets C has queued,
 // so frames never interleave); the frames C hands up are given to the SDK as chunks; the
 // end of the stream or an error closes the socket and reaches the SDK as onClose, which
-// reconnects as it always does; the next socket attaches once that session is ready.
+// reconnects as it always does; the next socket attaches once that session is ready. As the
+// SDK hears only the control frames, it sends a keepalive every interval even while packets
+// flow: one 20-byte frame and its echo per interval (15 s by default), which also proves the
+// link alive as before.
 //
 // Only for plain TCP: TLS, WebSocket and proxied transports keep the JavaScript path, as does
 // SIMPLEVPN_NATIVE_PATH=0, and a tun with offloads whose server does not take super-packets

@@ -91,6 +91,8 @@ export interface NativePathStats {
 export interface AttachHandlers {
   /** Keepalive echoes and server messages, whole frames; or bytes that are no frame (then reading has stopped). */
   onData(chunk: Uint8Array): void;
+  /** Packets came from the socket (at most once a second): the link is alive. */
+  onActivity(): void;
   /** sendRaw() took nothing earlier; there is room now. */
   onWritable(): void;
   /** The server ended the stream. */
@@ -356,6 +358,7 @@ const EV_DATA = 0;
 const EV_WRITABLE = 1;
 const EV_END = 2;
 const EV_ERROR = 3;
+const EV_ACTIVITY = 5;
 
 class Device implements TunDevice {
   readonly name: string;
@@ -517,6 +520,7 @@ class Device implements TunDevice {
       else if (kind === EV_WRITABLE) h.onWritable();
       else if (kind === EV_END) h.onEnd();
       else if (kind === EV_ERROR) h.onError(arg as NativeError);
+      else if (kind === EV_ACTIVITY) h.onActivity();
       else h.onTunError(toTunError(arg) as Error);
     };
     guard(() => this.n.attach(this.h, fd, initial, superFrames, onEvent));

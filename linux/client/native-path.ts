@@ -14,10 +14,9 @@
 // While attached, the SDK's writes go through tun.sendRaw() (behind the packets C has queued,
 // so frames never interleave); the frames C hands up are given to the SDK as chunks; the
 // end of the stream or an error closes the socket and reaches the SDK as onClose, which
-// reconnects as it always does; the next socket attaches once that session is ready. As the
-// SDK hears only the control frames, it sends a keepalive every interval even while packets
-// flow: one 20-byte frame and its echo per interval (15 s by default), which also proves the
-// link alive as before.
+// reconnects as it always does; the next socket attaches once that session is ready. The SDK
+// counts any bytes received as a sign of life: C says that packets came at most once a
+// second, given to the SDK as an empty chunk, so that no keepalive goes out while they flow.
 //
 // Only for plain TCP: TLS, WebSocket and proxied transports keep the JavaScript path, as does
 // SIMPLEVPN_NATIVE_PATH=0, and a tun with offloads whose server does not take super-packets
@@ -36,6 +35,7 @@ export function nativePathEnabled(env: NodeJS.ProcessEnv = process.env): boolean
 
 // What Node reads each chunk into, one buffer per connection (as tcpConnect's default).
 const READ_BUFFER = 64 * 1024;
+const NOTHING = new Uint8Array(0);
 // While Node still sends bytes written before the session was ready, the attachment waits.
 const SEND_WAIT_MS = 1;
 
@@ -145,6 +145,10 @@ class NativeSocket implements Socket {
 
   onWritable(): void {
     if (!this.closed) this.h.onWritable();
+  }
+
+  onActivity(): void {
+    if (!this.closed) this.h.onData(NOTHING);
   }
 
   onEnd(): void {

@@ -11,7 +11,8 @@
 //    from its gso_size, as common/offload/coalesce.ts pushSuper() does. An unfinished frame
 //    waits at the start of the buffer for the next read; initialBytes is the one JS held.
 //    Keepalive echoes and server messages (IPv4 from 255.255.255.255 or 0.0.0.0) go to JS
-//    whole (EV_DATA), where the SDK's keepalive and configuration logic reads them. Bytes
+//    whole (EV_DATA), where the SDK's keepalive and configuration logic reads them, and at most
+//    once a second that packets came (EV_ACTIVITY: the SDK's sign of life). Bytes
 //    that are no frame go to JS too, so that the SDK's framer names the error; then reading
 //    stops. End of stream and errors are events; JS closes the socket and detaches.
 //  - TUN readable: one batch is read (as tun.c's on_poll does) and written to the socket
@@ -53,7 +54,10 @@
 #define GSO_TCPV4 1
 #define GSO_ECN 0x80
 
-enum { EV_DATA, EV_WRITABLE, EV_END, EV_ERROR, EV_TUN_ERROR };
+enum { EV_DATA, EV_WRITABLE, EV_END, EV_ERROR, EV_TUN_ERROR, EV_ACTIVITY };
+// Packets from the server tell JS so at most this often (EV_ACTIVITY), as the SDK counts any
+// bytes received as a sign of life: no keepalive goes out while packets flow.
+#define ACTIVITY_MS 1000
 enum {
   NATIVE_TX_PACKETS, NATIVE_TX_BYTES, NATIVE_RX_PACKETS, NATIVE_RX_BYTES, NATIVE_RX_CONTROL,
   NATIVE_TUN_DROPPED, NATIVE_TUN_REJECTED, NATIVE_TX_SUPER, NATIVE_RX_SUPER, NATIVE_UNSPLITTABLE,
@@ -72,6 +76,8 @@ typedef struct attached_sock {
   int stopped;        // reading stopped for good (end, error, framing error): JS detaches
   int super_frames;   // TUN super-packets go out whole as KIND_SUPER frames
   int js_refused;     // sendRaw() took nothing: EV_WRITABLE once the queue is empty
+  int rx_data;        // packets came since the last EV_ACTIVITY
+  uint64_t activity_at; // when the last EV_ACTIVITY went (the loop's clock, ms)
   napi_ref cb_ref;
   unsigned char *rbuf; // an unfinished frame at the start, then what the last read brought
   size_t rlen;
@@ -315,6 +321,7 @@ static int take_frames(attached_sock *a) {
         continue;
       }
     }
+    a->rx_data = 1;
     int e = to_tun(a, p, (size_t)f);
     if (e) {
       a->stopped = 1;
@@ -361,6 +368,12 @@ static void on_sock(uv_poll_t *h, int status, int events) {
       if (e && !a->closing) sock_failed(a, e, "write", "writing to the server failed");
     }
     if ((events & UV_READABLE) && !a->closing && !a->stopped) read_socket(a);
+    uint64_t now = uv_now(h->loop);
+    if (a->rx_data && !a->closing && !a->stopped && now - a->activity_at >= ACTIVITY_MS) {
+      a->rx_data = 0;
+      a->activity_at = now;
+      emit(a, EV_ACTIVITY, NULL);
+    }
   }
   napi_close_handle_scope(env, scope);
 }

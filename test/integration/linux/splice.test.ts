@@ -1,6 +1,6 @@
 // The tun device's attached socket (linux/native/splice.c) through the binding, on a real
 // tun device in a network namespace made for this run (fixtures/splice-ns.ts): framing across
-// reads and from the bytes JS held, keepalive echoes and bad bytes handed to JS, batches from
+// reads and from the bytes JS held, keepalive echoes, signs of life and bad bytes handed to JS, batches from
 // the tun framed onto the socket, backpressure without loss, sendRaw() never interleaving,
 // end of stream, and nothing leaked. Needs root, /dev/net/tun, iproute2 and the built addon.
 import { test } from 'uvu';
@@ -32,6 +32,7 @@ if (why) {
       assert.equal(res.fromSocket.got, ['zero', 'one', 'two'], 'datagrams from frames split anywhere, the first begun before attach');
       assert.equal(res.fromSocket.events, ['data'], 'the keepalive echo, and nothing else, to JS');
       assert.equal(res.fromSocket.control, [ka]);
+      assert.ok(res.fromSocket.activity >= 1, 'packets came: said (at most once a second)');
       assert.equal(res.toSocket, { count: 100, inOrder: true, jsReads: 0 }, 'tun reads framed onto the socket in C, none in JS');
       assert.is(res.sendRaw, 20);
       assert.ok(res.backpressure.socketFull > 0, `the socket filled: ${JSON.stringify(res.backpressure)}`);

@@ -97,6 +97,8 @@ test('whole frames only to the SDK; on ready, attach with the unfinished frame; 
     // Events from C reach the SDK.
     tun.attached!.h.onData(KEEPALIVE);
     assert.equal(got[2], Buffer.from(KEEPALIVE));
+    tun.attached!.h.onActivity();
+    assert.is(got[3]!.length, 0, 'packets came: an empty chunk, the SDK\'s sign of life');
     tun.attached!.h.onEnd();
     assert.ok(events.includes('close:end:end of stream'), events.join(' '));
     assert.is(tun.detaches, 1, 'detached before the SDK heard of it');

@@ -117,6 +117,7 @@ it('no tun device with offloads dropped a packet, and super-packets were read an
   // written whole to its tun) and coalesced c3's segments (the JavaScript path; the native one
   // writes segments as they come); c3 got c1's split by the server.
   assert.ok(Number(stopped.c1.tun_super_read) > 0, 'c1 read super-packets');
+  assert.ok(Number(stopped.c1.tun_super_whole) > 0, 'c1 (native path) wrote super-packets whole: from beyond, through the server tun');
   assert.ok(Number(stopped.c2.tun_super_whole) > 0, 'c2 got super-packets whole');
   assert.ok(Number(stopped.c2.tun_super_written) > 0, 'c2 coalesced segments into super-packets');
   assert.is(stopped.c3.tun_super_read, undefined, 'c3 has no offloads');

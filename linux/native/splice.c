@@ -27,7 +27,8 @@
 //    whatever waits, so frames never interleave. When there is no room, it takes nothing
 //    and EV_WRITABLE follows once there is.
 // detach() (or closing the TUN) stops the poll and closes the dup; the TUN's reads go back
-// to JavaScript. Counters live on the device, across attachments (nativeStats()).
+// to JavaScript. Counters live on the device, across attachments (nativeStats()). The
+// formats (frames, KIND_SUPER, the virtio-net header) are in frames.c.
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,21 +39,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "frames.h"
 #include "tun_dev.h"
 
 #define RBUF_SIZE (256 * 1024)
-#define MAX_FRAME 65535
 #define READS_PER_WAKE 8
-#define SUPER_HEADER 26
-#define MAX_SUPER (MAX_FRAME - SUPER_HEADER)
-#define PROTO_EXT 253
-#define KIND_SUPER 6
-#define EXT_VERSION 1
 #define CONTROL_ROOM (64 * 1024)
-#define VNET_F_NEEDS_CSUM 1
-#define GSO_NONE 0
-#define GSO_TCPV4 1
-#define GSO_ECN 0x80
 
 enum { EV_DATA, EV_WRITABLE, EV_END, EV_ERROR, EV_TUN_ERROR, EV_ACTIVITY };
 // Packets from the server tell JS so at most this often (EV_ACTIVITY), as the SDK counts any
@@ -89,55 +81,6 @@ typedef struct attached_sock {
 } attached_sock;
 
 #define STAT(a, k) ((a)->d->native_stats[k])
-
-// protocol/framer.ts frameLength(): > 0 the frame's length, 0 more bytes needed, < 0 no frame.
-static long frame_length(const unsigned char *b, size_t avail) {
-  if (avail < 1) return 0;
-  long len;
-  if (b[0] >> 4 == 4) {
-    long hl = (b[0] & 15) << 2;
-    if (hl < 20) return -2;
-    if (avail < 4) return 0;
-    len = (b[2] << 8) | b[3];
-    if (len < hl) len = hl;
-  } else if (b[0] >> 4 == 6) {
-    if (avail < 6) return 0;
-    len = 40 + ((b[4] << 8) | b[5]);
-  } else {
-    return -1;
-  }
-  return len > MAX_FRAME ? -3 : len;
-}
-
-static uint64_t sum16(const unsigned char *b, size_t n, uint64_t s) {
-  size_t i = 0;
-  for (; i + 1 < n; i += 2) s += (uint32_t)(b[i] << 8 | b[i + 1]);
-  if (i < n) s += (uint32_t)b[i] << 8;
-  return s;
-}
-
-static uint16_t fold(uint64_t s) {
-  while (s >> 16) s = (s & 0xffff) + (s >> 16);
-  return (uint16_t)s;
-}
-
-static void put16(unsigned char *p, unsigned v) {
-  p[0] = (unsigned char)(v >> 8);
-  p[1] = (unsigned char)v;
-}
-
-// common/offload/split.ts tcp4Headers(): IPv4 + TCP header bytes of a TCP/IPv4 packet that
-// can be segmented, or -1.
-static long tcp4_headers(const unsigned char *p, size_t len) {
-  if (len < 40 || p[0] >> 4 != 4 || p[9] != 6) return -1;
-  size_t ihl = (size_t)(p[0] & 15) * 4;
-  if (ihl < 20 || (size_t)((p[2] << 8) | p[3]) != len) return -1;
-  if ((((p[6] << 8) | p[7]) & 0x3fff) != 0) return -1;
-  if (ihl + 20 > len) return -1;
-  size_t thl = (size_t)(p[ihl + 12] >> 4) * 4;
-  if (thl < 20 || ihl + thl > len) return -1;
-  return (long)(ihl + thl);
-}
 
 // ---- events to JavaScript ----------------------------------------------------------------
 
@@ -265,27 +208,14 @@ static int to_tun(attached_sock *a, unsigned char *p, size_t f) {
   int r;
   STAT(a, NATIVE_RX_PACKETS)++;
   STAT(a, NATIVE_RX_BYTES) += (double)f;
-  if (d->vnet && f > SUPER_HEADER + 40 && p[9] == PROTO_EXT && p[20] == 0x53 && p[21] == 0x56 && p[22] == KIND_SUPER) {
-    unsigned char *q = p + SUPER_HEADER;
-    size_t len = f - SUPER_HEADER;
-    unsigned gso = (unsigned)(p[24] << 8 | p[25]);
-    long hdrs = tcp4_headers(q, len);
-    if (hdrs < 0 || gso == 0) {
+  if (d->vnet && is_super_frame(p, f)) {
+    unsigned char vh[VNET_HDR_LEN];
+    if (!super_to_vnet(p, f, vh)) {
       STAT(a, NATIVE_RX_MALFORMED)++;
       return 0;
     }
-    // As coalesce.ts pushSuper(): the IPv4 checksum, the TCP one left partial for the kernel.
-    size_t ihl = (size_t)(q[0] & 15) * 4;
-    q[10] = q[11] = 0;
-    put16(q + 10, (uint16_t)~fold(sum16(q, ihl, 0)));
-    put16(q + ihl + 16, fold(sum16(q + 12, 8, 6 + (len - ihl))));
-    int whole = len - (size_t)hdrs <= gso;
-    unsigned char vh[VNET_HDR_LEN] = {VNET_F_NEEDS_CSUM, whole ? GSO_NONE : GSO_TCPV4,
-                                      (unsigned char)hdrs, (unsigned char)(hdrs >> 8),
-                                      (unsigned char)(whole ? 0 : gso), (unsigned char)(whole ? 0 : gso >> 8),
-                                      (unsigned char)ihl, 0, 16, 0};
     STAT(a, NATIVE_RX_SUPER)++;
-    r = tun_write_packet(d, vh, q, len);
+    r = tun_write_packet(d, vh, p + SUPER_HEADER, f - SUPER_HEADER);
   } else {
     r = tun_write_packet(d, zero_vnet_hdr, p, f);
   }
@@ -312,14 +242,11 @@ static int take_frames(attached_sock *a) {
     }
     if (f == 0 || pos + (size_t)f > a->rlen) break;
     pos += (size_t)f;
-    if (p[0] >> 4 == 4) {
-      uint32_t src = (uint32_t)p[12] << 24 | p[13] << 16 | p[14] << 8 | p[15];
-      if (src == 0xffffffffu || src == 0) {
-        STAT(a, NATIVE_RX_CONTROL)++;
-        emit_bytes(a, p, (size_t)f);
-        if (a->closing || a->stopped) return 0;
-        continue;
-      }
+    if (is_control(p)) {
+      STAT(a, NATIVE_RX_CONTROL)++;
+      emit_bytes(a, p, (size_t)f);
+      if (a->closing || a->stopped) return 0;
+      continue;
     }
     a->rx_data = 1;
     int e = to_tun(a, p, (size_t)f);
@@ -392,37 +319,13 @@ static size_t take_vnet(attached_sock *a, unsigned char *h, size_t total, int k,
   if (total < VNET_HDR_LEN) return 0;
   unsigned char *p = h + VNET_HDR_LEN;
   size_t len = total - VNET_HDR_LEN;
-  int type = h[1] & ~GSO_ECN;
-  unsigned gso = (unsigned)(h[4] | h[5] << 8);
-  if (type == GSO_NONE) {
-    if (h[0] & VNET_F_NEEDS_CSUM) {
-      size_t start = (size_t)(h[6] | h[7] << 8), at = start + (size_t)(h[8] | h[9] << 8);
-      if (at + 2 > len || start >= len) return 0;
-      uint16_t c = (uint16_t)~fold(sum16(p + start, len - start, 0));
-      if (c == 0 && at - start == 6) c = 0xffff; // UDP: 0 means "no checksum"
-      put16(p + at, c);
-    }
-    if (frame_length(p, len) != (long)len) return 0;
+  if (!vnet_is_super(h)) {
+    if (!vnet_complete_checksum(h, p, len) || frame_length(p, len) != (long)len) return 0;
     add_iov(a, cnt, p, len);
     return len;
   }
-  if (type != GSO_TCPV4 || !a->super_frames || len > MAX_SUPER || gso == 0 || tcp4_headers(p, len) < 0) return 0;
-  unsigned char *s = a->super_hdrs[k];
-  // common/offload/super.ts writeSuperHeader().
-  s[0] = 0x45;
-  s[1] = 0x14;
-  put16(s + 2, (unsigned)(SUPER_HEADER + len));
-  memset(s + 4, 0, 4);
-  s[8] = 0x40;
-  s[9] = PROTO_EXT;
-  s[10] = s[11] = 0;
-  memcpy(s + 12, p + 12, 8);
-  s[20] = 0x53;
-  s[21] = 0x56;
-  s[22] = KIND_SUPER;
-  s[23] = EXT_VERSION;
-  put16(s + 24, gso);
-  add_iov(a, cnt, s, SUPER_HEADER);
+  if (!a->super_frames || !super_header_for(h, p, len, a->super_hdrs[k])) return 0;
+  add_iov(a, cnt, a->super_hdrs[k], SUPER_HEADER);
   add_iov(a, cnt, p, len);
   STAT(a, NATIVE_TX_SUPER)++;
   return SUPER_HEADER + len;

@@ -62,6 +62,47 @@ export interface TunOptions {
   offload?: boolean;
 }
 
+/** Counters of the attached socket (linux/native/splice.c), over every attachment. */
+export interface NativePathStats {
+  /** Frames sent to the server from the device, and their bytes. */
+  txPackets: number;
+  txBytes: number;
+  /** Frames from the server written (or offered) to the device, and their bytes. */
+  rxPackets: number;
+  rxBytes: number;
+  /** Keepalive echoes and server messages handed to JS. */
+  rxControl: number;
+  /** Packets the device was too full to take, or refused (as TunStats txDropped, txRejected). */
+  tunDropped: number;
+  tunRejected: number;
+  /** Super-packets sent as KIND_SUPER frames, and KIND_SUPER frames written whole. */
+  txSuper: number;
+  rxSuper: number;
+  /** Packets read from the device that could not be sent (malformed, or a super-packet that is not TCP over IPv4). */
+  unsplittable: number;
+  /** KIND_SUPER frames whose packet is not TCP over IPv4. */
+  rxMalformed: number;
+  /** Writes the socket took only part of (the rest waited, the device's reads paused). */
+  socketFull: number;
+  attaches: number;
+}
+
+/** What the attached socket tells JavaScript. */
+export interface AttachHandlers {
+  /** Keepalive echoes and server messages, whole frames; or bytes that are no frame (then reading has stopped). */
+  onData(chunk: Uint8Array): void;
+  /** Packets came from the socket (at most once a second): the link is alive. */
+  onActivity(): void;
+  /** sendRaw() took nothing earlier; there is room now. */
+  onWritable(): void;
+  /** The server ended the stream. */
+  onEnd(): void;
+  /** Reading or writing the socket failed (.code is the errno name). */
+  onError(err: Error): void;
+  /** Writing to the device failed (deleted under us). */
+  onTunError(err: Error): void;
+}
+
 export interface TunConfig {
   address: string;
   prefix: number;
@@ -122,6 +163,20 @@ export interface TunDevice {
   pause(): void;
   /** Reads again after pause(). Nothing when not paused, closed, or failed. */
   resume(): void;
+  /**
+   * Moves the packets between this device and the connected TCP socket `fd` in C
+   * (linux/native/splice.c) until detach(): frames from the socket go to the device, the
+   * device's batches to the socket, and onPackets is not called meanwhile. `initial`: the
+   * start of an unfinished frame already read from the socket. `superFrames`: the device's
+   * TCP super-packets go out as KIND_SUPER frames (with offloads, for a server that takes them).
+   * The caller stops its own reads and writes on the socket first.
+   */
+  attach(fd: number, initial: Uint8Array, superFrames: boolean, handlers: AttachHandlers): void;
+  /** Ends the attachment (its duplicate of the socket is closed); onPackets gets the reads again. */
+  detach(): void;
+  /** Bytes for the attached socket, sent after whatever waits: returns all of them taken, or 0 (then onWritable). */
+  sendRaw(buf: Uint8Array): number;
+  nativeStats(): NativePathStats;
 }
 
 type Handle = object;
@@ -149,6 +204,10 @@ interface Native {
   unref(h: Handle): void;
   pause(h: Handle): void;
   resume(h: Handle): void;
+  attach(h: Handle, fd: number, initial: Uint8Array, superFrames: boolean, onEvent: (kind: number, arg?: ArrayBuffer | NativeError) => void): void;
+  detach(h: Handle): void;
+  sendRaw(h: Handle, buf: Uint8Array): number;
+  nativeStats(h: Handle): NativePathStats;
 }
 
 const ADDON = 'linux/native/build/Release/simplevpn_tun.node';
@@ -294,6 +353,12 @@ function refused(e: unknown): boolean {
 }
 
 const EMPTY = new Uint8Array(0);
+// splice.c's event kinds.
+const EV_DATA = 0;
+const EV_WRITABLE = 1;
+const EV_END = 2;
+const EV_ERROR = 3;
+const EV_ACTIVITY = 5;
 
 class Device implements TunDevice {
   readonly name: string;
@@ -447,6 +512,30 @@ class Device implements TunDevice {
     } catch (e) {
       throw toTunError(e);
     }
+  }
+
+  attach(fd: number, initial: Uint8Array, superFrames: boolean, h: AttachHandlers): void {
+    const onEvent = (kind: number, arg?: ArrayBuffer | NativeError): void => {
+      if (kind === EV_DATA) h.onData(new Uint8Array(arg as ArrayBuffer));
+      else if (kind === EV_WRITABLE) h.onWritable();
+      else if (kind === EV_END) h.onEnd();
+      else if (kind === EV_ERROR) h.onError(arg as NativeError);
+      else if (kind === EV_ACTIVITY) h.onActivity();
+      else h.onTunError(toTunError(arg) as Error);
+    };
+    guard(() => this.n.attach(this.h, fd, initial, superFrames, onEvent));
+  }
+
+  detach(): void {
+    this.n.detach(this.h);
+  }
+
+  sendRaw(buf: Uint8Array): number {
+    return guard(() => this.n.sendRaw(this.h, buf));
+  }
+
+  nativeStats(): NativePathStats {
+    return this.n.nativeStats(this.h);
   }
 }
 

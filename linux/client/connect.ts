@@ -13,21 +13,26 @@ import { proxyConnect } from '../../client-sdk/node/proxy.js';
 import { ServerRotation } from '../../client-sdk/node/servers.js';
 import type { ClientSettings, ServerEndpoint } from './args.js';
 
-/** The servers of -s in turn: `connect` for the SDK, `next` the one it dials next. */
-export function clientConnect(o: ClientSettings): ServerRotation<ServerEndpoint> {
+/**
+ * The servers of -s in turn: `connect` for the SDK, `next` the one it dials next. `plainTcp`,
+ * when given, makes the Connect of a server reached over plain TCP (no TLS, WebSocket or
+ * proxy): the native data path's (native-path.ts).
+ */
+export function clientConnect(o: ClientSettings, plainTcp?: (host: string, port: number) => Connect): ServerRotation<ServerEndpoint> {
   return new ServerRotation(
-    o.servers.map((e) => dial({ ...o, ...e })),
+    o.servers.map((e) => dial({ ...o, ...e }, plainTcp)),
     o.servers,
   );
 }
 
 /** The Connect to one server (o's host, port, url and proxy). */
-function dial(o: ClientSettings): Connect {
+function dial(o: ClientSettings, plainTcp?: (host: string, port: number) => Connect): Connect {
   const t = o.tls ?? {};
   const ws = o.transport === 'ws' || o.transport === 'wss';
   if (!o.proxy) {
     if (ws) return nodeWebSocketConnect({ url: o.url!, ...t });
-    return o.tls ? tlsConnect({ host: o.host, port: o.port, ...o.tls }) : tcpConnect({ host: o.host, port: o.port });
+    if (o.tls) return tlsConnect({ host: o.host, port: o.port, ...o.tls });
+    return plainTcp ? plainTcp(o.host, o.port) : tcpConnect({ host: o.host, port: o.port });
   }
   return proxyConnect({ url: o.proxy }, o.host, o.port, (tunnel, h) => {
     if (ws) return nodeWebSocketConnect({ url: o.url!, ...t, socket: () => tunnel })(h);

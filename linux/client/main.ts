@@ -22,6 +22,7 @@ import { addRoute6, deleteRoute6, enableIpv6, removeIpv6 } from '../ipv6.js';
 import { type ClientSettings, HELP, parseClientArgs } from './args.js';
 import { type Changes, type Configured, interfaceChanges, routeText } from './interface-config.js';
 import { TunSender } from './tun-sender.js';
+import { NativePath, nativePathEnabled } from './native-path.js';
 
 /** Whether the server's reply declares that it takes (and sends) super-packets. */
 function serverTakesSuper(reply: Uint8Array): boolean {
@@ -138,7 +139,9 @@ async function main(argv: string[]): Promise<void> {
   if (o === 'help') return void process.stdout.write(HELP);
   if (o === 'version') return void process.stdout.write(VERSION + '\n');
   const log = createLogger(o.log);
-  const servers = clientConnect(o);
+  // Plain TCP connections can hand their packets to C once the session is up (native-path.ts).
+  let nativePath: NativePath | null = null;
+  const servers = clientConnect(o, nativePathEnabled() ? (host, port) => (h) => nativePath!.connect(host, port)(h) : undefined);
   // The server of the latest attempt: log lines and final refusals name it.
   let dialled = o.servers[0]!;
 
@@ -158,6 +161,11 @@ async function main(argv: string[]): Promise<void> {
     process.exit(1);
   }
   sender = new TunSender(tun, () => client!);
+  nativePath = new NativePath(
+    tun,
+    (err) => tunFailed(err),
+    (err) => log.log('warn', 'native_path_failed', { error: err.message, fix: 'none needed: the packets take the JavaScript path (SIMPLEVPN_NATIVE_PATH=0 chooses it from the start)' }),
+  );
   disableIpv6(tun.name);
   log.log('info', 'tun_created', { name: tun.name, offload: o.offload ? tun.offload : undefined });
   if (tun.offloadError) log.log('warn', 'tun_offload_unavailable', { name: tun.name, reason: tun.offloadError, fix: 'a kernel with TUN offloads (Linux 2.6.27 or later) and a tun device that was not opened elsewhere without them; the tun works without them, slower' });
@@ -232,6 +240,7 @@ async function main(argv: string[]): Promise<void> {
         everReady = true;
         // A seed server echoes the request, our own TLVs included: only a reply counts.
         tun.superFrames = tun.offload && s.server === 'simplevpn' && serverTakesSuper(s.reply);
+        const native = nativePath?.ready(tun.superFrames) ?? false;
         const v6 = configured.addressing6;
         log.log('info', 'ready', {
           address: s.address,
@@ -244,6 +253,7 @@ async function main(argv: string[]): Promise<void> {
           server: s.server,
           via: o.servers.length > 1 ? dialled.server : undefined,
           super_packets: tun.offload ? tun.superFrames : undefined,
+          data_path: native ? 'native' : 'js',
         });
       } else if (s.state === 'down') {
         tun.superFrames = false; // the next server may not take them
@@ -267,16 +277,22 @@ async function main(argv: string[]): Promise<void> {
     tun.close();
     const st = client!.stats;
     const ts = tun.stats;
+    // The native path's packets (counted in C) beside the JavaScript path's.
+    const ns = tun.nativeStats();
     log.log('info', 'stopped', {
-      tx_packets: st.txPackets,
-      rx_packets: st.rxPackets,
-      dropped: st.dropped + sender!.dropped,
-      tun_dropped: st.rxDropped,
+      tx_packets: st.txPackets + ns.txPackets,
+      rx_packets: st.rxPackets + ns.rxPackets,
+      dropped: st.dropped + sender!.dropped + ns.unsplittable,
+      tun_dropped: st.rxDropped + ns.tunDropped + ns.tunRejected,
+      native_tx_packets: ns.attaches ? ns.txPackets : undefined,
+      native_rx_packets: ns.attaches ? ns.rxPackets : undefined,
+      native_attaches: ns.attaches || undefined,
+      native_rx_control: ns.attaches ? ns.rxControl : undefined,
       connects: st.connects,
       // With offloads: super-packets the kernel handed over (split here), and those made here.
-      tun_super_read: tun.offload ? ts.rxSuperPackets : undefined,
+      tun_super_read: tun.offload ? ts.rxSuperPackets + ns.txSuper : undefined,
       tun_super_written: coalescer ? coalescer.stats.superPackets : undefined,
-      tun_super_whole: coalescer ? coalescer.stats.passed : undefined,
+      tun_super_whole: coalescer ? coalescer.stats.passed + ns.rxSuper : undefined,
       tun_unsplittable: ts.rxUnsplittable || undefined,
     });
     process.exitCode = code;

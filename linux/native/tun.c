@@ -38,48 +38,11 @@
 #include <node_api.h>
 #include <uv.h>
 
-#define MAX_BATCH 64
-// A read is only attempted with room for the largest packet a TUN can return (its MTU is at
-// most 65535), so no packet is ever truncated; 256 KiB still holds 64 full-size 1500-byte
-// packets per wake-up.
-#define MAX_PACKET 65536
-// The tun queue length configure() sets (see there): 8 ms of 1500-byte packets at 6 Gbit/s.
-#define TUN_TXQUEUELEN 4096
-#define SCRATCH_SIZE (256 * 1024)
-// With offloads on (IFF_VNET_HDR, TSO), every packet read or written is behind a 10-byte
-// struct virtio_net_hdr, and a read may be a 64 KiB super-packet: a larger scratch buffer
-// keeps a wake-up's batch worth the crossing.
-#define VNET_HDR_LEN 10
-#define VNET_SCRATCH_SIZE (1024 * 1024)
-#define DEV_MAGIC 0x73767475u
+#include "tun_dev.h"
 
-typedef struct {
-  uint32_t magic;
-  napi_env env;
-  int fd;
-  char name[IFNAMSIZ];
-  uv_poll_t poll;
-  int handle_open;     // uv handle initialised, its close callback not yet run
-  int js_gone;         // the JS handle was finalized
-  int polling;
-  int paused;          // reads stopped by pause(), until resume()
-  int failed;          // reads stopped for good: the device failed (resume() will not restart them)
-  int in_callback;     // > 0 while JS runs from on_poll
-  int release_pending; // close() ran inside the callback: release JS state afterwards
-  napi_async_cleanup_hook_handle cleanup;
-  napi_ref self_ref;
-  napi_ref cb_ref;
-  napi_ref lengths_ref;
-  napi_async_context actx;
-  uint32_t *lengths;
-  unsigned char *scratch;
-  size_t scratch_size;
-  int vnet; // packets carry a virtio_net_hdr both ways
-} tun_dev;
+const unsigned char zero_vnet_hdr[VNET_HDR_LEN];
 
-static const unsigned char zero_vnet_hdr[VNET_HDR_LEN];
-
-static const char *errno_name(int e) {
+const char *tun_errno_name(int e) {
   switch (e) {
 #define E(x) case x: return #x;
     E(EPERM) E(ENOENT) E(ESRCH) E(EINTR) E(EIO) E(ENXIO) E(E2BIG) E(EBADF) E(EAGAIN)
@@ -91,11 +54,11 @@ static const char *errno_name(int e) {
     default: return "EUNKNOWN";
   }
 }
+#define errno_name tun_errno_name
 
 // An Error with .code (errno name), .errno (negative, as in Node's system errors) and
 // .syscall; the message names the device and the operation.
-static napi_value make_error(napi_env env, const char *code, int err, const char *syscall,
-                             const char *message) {
+napi_value tun_make_error(napi_env env, const char *code, int err, const char *syscall, const char *message) {
   napi_value jcode, jmsg, e, v;
   napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &jcode);
   napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &jmsg);
@@ -110,6 +73,7 @@ static napi_value make_error(napi_env env, const char *code, int err, const char
   }
   return e;
 }
+#define make_error tun_make_error
 
 // Throws; `err` 0 means a usage error (code EINVAL, no strerror suffix).
 static napi_value throw_err(napi_env env, int err, const char *syscall, const char *fmt, ...) {
@@ -155,6 +119,7 @@ static void stop_polling(tun_dev *d) {
 // uv_poll_stop has removed it from epoll, as libuv requires.
 static void close_native(tun_dev *d) {
   if (d->fd < 0) return;
+  splice_detach(d); // before the device's own handle: its close callback runs first
   stop_polling(d);
   uv_close((uv_handle_t *)&d->poll, on_handle_closed);
   close(d->fd);
@@ -201,10 +166,10 @@ static void finalize(napi_env env, void *data, void *hint) {
 
 // Calls the JS read callback from a uv callback: napi_make_callback enters the async
 // context and, on return, runs the nextTick and microtask queues.
-static void call_js(tun_dev *d, size_t argc, napi_value *argv) {
+void tun_call_js(tun_dev *d, napi_ref cb_ref, size_t argc, napi_value *argv) {
   napi_env env = d->env;
   napi_value cb, recv;
-  if (!d->cb_ref || napi_get_reference_value(env, d->cb_ref, &cb) != napi_ok || !cb) return;
+  if (!cb_ref || !d->actx || napi_get_reference_value(env, cb_ref, &cb) != napi_ok || !cb) return;
   napi_get_global(env, &recv);
   d->in_callback++;
   napi_status s = napi_make_callback(env, d->actx, recv, cb, argc, argv, NULL);
@@ -228,7 +193,24 @@ static void deliver_error(tun_dev *d, const char *code, int err, const char *wha
   napi_get_null(env, &argv[0]);
   napi_create_uint32(env, 0, &argv[1]);
   argv[2] = make_error(env, code, err, what, msg);
-  call_js(d, 3, argv);
+  tun_call_js(d, d->cb_ref, 3, argv);
+}
+
+uint32_t tun_read_batch(tun_dev *d, uint32_t *lengths, size_t *used, int *err) {
+  uint32_t n = 0;
+  const size_t room = MAX_PACKET + (d->vnet ? VNET_HDR_LEN : 0);
+  while (n < MAX_BATCH && d->scratch_size - *used >= room) {
+    ssize_t r = read(d->fd, d->scratch + *used, d->scratch_size - *used);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) *err = errno;
+      break;
+    }
+    if (r == 0) break;
+    lengths[n++] = (uint32_t)r;
+    *used += (size_t)r;
+  }
+  return n;
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
@@ -247,22 +229,21 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     napi_close_handle_scope(env, scope);
     return;
   }
+  if (d->att) {
+    // Attached: the batch goes to the socket in C (splice.c); only a failure reaches JS.
+    int e = splice_tun_readable(d);
+    if (e && d->fd >= 0) {
+      d->failed = 1;
+      stop_polling(d);
+      deliver_error(d, errno_name(e), e, "read", strerror(e));
+    }
+    napi_close_handle_scope(env, scope);
+    return;
+  }
 
   size_t used = 0;
-  uint32_t n = 0;
   int err = 0;
-  const size_t room = MAX_PACKET + (d->vnet ? VNET_HDR_LEN : 0);
-  while (n < MAX_BATCH && d->scratch_size - used >= room) {
-    ssize_t r = read(d->fd, d->scratch + used, d->scratch_size - used);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
-      break;
-    }
-    if (r == 0) break;
-    d->lengths[n++] = (uint32_t)r;
-    used += (size_t)r;
-  }
+  uint32_t n = tun_read_batch(d, d->lengths, &used, &err);
 
   if (n > 0) {
     void *slab_data;
@@ -270,7 +251,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     if (napi_create_arraybuffer(env, used, &slab_data, &argv[0]) == napi_ok) {
       memcpy(slab_data, d->scratch, used);
       napi_create_uint32(env, n, &argv[1]);
-      call_js(d, 2, argv);
+      tun_call_js(d, d->cb_ref, 2, argv);
     }
   }
   // e.g. EBADFD once the interface was deleted under us (ip link del).
@@ -284,7 +265,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 
 // ---- argument helpers --------------------------------------------------------------------
 
-static tun_dev *get_dev(napi_env env, napi_value v) {
+tun_dev *tun_get_dev(napi_env env, napi_value v) {
   void *p = NULL;
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
@@ -294,6 +275,7 @@ static tun_dev *get_dev(napi_env env, napi_value v) {
   }
   return p;
 }
+#define get_dev tun_get_dev
 
 // The device handle, then `want` more arguments.
 static tun_dev *get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
@@ -611,7 +593,7 @@ static napi_value js_delete_route(napi_env env, napi_callback_info info) { retur
 
 // 1 written, 0 dropped because the device is full, -errno otherwise.
 // A device with offloads takes the virtio-net header `hdr` first (a zero one: a plain packet).
-static int write_one(tun_dev *d, const void *hdr, const void *p, size_t len) {
+int tun_write_packet(tun_dev *d, const void *hdr, const void *p, size_t len) {
   struct iovec iov[2] = {{(void *)hdr, VNET_HDR_LEN}, {(void *)p, len}};
   for (;;) {
     if ((d->vnet ? writev(d->fd, iov, 2) : write(d->fd, p, len)) >= 0) return 1;
@@ -621,6 +603,7 @@ static int write_one(tun_dev *d, const void *hdr, const void *p, size_t len) {
     return -errno;
   }
 }
+#define write_one tun_write_packet
 
 static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
   napi_typedarray_type type;
@@ -723,7 +706,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 // program reading packets only to drop them.
 static napi_value js_pause(napi_env env, napi_callback_info info) {
   tun_dev *d = get_args(env, info, 0, NULL);
-  if (d && d->fd >= 0 && !d->failed) {
+  if (d && d->fd >= 0 && !d->failed && !d->att) {
     d->paused = 1;
     stop_polling(d);
   }
@@ -732,7 +715,7 @@ static napi_value js_pause(napi_env env, napi_callback_info info) {
 
 static napi_value js_resume(napi_env env, napi_callback_info info) {
   tun_dev *d = get_args(env, info, 0, NULL);
-  if (!d || d->fd < 0 || d->failed || !d->paused) return NULL;
+  if (!d || d->fd < 0 || d->failed || !d->paused || d->att) return NULL;
   d->paused = 0;
   int rc = uv_poll_start(&d->poll, UV_READABLE, on_poll);
   if (rc < 0) {
@@ -742,6 +725,15 @@ static napi_value js_resume(napi_env env, napi_callback_info info) {
   }
   d->polling = 1;
   return NULL;
+}
+
+void tun_poll_stop(tun_dev *d) { stop_polling(d); }
+
+void tun_poll_resume(tun_dev *d) {
+  if (d->fd < 0 || d->failed || d->paused || d->polling) return;
+  int rc = uv_poll_start(&d->poll, UV_READABLE, on_poll);
+  if (rc < 0) d->failed = 1;
+  else d->polling = 1;
 }
 
 static napi_value js_ref(napi_env env, napi_callback_info info) {
@@ -765,7 +757,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"addRoute", js_add_route},  {"deleteRoute", js_delete_route}, {"write", js_write},
       {"writeBatch", js_write_batch}, {"close", js_close},           {"ref", js_ref},
       {"unref", js_unref},         {"writeVnet", js_write_vnet},     {"pause", js_pause},
-      {"resume", js_resume},
+      {"resume", js_resume},       {"attach", splice_js_attach},     {"detach", splice_js_detach},
+      {"sendRaw", splice_js_send_raw}, {"nativeStats", splice_js_stats},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -2,7 +2,8 @@
 // super-packets from their tun (split in user space) and write coalesced ones (GRO in user
 // space), at a 1500-byte tunnel MTU where that matters most. Transfers between two clients
 // with offloads, and between one with and one without, arrive byte for byte, and no tun
-// device drops a packet.
+// device drops a packet. c1 and c3 take the native data path (linux/native/splice.c), c2 the
+// JavaScript one (SIMPLEVPN_NATIVE_PATH=0), whose coalescing the last test checks.
 //
 //        c1 (--offload) ── srv ── c2 (--offload)
 //                          │   │
@@ -62,7 +63,7 @@ it('clients opened with --offload get tun devices with offloads; one without get
   const up = await server.waitFor('tun_up');
   assert.is(up.offload, true, "the server's tun has offloads");
   client1 = c1.client('client1', ['-s', '198.18.1.1', '--offload', ...CLIENT_ARGS]);
-  client2 = c2.client('client2', ['-s', '198.18.2.1', '--offload', ...CLIENT_ARGS]);
+  client2 = c2.client('client2', ['-s', '198.18.2.1', '--offload', ...CLIENT_ARGS], { SIMPLEVPN_NATIVE_PATH: '0' });
   client3 = c3.client('client3', ['-s', '198.18.3.1', ...CLIENT_ARGS]);
   for (const [name, p] of [['c1', client1], ['c2', client2], ['c3', client3]] as const) {
     const created = await p.waitFor('tun_created');
@@ -71,6 +72,7 @@ it('clients opened with --offload get tun devices with offloads; one without get
     assert.is(ready.mtu, 1500);
     // Both ends of c1's and c2's links declared T_OFFLOAD: super-packets travel whole.
     assert.is(ready.super_packets, name === 'c3' ? undefined : true, `${name}: super-packets as declared`);
+    assert.is(ready.data_path, name === 'c2' ? 'js' : 'native', `${name}: the data path`);
     addr[name] = String(ready.address);
   }
 });
@@ -112,8 +114,10 @@ it('no tun device with offloads dropped a packet, and super-packets were read an
     stopped[name] = await line;
   }
   // c1 sent to c2 and c3: the kernel gave it super-packets. c2 got c1's whole (one frame each,
-  // written whole to its tun) and coalesced c3's segments; c3 got c1's split by the server.
+  // written whole to its tun) and coalesced c3's segments (the JavaScript path; the native one
+  // writes segments as they come); c3 got c1's split by the server.
   assert.ok(Number(stopped.c1.tun_super_read) > 0, 'c1 read super-packets');
+  assert.ok(Number(stopped.c1.tun_super_whole) > 0, 'c1 (native path) wrote super-packets whole: from beyond, through the server tun');
   assert.ok(Number(stopped.c2.tun_super_whole) > 0, 'c2 got super-packets whole');
   assert.ok(Number(stopped.c2.tun_super_written) > 0, 'c2 coalesced segments into super-packets');
   assert.is(stopped.c3.tun_super_read, undefined, 'c3 has no offloads');

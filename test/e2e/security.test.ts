@@ -98,6 +98,7 @@ it('a client with --tls and no --servername (verifying the IP address it dials) 
   try {
     const r = await c.waitFor('ready', () => true, 10_000); // (rejects at once if the client exits)
     assert.ok(r.address);
+    assert.is(r.data_path, 'js', 'TLS keeps the JavaScript data path');
   } finally {
     await c.stop('SIGTERM');
   }

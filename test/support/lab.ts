@@ -231,8 +231,8 @@ export class Host {
     return this.node('server', SERVER_BIN, ['--log-format', 'json', ...args]);
   }
 
-  client(name: string, args: string[]): Proc {
-    return this.node(name, CLIENT_BIN, ['--log-format', 'json', ...args]);
+  client(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+    return this.node(name, CLIENT_BIN, ['--log-format', 'json', ...args], env);
   }
 
   /**

@@ -229,7 +229,8 @@ function packageRoot(): string | null {
 
 let native: Native | TunError | undefined;
 
-function load(): Native | TunError {
+/** The native binding, or why it cannot be loaded (also linux/server-hub.ts's). */
+export function load(): Native | TunError {
   if (native) return native;
   if (process.platform !== 'linux') {
     return (native = new TunError(

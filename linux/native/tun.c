@@ -766,6 +766,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
         napi_set_named_property(env, exports, fns[i].name, f) != napi_ok)
       return NULL;
   }
+  hub_register(env, exports);
   napi_value v;
   napi_create_uint32(env, MAX_BATCH, &v);
   napi_set_named_property(env, exports, "MAX_BATCH", v);

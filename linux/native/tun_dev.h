@@ -76,6 +76,8 @@ napi_value splice_js_attach(napi_env env, napi_callback_info info);
 napi_value splice_js_detach(napi_env env, napi_callback_info info);
 napi_value splice_js_send_raw(napi_env env, napi_callback_info info);
 napi_value splice_js_stats(napi_env env, napi_callback_info info);
+// The server's native switching path (hub.c): its functions on the binding's exports.
+void hub_register(napi_env env, napi_value exports);
 tun_dev *tun_get_dev(napi_env env, napi_value v);
 
 #endif

@@ -6,6 +6,7 @@ import { hashSecret, newDeviceKey } from './control/auth.js';
 import { ConfigError, type ServerOptions } from './config/config.js';
 import { createLogger } from '../../common/log.js';
 import { openServerTun } from '../../linux/server-tun.js';
+import { openServerHub } from '../../linux/server-hub.js';
 import { openKernelRoutes } from '../../linux/kernel-routes.js';
 import { createServer } from './server.js';
 import { tierUpSooner } from '../../common/tiering.js';
@@ -231,7 +232,7 @@ export async function main(argv: string[]): Promise<void> {
   tierUpSooner();
   let server;
   try {
-    server = createServer({ ...(merged as ServerOptions), logger, openTun: openServerTun, openRoutes: openKernelRoutes });
+    server = createServer({ ...(merged as ServerOptions), logger, openTun: openServerTun, openRoutes: openKernelRoutes, openHub: openServerHub });
   } catch (err) {
     if (err instanceof ConfigError) usage(err.message);
     throw err;

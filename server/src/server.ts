@@ -14,7 +14,8 @@ import { AuthFileError, Authenticator, loadAuthFile } from './control/auth.js';
 import { certificateId } from './control/auth-cert.js';
 import { type PooledLeaseStore, createLeaseStore, describeStore } from './cluster/lease-stores.js';
 import type { OpenRouteTable } from './cluster/peer-routes.js';
-import { type EndCode, Reassembly, type SessionEnv } from './data/session.js';
+import { type EndCode, Reassembly, type Session, type SessionEnv } from './data/session.js';
+import { NativeSessions, type OpenHub, nativePathEnabled } from './data/native-sessions.js';
 import { Switch } from './data/switch.js';
 import { type OpenTun, type ServerTun, TunPort } from './data/tun-port.js';
 import { registerInternals } from './internals.js';
@@ -27,7 +28,7 @@ import { type AdmitRefusal } from './transport/limits.js';
 import { TrustedProxies } from './transport/proxy.js';
 import { type Opening, WebSocketTransport } from './transport/websocket.js';
 
-export type { BoundAddress, EndCode, OpenTun, ServerTun };
+export type { BoundAddress, EndCode, OpenHub, OpenTun, ServerTun };
 
 export interface CreateServerOptions extends ServerOptions {
   /**
@@ -42,6 +43,13 @@ export interface CreateServerOptions extends ServerOptions {
    * server keeps no routes, and its clients reach only the clients of their own server.
    */
   openRoutes?: OpenRouteTable;
+  /**
+   * Opens the native switching hub (linux/server-hub.ts): plain-TCP client-to-client packets
+   * are then switched in C. simplevpn-server and the `simplevpn/server` entry pass it.
+   */
+  openHub?: OpenHub;
+  /** The native switching path, when openHub is given: on unless false or SIMPLEVPN_NATIVE_PATH=0. */
+  nativePath?: boolean;
 }
 
 export interface ClientInfo {
@@ -83,6 +91,9 @@ export class VpnServer extends EventEmitter {
   /** Connects, and disconnects of connections that never held an address: bursts of 100, then 50/s. */
   private readonly churnLog = new LogThrottle(50, 100);
   private tunPort: TunPort | null = null;
+  private readonly openHub: OpenHub | undefined;
+  /** The native switching path; null when off (the option, SIMPLEVPN_NATIVE_PATH=0, no openHub). */
+  private readonly native: NativeSessions | null;
   private auth: Authenticator | null = null;
   private status: { close(): Promise<void>; address: string } | null = null;
   private sweeper: NodeJS.Timeout | null = null;
@@ -95,6 +106,8 @@ export class VpnServer extends EventEmitter {
     const c = (this.cfg = resolveConfig(options));
     this.logger = options.logger ?? silentLogger;
     this.openTunImpl = options.openTun;
+    this.openHub = options.openHub;
+    this.native = this.openHub && (options.nativePath ?? nativePathEnabled()) ? new NativeSessions(c.sendQueue, (s, err) => this.nativeRefused(s, err)) : null;
     const metrics = this.metrics_;
     this.sw = new Switch(metrics, c.gateway);
     this.sw.gateway6 = c.subnet6?.gateway ?? null;
@@ -125,7 +138,7 @@ export class VpnServer extends EventEmitter {
           ended: (o, code, detail) => this.openingEnded(o, code, detail),
         })
       : null;
-    const env: SessionEnv = { sw: this.sw, metrics, sendQueue: c.sendQueue, maxFrame: c.maxFrame, reassembly: new Reassembly(c.frameMemory) };
+    const env: SessionEnv = { sw: this.sw, metrics, sendQueue: c.sendQueue, maxFrame: c.maxFrame, reassembly: new Reassembly(c.frameMemory), native: this.native };
     this.admission = new Admission({
       cfg: c,
       leases: this.leases,
@@ -173,6 +186,7 @@ export class VpnServer extends EventEmitter {
     }
     await this.leases.open?.();
     await this.startTun();
+    const nativeOff = this.native ? await this.native.open(this.openHub!, c.maxFrame) : null;
     await this.listeners_.open();
     const sweep = Math.max(100, Math.min(1000, c.idleTimeoutMs / 4, c.handshakeTimeoutMs / 4, c.frameTimeoutMs / 4));
     this.sweeper = setInterval(() => this.sweep(), sweep);
@@ -189,6 +203,8 @@ export class VpnServer extends EventEmitter {
       gateway: formatIPv4(c.gateway),
       subnet6: c.subnet6 ? `${formatIPv6(c.subnet6.network)}/${c.subnet6.prefix}` : undefined,
       tun: this.tunPort?.device.name ?? 'none',
+      data_path: this.native?.active ? 'native' : 'javascript',
+      data_path_detail: nativeOff ? `the native switching path is off: ${nativeOff}` : undefined,
       mtu: c.mtu,
       idle_timeout: c.idleTimeoutMs / 1000,
       keepalive: c.keepalive,
@@ -261,6 +277,7 @@ export class VpnServer extends EventEmitter {
     const stored = this.leases.close?.();
     for (const c of [...this.connections]) c.session.end('shutdown', 'server shutting down');
     for (const sock of this.lingering) sock.destroy();
+    this.native?.close();
     await closed;
     await stored?.catch((err: Error) => this.event('error', 'lease_store_close_failed', { error: err.message }));
     if (this.status) await this.status.close();
@@ -275,6 +292,7 @@ export class VpnServer extends EventEmitter {
   }
 
   clients(): ClientInfo[] {
+    this.native?.sync();
     const opening = this.ws ? [...this.ws.list()].map((o) => this.openingInfo(o)) : [];
     return opening.concat([...this.connections].map((c) => {
       const s = c.session;
@@ -306,6 +324,7 @@ export class VpnServer extends EventEmitter {
   }
 
   metricsText(): string {
+    this.native?.sync();
     return this.metrics_.render({ sessions: this.connections.size + (this.ws?.size ?? 0), inUse: this.leases.inUse, free: this.leases.free, tun: this.tunPort !== null, store: this.leases.health?.() });
   }
 
@@ -529,6 +548,7 @@ export class VpnServer extends EventEmitter {
     const idle = this.cfg.idleTimeoutMs;
     const hs = this.cfg.handshakeTimeoutMs;
     const ft = this.cfg.frameTimeoutMs;
+    this.native?.sync();
     for (const c of this.connections) {
       const s = c.session;
       if (s.address === ANY && now - c.since >= hs && !c.pending) s.end('handshake_timeout', `no address request within ${hs / 1000} s`);
@@ -586,6 +606,12 @@ export class VpnServer extends EventEmitter {
       // already unusable: nothing more to release
     }
     this.event('error', 'tun_failed', { name: port.device.name, error: err.message, code: err.code, consequence: this.noTunConsequence() });
+  }
+
+  /** A session could not move to the native path: it stays on JavaScript's. */
+  private nativeRefused(s: Session, err: Error): void {
+    const c = [...this.connections].find((x) => x.session === s);
+    this.event('warn', 'native_path_failed', { id: c?.id, error: err.message, fix: 'none needed: the session takes the JavaScript path (SIMPLEVPN_NATIVE_PATH=0 chooses it for every session)' });
   }
 
   private noTunConsequence(): string {

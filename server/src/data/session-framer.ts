@@ -26,6 +26,14 @@ export class SessionFramer extends Framer {
     return s;
   }
 
+  /** The bytes of the unfinished frame (a copy); the framer forgets them and is as new. */
+  takeHeld(): Uint8Array {
+    const b = this.part.slice(0, this.held);
+    this.part = NONE;
+    this.held = this.need = 0;
+    return b;
+  }
+
   /** Takes back the unfinished frame carry() gave, before the next push(). */
   resume(s: string): void {
     const n = s.length;

@@ -20,7 +20,8 @@ import { held, wrote } from '../transport/turn-writes.js';
 import { releaseSource, takeOverRelease } from '../transport/limits.js';
 import { OWNER } from '../transport/transport.js';
 import { CARRY_MAX, SessionFramer } from './session-framer.js';
-import { tick, wallTime } from './clock.js';
+import { fromWall, tick, wallTime } from './clock.js';
+import type { NativeLink } from './native-sessions.js';
 
 /** Why sessions end, as counted in simplevpn_disconnects_total. */
 export type EndCode =
@@ -48,6 +49,8 @@ export interface SessionEnv {
   readonly maxFrame: number;
   /** The bytes of unfinished frames that all sessions hold. */
   readonly reassembly: Reassembly;
+  /** Where plain-TCP sessions go once open, to be read and written in C (native-sessions.ts); null when off. */
+  readonly native?: NativeLink | null;
 }
 
 /**
@@ -68,7 +71,9 @@ const CLOSED = 1;
 const CORKED = 2;
 const COALESCE = 4;
 const SUPER = 8;
-export const FLAG_FREE = 16;
+/** Read and written by the native hub (native-sessions.ts): writes go through it. */
+const NATIVE = 16;
+export const FLAG_FREE = 32;
 
 /**
  * The framer of chunks from sessions without one of their own. Taken while in use, so that a
@@ -175,6 +180,50 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     this.addr = address;
     this.mtu_ = mtu;
     this.bits = coalesce ? this.bits | COALESCE : this.bits & ~COALESCE;
+    // Only a client whose frames may be coalesced: C writes what it switches back to back.
+    if (coalesce && this.env.native) this.env.native.opened(this);
+  }
+
+  /** Whether the native hub reads and writes this session (native-sessions.ts sets it). */
+  get native(): boolean {
+    return (this.bits & NATIVE) !== 0;
+  }
+
+  set native(on: boolean) {
+    this.bits = on ? this.bits | NATIVE : this.bits & ~NATIVE;
+  }
+
+  /**
+   * The bytes of the unfinished frame this session holds, handed over (to the native hub,
+   * which reads the stream from now on) and forgotten here.
+   */
+  takeUnfinished(): Uint8Array {
+    const own = this.framer;
+    this.framer = null;
+    this.holding(0, false, tick());
+    if (own === null) return new Uint8Array(0);
+    if (typeof own === 'string') return Uint8Array.from(own, (c) => c.charCodeAt(0));
+    return own.takeHeld();
+  }
+
+  /**
+   * What the native hub counted for this session since it last asked (native-sessions.ts's
+   * drain order): packets and bytes received and sent, drops, and when bytes last came (wall ms).
+   */
+  countNative(c: Float64Array): void {
+    const m = this.env.metrics;
+    this.rxPackets += c[0];
+    this.rxBytes += c[1];
+    this.txPackets += c[2];
+    this.txBytes += c[3];
+    this.drops += c[4];
+    m.rxPackets += c[0];
+    m.rxBytes += c[1];
+    m.txPackets += c[2];
+    m.txBytes += c[3];
+    m.drops.queue_full += c[4];
+    const at = fromWall(c[5]);
+    if (at > this.rxAt) this.rxAt = at;
   }
 
   /** Its IPv6 address, or null. */
@@ -329,18 +378,21 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     const env = this.env;
     const m = env.metrics;
     const bits = this.bits;
-    if ((bits & CLOSED) !== 0 || held(s, env.sendQueue) + data.length > env.sendQueue) {
+    if ((bits & CLOSED) !== 0 || ((bits & NATIVE) !== 0 ? !env.native!.send(this, data) : held(s, env.sendQueue) + data.length > env.sendQueue)) {
       m.drops.queue_full += packets;
       this.drops += packets;
       return false;
     }
-    if ((bits & (COALESCE | CORKED)) === COALESCE) {
-      this.bits = bits | CORKED;
-      s.cork();
-      env.sw.corked(this);
+    // A native session's hub took the bytes already, behind what C queued.
+    if ((bits & NATIVE) === 0) {
+      if ((bits & (COALESCE | CORKED)) === COALESCE) {
+        this.bits = bits | CORKED;
+        s.cork();
+        env.sw.corked(this);
+      }
+      s.write(data);
+      wrote(s, data.length);
     }
-    s.write(data);
-    wrote(s, data.length);
     this.txPackets += packets;
     this.txBytes += data.length;
     m.txPackets += packets;
@@ -358,7 +410,8 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
 
   /** A control message to this client, outside the data counters. */
   writeNow(msg: Uint8Array): void {
-    if ((this.bits & CLOSED) === 0 && this.socket.writableLength + msg.length <= this.env.sendQueue) this.socket.write(msg);
+    if ((this.bits & (CLOSED | NATIVE)) === NATIVE) this.env.native!.send(this, msg);
+    else if ((this.bits & CLOSED) === 0 && this.socket.writableLength + msg.length <= this.env.sendQueue) this.socket.write(msg);
   }
 
   /** Ends the session; `last` is written first (a refusal), then the connection closes. */
@@ -372,8 +425,11 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
       this.partial = 0;
     }
     const s = this.socket;
+    // Detached first: what C had not sent yet goes before `last`, through Node.
+    const unsent = (this.bits & NATIVE) !== 0 ? this.env.native!.detach(this) : undefined;
+    this.bits &= ~NATIVE;
     if (last !== undefined && !s.destroyed) {
-      s.end(last);
+      s.end(unsent === undefined ? last : Buffer.concat([unsent, last]));
       // A peer that never reads must not hold the socket open.
       setTimeout(() => s.destroy(), 2000).unref();
     } else {

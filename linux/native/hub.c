@@ -1,0 +1,680 @@
+// The server's native switching path (issue 15): plain-TCP client-to-client packets are read,
+// framed and written to their destination's socket here, in C, on Node's own event loop,
+// without entering JavaScript. Each Node hop (a read through the Readable stream, a write)
+// cost the server more than the switching itself; a ping between two clients made four.
+//
+// A hub holds native sessions: a dup() of an accepted socket's descriptor (Node keeps its
+// own, not reading: JS stopped its handle), polled with a uv_poll, and a table from IPv4
+// address to session. On a read, the stream is framed (frames.c's rules) and a frame is
+// switched here only when all of these hold: IPv4, not PROTO_EXT (control, KIND_SUPER),
+// its source the session's address, its destination another native session's address, and
+// it fits that session's MTU. Frames of one read for the same destination leave in one
+// writev at the end of the read; what the socket does not take waits in the destination's
+// queue, up to its send-queue cap (the server's --send-queue), past which a packet is
+// dropped and counted as the JS switch counts queue_full. Every other frame goes to JS,
+// whole and in order (EV_FRAMES: copied back to back into a new ArrayBuffer, as Node's own
+// reads give a new chunk), where the session's onData does all that is unusual.
+//
+// JS's own writes to a native session (packets from the tun or other sessions, control
+// replies) go through hubSend(), into the same queue, so frames never interleave. The end of
+// the stream, a failed read or write, are events (EV_END, EV_ERROR); JS ends the session and
+// detaches, which closes the dup and hands back what was not sent. Bytes that are no frame
+// (or a frame longer than the server's largest) go to JS as frames do, so that the session's
+// own framer names the error; reading then stops. Counters are kept per session and handed
+// to JS as deltas (hubDrain()), with the wall time of the last bytes received.
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "frames.h"
+#include "tun_dev.h"
+
+#define RBUF_SIZE (256 * 1024)
+#define READS_PER_WAKE 8
+#define BATCH_IOV 64
+#define BUCKETS 1024
+#define PROTO_EXT 253
+
+enum { HEV_FRAMES, HEV_END, HEV_ERROR };
+enum { CT_RX_PACKETS, CT_RX_BYTES, CT_TX_PACKETS, CT_TX_BYTES, CT_DROPS, CT_COUNT };
+
+typedef struct hub hub;
+
+typedef struct hsess {
+  hub *h;
+  uint32_t slot;
+  int fd;
+  uv_poll_t poll;
+  int events;
+  int closing;     // detached; freed by the poll's close callback
+  int stopped;     // reading stopped for good: JS ends the session
+  int werr;        // a write failed: EV_ERROR from the next poll callback
+  int reported;    // EV_END or EV_ERROR went
+  uint32_t addr, mtu;
+  size_t cap;      // send-queue cap
+  struct hsess *addr_next;
+  unsigned char *carry; // an unfinished frame between reads (MAX_FRAME bytes, on first need)
+  size_t carry_len;
+  unsigned char *out;   // bytes the socket has not taken: out[out_off, out_end)
+  size_t out_size, out_off, out_end;
+  // frames switched to this session during the current read
+  struct iovec iov[BATCH_IOV];
+  int iovcnt;
+  size_t batch_bytes;
+  uint32_t batch_packets;
+  struct hsess *touched_next;
+  int touched;
+  double ct[CT_COUNT];
+  double last_rx; // wall ms
+} hsess;
+
+struct hub {
+  napi_env env;
+  napi_ref cb_ref;
+  napi_async_context actx;
+  int closed;
+  size_t max_frame;
+  hsess **slots;
+  uint32_t nslots;
+  hsess *by_addr[BUCKETS];
+  hsess *touched;
+  unsigned char *rbuf;  // the read being framed (shared: one read at a time)
+  unsigned char *jsbuf; // frames for JS out of that read
+};
+
+static double wall_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return (double)t.tv_sec * 1000.0 + (double)(t.tv_nsec / 1000000);
+}
+
+static uint32_t rd32(const unsigned char *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+// ---- the address table ---------------------------------------------------------------------
+
+static hsess **bucket(hub *h, uint32_t a) { return &h->by_addr[(a ^ (a >> 10) ^ (a >> 20)) & (BUCKETS - 1)]; }
+
+static hsess *lookup(hub *h, uint32_t a) {
+  for (hsess *s = *bucket(h, a); s; s = s->addr_next)
+    if (s->addr == a) return s;
+  return NULL;
+}
+
+static void unlink_addr(hsess *s) {
+  for (hsess **p = bucket(s->h, s->addr); *p; p = &(*p)->addr_next)
+    if (*p == s) {
+      *p = s->addr_next;
+      return;
+    }
+}
+
+// ---- events to JavaScript ------------------------------------------------------------------
+
+static void call_js(hub *h, uint32_t kind, uint32_t slot, napi_value arg) {
+  napi_env env = h->env;
+  napi_value cb, recv, argv[3];
+  if (h->closed || !h->cb_ref || napi_get_reference_value(env, h->cb_ref, &cb) != napi_ok || !cb) return;
+  napi_create_uint32(env, kind, &argv[0]);
+  napi_create_uint32(env, slot, &argv[1]);
+  if (arg) argv[2] = arg;
+  else napi_get_undefined(env, &argv[2]);
+  napi_get_global(env, &recv);
+  if (napi_make_callback(env, h->actx, recv, cb, 3, argv, NULL) == napi_pending_exception) {
+    napi_value e = NULL;
+    napi_get_and_clear_last_exception(env, &e);
+    if (e) napi_fatal_exception(env, e); // as any event handler that throws: 'uncaughtException'
+  }
+}
+
+static void report_error(hsess *s, int err, const char *syscall, const char *what) {
+  if (s->reported) return;
+  s->reported = 1;
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  call_js(s->h, HEV_ERROR, s->slot, tun_make_error(s->h->env, tun_errno_name(err), err, syscall, msg));
+}
+
+// ---- the socket's poll ---------------------------------------------------------------------
+
+static void on_poll(uv_poll_t *p, int status, int events);
+
+static size_t queued(const hsess *s) { return s->out_end - s->out_off; }
+
+static void set_events(hsess *s) {
+  if (s->closing) return;
+  int want = (s->stopped ? 0 : UV_READABLE) | (queued(s) || (s->werr && !s->reported) ? UV_WRITABLE : 0);
+  if (want == s->events) return;
+  if (want) uv_poll_start(&s->poll, want, on_poll);
+  else uv_poll_stop(&s->poll);
+  s->events = want;
+}
+
+// Appends iov[0, cnt) from byte `skip` on to the queue (its room made here: at most the cap).
+static int enqueue(hsess *s, const struct iovec *iov, int cnt, size_t skip, size_t n) {
+  if (s->out_off == s->out_end) s->out_off = s->out_end = 0;
+  if (s->out_end + n > s->out_size) {
+    size_t held = queued(s);
+    if (s->out_off) memmove(s->out, s->out + s->out_off, held);
+    s->out_off = 0;
+    s->out_end = held;
+    if (held + n > s->out_size) {
+      size_t want = s->out_size ? s->out_size * 2 : 64 * 1024;
+      while (want < held + n) want *= 2;
+      unsigned char *o = realloc(s->out, want);
+      if (!o) return ENOMEM;
+      s->out = o;
+      s->out_size = want;
+    }
+  }
+  for (int i = 0; i < cnt; i++) {
+    size_t len = iov[i].iov_len;
+    if (skip >= len) {
+      skip -= len;
+      continue;
+    }
+    memcpy(s->out + s->out_end, (char *)iov[i].iov_base + skip, len - skip);
+    s->out_end += len - skip;
+    skip = 0;
+  }
+  return 0;
+}
+
+// Sends iov[0, cnt) (`total` bytes) behind whatever waits; the caller checked the cap.
+static void sess_send(hsess *s, const struct iovec *iov, int cnt, size_t total) {
+  size_t done = 0;
+  if (s->werr) return;
+  if (!queued(s)) {
+    for (;;) {
+      ssize_t w = writev(s->fd, iov, cnt);
+      if (w >= 0) {
+        done = (size_t)w;
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        s->werr = errno; // reported from this session's own poll, where JS may run
+        set_events(s);
+        return;
+      }
+      break;
+    }
+    if (done == total) return;
+  }
+  int e = enqueue(s, iov, cnt, done, total - done);
+  if (e) s->werr = e;
+  set_events(s);
+}
+
+static void flush_out(hsess *s) {
+  while (queued(s)) {
+    ssize_t w = write(s->fd, s->out + s->out_off, queued(s));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) s->werr = errno;
+      break;
+    }
+    s->out_off += (size_t)w;
+  }
+  set_events(s);
+}
+
+// The frames switched during this read leave, one writev per destination.
+static void flush_batches(hub *h) {
+  for (hsess *d = h->touched, *next; d; d = next) {
+    next = d->touched_next;
+    d->touched = 0;
+    d->touched_next = NULL;
+    if (d->iovcnt) {
+      d->ct[CT_TX_PACKETS] += d->batch_packets;
+      d->ct[CT_TX_BYTES] += (double)d->batch_bytes;
+      sess_send(d, d->iov, d->iovcnt, d->batch_bytes);
+    }
+    d->iovcnt = 0;
+    d->batch_bytes = 0;
+    d->batch_packets = 0;
+  }
+  h->touched = NULL;
+}
+
+// The native session `frame` goes to, or NULL when JS decides.
+static hsess *destination(hsess *s, const unsigned char *p, size_t f) {
+  if (p[0] >> 4 != 4 || p[9] == PROTO_EXT || f < 20) return NULL;
+  uint32_t src = rd32(p + 12), dst = rd32(p + 16);
+  if (src != s->addr || dst == 0 || dst == s->addr) return NULL;
+  hsess *d = lookup(s->h, dst);
+  return d && !d->closing && f <= d->mtu ? d : NULL;
+}
+
+static void switch_frame(hsess *s, hsess *d, unsigned char *p, size_t f) {
+  s->ct[CT_RX_PACKETS]++;
+  s->ct[CT_RX_BYTES] += (double)f;
+  if (d->werr || queued(d) + d->batch_bytes + f > d->cap) {
+    d->ct[CT_DROPS]++;
+    return;
+  }
+  if (d->iovcnt == BATCH_IOV) {
+    d->ct[CT_TX_PACKETS] += d->batch_packets;
+    d->ct[CT_TX_BYTES] += (double)d->batch_bytes;
+    sess_send(d, d->iov, d->iovcnt, d->batch_bytes);
+    d->iovcnt = 0;
+    d->batch_bytes = 0;
+    d->batch_packets = 0;
+  }
+  struct iovec *last = d->iovcnt ? &d->iov[d->iovcnt - 1] : NULL;
+  if (last && (unsigned char *)last->iov_base + last->iov_len == p) last->iov_len += f;
+  else d->iov[d->iovcnt++] = (struct iovec){p, f};
+  d->batch_bytes += f;
+  d->batch_packets++;
+  if (!d->touched) {
+    d->touched = 1;
+    d->touched_next = s->h->touched;
+    s->h->touched = d;
+  }
+}
+
+// Frames the bytes in h->rbuf[0, *len): switched or kept for JS; an unfinished frame moves to
+// the start. Returns the bytes for JS (in h->jsbuf).
+static size_t take_frames(hsess *s, size_t *len) {
+  hub *h = s->h;
+  size_t pos = 0, js = 0, n = *len;
+  unsigned char *b = h->rbuf;
+  while (pos < n) {
+    unsigned char *p = b + pos;
+    long f = frame_length(p, n - pos);
+    if (f < 0 || (size_t)f > h->max_frame) {
+      // No frame: the session's framer, given the bytes, names the error.
+      memcpy(h->jsbuf + js, p, n - pos);
+      js += n - pos;
+      pos = n;
+      s->stopped = 1;
+      break;
+    }
+    if (f == 0 || pos + (size_t)f > n) break;
+    pos += (size_t)f;
+    hsess *d = destination(s, p, (size_t)f);
+    if (d) switch_frame(s, d, p, (size_t)f);
+    else {
+      memcpy(h->jsbuf + js, p, (size_t)f);
+      js += (size_t)f;
+    }
+  }
+  flush_batches(h);
+  memmove(b, b + pos, n - pos);
+  *len = n - pos;
+  return js;
+}
+
+static void emit_frames(hsess *s, size_t js) {
+  void *data;
+  napi_value ab;
+  if (napi_create_arraybuffer(s->h->env, js, &data, &ab) != napi_ok) return;
+  memcpy(data, s->h->jsbuf, js);
+  call_js(s->h, HEV_FRAMES, s->slot, ab);
+}
+
+// Keeps the unfinished frame at the start of rbuf for the session's next read.
+static int keep_carry(hsess *s, size_t len) {
+  s->carry_len = len;
+  if (!len) return 1;
+  if (!s->carry && !(s->carry = malloc(MAX_FRAME))) return 0;
+  memcpy(s->carry, s->h->rbuf, len);
+  return 1;
+}
+
+static void read_sess(hsess *s) {
+  hub *h = s->h;
+  size_t len = s->carry_len;
+  if (len) memcpy(h->rbuf, s->carry, len);
+  s->carry_len = 0;
+  int got = 0;
+  for (int i = 0; i < READS_PER_WAKE; i++) {
+    size_t room = RBUF_SIZE - len;
+    ssize_t r = read(s->fd, h->rbuf + len, room);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        s->stopped = 1;
+        set_events(s);
+        report_error(s, errno, "read", "reading from the client failed");
+        return;
+      }
+      break;
+    }
+    if (r == 0) {
+      s->stopped = 1;
+      set_events(s);
+      if (!s->reported) {
+        s->reported = 1;
+        call_js(h, HEV_END, s->slot, NULL);
+      }
+      return;
+    }
+    if (!got) s->last_rx = wall_ms();
+    got = 1;
+    len += (size_t)r;
+    size_t js = take_frames(s, &len);
+    int more = !s->stopped && (size_t)r == room;
+    // What JS may do (end this session, send elsewhere) comes after the rest is kept.
+    if (!keep_carry(s, len)) {
+      s->stopped = 1;
+      set_events(s);
+      report_error(s, ENOMEM, "malloc", "keeping an unfinished frame failed");
+      return;
+    }
+    if (js) emit_frames(s, js);
+    if (s->closing || s->stopped || !more) {
+      set_events(s);
+      return;
+    }
+    if (s->carry_len) memcpy(h->rbuf, s->carry, s->carry_len);
+    len = s->carry_len;
+    s->carry_len = 0;
+  }
+  keep_carry(s, len);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events) {
+  hsess *s = p->data;
+  if (s->closing) return;
+  napi_env env = s->h->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (status < 0) {
+    s->stopped = 1;
+    set_events(s);
+    report_error(s, -status, "poll", "polling the connection failed");
+  } else {
+    if ((events & UV_WRITABLE) && queued(s) && !s->werr) flush_out(s);
+    if (s->werr) {
+      s->stopped = 1;
+      s->out_off = s->out_end = 0;
+      report_error(s, s->werr, "write", "writing to the client failed");
+      set_events(s);
+    } else if ((events & UV_READABLE) && !s->stopped) {
+      read_sess(s);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+// ---- sessions ------------------------------------------------------------------------------
+
+static void on_sess_closed(uv_handle_t *p) {
+  hsess *s = p->data;
+  free(s->carry);
+  free(s->out);
+  free(s);
+}
+
+static void detach(hsess *s) {
+  hub *h = s->h;
+  h->slots[s->slot] = NULL;
+  unlink_addr(s);
+  s->closing = 1;
+  uv_poll_stop(&s->poll);
+  uv_close((uv_handle_t *)&s->poll, on_sess_closed);
+  close(s->fd);
+}
+
+static void close_hub(hub *h) {
+  if (h->closed) return;
+  for (uint32_t i = 0; i < h->nslots; i++)
+    if (h->slots[i]) detach(h->slots[i]);
+  h->closed = 1;
+  free(h->slots);
+  h->slots = NULL;
+  h->nslots = 0;
+  free(h->rbuf);
+  free(h->jsbuf);
+  h->rbuf = h->jsbuf = NULL;
+  if (h->cb_ref) napi_delete_reference(h->env, h->cb_ref);
+  if (h->actx) napi_async_destroy(h->env, h->actx);
+  h->cb_ref = NULL;
+  h->actx = NULL;
+  napi_remove_env_cleanup_hook(h->env, (void (*)(void *))close_hub, h);
+}
+
+static void finalize_hub(napi_env env, void *data, void *hint) {
+  (void)env, (void)hint;
+  hub *h = data;
+  close_hub(h);
+  free(h);
+}
+
+// ---- JavaScript's side -----------------------------------------------------------------------
+
+static napi_value throw_msg(napi_env env, int err, const char *syscall, const char *msg) {
+  char m[256];
+  if (err) snprintf(m, sizeof m, "%s: %s", msg, strerror(err));
+  napi_throw(env, tun_make_error(env, tun_errno_name(err ? err : EINVAL), err, syscall, err ? m : msg));
+  return NULL;
+}
+
+static hub *get_hub(napi_env env, napi_value v) {
+  void *p = NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &p) != napi_ok || !p) {
+    throw_msg(env, 0, NULL, "the first argument must be a hub from hubOpen()");
+    return NULL;
+  }
+  hub *h = p;
+  if (h->closed) {
+    throw_msg(env, EBADF, NULL, "the hub is closed");
+    return NULL;
+  }
+  return h;
+}
+
+static hsess *get_sess(napi_env env, hub *h, napi_value v) {
+  uint32_t slot;
+  if (napi_get_value_uint32(env, v, &slot) != napi_ok || slot >= h->nslots) return NULL;
+  return h->slots[slot];
+}
+
+static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
+  bool is_ta = false;
+  napi_typedarray_type tt;
+  return napi_is_typedarray(env, v, &is_ta) == napi_ok && is_ta &&
+         napi_get_typedarray_info(env, v, &tt, len, data, NULL, NULL) == napi_ok && tt == napi_uint8_array;
+}
+
+// hubOpen(maxFrame, onEvent(kind, slot, arg)) -> hub
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  napi_value argv[2], ext, resource, rname;
+  size_t argc = 2;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint32_t max_frame = 0;
+  napi_valuetype t;
+  if (argc < 2 || napi_get_value_uint32(env, argv[0], &max_frame) != napi_ok || max_frame < 20 || max_frame > MAX_FRAME ||
+      napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function)
+    return throw_msg(env, 0, NULL, "hubOpen(maxFrame, onEvent): maxFrame must be 20-65535 and onEvent a function");
+  hub *h = calloc(1, sizeof *h);
+  if (h) {
+    h->rbuf = malloc(RBUF_SIZE);
+    h->jsbuf = malloc(RBUF_SIZE);
+  }
+  if (!h || !h->rbuf || !h->jsbuf) {
+    if (h) free(h->rbuf), free(h->jsbuf);
+    free(h);
+    return throw_msg(env, ENOMEM, NULL, "hubOpen(): allocating the buffers failed");
+  }
+  h->env = env;
+  h->max_frame = max_frame;
+  if (napi_create_reference(env, argv[1], 1, &h->cb_ref) != napi_ok || napi_create_object(env, &resource) != napi_ok ||
+      napi_create_string_utf8(env, "simplevpn:hub", NAPI_AUTO_LENGTH, &rname) != napi_ok ||
+      napi_async_init(env, resource, rname, &h->actx) != napi_ok ||
+      napi_create_external(env, h, finalize_hub, NULL, &ext) != napi_ok) {
+    close_hub(h);
+    free(h);
+    return throw_msg(env, ENOMEM, NULL, "hubOpen(): setting up the hub failed");
+  }
+  napi_add_env_cleanup_hook(env, (void (*)(void *))close_hub, h);
+  return ext;
+}
+
+// hubAttach(hub, fd, address, mtu, sendQueue, initialBytes) -> slot
+static napi_value js_attach(napi_env env, napi_callback_info info) {
+  napi_value argv[6], result;
+  size_t argc = 6;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 6) return throw_msg(env, 0, NULL, "hubAttach(hub, fd, address, mtu, sendQueue, initialBytes): missing arguments");
+  hub *h = get_hub(env, argv[0]);
+  if (!h) return NULL;
+  int32_t fd;
+  uint32_t addr, mtu;
+  double cap;
+  void *init;
+  size_t init_len;
+  if (napi_get_value_int32(env, argv[1], &fd) != napi_ok || fd < 0) return throw_msg(env, 0, NULL, "hubAttach(): fd must be a file descriptor");
+  if (napi_get_value_uint32(env, argv[2], &addr) != napi_ok || addr == 0) return throw_msg(env, 0, NULL, "hubAttach(): address must be a granted IPv4 address");
+  if (napi_get_value_uint32(env, argv[3], &mtu) != napi_ok || napi_get_value_double(env, argv[4], &cap) != napi_ok || cap < 1)
+    return throw_msg(env, 0, NULL, "hubAttach(): mtu and sendQueue must be numbers");
+  if (!get_bytes(env, argv[5], &init, &init_len)) return throw_msg(env, 0, NULL, "hubAttach(): initialBytes must be a Uint8Array");
+  long f = frame_length(init, init_len);
+  if (init_len && (f < 0 || (f > 0 && (size_t)f <= init_len)))
+    return throw_msg(env, 0, NULL, "hubAttach(): initialBytes must be the start of one unfinished frame");
+  if (lookup(h, addr)) return throw_msg(env, EEXIST, NULL, "hubAttach(): a native session holds this address already: detach it first");
+  uint32_t slot = 0;
+  while (slot < h->nslots && h->slots[slot]) slot++;
+  if (slot == h->nslots) {
+    uint32_t n = h->nslots ? h->nslots * 2 : 64;
+    hsess **ns = realloc(h->slots, n * sizeof *ns);
+    if (!ns) return throw_msg(env, ENOMEM, NULL, "hubAttach(): growing the session table failed");
+    memset(ns + h->nslots, 0, (n - h->nslots) * sizeof *ns);
+    h->slots = ns;
+    h->nslots = n;
+  }
+  hsess *s = calloc(1, sizeof *s);
+  if (!s || (init_len && !(s->carry = malloc(MAX_FRAME)))) {
+    if (s) free(s->carry);
+    free(s);
+    return throw_msg(env, ENOMEM, NULL, "hubAttach(): allocating the session failed");
+  }
+  uv_loop_t *loop = NULL;
+  int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (nfd < 0 || napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    int e = nfd < 0 ? errno : EINVAL;
+    if (nfd >= 0) close(nfd);
+    free(s->carry), free(s);
+    return throw_msg(env, e, "fcntl(F_DUPFD_CLOEXEC)", "hubAttach(): duplicating the socket's descriptor failed");
+  }
+  fcntl(nfd, F_SETFL, fcntl(nfd, F_GETFL) | O_NONBLOCK);
+  int rc = uv_poll_init_socket(loop, &s->poll, nfd);
+  if (rc < 0) {
+    close(nfd);
+    free(s->carry), free(s);
+    return throw_msg(env, -rc, "uv_poll_init_socket", "hubAttach(): polling the socket failed");
+  }
+  s->poll.data = s;
+  s->h = h;
+  s->slot = slot;
+  s->fd = nfd;
+  s->addr = addr;
+  s->mtu = mtu;
+  s->cap = (size_t)cap;
+  s->last_rx = wall_ms();
+  if (init_len) memcpy(s->carry, init, init_len);
+  s->carry_len = init_len;
+  hsess **b = bucket(h, addr);
+  s->addr_next = *b;
+  *b = s;
+  h->slots[slot] = s;
+  set_events(s);
+  napi_create_uint32(env, slot, &result);
+  return result;
+}
+
+// hubSend(hub, slot, bytes) -> whether it was taken (false: over the cap, or going away)
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  napi_value argv[3], result;
+  size_t argc = 3;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  hub *h = argc == 3 ? get_hub(env, argv[0]) : NULL;
+  if (!h) return argc == 3 ? NULL : throw_msg(env, 0, NULL, "hubSend(hub, slot, bytes): missing arguments");
+  hsess *s = get_sess(env, h, argv[1]);
+  void *data;
+  size_t len;
+  if (!get_bytes(env, argv[2], &data, &len)) return throw_msg(env, 0, NULL, "hubSend(): bytes must be a Uint8Array");
+  bool ok = s && !s->closing && !s->werr && !s->reported && queued(s) + len <= s->cap;
+  if (ok && len) {
+    struct iovec iov = {data, len};
+    sess_send(s, &iov, 1, len);
+  }
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
+// hubDrain(hub, slot, out: Float64Array(6)): rx packets, rx bytes, tx packets, tx bytes,
+// drops since the last drain, and the wall time (ms) of the last bytes received.
+static napi_value js_drain(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  hub *h = argc == 3 ? get_hub(env, argv[0]) : NULL;
+  if (!h) return NULL;
+  hsess *s = get_sess(env, h, argv[1]);
+  bool is_ta = false;
+  napi_typedarray_type tt;
+  size_t n;
+  void *data;
+  if (!s || napi_is_typedarray(env, argv[2], &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, argv[2], &tt, &n, &data, NULL, NULL) != napi_ok || tt != napi_float64_array || n < CT_COUNT + 1)
+    return throw_msg(env, 0, NULL, "hubDrain(hub, slot, out): an attached slot and a Float64Array of 6");
+  double *o = data;
+  for (int i = 0; i < CT_COUNT; i++) {
+    o[i] = s->ct[i];
+    s->ct[i] = 0;
+  }
+  o[CT_COUNT] = s->last_rx;
+  return NULL;
+}
+
+// hubDetach(hub, slot) -> the bytes not sent yet (Uint8Array), or undefined.
+static napi_value js_detach(napi_env env, napi_callback_info info) {
+  napi_value argv[2], ab, result = NULL;
+  size_t argc = 2;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  hub *h = argc == 2 ? get_hub(env, argv[0]) : NULL;
+  if (!h) return NULL;
+  hsess *s = get_sess(env, h, argv[1]);
+  if (!s) return NULL;
+  size_t n = queued(s);
+  void *data;
+  if (n && !s->werr && napi_create_arraybuffer(env, n, &data, &ab) == napi_ok) {
+    memcpy(data, s->out + s->out_off, n);
+    napi_create_typedarray(env, napi_uint8_array, n, ab, 0, &result);
+  }
+  detach(s);
+  return result;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *p = NULL;
+  if (argc && napi_get_value_external(env, argv[0], &p) == napi_ok && p) close_hub(p);
+  return NULL;
+}
+
+void hub_register(napi_env env, napi_value exports) {
+  static const struct {
+    const char *name;
+    napi_callback fn;
+  } fns[] = {{"hubOpen", js_open},   {"hubAttach", js_attach}, {"hubSend", js_send},
+             {"hubDrain", js_drain}, {"hubDetach", js_detach}, {"hubClose", js_close}};
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value f;
+    if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) == napi_ok)
+      napi_set_named_property(env, exports, fns[i].name, f);
+  }
+}

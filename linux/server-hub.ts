@@ -1,0 +1,29 @@
+// The server's native switching hub (linux/native/hub.c) on the binding: what
+// simplevpn-server passes to createServer as `openHub`. It matches the server's OpenHub seam
+// (server/src/data/native-sessions.ts) by shape, so linux/ never imports the server.
+
+import { load, TunError } from './tun.js';
+
+type HubHandle = object;
+interface HubNative {
+  hubOpen(maxFrame: number, onEvent: (kind: number, slot: number, arg?: ArrayBuffer | Error) => void): HubHandle;
+  hubAttach(h: HubHandle, fd: number, address: number, mtu: number, sendQueue: number, initial: Uint8Array): number;
+  hubSend(h: HubHandle, slot: number, bytes: Uint8Array): boolean;
+  hubDrain(h: HubHandle, slot: number, out: Float64Array): void;
+  hubDetach(h: HubHandle, slot: number): Uint8Array | undefined;
+  hubClose(h: HubHandle): void;
+}
+
+export async function openServerHub(maxFrame: number, onEvent: (kind: number, slot: number, arg?: ArrayBuffer | Error) => void) {
+  const n = load() as unknown as HubNative | TunError;
+  if (n instanceof TunError) throw n;
+  if (typeof n.hubOpen !== 'function') throw new TunError('ADDON_MISSING', 'The native binding has no switching hub (built before hub.c): rebuild it (`node linux/native/install.mjs` in a checkout).');
+  const h = n.hubOpen(maxFrame, onEvent);
+  return {
+    attach: (fd: number, address: number, mtu: number, sendQueue: number, initial: Uint8Array) => n.hubAttach(h, fd, address, mtu, sendQueue, initial),
+    send: (slot: number, bytes: Uint8Array) => n.hubSend(h, slot, bytes),
+    drain: (slot: number, out: Float64Array) => n.hubDrain(h, slot, out),
+    detach: (slot: number) => n.hubDetach(h, slot),
+    close: () => n.hubClose(h),
+  };
+}

@@ -1,0 +1,179 @@
+// The server's native switching path (issue 15): once a plain-TCP session is open (granted
+// its address, and its frames may be coalesced), Node stops reading its socket and a hub in C
+// (linux/native/hub.c) reads it, switching packets between such sessions without entering
+// JavaScript. JavaScript stays the one authority for everything else: the hub hands it, in
+// order and whole, every frame it does not switch (control messages, spoofed sources, IPv6,
+// KIND_SUPER, packets for the server's tun or for TLS and WebSocket sessions, too big for
+// their destination), and they go through the session's onData as any chunk. What JavaScript
+// sends to a native session (Session.deliver, writeNow) goes through the hub, behind what C
+// queued, so frames never interleave. The end of the stream or a failed read or write ends
+// the session as Node's events would (client_closed, socket_error); a session JavaScript
+// ends is detached first (Session.end), and what C had not sent is handed back.
+//
+// The hub's counters reach the session's and the server's (Session.countNative) when they are
+// looked at: before the idle sweep, /clients, /metrics, and at detach.
+//
+// The server never imports linux/: the hub comes through the openHub option, as the tun does.
+
+import net from 'node:net';
+import type { Session } from './session.js';
+
+/** The hub of linux/native/hub.c, as linux/server-hub.ts opens it. */
+export interface NativeHub {
+  /** Reads and writes the socket `fd` (a dup is kept) for `address`; its slot. */
+  attach(fd: number, address: number, mtu: number, sendQueue: number, initial: Uint8Array): number;
+  /** Queues `bytes` to the slot's socket: false when over its send-queue cap or going away. */
+  send(slot: number, bytes: Uint8Array): boolean;
+  /** Counters since the last drain into `out`: rx packets, rx bytes, tx packets, tx bytes, drops, last receive (wall ms). */
+  drain(slot: number, out: Float64Array): void;
+  /** Stops and closes the dup; the bytes not sent yet. */
+  detach(slot: number): Uint8Array | undefined;
+  close(): void;
+}
+
+/** Hub events: frames for JavaScript (an ArrayBuffer), end of stream, a failed read or write. */
+export const HUB_FRAMES = 0;
+export const HUB_END = 1;
+export const HUB_ERROR = 2;
+
+export type HubEvent = (kind: number, slot: number, arg?: ArrayBuffer | (Error & { code?: string })) => void;
+export type OpenHub = (maxFrame: number, onEvent: HubEvent) => Promise<NativeHub>;
+
+/** What a session needs of the native path (SessionEnv.native). */
+export interface NativeLink {
+  /** `s` was granted its address: it moves to the hub if it can. */
+  opened(s: Session): void;
+  send(s: Session, bytes: Uint8Array): boolean;
+  /** Detaches `s`: what was not sent yet. */
+  detach(s: Session): Uint8Array | undefined;
+}
+
+/** Whether the native path is on: SIMPLEVPN_NATIVE_PATH=0 turns it off (as for the client). */
+export function nativePathEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.SIMPLEVPN_NATIVE_PATH !== '0';
+}
+
+// While Node still sends bytes written before the session moved, the attachment waits.
+const SEND_WAIT_MS = 1;
+const SEND_WAIT_TRIES = 2000;
+
+interface NodeHandle {
+  fd?: number;
+  reading?: boolean;
+  readStop(): number;
+  readStart(): number;
+}
+
+export class NativeSessions implements NativeLink {
+  private hub: NativeHub | null = null;
+  private readonly bySlot: (Session | undefined)[] = [];
+  private readonly slots = new Map<Session, number>();
+  private readonly counts = new Float64Array(6);
+
+  constructor(
+    /** Bytes queued towards one client before its packets are dropped (--send-queue). */
+    private readonly sendQueue: number,
+    /** attach() refused: the session stays on the JavaScript path; for the log. */
+    private readonly onAttachFailed: (s: Session, err: Error) => void,
+  ) {}
+
+  /** Opens the hub; a reason when it cannot be (the session stay on the JavaScript path). */
+  async open(openHub: OpenHub, maxFrame: number): Promise<string | null> {
+    try {
+      this.hub = await openHub(maxFrame, (kind, slot, arg) => this.event(kind, slot, arg));
+      return null;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  get active(): boolean {
+    return this.hub !== null;
+  }
+
+  /** Sessions read and written in C now. */
+  get size(): number {
+    return this.slots.size;
+  }
+
+  opened(s: Session): void {
+    if (this.hub === null || this.slots.has(s)) return;
+    const sock = s.socket;
+    const h = (sock as unknown as { _handle?: NodeHandle })._handle;
+    if (!(sock instanceof net.Socket) || (sock as { encrypted?: boolean }).encrypted || typeof h?.fd !== 'number' || h.fd < 0) return;
+    // After the chunk being read (the request's): what it leaves unfinished is known then.
+    process.nextTick(() => this.move(s, 0));
+  }
+
+  /** Node stops reading `s`; once what Node holds to send has gone, the hub takes the socket. */
+  private move(s: Session, tries: number): void {
+    const sock = s.socket;
+    const h = (sock as unknown as { _handle?: NodeHandle })._handle;
+    if (this.hub === null || s.closed || sock.destroyed || !h || typeof h.fd !== 'number' || sock.readableLength > 0) return;
+    if (tries === 0) {
+      h.reading = false;
+      h.readStop();
+      // Node's stream would start its handle reading again on its next read(0): it does not now.
+      (sock as unknown as { _read: () => void })._read = noRead;
+    }
+    if (sock.writableLength > 0 && tries < SEND_WAIT_TRIES) return void setTimeout(() => this.move(s, tries + 1), SEND_WAIT_MS);
+    const initial = s.takeUnfinished();
+    try {
+      if (sock.writableLength > 0) throw new Error(`Node still holds ${sock.writableLength} bytes to send after ${SEND_WAIT_TRIES * SEND_WAIT_MS} ms`);
+      const slot = this.hub.attach(h.fd, s.address, s.mtu, this.sendQueue, initial);
+      this.bySlot[slot] = s;
+      this.slots.set(s, slot);
+      s.native = true;
+    } catch (err) {
+      delete (sock as unknown as { _read?: unknown })._read;
+      h.reading = true;
+      h.readStart();
+      if (initial.length > 0) s.onData(initial);
+      this.onAttachFailed(s, err as Error);
+    }
+  }
+
+  send(s: Session, bytes: Uint8Array): boolean {
+    const slot = this.slots.get(s);
+    return slot !== undefined && this.hub !== null && this.hub.send(slot, bytes);
+  }
+
+  detach(s: Session): Uint8Array | undefined {
+    const slot = this.slots.get(s);
+    if (slot === undefined || this.hub === null) return undefined;
+    this.collect(s, slot);
+    this.slots.delete(s);
+    this.bySlot[slot] = undefined;
+    return this.hub.detach(slot);
+  }
+
+  /** The hub's counters into the sessions' and the server's. */
+  sync(): void {
+    for (const [s, slot] of this.slots) this.collect(s, slot);
+  }
+
+  /** Detaches every session (they are ended by then) and closes the hub. */
+  close(): void {
+    for (const s of [...this.slots.keys()]) this.detach(s);
+    this.hub?.close();
+    this.hub = null;
+  }
+
+  private collect(s: Session, slot: number): void {
+    this.hub!.drain(slot, this.counts);
+    s.countNative(this.counts);
+  }
+
+  private event(kind: number, slot: number, arg?: ArrayBuffer | (Error & { code?: string })): void {
+    const s = this.bySlot[slot];
+    if (s === undefined || s.closed) return;
+    if (kind === HUB_FRAMES) s.onData(new Uint8Array(arg as ArrayBuffer));
+    else if (kind === HUB_END) s.end('client_closed', 'end of stream');
+    else {
+      const err = arg as Error & { code?: string };
+      s.end('socket_error', err.code || err.message);
+    }
+  }
+}
+
+function noRead(): void {}

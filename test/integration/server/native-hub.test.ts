@@ -1,0 +1,150 @@
+// The server's native switching path (linux/native/hub.c, server/src/data/native-sessions.ts)
+// through the binding, with real sockets on loopback: packets between two native sessions
+// switched in C (their sessions' onData never called), frames split at any byte across reads
+// and begun before the move to C, what is not for C (keepalives, spoofed sources, unknown
+// destinations) handled by JavaScript, the send-queue cap and its drops, the end of stream,
+// counters, and no descriptor left behind. Needs the built addon (no root).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readdirSync } from 'node:fs';
+import { openServerHub } from '../../../linux/server-hub.js';
+import { TunError, load } from '../../../linux/tun.js';
+import { type RawClient, SEED_KEEPALIVE, equalBytes, extRequest, ip, ipPacket, rng, sleep, waitFor, withServer, type Harness } from '../../support/server-net.js';
+
+const fds = () => readdirSync('/proc/self/fd').length;
+const loaded = !(load() instanceof TunError);
+
+/** A raw client granted an address (extension request, reply read); the address. */
+async function granted(h: Harness, extra?: Uint8Array, want = 0): Promise<{ c: RawClient; address: number }> {
+  const c = await h.raw();
+  c.write(extra ? Buffer.concat([extRequest(want), extra]) : extRequest(want));
+  await waitFor(() => c.frames.length > 0, 3000, 'the reply');
+  const reply = c.frames.shift()!;
+  return { c, address: Buffer.from(reply).readUInt32BE(16) };
+}
+
+async function nativeAt(h: Harness, address: number): Promise<void> {
+  await waitFor(() => h.sessionAt(address)?.native === true, 3000, 'the session moved to the hub');
+}
+
+/** Counts the calls of the session's onData (JavaScript's reads). */
+function jsReads(h: Harness, address: number): { n: number } {
+  const s = h.sessionAt(address)! as unknown as { onData: (c: Uint8Array) => void };
+  const count = { n: 0 };
+  const orig = s.onData.bind(s);
+  s.onData = (c) => {
+    count.n++;
+    orig(c);
+  };
+  return count;
+}
+
+if (!loaded) {
+  test.skip('the native hub (binding not built)', () => {});
+} else {
+  test('frames between native sessions are switched in C, split anywhere, byte for byte and in order', async () => {
+    const before = fds();
+    await withServer({ subnet: '10.9.0.0/24', openHub: openServerHub }, async (h) => {
+      // a's request comes with the first 7 bytes of a packet: JavaScript holds them, C finishes it.
+      const { c: b, address: bAddr } = await granted(h);
+      const r = rng(7);
+      const aWant = ip('10.9.0.20');
+      const first = ipPacket(aWant, bAddr, 300, r);
+      const { c: a, address: aAddr } = await granted(h, first.subarray(0, 7), aWant);
+      assert.is(aAddr, aWant);
+      await nativeAt(h, aAddr);
+      await nativeAt(h, bAddr);
+      const aReads = jsReads(h, aAddr);
+      const bReads = jsReads(h, bAddr);
+      const packets = [first];
+      for (let i = 0; i < 300; i++) packets.push(ipPacket(aAddr, bAddr, 20 + Math.floor(r() * 1481), r));
+      const stream = Buffer.concat(packets).subarray(7);
+      for (let at = 0; at < stream.length; ) {
+        const n = 1 + Math.floor(r() * 3000);
+        await a.writeAll(stream.subarray(at, at + n));
+        at += n;
+        if (r() < 0.3) await sleep(1);
+      }
+      const back = ipPacket(bAddr, aAddr, 1400, r);
+      b.write(back);
+      await waitFor(() => b.frames.length >= packets.length && a.frames.length >= 1, 5000, 'all delivered', () => ({ b: b.frames.length }));
+      assert.is(b.frames.length, packets.length);
+      for (let i = 0; i < packets.length; i++) assert.ok(equalBytes(b.frames[i], packets[i]), `packet ${i} byte for byte`);
+      assert.ok(equalBytes(a.frames[0], back));
+      assert.is(aReads.n, 0, 'no chunk of a reached JavaScript');
+      assert.is(bReads.n, 0, 'no chunk of b reached JavaScript');
+      h.server.metricsText(); // takes the hub's counters
+      const m = h.metrics;
+      assert.is(m.rxPackets, packets.length + 1, 'counted in the server');
+      assert.is(m.txPackets, packets.length + 1);
+      const sa = h.sessionAt(aAddr)!;
+      assert.is(sa.rxPackets, packets.length);
+      assert.is(sa.rxBytes, packets.reduce((n, p) => n + p.length, 0));
+      assert.is(h.sessionAt(bAddr)!.txPackets, packets.length);
+    });
+    await sleep(50);
+    assert.is(fds(), before, 'no descriptor left behind');
+  });
+
+  test('keepalives, spoofed sources and unknown destinations reach JavaScript, in order', async () => {
+    await withServer({ subnet: '10.9.1.0/24', openHub: openServerHub }, async (h) => {
+      const { c: a, address: aAddr } = await granted(h);
+      const { c: b, address: bAddr } = await granted(h);
+      await nativeAt(h, aAddr);
+      await nativeAt(h, bAddr);
+      const r = rng(3);
+      const p1 = ipPacket(aAddr, bAddr, 100, r);
+      const spoof = ipPacket(aAddr + 50, bAddr, 100, r);
+      const nowhere = ipPacket(aAddr, aAddr + 60, 100, r);
+      const p2 = ipPacket(aAddr, bAddr, 200, r);
+      a.write(Buffer.concat([p1, SEED_KEEPALIVE, spoof, nowhere, p2]));
+      await waitFor(() => b.frames.length >= 2 && a.frames.length >= 1, 3000, 'delivered');
+      assert.ok(equalBytes(a.frames[0], SEED_KEEPALIVE), 'the keepalive echoed (JavaScript, through the hub)');
+      assert.ok(equalBytes(b.frames[0], p1) && equalBytes(b.frames[1], p2));
+      await sleep(50);
+      assert.is(b.frames.length, 2, 'nothing else for b');
+      const m = h.metrics;
+      assert.is(m.drops.spoofed_source, 1);
+      assert.is(m.drops.no_route, 1);
+      assert.is(m.keepalives, 1);
+    });
+  });
+
+  test('past the send-queue cap packets are dropped whole and counted; end of stream ends the session', async () => {
+    await withServer({ subnet: '10.9.2.0/24', sendQueue: 128 * 1024, openHub: openServerHub }, async (h) => {
+      const { c: a, address: aAddr } = await granted(h);
+      const { c: b, address: bAddr } = await granted(h);
+      await nativeAt(h, aAddr);
+      await nativeAt(h, bAddr);
+      b.sock.pause();
+      const r = rng(11);
+      const N = 8000;
+      const packets: Uint8Array[] = [];
+      for (let i = 0; i < N; i++) packets.push(ipPacket(aAddr, bAddr, 1400, r));
+      for (let i = 0; i < N; i += 100) await a.writeAll(Buffer.concat(packets.slice(i, i + 100)));
+      await sleep(200);
+      h.server.metricsText();
+      const drops = h.metrics.drops.queue_full;
+      assert.ok(drops > 0, 'the queue filled');
+      assert.is(h.sessionAt(bAddr)!.drops, drops, 'counted on the destination');
+      b.sock.resume();
+      await waitFor(() => b.frames.length >= N - drops, 10_000, 'what was not dropped', () => ({ got: b.frames.length, drops }));
+      await sleep(100);
+      assert.is(b.frames.length, N - drops, 'every packet either delivered whole or dropped');
+      // In order: what arrived is the sent stream less the dropped packets.
+      let k = 0;
+      for (const f of b.frames) {
+        while (k < N && !equalBytes(f, packets[k])) k++;
+        assert.ok(k < N, 'in order, whole');
+        k++;
+      }
+      const ended = new Promise<{ reason?: string; code?: string }>((res) => h.server.once('disconnect', res));
+      a.sock.end();
+      const e = await Promise.race([ended, sleep(3000).then(() => ({}))]);
+      assert.is((e as { reason?: string }).reason ?? (e as { code?: string }).code, 'client_closed');
+      assert.is(h.sessionAt(aAddr), undefined);
+    });
+  });
+}
+
+test.run();

@@ -227,20 +227,25 @@ static void flush_out(hsess *s) {
   set_events(s);
 }
 
+// The frames switched to `d` so far leave in one writev.
+static void send_batch(hsess *d) {
+  if (d->iovcnt) {
+    d->ct[CT_TX_PACKETS] += d->batch_packets;
+    d->ct[CT_TX_BYTES] += (double)d->batch_bytes;
+    sess_send(d, d->iov, d->iovcnt, d->batch_bytes);
+  }
+  d->iovcnt = 0;
+  d->batch_bytes = 0;
+  d->batch_packets = 0;
+}
+
 // The frames switched during this read leave, one writev per destination.
 static void flush_batches(hub *h) {
   for (hsess *d = h->touched, *next; d; d = next) {
     next = d->touched_next;
     d->touched = 0;
     d->touched_next = NULL;
-    if (d->iovcnt) {
-      d->ct[CT_TX_PACKETS] += d->batch_packets;
-      d->ct[CT_TX_BYTES] += (double)d->batch_bytes;
-      sess_send(d, d->iov, d->iovcnt, d->batch_bytes);
-    }
-    d->iovcnt = 0;
-    d->batch_bytes = 0;
-    d->batch_packets = 0;
+    send_batch(d);
   }
   h->touched = NULL;
 }
@@ -257,17 +262,12 @@ static hsess *destination(hsess *s, const unsigned char *p, size_t f) {
 static void switch_frame(hsess *s, hsess *d, unsigned char *p, size_t f) {
   s->ct[CT_RX_PACKETS]++;
   s->ct[CT_RX_BYTES] += (double)f;
+  // A full batch, or one the cap would refuse more of, leaves now: the cap counts what the
+  // socket did not take, as the JS switch's does (not what waits for the end of the read).
+  if (d->iovcnt == BATCH_IOV || (d->iovcnt && queued(d) + d->batch_bytes + f > d->cap)) send_batch(d);
   if (d->werr || queued(d) + d->batch_bytes + f > d->cap) {
     d->ct[CT_DROPS]++;
     return;
-  }
-  if (d->iovcnt == BATCH_IOV) {
-    d->ct[CT_TX_PACKETS] += d->batch_packets;
-    d->ct[CT_TX_BYTES] += (double)d->batch_bytes;
-    sess_send(d, d->iov, d->iovcnt, d->batch_bytes);
-    d->iovcnt = 0;
-    d->batch_bytes = 0;
-    d->batch_packets = 0;
   }
   struct iovec *last = d->iovcnt ? &d->iov[d->iovcnt - 1] : NULL;
   if (last && (unsigned char *)last->iov_base + last->iov_len == p) last->iov_len += f;

@@ -151,7 +151,11 @@ export class VpnServer extends EventEmitter {
     });
     const self = this;
     registerInternals(this, {
-      metrics,
+      // With the hub's counters in (they are taken when looked at).
+      get metrics() {
+        self.native?.sync();
+        return metrics;
+      },
       switch: this.sw,
       leases: this.leases,
       admission: this.admission,

@@ -8,6 +8,7 @@ import { KIND_REQUEST, controlMessage, extMessage, type Tlv, Framer, parseIPv4, 
 import { tcpConnect } from '../../client-sdk/node/tcp.js';
 import { type CreateServerOptions, type ServerTun, type VpnServer, createServer } from '../../server/src/server.js';
 import { clientAt, internals, sessionAt } from '../../server/src/internals.js';
+import { openServerHub } from '../../linux/server-hub.js';
 
 // ---- waiting ------------------------------------------------------------------------------
 
@@ -364,10 +365,15 @@ export class Harness {
   }
 }
 
-/** Starts a server on 127.0.0.1:0 without a tun, runs `fn`, then closes everything. */
+/**
+ * Starts a server on 127.0.0.1:0 without a tun, runs `fn`, then closes everything. With
+ * SIMPLEVPN_TEST_HUB=1 in the environment its plain-TCP sessions take the native switching
+ * path (linux/native/hub.c), so that every server test can run on both paths.
+ */
 export async function withServer(options: CreateServerOptions, fn: (h: Harness) => Promise<void>): Promise<void> {
+  const hub = process.env.SIMPLEVPN_TEST_HUB === '1' ? { openHub: openServerHub } : {};
   // Every test client comes from 127.0.0.1: per-source admission limits are off unless a test sets them.
-  const server = createServer({ tun: false, maxPerSource: 0, connRate: 0, ...options, host: '127.0.0.1', port: 0 });
+  const server = createServer({ tun: false, maxPerSource: 0, connRate: 0, ...hub, ...options, host: '127.0.0.1', port: 0 });
   await server.listen();
   const h = new Harness(server, server.port);
   try {

@@ -200,7 +200,7 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
   takeUnfinished(): Uint8Array {
     const own = this.framer;
     this.framer = null;
-    this.holding(0, false, tick());
+    if (this.partial !== 0) this.holding(0, false, tick());
     if (own === null) return new Uint8Array(0);
     if (typeof own === 'string') return Uint8Array.from(own, (c) => c.charCodeAt(0));
     return own.takeHeld();

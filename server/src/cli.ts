@@ -94,7 +94,7 @@ WebSocket, on the same ports (browsers; networks that let only web traffic out):
       --no-ws                no WebSocket: the ports take the raw stream only
 
       --no-warm-up           start listening at once, without first running a few thousand
-                             packets through a throw-away server on loopback (about 0.3 s
+                             packets through throw-away servers on loopback (about 0.5 s
                              of CPU) so that the first clients meet optimised code
 
       --log-format FORMAT    text or json (text)

@@ -59,7 +59,7 @@ export interface ServerOptions {
   /**
    * Before listening, switch a few thousand packets between two clients of a throw-away
    * server on loopback, so that the first clients' packets run in optimised code (about
-   * 0.3 s of CPU; see server/src/data/warm-up.ts). Off unless true; simplevpn-server turns it
+   * 0.5 s of CPU; see server/src/data/warm-up.ts). Off unless true; simplevpn-server turns it
    * on (--no-warm-up turns it off).
    */
   warmUp?: boolean;

@@ -26,8 +26,8 @@ export interface ClientsJob {
 /**
  * Connects both clients (into `sockets`, which the caller destroys whatever happens), has
  * each granted its address, then exchanges: half the pings, the bursts (each answered by
- * one ping-sized packet), the other half. One message in flight at a time, so that every
- * chunk the server reads is one message whole.
+ * one ping-sized packet), the other half. One message in flight at a time, so that the
+ * server reads a message a chunk, as it does a ping's or a burst's on a quiet link.
  */
 export async function runClients(job: ClientsJob, sockets: Socket[]): Promise<void> {
   const connectClient = (i: number): Promise<Socket> =>

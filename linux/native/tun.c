@@ -676,6 +676,43 @@ static napi_value js_write_vnet(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// writeParts(handle, hdr, a, aOffset, aLength, b, bOffset, bLength) -> as write(): one packet
+// given in two parts, a[aOffset, +aLength) then b[bOffset, +bLength), in one writev(2) (the
+// server forwards a frame that spanned two reads of its socket without joining it). `hdr`:
+// the 10-byte virtio-net header on a device with offloads (null: a zero one), null without.
+static napi_value js_write_parts(napi_env env, napi_callback_info info) {
+  napi_value all[8], result;
+  size_t argc = 8;
+  napi_get_cb_info(env, info, &argc, all, NULL, NULL);
+  if (argc < 8) return throw_type(env, "writeParts(handle, hdr, a, aOffset, aLength, b, bOffset, bLength): missing arguments");
+  tun_dev *d = get_dev(env, all[0]);
+  if (!d) return NULL;
+  if (d->fd < 0) return throw_err(env, EBADF, NULL, "%s: writeParts() after close()", d->name);
+  napi_valuetype t;
+  void *hdr = (void *)zero_vnet_hdr, *data[2];
+  size_t hlen = VNET_HDR_LEN, len[2];
+  uint32_t off[2], n[2];
+  if (napi_typeof(env, all[1], &t) != napi_ok) return NULL;
+  if (t != napi_null && (!d->vnet || !get_bytes(env, all[1], &hdr, &hlen) || hlen < VNET_HDR_LEN))
+    return throw_type(env, "writeParts(hdr, ...): hdr must be null, or 10 bytes on a device with offloads");
+  for (int i = 0; i < 2; i++) {
+    if (!get_bytes(env, all[2 + 3 * i], &data[i], &len[i]) || !get_u32(env, all[3 + 3 * i], &off[i]) ||
+        !get_u32(env, all[4 + 3 * i], &n[i]) || (size_t)off[i] + n[i] > len[i])
+      return throw_type(env, "writeParts(hdr, a, aOffset, aLength, b, bOffset, bLength): a part is not a range inside a Uint8Array");
+  }
+  struct iovec iov[3] = {{hdr, VNET_HDR_LEN}, {(char *)data[0] + off[0], n[0]}, {(char *)data[1] + off[1], n[1]}};
+  int ok = 1;
+  while (writev(d->fd, d->vnet ? iov : iov + 1, d->vnet ? 3 : 2) < 0) {
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS)  // those are drops, as in write_one()
+      return throw_err(env, errno, "writev", "%s: writing a %u-byte packet failed", d->name, n[0] + n[1]);
+    ok = 0;
+    break;
+  }
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
 // writeBatch(handle, packets, count) -> how many were written, stopping at the first that
 // the device refused. Any other error is thrown with .written = packets written before it.
 static napi_value js_write_batch(napi_env env, napi_callback_info info) {
@@ -765,7 +802,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"addRoute", js_add_route},  {"deleteRoute", js_delete_route}, {"write", js_write},
       {"writeBatch", js_write_batch}, {"close", js_close},           {"ref", js_ref},
       {"unref", js_unref},         {"writeVnet", js_write_vnet},     {"pause", js_pause},
-      {"resume", js_resume},
+      {"resume", js_resume},       {"writeParts", js_write_parts},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -1,6 +1,8 @@
 // Where the switch can send packets: a client session, the server's tun, later a peer server
 // or another transport. Everything the switch knows of them is here.
 
+import type { FrameParts } from '../../../protocol/index.js';
+
 /**
  * The one shape of a packet sink, everywhere: the SDK's Tun, the server's tun device, a Port.
  * Writes one packet, buf[off, off + len); false when it was dropped (the sink counts why).
@@ -25,6 +27,13 @@ export interface Port extends PacketSink {
    */
   readonly superPackets?: boolean;
   writeSuper?(buf: Uint8Array, off: number, len: number): boolean;
+  /**
+   * One frame in two parts (a client's frame that spanned two reads, FrameParts: its header
+   * whole in the first part), taken without joining them; `superFrame`: a KIND_SUPER frame
+   * (only for a port with superPackets). The switch joins the parts for a port without it,
+   * and for anything that reads more than the header (fragments, split super-packets, ICMP).
+   */
+  writeParts?(p: FrameParts, superFrame: boolean): boolean;
   /** `data` holds `packets` whole frames back to back (only on a coalescing port). */
   deliver(data: Uint8Array, packets: number): boolean;
   /**

@@ -16,6 +16,16 @@ const head = new Uint8Array(6);
 
 export class SessionFramer extends Framer {
   /**
+   * Frames that span chunks come in two parts (Framer's `parts`): the server forwards them
+   * without joining them. Every stream it frames is a socket's (net, TLS) or the WebSocket
+   * reader's views of one (common/ws-frames.ts unmasks in place, in the chunk): fresh
+   * buffers per read that nothing writes again.
+   */
+  constructor(maxFrame?: number) {
+    super(maxFrame, true);
+  }
+
+  /**
    * The bytes of the unfinished frame (pending of them, at most CARRY_MAX) as latin1 text,
    * one character a byte; the framer forgets them and is as new, for another session.
    */

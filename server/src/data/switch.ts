@@ -14,7 +14,7 @@ import type { Port } from './port.js';
 import { datagramEnd, dontFragment, fragment, fragmentationNeeded } from './too-big.js';
 import { splitSuperFrame } from './super-split.js';
 import { mayAnswer6, packetTooBig6 } from './ipv6.js';
-import { DST6, readU32, sameAddress6 } from '../../../protocol/index.js';
+import { DST6, type FrameParts, readU32, sameAddress6 } from '../../../protocol/index.js';
 
 /** An IPv6 address bound to a port: the address kept whole, as the map's key is not. */
 interface Binding6 {
@@ -163,6 +163,22 @@ export class Switch {
       if (s === null) this.metrics.drops.not_ipv4++;
       else for (let i = 0; i < s.count; i++) this.route(from, s.data, s.offsets[i], s.lengths[i], dst);
     }
+  }
+
+  /**
+   * route(), or routeSuper() for a KIND_SUPER frame, of a frame that came in two parts (it
+   * spanned two reads of its sender's socket): handed on in its parts to a port that takes
+   * them and takes the frame as it is (within its MTU; a super-packet whole); joined, then
+   * switched as any frame, when it must be fragmented, split, answered or dropped.
+   */
+  routeParts(from: Port, p: FrameParts, dst: number, superFrame: boolean): void {
+    const f = this.fallback;
+    const to = this.owners.get(dst) ?? (f !== from ? f : null);
+    if (to !== null && to.writeParts !== undefined && (superFrame ? to.superPackets === true : p.length <= to.mtu)) {
+      if (this.run !== null) this.endRun(); // what was switched before it leaves before it
+      to.writeParts(p, superFrame);
+    } else if (superFrame) this.routeSuper(from, p.joined(), 0, p.length, dst);
+    else this.route(from, p.joined(), 0, p.length, dst);
   }
 
   /**

@@ -1,7 +1,22 @@
 // Where the switch can send packets: a client session, the server's tun, later a peer server
 // or another transport. Everything the switch knows of them is here.
 
-import type { FrameParts } from '../../../protocol/index.js';
+/**
+ * A frame that came in two parts (it spanned reads of its sender's socket; a session's
+ * framer, server/src/data/session-framer.ts): buf[start, start + split), then
+ * tail[tailStart, tailStart + length - split). The first part holds its headers whole
+ * (HEAD_PART bytes). Both are views that stay valid after the call; joined() copies the frame
+ * into a buffer of its own, for whatever reads more than the headers.
+ */
+export interface FrameParts {
+  readonly buf: Uint8Array;
+  readonly start: number;
+  readonly split: number;
+  readonly tail: Uint8Array;
+  readonly tailStart: number;
+  readonly length: number;
+  joined(): Uint8Array;
+}
 
 /**
  * The one shape of a packet sink, everywhere: the SDK's Tun, the server's tun device, a Port.

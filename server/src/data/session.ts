@@ -10,11 +10,11 @@
 // outside.
 
 import type { Socket } from 'node:net';
-import { ALL, ANY, DST, SRC, readU32, E_TOO_LONG, SEED_MTU, PROTO_EXT, SRC6, sameAddress6, type FrameParts } from '../../../protocol/index.js';
+import { ALL, ANY, DST, SRC, readU32, E_TOO_LONG, SEED_MTU, PROTO_EXT, SRC6, sameAddress6 } from '../../../protocol/index.js';
 import { isSuperFrame } from '../../../common/offload/super.js';
 import { ipv6Problem } from './ipv6.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { Port } from './port.js';
+import type { FrameParts, Port } from './port.js';
 import type { Switch } from './switch.js';
 import { held, wrote } from '../transport/turn-writes.js';
 import { releaseSource, takeOverRelease } from '../transport/limits.js';

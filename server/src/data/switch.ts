@@ -10,11 +10,11 @@
 // is held past the chunk. No allocation per packet but the view of a run.
 
 import type { Metrics } from '../metrics/metrics.js';
-import type { Port } from './port.js';
+import type { FrameParts, Port } from './port.js';
 import { datagramEnd, dontFragment, fragment, fragmentationNeeded } from './too-big.js';
 import { splitSuperFrame } from './super-split.js';
 import { mayAnswer6, packetTooBig6 } from './ipv6.js';
-import { DST6, type FrameParts, readU32, sameAddress6 } from '../../../protocol/index.js';
+import { DST6, readU32, sameAddress6 } from '../../../protocol/index.js';
 
 /** An IPv6 address bound to a port: the address kept whole, as the map's key is not. */
 interface Binding6 {

@@ -1,11 +1,11 @@
 // The server's own tun device as a port of the switch: packets nobody on the VPN owns go to
 // it for Linux to route, and packets Linux routes into it are switched to their client.
 
-import { DST, type FrameParts, HEADER6, MAX_FRAME, SUPER_HEADER, readU32 } from '../../../protocol/index.js';
+import { DST, HEADER6, MAX_FRAME, SUPER_HEADER, readU32 } from '../../../protocol/index.js';
 import { isSuperFrame, superGsoSize } from '../../../common/offload/super.js';
 import { Coalescer, type VnetSink } from '../../../common/offload/coalesce.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { PacketSink, Port } from './port.js';
+import type { FrameParts, PacketSink, Port } from './port.js';
 import type { Switch } from './switch.js';
 
 /** The part of a TUN device the server uses (linux/tun.ts's TunDevice is one). */

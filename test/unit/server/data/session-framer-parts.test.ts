@@ -1,11 +1,12 @@
-// The framer with parts (the server's): a frame that spans chunks is handed on as the bytes
+// The server's framer: a frame that spans chunks is handed on as the bytes
 // held from earlier chunks and a view of the chunk that completes it. Checked for frames cut
 // at every byte of the header and of the payload, into 2 and 3 chunks: the parts joined are
 // the frame; the first part holds HEAD_PART bytes or the whole frame; the parts stay valid
 // after later chunks; and what an unfinished frame keeps alive is at most twice what arrived.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Framer, HEAD_PART } from '../../../protocol/index.js';
+import { Framer } from '../../../../protocol/index.js';
+import { HEAD_PART, SessionFramer } from '../../../../server/src/data/session-framer.js';
 
 /** An IPv4 frame of `len` bytes (header, then bytes counting from `seed`). */
 function frame(len: number, seed: number): Uint8Array {
@@ -22,8 +23,8 @@ interface Got {
   parts: Uint8Array[];
 }
 
-/** Pushes `chunks` (fresh copies each, as Node's reads are) through a framer with parts; the frames and their parts. */
-function feed(f: Framer, chunks: Uint8Array[], check?: (f: Framer) => void): Got[] {
+/** Pushes `chunks` (fresh copies each, as Node's reads are) through the server's framer; the frames and their parts. */
+function feed(f: SessionFramer, chunks: Uint8Array[], check?: (f: SessionFramer) => void): Got[] {
   const out: Got[] = [];
   for (const c of chunks) {
     f.push(c.slice());
@@ -55,7 +56,7 @@ function expectFrames(got: Got[], want: Uint8Array[], what: string): void {
 }
 
 /** What the framer's unfinished frame keeps alive, against what arrived of it. */
-function bounded(f: Framer): void {
+function bounded(f: SessionFramer): void {
   const part = (f as unknown as { part: Uint8Array }).part;
   const held = f.pending;
   if (held === 0) return;
@@ -68,7 +69,7 @@ test('a frame cut into two chunks at every byte, then a whole one: the parts are
     const b = frame(100, 3);
     const stream = join([a, b]);
     for (let cut = 1; cut < len; cut++) {
-      const f = new Framer(65535, true);
+      const f = new SessionFramer(65535);
       const got = feed(f, [stream.subarray(0, cut), stream.subarray(cut)], bounded);
       expectFrames(got, [a, b], `${len} bytes cut at ${cut}`);
       assert.is(f.pending, 0);
@@ -83,7 +84,7 @@ test('a frame cut into three chunks at every pair of bytes: the first two chunks
   const a = frame(len, 9);
   for (let i = 1; i < len - 1; i++) {
     for (let j = i + 1; j < len; j++) {
-      const f = new Framer(65535, true);
+      const f = new SessionFramer(65535);
       const got = feed(f, [a.subarray(0, i), a.subarray(i, j), a.subarray(j)], bounded);
       expectFrames(got, [a], `cut at ${i} and ${j}`);
     }
@@ -97,9 +98,9 @@ test('a 64 KiB frame cut in its header, in its payload, and across three chunks,
   const stream = join([lead, a]);
   const cuts = [...Array.from({ length: 200 }, (_, i) => 1000 + i + 1), 1000 + 32768, 1000 + 40000, stream.length - 1];
   for (const cut of cuts) {
-    const f = new Framer(65535, true);
+    const f = new SessionFramer(65535);
     expectFrames(feed(f, [stream.subarray(0, cut), stream.subarray(cut)], bounded), [lead, a], `cut at ${cut}`);
-    const g = new Framer(65535, true);
+    const g = new SessionFramer(65535);
     const mid = Math.min(stream.length - 1, cut + 20000);
     expectFrames(feed(g, [stream.subarray(0, cut), stream.subarray(cut, mid), stream.subarray(mid)], bounded), [lead, a], `cut at ${cut} and ${mid}`);
   }
@@ -109,7 +110,7 @@ test('the first part is a view of the earlier chunk only when the frame is half 
   const a = frame(60000, 5);
   // 40,000 bytes of a 50,000-byte chunk: a view, no copy.
   const lead = frame(10000, 6);
-  const f = new Framer(65535, true);
+  const f = new SessionFramer(65535);
   const c1 = join([lead, a.subarray(0, 40000)]);
   f.push(c1);
   assert.is(f.advance(), 10000);
@@ -120,7 +121,7 @@ test('the first part is a view of the earlier chunk only when the frame is half 
   assert.is(f.buf.buffer, c1.buffer);
   assert.is(f.split, 40000);
   // 1,000 bytes at the end of a 60,000-byte chunk: copied, the chunk let go.
-  const g = new Framer(65535, true);
+  const g = new SessionFramer(65535);
   const c2 = join([frame(59000, 7), a.subarray(0, 1000)]);
   g.push(c2);
   assert.is(g.advance(), 59000);
@@ -129,16 +130,15 @@ test('the first part is a view of the earlier chunk only when the frame is half 
   assert.is((g as unknown as { part: Uint8Array }).part.length, 1000);
 });
 
-test('without parts the framer joins as before, and next() joins parts', () => {
+test("the protocol Framer (the clients') joins as before, and the server's next() joins parts", () => {
   const a = frame(5000, 4);
   const plain = new Framer();
   plain.push(a.slice(0, 3000));
   assert.is(plain.next(), null);
   plain.push(a.slice(3000));
   const whole = plain.next()!;
-  assert.is(plain.split, 0);
   assert.ok(Buffer.from(whole).equals(a));
-  const parts = new Framer(65535, true);
+  const parts = new SessionFramer(65535);
   parts.push(a.slice(0, 3000));
   assert.is(parts.next(), null);
   parts.push(a.slice(3000));

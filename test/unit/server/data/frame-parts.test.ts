@@ -6,7 +6,6 @@
 // what the peer or the tun gets is what the frame whole gives. Sessions run on fake sockets.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { ANY, DST, Framer, KIND_REQUEST, SUPER_HEADER, T_MTU, extMessage, parseIPv4, readU32, u16 } from '../../../../protocol/index.js';
 import { resolveConfig } from '../../../../server/src/config/config.js';
@@ -20,43 +19,17 @@ import { Metrics } from '../../../../server/src/metrics/metrics.js';
 import { writeSuperHeader } from '../../../../common/offload/super.js';
 import { TCP_ACK } from '../../../../common/offload/vnet.js';
 import { refPacket } from '../../../support/offload-reference.js';
+import { FakeSocket } from '../../../support/fake-socket.js';
 
 const ip = (s: string) => parseIPv4(s);
 const BEYOND = ip('192.0.2.9');
 
-/** What a Session uses of a net.Socket; keeps what is written as it was handed (views) and as bytes. */
-class FakeSocket extends EventEmitter {
-  readonly views: Uint8Array[] = [];
-  readonly out: Uint8Array[] = [];
-  writableLength = 0;
-  destroyed = false;
-  remoteAddress = '192.0.2.1';
-  remotePort = 4000;
-  setNoDelay() {}
-  cork() {}
-  uncork() {}
-  write(d: Uint8Array) {
-    this.views.push(d);
-    this.out.push(Uint8Array.from(d));
-    return true;
-  }
-  end() {}
-  destroy() {
-    this.destroyed = true;
-  }
+/** A client's socket: what the server writes to it. */
+class ClientSocket extends FakeSocket {
   /** The bytes written since the last call. */
   bytes(): Buffer {
     this.views.length = 0;
     return Buffer.concat(this.out.splice(0));
-  }
-  /** The frames written since the last call, as a client's framer reads them. */
-  take(): string[] {
-    const f = new Framer();
-    f.push(this.bytes());
-    const frames: string[] = [];
-    for (let x; (x = f.next()) !== null; ) frames.push(Buffer.from(x).toString('hex'));
-    assert.is(f.pending, 0, 'the stream written ends with a whole frame');
-    return frames;
   }
 }
 
@@ -104,11 +77,11 @@ function lab(offload: boolean) {
   });
   let id = 1;
   const client = () => {
-    const sock = new FakeSocket();
+    const sock = new ClientSocket();
     const c = admission.connect(sock as unknown as Socket, id++, '192.0.2.1:4000', 'tcp');
     sock.emit('data', Buffer.from(extMessage(ANY, ANY, KIND_REQUEST, [[T_MTU, u16(65000)]])));
     const address = readU32(sock.out[0], DST);
-    sock.take();
+    sock.bytes(); // the reply
     return { sock, session: c.session, address };
   };
   return { metrics, tun, a: client(), b: client() };
@@ -204,7 +177,7 @@ test('to another client: an IPv4 packet cut anywhere arrives as it was sent, its
   assert.is(v.length, 2);
   assert.is(v[0].buffer, c1.buffer, 'the first part: a view of the first chunk');
   assert.is(v[1].buffer, c2.buffer, 'the rest: a view of the second chunk');
-  assert.equal(l.b.sock.take(), [Buffer.from(big).toString('hex')]);
+  assert.equal(framesOf(l.b.sock.bytes()), [Buffer.from(big).toString('hex')]);
   assert.is(l.metrics.drops.queue_full, 0);
 });
 

@@ -705,7 +705,7 @@ static napi_value js_write_parts(napi_env env, napi_callback_info info) {
   while (writev(d->fd, d->vnet ? iov : iov + 1, d->vnet ? 3 : 2) < 0) {
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS)  // those are drops, as in write_one()
-      return throw_err(env, errno, "writev", "%s: writing a %u-byte packet failed", d->name, n[0] + n[1]);
+      return throw_err(env, errno, "write", "%s: writing a %u-byte packet failed", d->name, n[0] + n[1]);
     ok = 0;
     break;
   }

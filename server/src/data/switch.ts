@@ -7,7 +7,8 @@
 // coalescing port are merged into one view (a run), handed over when the run ends; ports
 // cork their writes on the first delivery of a chunk and are uncorked together by flush(),
 // so every frame of a chunk bound for the same client leaves in a single writev and nothing
-// is held past the chunk. No allocation per packet but the view of a run.
+// is held past the chunk. No allocation per packet but the view of a run (and the two views
+// of a frame that spanned two reads of its sender's socket: routeParts()).
 
 import type { Metrics } from '../metrics/metrics.js';
 import type { FrameParts, Port } from './port.js';

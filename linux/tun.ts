@@ -147,6 +147,12 @@ export interface TunDevice {
    * and counts as write() does.
    */
   writeVnet(hdr: Uint8Array, buf: Uint8Array, offset: number, length: number): boolean;
+  /**
+   * Writes one packet given in two parts, a[aOffset, +aLength) then b[bOffset, +bLength), in
+   * one writev(2); behind `hdr` on a device with offloads (null: a zero header; null without).
+   * Returns and counts as write() does.
+   */
+  writeParts(hdr: Uint8Array | null, a: Uint8Array, aOffset: number, aLength: number, b: Uint8Array, bOffset: number, bLength: number): boolean;
   /** Live counters (the same object every time). */
   readonly stats: TunStats;
   /** Stops reading and closes the device. Idempotent; may be called from onPackets. */
@@ -199,6 +205,7 @@ interface Native {
   write(h: Handle, buf: Uint8Array, offset: number, length: number): boolean;
   writeVnet(h: Handle, hdr: Uint8Array, buf: Uint8Array, offset: number, length: number): boolean;
   writeBatch(h: Handle, packets: Uint8Array[], count: number): number;
+  writeParts(h: Handle, hdr: Uint8Array | null, a: Uint8Array, ao: number, an: number, b: Uint8Array, bo: number, bn: number): boolean;
   close(h: Handle): void;
   ref(h: Handle): void;
   unref(h: Handle): void;
@@ -442,6 +449,16 @@ class Device implements TunDevice {
       return this.writeFailed(e);
     }
     return this.wrote(ok, length);
+  }
+
+  writeParts(hdr: Uint8Array | null, a: Uint8Array, aOffset: number, aLength: number, b: Uint8Array, bOffset: number, bLength: number): boolean {
+    let ok: boolean;
+    try {
+      ok = this.n.writeParts(this.h, hdr, a, aOffset, aLength, b, bOffset, bLength);
+    } catch (e) {
+      return this.writeFailed(e);
+    }
+    return this.wrote(ok, aLength + bLength);
   }
 
   private wrote(ok: boolean, length: number): boolean {

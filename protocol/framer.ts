@@ -59,7 +59,7 @@ export class Framer {
   buf: Uint8Array = EMPTY;
   start = 0;
   private chunk: Uint8Array = EMPTY;
-  private pos = 0;
+  protected pos = 0;
   // A frame begun in an earlier chunk: its first `held` bytes, in `part`, and its length
   // once the header tells it (`need`, else 0). `part` is 16 bytes while the length is not
   // known, then at most `need`, reaching exactly `need` when the frame is complete.
@@ -107,6 +107,7 @@ export class Framer {
       if (need === 0) return this.done();
       this.need = need;
       const take = Math.min(need - held, end - pos);
+      if (held + take === need && this.finish(c, pos, take)) return need;
       if (held + take > part.length) part = this.grow(held + take);
       part.set(c.subarray(pos, pos + take), held);
       this.held = held += take;
@@ -129,10 +130,24 @@ export class Framer {
     }
     // Incomplete: keep the bytes for the next chunk.
     this.need = n;
-    this.part = EMPTY;
-    this.grow((this.held = end - pos)).set(c.subarray(pos, end));
+    this.held = end - pos;
     this.pos = end;
+    this.keep(c.subarray(pos, end));
     return this.done();
+  }
+
+  /** Keeps `rest`, the first bytes of an unfinished frame (a view of the chunk), for the next chunk. */
+  protected keep(rest: Uint8Array): void {
+    this.part = EMPTY;
+    this.grow(rest.length).set(rest);
+  }
+
+  /**
+   * The frame held from earlier chunks ends with c[pos, pos + take): a subclass that hands
+   * it on otherwise than joined does so and returns true (server/src/data/session-framer.ts).
+   */
+  protected finish(_c: Uint8Array, _pos: number, _take: number): boolean {
+    return false;
   }
 
   /**

@@ -37,6 +37,8 @@ export interface VnetSink {
   write(buf: Uint8Array, off: number, len: number): boolean;
   /** A packet behind the 10-byte virtio-net header `hdr`. */
   writeVnet(hdr: Uint8Array, buf: Uint8Array, off: number, len: number): boolean;
+  /** The same, the packet given in two parts: a[aOff, +aLen) then b[bOff, +bLen) (pushSuper's `tail`). */
+  writeVnetParts?(hdr: Uint8Array, a: Uint8Array, aOff: number, aLen: number, b: Uint8Array, bOff: number, bLen: number): boolean;
 }
 
 export interface CoalesceStats {
@@ -149,9 +151,11 @@ export class Coalescer {
    * payload bytes (one that came through the tunnel as it was read from a tun): written at
    * once, after its flow's held one, with its IPv4 checksum and a partial TCP checksum made
    * here (what it came with is not trusted). It is changed in place. False when it was
-   * malformed (counted in stats.malformed) or the write was dropped.
+   * malformed (counted in stats.malformed) or the write was dropped. With `tail`, it came in
+   * two parts (a frame that spanned two reads): p[off, off + len - tailLen) holding its
+   * headers whole, then tail[tailOff, tailOff + tailLen), written with the sink's writeVnetParts.
    */
-  pushSuper(p: Uint8Array, off: number, len: number, gsoSize: number): boolean {
+  pushSuper(p: Uint8Array, off: number, len: number, gsoSize: number, tail?: Uint8Array, tailOff = 0, tailLen = 0): boolean {
     const hdrs = tcp4Headers(p, off, len);
     if (hdrs < 0 || gsoSize <= 0) {
       this.stats.malformed++;
@@ -173,7 +177,9 @@ export class Coalescer {
     const whole = len - hdrs <= gsoSize; // one segment's worth: an ordinary packet
     writeVnet(this.hdr, 0, VNET_F_NEEDS_CSUM, whole ? GSO_NONE : GSO_TCPV4, hdrs, whole ? 0 : gsoSize, ihl, 16);
     this.stats.passed++;
-    return this.sink.writeVnet(this.hdr, p, off, len) && ok;
+    const sink = this.sink;
+    if (tail === undefined) return sink.writeVnet(this.hdr, p, off, len) && ok;
+    return sink.writeVnetParts!(this.hdr, p, off, len - tailLen, tail, tailOff, tailLen) && ok;
   }
 
   /** Writes every held super-packet, oldest first. False when a write was dropped. */

@@ -17,7 +17,8 @@
 // Input: [config: bit 0 WebSocket] then operations [op] [operand...]:
 //   op & 7: 0-1 bytes (a length byte, then that many bytes), 2 an IPv4 packet (a byte choosing
 //   its source and destination among the connections' addresses and others, and Don't
-//   Fragment; a byte for its length), 3 end, 4 reset, 5 stop/start reading, 6 time passes (a
+//   Fragment; a byte for its length; one longer than HEAD_PART arrives in two chunks, cut
+//   where those two bytes say), 3 end, 4 reset, 5 stop/start reading, 6 time passes (a
 //   byte: seconds), 7 a new connection in the slot;
 //   (op >> 3) % 3 the connection (slot)
 import { Duplex } from 'node:stream';
@@ -25,6 +26,7 @@ import type { Socket } from 'node:net';
 import { ALL, ANY, Framer, KEEPALIVE, KIND_REQUEST, T_CLIENT, T_LEASE, T_MTU, ascii, extMessage, formatIPv4, readU32, seedRequest, u16 } from '../../protocol/index.js';
 import { type VpnServer, createServer } from '../../server/src/server.js';
 import { internals } from '../../server/src/internals.js';
+import { HEAD_PART } from '../../server/src/data/session-framer.js';
 import { protocolExamples } from '../engine/seeds.js';
 import { type FuzzTarget, InputReader, check } from '../engine/target.js';
 
@@ -252,7 +254,15 @@ export const serverSessionTarget: FuzzTarget = {
             p[9] = 17;
             p.writeUInt32BE(src >>> 0, 12);
             p.writeUInt32BE(dst >>> 0, 16);
-            if (!s.destroyed && !s.readableEnded) s.push(p);
+            if (s.destroyed || s.readableEnded) break;
+            // Longer than the headers the server reads in place: in two chunks, cut where the
+            // selector and the size say, so that the server forwards it in two parts.
+            if (p.length <= HEAD_PART) s.push(p);
+            else {
+              const cut = 1 + ((sel * 131 + size * 7) % (p.length - 1));
+              s.push(p.subarray(0, cut));
+              s.push(Buffer.from(p.subarray(cut)));
+            }
             break;
           }
           default: {

@@ -591,19 +591,24 @@ static napi_value route(napi_env env, napi_callback_info info, int add) {
 static napi_value js_add_route(napi_env env, napi_callback_info info) { return route(env, info, 1); }
 static napi_value js_delete_route(napi_env env, napi_callback_info info) { return route(env, info, 0); }
 
-// 1 written, 0 dropped because the device is full, -errno otherwise.
-// A device with offloads takes the virtio-net header `hdr` first (a zero one: a plain packet).
-int tun_write_packet(tun_dev *d, const void *hdr, const void *p, size_t len) {
-  struct iovec iov[2] = {{(void *)hdr, VNET_HDR_LEN}, {(void *)p, len}};
+// One packet in `cnt` pieces, in one writev(2): 1 written, 0 dropped because the device is
+// full, -errno otherwise.
+static int tun_writev(tun_dev *d, const struct iovec *iov, int cnt) {
   for (;;) {
-    if ((d->vnet ? writev(d->fd, iov, 2) : write(d->fd, p, len)) >= 0) return 1;
+    if (writev(d->fd, iov, cnt) >= 0) return 1;
     if (errno == EINTR) continue;
     // ENOBUFS is the same condition as EAGAIN reported by another layer: a drop, not a fault.
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return 0;
     return -errno;
   }
 }
-#define write_one tun_write_packet
+
+// As tun_writev(); a device with offloads takes the virtio-net header `hdr` first (a zero
+// one: a plain packet).
+int tun_write_packet(tun_dev *d, const void *hdr, const void *p, size_t len) {
+  struct iovec iov[2] = {{(void *)hdr, VNET_HDR_LEN}, {(void *)p, len}};
+  return d->vnet ? tun_writev(d, iov, 2) : tun_writev(d, iov + 1, 1);
+}
 
 static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
   napi_typedarray_type type;
@@ -628,7 +633,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     return throw_type(env, "write(buf, offset, length): the range is not inside buf");
   data = (char *)data + offset;
   len = length;
-  int r = write_one(d, zero_vnet_hdr, data, len);
+  int r = tun_write_packet(d, zero_vnet_hdr, data, len);
   if (r < 0) return throw_err(env, -r, "write", "%s: writing a %zu-byte packet failed", d->name, len);
   napi_get_boolean(env, r == 1, &result);
   return result;
@@ -653,8 +658,39 @@ static napi_value js_write_vnet(napi_env env, napi_callback_info info) {
   if (!get_bytes(env, all[2], &data, &len)) return throw_type(env, "writeVnet(hdr, packet): packet must be a Uint8Array");
   if (!get_u32(env, all[3], &offset) || !get_u32(env, all[4], &length) || (size_t)offset + length > len)
     return throw_type(env, "writeVnet(hdr, buf, offset, length): the range is not inside buf");
-  int r = write_one(d, hdr, (char *)data + offset, length);
+  int r = tun_write_packet(d, hdr, (char *)data + offset, length);
   if (r < 0) return throw_err(env, -r, "write", "%s: writing a %u-byte packet failed", d->name, length);
+  napi_get_boolean(env, r == 1, &result);
+  return result;
+}
+
+// writeParts(handle, hdr, a, aOffset, aLength, b, bOffset, bLength) -> as write(): one packet
+// given in two parts, a[aOffset, +aLength) then b[bOffset, +bLength), in one writev(2) (the
+// server forwards a frame that spanned two reads of its socket without joining it). `hdr`:
+// the 10-byte virtio-net header on a device with offloads (null: a zero one), null without.
+static napi_value js_write_parts(napi_env env, napi_callback_info info) {
+  napi_value all[8], result;
+  size_t argc = 8;
+  napi_get_cb_info(env, info, &argc, all, NULL, NULL);
+  if (argc < 8) return throw_type(env, "writeParts(handle, hdr, a, aOffset, aLength, b, bOffset, bLength): missing arguments");
+  tun_dev *d = get_dev(env, all[0]);
+  if (!d) return NULL;
+  if (d->fd < 0) return throw_err(env, EBADF, NULL, "%s: writeParts() after close()", d->name);
+  napi_valuetype t;
+  void *hdr = (void *)zero_vnet_hdr, *data[2];
+  size_t hlen = VNET_HDR_LEN, len[2];
+  uint32_t off[2], n[2];
+  if (napi_typeof(env, all[1], &t) != napi_ok) return NULL;
+  if (t != napi_null && (!d->vnet || !get_bytes(env, all[1], &hdr, &hlen) || hlen < VNET_HDR_LEN))
+    return throw_type(env, "writeParts(hdr, ...): hdr must be null, or 10 bytes on a device with offloads");
+  for (int i = 0; i < 2; i++) {
+    if (!get_bytes(env, all[2 + 3 * i], &data[i], &len[i]) || !get_u32(env, all[3 + 3 * i], &off[i]) ||
+        !get_u32(env, all[4 + 3 * i], &n[i]) || (size_t)off[i] + n[i] > len[i])
+      return throw_type(env, "writeParts(hdr, a, aOffset, aLength, b, bOffset, bLength): a part is not a range inside a Uint8Array");
+  }
+  struct iovec iov[3] = {{hdr, VNET_HDR_LEN}, {(char *)data[0] + off[0], n[0]}, {(char *)data[1] + off[1], n[1]}};
+  int r = d->vnet ? tun_writev(d, iov, 3) : tun_writev(d, iov + 1, 2);
+  if (r < 0) return throw_err(env, -r, "write", "%s: writing a %u-byte packet failed", d->name, n[0] + n[1]);
   napi_get_boolean(env, r == 1, &result);
   return result;
 }
@@ -679,7 +715,7 @@ static napi_value js_write_batch(napi_env env, napi_callback_info info) {
     size_t len;
     if (napi_get_element(env, argv[0], i, &el) != napi_ok || !get_bytes(env, el, &data, &len))
       return throw_type(env, "writeBatch(packets, count): every packet must be a Uint8Array");
-    int r = write_one(d, zero_vnet_hdr, data, len);
+    int r = tun_write_packet(d, zero_vnet_hdr, data, len);
     if (r == 0) break;
     if (r < 0) {
       throw_err(env, -r, "write", "%s: writing a %zu-byte packet failed", d->name, len);
@@ -757,8 +793,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"addRoute", js_add_route},  {"deleteRoute", js_delete_route}, {"write", js_write},
       {"writeBatch", js_write_batch}, {"close", js_close},           {"ref", js_ref},
       {"unref", js_unref},         {"writeVnet", js_write_vnet},     {"pause", js_pause},
-      {"resume", js_resume},       {"attach", splice_js_attach},     {"detach", splice_js_detach},
-      {"sendRaw", splice_js_send_raw}, {"nativeStats", splice_js_stats},
+      {"resume", js_resume},       {"writeParts", js_write_parts},   {"attach", splice_js_attach},
+      {"detach", splice_js_detach}, {"sendRaw", splice_js_send_raw}, {"nativeStats", splice_js_stats},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

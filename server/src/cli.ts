@@ -94,6 +94,10 @@ WebSocket, on the same ports (browsers; networks that let only web traffic out):
                              connections from CIDR (a reverse proxy), repeatable (none)
       --no-ws                no WebSocket: the ports take the raw stream only
 
+      --no-warm-up           start listening at once, without first running a few thousand
+                             packets through throw-away servers on loopback (about 0.5 s
+                             of CPU) so that the first clients meet optimised code
+
       --log-format FORMAT    text or json (text)
       --log-level LEVEL      debug, info, warn or error (info)
       --config FILE          JSON file of these options (camelCase or as spelled here);
@@ -179,6 +183,7 @@ function readConfigFile(path: string): Record<string, unknown> {
   known.add('routes6');
   known.add('plain');
   known.add('ws');
+  known.add('warmUp');
   for (const [k, v] of Object.entries(json as object)) {
     const key = camel(k);
     if (!known.has(key)) usage(`--config ${path}: unknown option "${k}"`);
@@ -193,7 +198,7 @@ export async function main(argv: string[]): Promise<void> {
     boolean: ['help', 'version', 'hash-secret', 'new-device-key'],
     string: STRINGS,
   });
-  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'hash-secret', 'new-device-key', 'plain', 'ws', 'p', 'h', 'v'], argv);
+  const bad = unknownOption(args, [...STRINGS, 'help', 'version', 'hash-secret', 'new-device-key', 'plain', 'ws', 'warm-up', 'p', 'h', 'v'], argv);
   if (bad) usage(`unknown option ${bad}`);
   if (args.help) {
     process.stdout.write(HELP);
@@ -221,7 +226,9 @@ export async function main(argv: string[]): Promise<void> {
   if (args.plain === false) fromFlags.plain = false;
   if (args.ws === true) usage('--ws is the default; use --no-ws to turn WebSocket off');
   if (args.ws === false) fromFlags.ws = false;
-  const merged = { ...file, ...fromFlags } as Record<string, unknown>;
+  if (args['warm-up'] === true) usage('--warm-up is the default; use --no-warm-up to start without it');
+  if (args['warm-up'] === false) fromFlags.warmUp = false;
+  const merged = { warmUp: true, ...file, ...fromFlags } as Record<string, unknown>;
   if (merged.tun === 'false' || merged.tun === false) merged.tun = false;
 
   const logging = logOptions(usage, String(args['log-format'] ?? merged.logFormat ?? 'text'), String(args['log-level'] ?? merged.logLevel ?? 'info'));

@@ -18,6 +18,7 @@ import { type EndCode, Reassembly, type Session, type SessionEnv } from './data/
 import { NativeSessions, type OpenHub, nativePathEnabled } from './data/native-sessions.js';
 import { Switch } from './data/switch.js';
 import { type OpenTun, type ServerTun, TunPort } from './data/tun-port.js';
+import { warmDataPath, warmUpOptions } from './data/warm-up.js';
 import { registerInternals } from './internals.js';
 import { Listeners, TLS_ALERT, TLS_HANDSHAKE, notTls } from './transport/listeners.js';
 import { SourceLimits, limitKey, sourceOf } from './transport/limits.js';
@@ -191,6 +192,7 @@ export class VpnServer extends EventEmitter {
     await this.leases.open?.();
     await this.startTun();
     const nativeOff = this.native ? await this.native.open(this.openHub!, c.maxFrame) : null;
+    if (c.warmUp) await this.warmUp();
     await this.listeners_.open();
     const sweep = Math.max(100, Math.min(1000, c.idleTimeoutMs / 4, c.handshakeTimeoutMs / 4, c.frameTimeoutMs / 4));
     this.sweeper = setInterval(() => this.sweep(), sweep);
@@ -562,6 +564,23 @@ export class VpnServer extends EventEmitter {
     }
     this.ws?.sweep(now);
     this.limits.sweep(now);
+  }
+
+  /**
+   * Runs the data path on a throw-away server before this one listens (data/warm-up.ts),
+   * so that the first clients meet optimised code. A failure costs only that: logged, and
+   * the server starts as it would have without.
+   */
+  private async warmUp(): Promise<void> {
+    try {
+      const r = await warmDataPath((o) => new VpnServer(o), warmUpOptions(this.cfg));
+      this.event('info', 'warm_up', { ms: Math.round(r.ms), cpu_ms: Math.round(r.cpuMs), packets: r.packets });
+    } catch (err: any) {
+      this.event('warn', 'warm_up_failed', {
+        error: err?.message ?? String(err),
+        consequence: "the first clients' packets run in code V8 has not optimised yet, slower until it has (a few hundred packets)",
+      });
+    }
   }
 
   private async startTun(): Promise<void> {

@@ -97,9 +97,12 @@ export class CliServer {
     return e;
   }
 
-  /** Port of the plain (or, with `tlsListener`, the TLS) listener from the listening line. */
+  /**
+   * Port of the plain (or, with `tlsListener`, the TLS) listener from the listening line;
+   * waited for as long as a start-up with its warm-up may take on a busy machine.
+   */
   async port(tlsListener = false): Promise<number> {
-    const e = await this.event('listening');
+    const e = await this.event('listening', 15_000);
     const m = /127\.0\.0\.1:(\d+)/.exec(tlsListener ? e.tls_addresses : e.addresses);
     if (!m) throw new Error('no 127.0.0.1 address in the listening line: ' + JSON.stringify(e));
     return +m[1];

@@ -56,6 +56,13 @@ export interface ServerOptions {
   plain?: boolean;
   /** WebSocket (RFC 6455) on the plain and TLS listeners, beside the raw stream (on unless false). */
   ws?: boolean;
+  /**
+   * Before listening, switch a few thousand packets between two clients of a throw-away
+   * server on loopback, so that the first clients' packets run in optimised code (about
+   * 0.5 s of CPU; see server/src/data/warm-up.ts). Off unless true; simplevpn-server turns it
+   * on (--no-warm-up turns it off).
+   */
+  warmUp?: boolean;
   /** The path WebSocket clients connect to ('/'). */
   wsPath?: string;
   /** Browser origins allowed to open a WebSocket (any when none given); a client that sends no Origin is always allowed. */
@@ -139,6 +146,8 @@ export interface ResolvedConfig {
   authBearer: 'any' | 'tls' | 'off';
   /** Client certificates name auth ids (subject CN): with auth and mutual TLS, unless --cert-id off. */
   certId: boolean;
+  /** Warm the data path up before listening (server/src/data/warm-up.ts). */
+  warmUp: boolean;
 }
 
 function oneOf<T extends string>(flag: string, v: unknown, allowed: readonly T[]): T {
@@ -384,5 +393,6 @@ export function resolveConfig(o: ServerOptions): ResolvedConfig {
     authRate: int('auth-rate', o.authRate ?? 50, 1, 1 << 20),
     authBearer: oneOf('auth-bearer', o.authBearer ?? 'any', ['any', 'tls', 'off'] as const),
     certId: oneOf('cert-id', o.certId ?? 'cn', ['cn', 'off'] as const) === 'cn' && Boolean(o.auth) && Boolean(tls?.ca),
+    warmUp: o.warmUp === true || String(o.warmUp) === 'true',
   };
 }

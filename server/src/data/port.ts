@@ -2,6 +2,23 @@
 // or another transport. Everything the switch knows of them is here.
 
 /**
+ * A frame that came in two parts (it spanned reads of its sender's socket; a session's
+ * framer, server/src/data/session-framer.ts): buf[start, start + split), then
+ * tail[tailStart, tailStart + length - split). The first part holds its headers whole
+ * (HEAD_PART bytes). Both are views that stay valid after the call; joined() copies the frame
+ * into a buffer of its own, for whatever reads more than the headers.
+ */
+export interface FrameParts {
+  readonly buf: Uint8Array;
+  readonly start: number;
+  readonly split: number;
+  readonly tail: Uint8Array;
+  readonly tailStart: number;
+  readonly length: number;
+  joined(): Uint8Array;
+}
+
+/**
  * The one shape of a packet sink, everywhere: the SDK's Tun, the server's tun device, a Port.
  * Writes one packet, buf[off, off + len); false when it was dropped (the sink counts why).
  */
@@ -25,6 +42,13 @@ export interface Port extends PacketSink {
    */
   readonly superPackets?: boolean;
   writeSuper?(buf: Uint8Array, off: number, len: number): boolean;
+  /**
+   * One frame in two parts (a client's frame that spanned two reads, FrameParts: its header
+   * whole in the first part), taken without joining them; `superFrame`: a KIND_SUPER frame
+   * (only for a port with superPackets). The switch joins the parts for a port without it,
+   * and for anything that reads more than the header (fragments, split super-packets, ICMP).
+   */
+  writeParts?(p: FrameParts, superFrame: boolean): boolean;
   /** `data` holds `packets` whole frames back to back (only on a coalescing port). */
   deliver(data: Uint8Array, packets: number): boolean;
   /**

@@ -14,7 +14,7 @@ import { ALL, ANY, DST, SRC, readU32, E_TOO_LONG, SEED_MTU, PROTO_EXT, SRC6, sam
 import { isSuperFrame } from '../../../common/offload/super.js';
 import { ipv6Problem } from './ipv6.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { Port } from './port.js';
+import type { FrameParts, Port } from './port.js';
 import type { Switch } from './switch.js';
 import { held, wrote } from '../transport/turn-writes.js';
 import { releaseSource, takeOverRelease } from '../transport/limits.js';
@@ -261,8 +261,14 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     f.push(chunk);
     for (let len; (len = f.advance()) > 0; ) {
       // The frame is b[o, o + len): no view is made unless it has to leave on its own.
-      const b = f.buf;
-      const o = f.start;
+      let b = f.buf;
+      let o = f.start;
+      if (f.split !== 0) {
+        // It spanned two reads and came in two parts: switched so when it is a data packet.
+        if (this.receiveParts(f, len)) continue;
+        b = f.joined();
+        o = 0;
+      }
       if (b[o] >> 4 !== 4) {
         // IPv6 (the framer passes versions 4 and 6 only): a method of its own, off IPv4's path.
         this.receive6(b, o, len);
@@ -298,6 +304,32 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
   }
 
   /**
+   * A frame in two parts (FrameParts: its header whole in the first): an IPv4 data packet
+   * from the client's address is counted and switched in its parts (true); anything else
+   * (IPv6, control, spoofed) the caller joins and handles as any frame (false).
+   */
+  private receiveParts(p: FrameParts, len: number): boolean {
+    const b = p.buf;
+    const o = p.start;
+    const me = this.addr;
+    if (b[o] >> 4 !== 4 || me === ANY) return false;
+    const dst = readU32(b, o + DST);
+    if (readU32(b, o + SRC) !== me || dst === ANY) return false;
+    this.received(len);
+    this.env.sw.routeParts(this, p, dst, b[o + 9] === PROTO_EXT && (this.bits & SUPER) !== 0 && isSuperFrame(b, o, len));
+    return true;
+  }
+
+  /** A data packet of `len` bytes from the client, counted. */
+  private received(len: number): void {
+    const m = this.env.metrics;
+    this.rxPackets++;
+    this.rxBytes += len;
+    m.rxPackets++;
+    m.rxBytes += len;
+  }
+
+  /**
    * An IPv6 packet: from a client that holds no IPv6 address, not_ipv4; else switched if its
    * source is that address and its header chain is one the server passes on. No control
    * message is IPv6.
@@ -320,10 +352,7 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
       this.drops++;
       return;
     }
-    this.rxPackets++;
-    this.rxBytes += len;
-    m.rxPackets++;
-    m.rxBytes += len;
+    this.received(len);
     this.env.sw.route6(this, b, o, len);
   }
 
@@ -374,30 +403,67 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
 
   /** Writes frames towards this client, within its send-queue cap. */
   deliver(data: Uint8Array, packets: number): boolean {
+    if ((this.bits & NATIVE) !== 0) return this.deliverNative(data, packets);
+    if (!this.admit(data.length, packets)) return false;
+    this.socket.write(data);
+    this.sent(data.length, packets);
+    return true;
+  }
+
+  /**
+   * A frame in two parts (FrameParts) towards this client: its two views written in the
+   * writev of the chunk's cork, no copy. Joined for a seed client (no cork: each write of
+   * its stream may be read as a packet) and for a native one (the hub takes one buffer).
+   */
+  writeParts(p: FrameParts): boolean {
+    const n = p.length;
+    if ((this.bits & (COALESCE | NATIVE)) !== COALESCE) return this.deliver(p.joined(), 1);
+    if (!this.admit(n, 1)) return false;
     const s = this.socket;
-    const env = this.env;
-    const m = env.metrics;
-    const bits = this.bits;
-    if ((bits & CLOSED) !== 0 || ((bits & NATIVE) !== 0 ? !env.native!.send(this, data) : held(s, env.sendQueue) + data.length > env.sendQueue)) {
-      m.drops.queue_full += packets;
+    const k = p.split;
+    s.write(p.buf.subarray(p.start, p.start + k));
+    s.write(p.tail.subarray(p.tailStart, p.tailStart + n - k));
+    this.sent(n, 1);
+    return true;
+  }
+
+  /** Frames towards a session the native hub writes: queued there, behind what C queued, within the same cap. */
+  private deliverNative(data: Uint8Array, packets: number): boolean {
+    if ((this.bits & CLOSED) !== 0 || !this.env.native!.send(this, data)) {
+      this.env.metrics.drops.queue_full += packets;
       this.drops += packets;
       return false;
     }
-    // A native session's hub took the bytes already, behind what C queued.
-    if ((bits & NATIVE) === 0) {
-      if ((bits & (COALESCE | CORKED)) === COALESCE) {
-        this.bits = bits | CORKED;
-        s.cork();
-        env.sw.corked(this);
-      }
-      s.write(data);
-      wrote(s, data.length);
-    }
-    this.txPackets += packets;
-    this.txBytes += data.length;
-    m.txPackets += packets;
-    m.txBytes += data.length;
+    this.sent(data.length, packets);
     return true;
+  }
+
+  /** Whether `bytes` more fit the send queue (else they are counted as dropped); corks a coalescing client's socket for the chunk. */
+  private admit(bytes: number, packets: number): boolean {
+    const s = this.socket;
+    const env = this.env;
+    const bits = this.bits;
+    if ((bits & CLOSED) !== 0 || held(s, env.sendQueue) + bytes > env.sendQueue) {
+      env.metrics.drops.queue_full += packets;
+      this.drops += packets;
+      return false;
+    }
+    if ((bits & (COALESCE | CORKED)) === COALESCE) {
+      this.bits = bits | CORKED;
+      s.cork();
+      env.sw.corked(this);
+    }
+    return true;
+  }
+
+  /** `bytes` of `packets` frames went to the socket: counted. */
+  private sent(bytes: number, packets: number): void {
+    const m = this.env.metrics;
+    wrote(this.socket, bytes);
+    this.txPackets += packets;
+    this.txBytes += bytes;
+    m.txPackets += packets;
+    m.txBytes += bytes;
   }
 
   /** Uncorks: what deliver() queued during the chunk leaves in one writev. */

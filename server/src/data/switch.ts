@@ -7,10 +7,11 @@
 // coalescing port are merged into one view (a run), handed over when the run ends; ports
 // cork their writes on the first delivery of a chunk and are uncorked together by flush(),
 // so every frame of a chunk bound for the same client leaves in a single writev and nothing
-// is held past the chunk. No allocation per packet but the view of a run.
+// is held past the chunk. No allocation per packet but the view of a run (and the two views
+// of a frame that spanned two reads of its sender's socket: routeParts()).
 
 import type { Metrics } from '../metrics/metrics.js';
-import type { Port } from './port.js';
+import type { FrameParts, Port } from './port.js';
 import { datagramEnd, dontFragment, fragment, fragmentationNeeded } from './too-big.js';
 import { splitSuperFrame } from './super-split.js';
 import { mayAnswer6, packetTooBig6 } from './ipv6.js';
@@ -163,6 +164,22 @@ export class Switch {
       if (s === null) this.metrics.drops.not_ipv4++;
       else for (let i = 0; i < s.count; i++) this.route(from, s.data, s.offsets[i], s.lengths[i], dst);
     }
+  }
+
+  /**
+   * route(), or routeSuper() for a KIND_SUPER frame, of a frame that came in two parts (it
+   * spanned two reads of its sender's socket): handed on in its parts to a port that takes
+   * them and takes the frame as it is (within its MTU; a super-packet whole); joined, then
+   * switched as any frame, when it must be fragmented, split, answered or dropped.
+   */
+  routeParts(from: Port, p: FrameParts, dst: number, superFrame: boolean): void {
+    const f = this.fallback;
+    const to = this.owners.get(dst) ?? (f !== from ? f : null);
+    if (to !== null && to.writeParts !== undefined && (superFrame ? to.superPackets === true : p.length <= to.mtu)) {
+      if (this.run !== null) this.endRun(); // what was switched before it leaves before it
+      to.writeParts(p, superFrame);
+    } else if (superFrame) this.routeSuper(from, p.joined(), 0, p.length, dst);
+    else this.route(from, p.joined(), 0, p.length, dst);
   }
 
   /**

@@ -5,7 +5,7 @@ import { DST, HEADER6, MAX_FRAME, SUPER_HEADER, readU32 } from '../../../protoco
 import { isSuperFrame, superGsoSize } from '../../../common/offload/super.js';
 import { Coalescer, type VnetSink } from '../../../common/offload/coalesce.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { PacketSink, Port } from './port.js';
+import type { FrameParts, PacketSink, Port } from './port.js';
 import type { Switch } from './switch.js';
 
 /** The part of a TUN device the server uses (linux/tun.ts's TunDevice is one). */
@@ -27,6 +27,11 @@ export interface ServerTun extends PacketSink {
   /** Why offloads are off although they were asked for. */
   readonly offloadError?: string;
   writeVnet?(hdr: Uint8Array, buf: Uint8Array, off: number, len: number): boolean;
+  /**
+   * One packet in two parts, a[aOff, +aLen) then b[bOff, +bLen), in one write: behind `hdr`
+   * with offloads (null: a zero header). Returns and throws as write() does.
+   */
+  writeParts?(hdr: Uint8Array | null, a: Uint8Array, aOff: number, aLen: number, b: Uint8Array, bOff: number, bLen: number): boolean;
   /** With offloads: reads hand TCP super-packets over whole, as KIND_SUPER frames. */
   superFrames?: boolean;
   close(): void;
@@ -63,6 +68,8 @@ export class TunPort implements Port {
   private corked = false;
   /** With offloads, super-packets from clients that send them go to the kernel whole. */
   readonly superPackets: boolean;
+  /** A frame in two parts joined, for the coalescer (which copies what it keeps): made once, when first needed. */
+  private scratch: Uint8Array | null = null;
 
   constructor(
     readonly device: ServerTun,
@@ -76,19 +83,43 @@ export class TunPort implements Port {
       const sink: VnetSink = {
         write: (b, o, n) => this.writeNow(b, o, n, null),
         writeVnet: (h, b, o, n) => this.writeNow(b, o, n, h),
+        writeVnetParts: (h, a, ao, an, b, bo, bn) => this.writeNow(a, ao, an, h, b, bo, bn),
       };
       this.gro = new Coalescer(sink);
     } else this.gro = null;
     this.superPackets = this.gro !== null;
   }
 
-  /** A KIND_SUPER frame: its super-packet to the kernel whole (after what is held of its flow). */
-  writeSuper(buf: Uint8Array, off: number, len: number): boolean {
+  /**
+   * A KIND_SUPER frame: its super-packet to the kernel whole (after what is held of its flow).
+   * With `tail`, the frame is in two parts (see writeParts).
+   */
+  writeSuper(buf: Uint8Array, off: number, len: number, tail?: Uint8Array, tailOff = 0, tailLen = 0): boolean {
     const gro = this.gro!;
     const malformed = gro.stats.malformed;
-    const ok = gro.pushSuper(buf, off + SUPER_HEADER, len - SUPER_HEADER, superGsoSize(buf, off));
+    const ok = gro.pushSuper(buf, off + SUPER_HEADER, len - SUPER_HEADER, superGsoSize(buf, off), tail, tailOff, tailLen);
     if (gro.stats.malformed !== malformed) this.metrics.drops.tun_rejected++;
     return ok;
+  }
+
+  /**
+   * A frame in two parts (it spanned two reads of its client's socket; its headers are whole
+   * in the first): a super-packet, or a packet for a device without offloads, goes to the
+   * kernel in one writev of its parts; a packet for the coalescer (or any, on a device that
+   * cannot write parts) is joined in the port's scratch buffer: the coalescer copies what it
+   * holds and writes the rest at once, so nothing keeps the scratch past the call.
+   */
+  writeParts(p: FrameParts, superFrame: boolean): boolean {
+    const k = p.split;
+    const rest = p.length - k;
+    if (this.device.writeParts !== undefined) {
+      if (superFrame) return this.writeSuper(p.buf, p.start, p.length, p.tail, p.tailStart, rest);
+      if (this.gro === null) return this.writeNow(p.buf, p.start, k, null, p.tail, p.tailStart, rest);
+    }
+    const s = (this.scratch ??= new Uint8Array(MAX_FRAME));
+    s.set(p.buf.subarray(p.start, p.start + k));
+    s.set(p.tail.subarray(p.tailStart, p.tailStart + rest), k);
+    return superFrame ? this.writeSuper(s, 0, p.length) : this.write(s, 0, p.length);
   }
 
   write(buf: Uint8Array, off: number, len: number): boolean {
@@ -101,12 +132,17 @@ export class TunPort implements Port {
     return gro.push(buf, off, len);
   }
 
-  /** One write to the device, counted: behind the virtio-net header `hdr` when there is one. */
-  private writeNow(buf: Uint8Array, off: number, len: number, hdr: Uint8Array | null): boolean {
+  /**
+   * One write to the device, counted: behind the virtio-net header `hdr` when there is one;
+   * with `tail`, of a packet in two parts, buf[off, off + len) then tail[tailOff, +tailLen).
+   */
+  private writeNow(buf: Uint8Array, off: number, len: number, hdr: Uint8Array | null, tail?: Uint8Array, tailOff = 0, tailLen = 0): boolean {
     const m = this.metrics;
+    const dev = this.device;
     let written: boolean;
     try {
-      written = hdr === null ? this.device.write(buf, off, len) : this.device.writeVnet!(hdr, buf, off, len);
+      if (tail !== undefined) written = dev.writeParts!(hdr, buf, off, len, tail, tailOff, tailLen);
+      else written = hdr === null ? dev.write(buf, off, len) : dev.writeVnet!(hdr, buf, off, len);
     } catch (err) {
       // EBADF, EIO: the device is gone, not this packet. The server takes the port out of the
       // switch; until it has, what comes is dropped as no_route.

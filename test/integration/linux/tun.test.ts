@@ -224,6 +224,20 @@ if (why) {
     assert.is(r.after.txDropped, 0);
   });
 
+  test('writeParts() writes a packet given in two parts as one, on a plain device and on one with offloads', () => {
+    const { result: r } = fixture('writeParts');
+    for (const kind of ['plain', 'offload']) {
+      const x = r[kind];
+      assert.is(x.offload, kind === 'offload', `${kind}: the device's offloads`);
+      assert.equal(x.returned, [true, true, true, true, true], kind);
+      assert.equal(x.received, ['cut at 1', 'cut at 20', 'cut at 27', 'cut at 28', 'cut at 30'], kind);
+      assert.is(x.refused, false, `${kind}: a packet the kernel refuses`);
+      assert.is(x.stats.txRejected, 1, kind);
+      assert.is(x.stats.txPackets, 5, kind);
+    }
+    assert.match(r.plain.headerOnPlain, /hdr must be null/);
+  });
+
   test('close() inside onPackets is safe and idempotent, and lets the process exit', () => {
     const { result } = fixture('closeInCallback');
     assertError(result.writeAfterClose, 'EBADF', /after close/);

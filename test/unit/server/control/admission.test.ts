@@ -4,7 +4,6 @@
 // sockets: no network.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { ANY, DST, KIND_REFUSAL, KIND_REPLY, KIND_REQUEST, REFUSE_FULL, REFUSE_STORE_UNAVAILABLE, extKind, extMessage, parseIPv4, readRefusal, readU32, seedRequest } from '../../../../protocol/index.js';
 import { resolveConfig } from '../../../../server/src/config/config.js';
@@ -14,32 +13,9 @@ import { MemoryLeaseStore } from '../../../../server/src/control/memory-lease-st
 import { Reassembly } from '../../../../server/src/data/session.js';
 import { Switch } from '../../../../server/src/data/switch.js';
 import { Metrics } from '../../../../server/src/metrics/metrics.js';
+import { FakeSocket } from '../../../support/fake-socket.js';
 
 const ip = (s: string) => parseIPv4(s);
-
-/** What a Session uses of a net.Socket. */
-class FakeSocket extends EventEmitter {
-  readonly out: Uint8Array[] = [];
-  writableLength = 0;
-  destroyed = false;
-  ended = false;
-  remoteAddress = '192.0.2.1';
-  remotePort = 4000;
-  setNoDelay() {}
-  cork() {}
-  uncork() {}
-  write(d: Uint8Array) {
-    this.out.push(Uint8Array.from(d));
-    return true;
-  }
-  end(d?: Uint8Array) {
-    if (d) this.out.push(Uint8Array.from(d));
-    this.ended = true;
-  }
-  destroy() {
-    this.destroyed = true;
-  }
-}
 
 /** The memory store behind promises the test settles by hand. */
 class SlowStore implements LeaseStore {

@@ -101,8 +101,8 @@ test('bytes above 0x7f survive the text (latin1, one character a byte), the leng
     const again = new SessionFramer();
     again.resume(text);
     again.push(f.subarray(head));
-    assert.is(again.advance(), 300);
-    assert.equal(Array.from(again.buf.subarray(again.start, again.start + 300)), Array.from(f));
+    // In two parts (the server's framer forwards a frame that spanned chunks so): next() joins them.
+    assert.equal(Array.from(again.next()!), Array.from(f));
   }
 });
 

@@ -64,6 +64,8 @@ typedef struct hsess {
   struct hsess *addr_next;
   unsigned char *carry; // an unfinished frame between reads (MAX_FRAME bytes, on first need)
   size_t carry_len;
+  double carry_since; // wall ms when that frame began to arrive, 0 without one
+  int consumed;       // the last read completed the frame that was carried
   unsigned char *out;   // bytes the socket has not taken: out[out_off, out_end)
   size_t out_size, out_off, out_end;
   // frames switched to this session during the current read
@@ -308,6 +310,7 @@ static size_t take_frames(hsess *s, size_t *len) {
     }
   }
   flush_batches(h);
+  s->consumed = pos > 0;
   memmove(b, b + pos, n - pos);
   *len = n - pos;
   return js;
@@ -323,6 +326,9 @@ static void emit_frames(hsess *s, size_t js) {
 
 // Keeps the unfinished frame at the start of rbuf for the session's next read.
 static int keep_carry(hsess *s, size_t len) {
+  if (!len) s->carry_since = 0;
+  else if (s->consumed || !s->carry_since) s->carry_since = s->last_rx;
+  s->consumed = 0;
   s->carry_len = len;
   if (!len) return 1;
   if (!s->carry && !(s->carry = malloc(MAX_FRAME))) return 0;
@@ -584,6 +590,7 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
   s->last_rx = wall_ms();
   if (init_len) memcpy(s->carry, init, init_len);
   s->carry_len = init_len;
+  s->carry_since = init_len ? s->last_rx : 0;
   hsess **b = bucket(h, addr);
   s->addr_next = *b;
   *b = s;
@@ -613,8 +620,9 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// hubDrain(hub, slot, out: Float64Array(6)): rx packets, rx bytes, tx packets, tx bytes,
-// drops since the last drain, and the wall time (ms) of the last bytes received.
+// hubDrain(hub, slot, out: Float64Array(7)): rx packets, rx bytes, tx packets, tx bytes,
+// drops since the last drain, the wall time (ms) of the last bytes received, and when the
+// unfinished frame held began to arrive (0: none), for the frame timeout.
 static napi_value js_drain(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   size_t argc = 3;
@@ -627,14 +635,15 @@ static napi_value js_drain(napi_env env, napi_callback_info info) {
   size_t n;
   void *data;
   if (!s || napi_is_typedarray(env, argv[2], &is_ta) != napi_ok || !is_ta ||
-      napi_get_typedarray_info(env, argv[2], &tt, &n, &data, NULL, NULL) != napi_ok || tt != napi_float64_array || n < CT_COUNT + 1)
-    return throw_msg(env, 0, NULL, "hubDrain(hub, slot, out): an attached slot and a Float64Array of 6");
+      napi_get_typedarray_info(env, argv[2], &tt, &n, &data, NULL, NULL) != napi_ok || tt != napi_float64_array || n < CT_COUNT + 2)
+    return throw_msg(env, 0, NULL, "hubDrain(hub, slot, out): an attached slot and a Float64Array of 7");
   double *o = data;
   for (int i = 0; i < CT_COUNT; i++) {
     o[i] = s->ct[i];
     s->ct[i] = 0;
   }
   o[CT_COUNT] = s->last_rx;
+  o[CT_COUNT + 1] = s->carry_since;
   return NULL;
 }
 

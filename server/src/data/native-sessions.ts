@@ -11,7 +11,10 @@
 // ends is detached first (Session.end), and what C had not sent is handed back.
 //
 // The hub's counters reach the session's and the server's (Session.countNative) when they are
-// looked at: before the idle sweep, /clients, /metrics, and at detach.
+// looked at: before the idle sweep, /clients, /metrics, and at detach; with them the time the
+// frame C holds unfinished began to arrive, so that the frame timeout holds on this path too.
+// (The bytes of that frame, at most one frame per session, are not counted in the server's
+// reassembly budget, --frame-memory.)
 //
 // The server never imports linux/: the hub comes through the openHub option, as the tun does.
 
@@ -24,7 +27,7 @@ export interface NativeHub {
   attach(fd: number, address: number, mtu: number, sendQueue: number, initial: Uint8Array): number;
   /** Queues `bytes` to the slot's socket: false when over its send-queue cap or going away. */
   send(slot: number, bytes: Uint8Array): boolean;
-  /** Counters since the last drain into `out`: rx packets, rx bytes, tx packets, tx bytes, drops, last receive (wall ms). */
+  /** Counters since the last drain into `out`: rx packets, rx bytes, tx packets, tx bytes, drops, last receive, when the unfinished frame held began (wall ms, 0: none). */
   drain(slot: number, out: Float64Array): void;
   /** Stops and closes the dup; the bytes not sent yet. */
   detach(slot: number): Uint8Array | undefined;
@@ -68,7 +71,7 @@ export class NativeSessions implements NativeLink {
   private hub: NativeHub | null = null;
   private readonly bySlot: (Session | undefined)[] = [];
   private readonly slots = new Map<Session, number>();
-  private readonly counts = new Float64Array(6);
+  private readonly counts = new Float64Array(7);
 
   constructor(
     /** Bytes queued towards one client before its packets are dropped (--send-queue). */

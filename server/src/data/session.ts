@@ -208,7 +208,8 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
 
   /**
    * What the native hub counted for this session since it last asked (native-sessions.ts's
-   * drain order): packets and bytes received and sent, drops, and when bytes last came (wall ms).
+   * drain order): packets and bytes received and sent, drops, when bytes last came, and when
+   * the unfinished frame C holds began to arrive (wall ms; 0: none).
    */
   countNative(c: Float64Array): void {
     const m = this.env.metrics;
@@ -224,6 +225,7 @@ export abstract class Session<E extends SessionEnv = SessionEnv> implements Port
     m.drops.queue_full += c[4];
     const at = fromWall(c[5]);
     if (at > this.rxAt) this.rxAt = at;
+    this.partialAt = c[6] === 0 ? 0 : fromWall(c[6]);
   }
 
   /** Its IPv6 address, or null. */

@@ -107,6 +107,18 @@ if (!loaded) {
     });
   });
 
+  test('a frame C holds unfinished is ended by the frame timeout, as on the JavaScript path', async () => {
+    await withServer({ subnet: '10.9.3.0/24', frameTimeout: 1, idleTimeout: 20, openHub: openServerHub }, async (h) => {
+      const { c: a, address: aAddr } = await granted(h);
+      const { address: bAddr } = await granted(h);
+      await nativeAt(h, aAddr);
+      const ended = new Promise<{ reason?: string }>((res) => h.server.on('disconnect', (e) => e.address !== null && e.reason !== 'shutdown' && res(e)));
+      a.write(ipPacket(aAddr, bAddr, 1000, rng(5)).subarray(0, 100));
+      const e = await Promise.race([ended, sleep(4000).then(() => ({ reason: 'none within 4 s' }))]);
+      assert.is(e.reason, 'frame_timeout');
+    });
+  });
+
   test('past the send-queue cap packets are dropped whole and counted; end of stream ends the session; no descriptor left', async () => {
     // Measured after the first tests: Node opens some descriptors of its own on first use.
     const before = fds();

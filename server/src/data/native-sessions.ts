@@ -19,7 +19,7 @@
 // The server never imports linux/: the hub comes through the openHub option, as the tun does.
 
 import net from 'node:net';
-import type { Session } from './session.js';
+import type { NativeLink, Session } from './session.js';
 
 /** The hub of linux/native/hub.c, as linux/server-hub.ts opens it. */
 export interface NativeHub {
@@ -41,15 +41,6 @@ export const HUB_ERROR = 2;
 
 export type HubEvent = (kind: number, slot: number, arg?: ArrayBuffer | (Error & { code?: string })) => void;
 export type OpenHub = (maxFrame: number, onEvent: HubEvent) => Promise<NativeHub>;
-
-/** What a session needs of the native path (SessionEnv.native). */
-export interface NativeLink {
-  /** `s` was granted its address: it moves to the hub if it can. */
-  opened(s: Session): void;
-  send(s: Session, bytes: Uint8Array): boolean;
-  /** Detaches `s`: what was not sent yet. */
-  detach(s: Session): Uint8Array | undefined;
-}
 
 /** Whether the native path is on: SIMPLEVPN_NATIVE_PATH=0 turns it off (as for the client). */
 export function nativePathEnabled(env: NodeJS.ProcessEnv = process.env): boolean {

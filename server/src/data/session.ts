@@ -21,7 +21,6 @@ import { releaseSource, takeOverRelease } from '../transport/limits.js';
 import { OWNER } from '../transport/transport.js';
 import { CARRY_MAX, SessionFramer } from './session-framer.js';
 import { fromWall, tick, wallTime } from './clock.js';
-import type { NativeLink } from './native-sessions.js';
 
 /** Why sessions end, as counted in simplevpn_disconnects_total. */
 export type EndCode =
@@ -38,6 +37,15 @@ export type EndCode =
   | 'replaced'
   | 'lease_lost'
   | 'shutdown';
+
+/** What a session needs of the native switching path (data/native-sessions.ts): SessionEnv.native. */
+export interface NativeLink {
+  /** `s` was granted its address: it moves to the hub if it can. */
+  opened(s: Session): void;
+  send(s: Session, bytes: Uint8Array): boolean;
+  /** Detaches `s`: what was not sent yet. */
+  detach(s: Session): Uint8Array | undefined;
+}
 
 /** What every session of a server shares: one object, so a session holds one reference. */
 export interface SessionEnv {

@@ -71,7 +71,7 @@ export class NativeSessions implements NativeLink {
     private readonly onAttachFailed: (s: Session, err: Error) => void,
   ) {}
 
-  /** Opens the hub; a reason when it cannot be (the session stay on the JavaScript path). */
+  /** Opens the hub; a reason when it cannot be (the sessions stay on the JavaScript path). */
   async open(openHub: OpenHub, maxFrame: number): Promise<string | null> {
     try {
       this.hub = await openHub(maxFrame, (kind, slot, arg) => this.event(kind, slot, arg));
@@ -83,11 +83,6 @@ export class NativeSessions implements NativeLink {
 
   get active(): boolean {
     return this.hub !== null;
-  }
-
-  /** Sessions read and written in C now. */
-  get size(): number {
-    return this.slots.size;
   }
 
   opened(s: Session): void {

@@ -62,8 +62,8 @@ typedef struct hsess {
   uint32_t addr, mtu;
   size_t cap;      // send-queue cap
   struct hsess *addr_next;
-  unsigned char *carry; // an unfinished frame between reads (MAX_FRAME bytes, on first need)
-  size_t carry_len;
+  unsigned char *carry; // the bytes of an unfinished frame between reads
+  size_t carry_len, carry_cap;
   double carry_since; // wall ms when that frame began to arrive, 0 without one
   int consumed;       // the last read completed the frame that was carried
   unsigned char *out;   // bytes the socket has not taken: out[out_off, out_end)
@@ -324,6 +324,18 @@ static void emit_frames(hsess *s, size_t js) {
   call_js(s->h, HEV_FRAMES, s->slot, ab);
 }
 
+// Room for `n` bytes of an unfinished frame: grown to the most a read left (2 KiB at least),
+// so that a session at MTU 1500 holds no 64 KiB buffer.
+static int carry_room(hsess *s, size_t n) {
+  if (n <= s->carry_cap) return 1;
+  size_t cap = n < 2048 ? 2048 : n;
+  unsigned char *c = realloc(s->carry, cap);
+  if (!c) return 0;
+  s->carry = c;
+  s->carry_cap = cap;
+  return 1;
+}
+
 // Keeps the unfinished frame at the start of rbuf for the session's next read.
 static int keep_carry(hsess *s, size_t len) {
   if (!len) s->carry_since = 0;
@@ -331,7 +343,7 @@ static int keep_carry(hsess *s, size_t len) {
   s->consumed = 0;
   s->carry_len = len;
   if (!len) return 1;
-  if (!s->carry && !(s->carry = malloc(MAX_FRAME))) return 0;
+  if (!carry_room(s, len)) return 0;
   memcpy(s->carry, s->h->rbuf, len);
   return 1;
 }
@@ -560,7 +572,7 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
     h->nslots = n;
   }
   hsess *s = calloc(1, sizeof *s);
-  if (!s || (init_len && !(s->carry = malloc(MAX_FRAME)))) {
+  if (!s || !carry_room(s, init_len)) {
     if (s) free(s->carry);
     free(s);
     return throw_msg(env, ENOMEM, NULL, "hubAttach(): allocating the session failed");

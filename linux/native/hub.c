@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -142,7 +143,8 @@ static void report_error(hsess *s, int err, const char *syscall, const char *wha
   s->reported = 1;
   char msg[256];
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  call_js(s->h, HEV_ERROR, s->slot, tun_make_error(s->h->env, tun_errno_name(err), err, syscall, msg));
+  // libuv's names (ECONNRESET, EPIPE, ...): the codes Node's own socket errors carry.
+  call_js(s->h, HEV_ERROR, s->slot, tun_make_error(s->h->env, uv_err_name(-err), err, syscall, msg));
 }
 
 // ---- the socket's poll ---------------------------------------------------------------------
@@ -407,9 +409,13 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   if (status < 0) {
+    // libuv says EBADF for any EPOLLERR: the socket's own error says what happened.
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0) err = -status;
     s->stopped = 1;
     set_events(s);
-    report_error(s, -status, "poll", "polling the connection failed");
+    report_error(s, err, "poll", "the connection failed");
   } else {
     if ((events & UV_WRITABLE) && queued(s) && !s->werr) flush_out(s);
     if (s->werr) {

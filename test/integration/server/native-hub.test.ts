@@ -119,6 +119,26 @@ if (!loaded) {
     });
   });
 
+  test('a reset connection ends its native session as socket_error, and the other goes on', async () => {
+    await withServer({ subnet: '10.9.4.0/24', openHub: openServerHub }, async (h) => {
+      const { c: a, address: aAddr } = await granted(h);
+      const { c: b, address: bAddr } = await granted(h);
+      await nativeAt(h, aAddr);
+      await nativeAt(h, bAddr);
+      const ended = new Promise<{ reason?: string; detail?: string }>((res) => h.server.on('disconnect', (e) => e.address !== null && e.reason !== 'shutdown' && res(e)));
+      a.sock.resetAndDestroy();
+      const e = await Promise.race([ended, sleep(3000).then(() => ({ reason: 'none within 3 s' }))]);
+      assert.is(e.reason, 'socket_error');
+      assert.is((e as { detail?: string }).detail, 'ECONNRESET');
+      const { c: c, address: cAddr } = await granted(h);
+      await nativeAt(h, cAddr);
+      const p = ipPacket(bAddr, cAddr, 500, rng(9));
+      b.write(p);
+      await waitFor(() => c.frames.length > 0, 3000, 'b -> c');
+      assert.ok(equalBytes(c.frames[0], p));
+    });
+  });
+
   test('past the send-queue cap packets are dropped whole and counted; end of stream ends the session; no descriptor left', async () => {
     // Measured after the first tests: Node opens some descriptors of its own on first use.
     const before = fds();

@@ -83,6 +83,21 @@ if (!loaded) {
     });
   });
 
+  test('nativePath: false keeps every session in JavaScript, and the listening line says so', async () => {
+    let listening: { data_path?: string } = {};
+    await withServer({ subnet: '10.9.5.0/24', openHub: openServerHub, nativePath: false, logger: { log: (_l: string, name: string, f: object) => name === 'listening' && (listening = f) } as never }, async (h) => {
+      const { c: a, address: aAddr } = await granted(h);
+      const { c: b, address: bAddr } = await granted(h);
+      const p = ipPacket(aAddr, bAddr, 300, rng(2));
+      a.write(p);
+      await waitFor(() => b.frames.length > 0, 3000, 'a -> b');
+      assert.ok(equalBytes(b.frames[0], p));
+      assert.is(h.sessionAt(aAddr)!.native, false);
+      assert.is(h.sessionAt(bAddr)!.native, false);
+    });
+    assert.is(listening.data_path, 'javascript');
+  });
+
   test('keepalives, spoofed sources and unknown destinations reach JavaScript, in order', async () => {
     await withServer({ subnet: '10.9.1.0/24', openHub: openServerHub }, async (h) => {
       const { c: a, address: aAddr } = await granted(h);

@@ -6,9 +6,11 @@
 // A hub holds native sessions: a dup() of an accepted socket's descriptor (Node keeps its
 // own, not reading: JS stopped its handle), polled with a uv_poll, and a table from IPv4
 // address to session. On a read, the stream is framed (frames.c's rules) and a frame is
-// switched here only when all of these hold: IPv4, not PROTO_EXT (control, KIND_SUPER),
-// its source the session's address, its destination another native session's address, and
-// it fits that session's MTU. Frames of one read for the same destination leave in one
+// switched here only when all of these hold: IPv4, its source the session's address, its
+// destination another native session's address, and either it is no PROTO_EXT (control)
+// and fits that session's MTU, or it is a KIND_SUPER frame between two sessions that
+// declared super-packets (T_OFFLOAD), whatever the MTU, as switch.ts routeSuper() sends it
+// whole. A super-packet for a session that did not declare them goes to JS, which splits it. Frames of one read for the same destination leave in one
 // writev at the end of the read; what the socket does not take waits in the destination's
 // queue, up to its send-queue cap (the server's --send-queue), past which a packet is
 // dropped and counted as the JS switch counts queue_full. Every other frame goes to JS,
@@ -61,6 +63,7 @@ typedef struct hsess {
   int werr;        // a write failed: EV_ERROR from the next poll callback
   int reported;    // EV_END or EV_ERROR went
   uint32_t addr, mtu;
+  int super;       // declared T_OFFLOAD: sends and takes KIND_SUPER frames
   size_t cap;      // send-queue cap
   struct hsess *addr_next;
   unsigned char *carry; // the bytes of an unfinished frame between reads
@@ -256,11 +259,14 @@ static void flush_batches(hub *h) {
 
 // The native session `frame` goes to, or NULL when JS decides.
 static hsess *destination(hsess *s, const unsigned char *p, size_t f) {
-  if (p[0] >> 4 != 4 || p[9] == PROTO_EXT || f < 20) return NULL;
+  if (p[0] >> 4 != 4 || f < 20) return NULL;
   uint32_t src = rd32(p + 12), dst = rd32(p + 16);
   if (src != s->addr || dst == 0 || dst == s->addr) return NULL;
   hsess *d = lookup(s->h, dst);
-  return d && !d->closing && f <= d->mtu ? d : NULL;
+  if (!d || d->closing) return NULL;
+  // A KIND_SUPER frame's own header carries its super-packet's addresses (super.ts).
+  if (p[9] == PROTO_EXT) return s->super && d->super && is_super_frame(p, f) ? d : NULL;
+  return f <= d->mtu ? d : NULL;
 }
 
 static void switch_frame(hsess *s, hsess *d, unsigned char *p, size_t f) {
@@ -545,12 +551,12 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   return ext;
 }
 
-// hubAttach(hub, fd, address, mtu, sendQueue, initialBytes) -> slot
+// hubAttach(hub, fd, address, mtu, sendQueue, initialBytes, superPackets) -> slot
 static napi_value js_attach(napi_env env, napi_callback_info info) {
-  napi_value argv[6], result;
-  size_t argc = 6;
+  napi_value argv[7], result;
+  size_t argc = 7;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 6) return throw_msg(env, 0, NULL, "hubAttach(hub, fd, address, mtu, sendQueue, initialBytes): missing arguments");
+  if (argc < 7) return throw_msg(env, 0, NULL, "hubAttach(hub, fd, address, mtu, sendQueue, initialBytes, superPackets): missing arguments");
   hub *h = get_hub(env, argv[0]);
   if (!h) return NULL;
   int32_t fd;
@@ -563,6 +569,8 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
   if (napi_get_value_uint32(env, argv[3], &mtu) != napi_ok || napi_get_value_double(env, argv[4], &cap) != napi_ok || cap < 1)
     return throw_msg(env, 0, NULL, "hubAttach(): mtu and sendQueue must be numbers");
   if (!get_bytes(env, argv[5], &init, &init_len)) return throw_msg(env, 0, NULL, "hubAttach(): initialBytes must be a Uint8Array");
+  bool super = false;
+  if (napi_get_value_bool(env, argv[6], &super) != napi_ok) return throw_msg(env, 0, NULL, "hubAttach(): superPackets must be a boolean");
   long f = frame_length(init, init_len);
   if (init_len && (f < 0 || (f > 0 && (size_t)f <= init_len)))
     return throw_msg(env, 0, NULL, "hubAttach(): initialBytes must be the start of one unfinished frame");
@@ -604,6 +612,7 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
   s->fd = nfd;
   s->addr = addr;
   s->mtu = mtu;
+  s->super = super;
   s->cap = (size_t)cap;
   s->last_rx = wall_ms();
   if (init_len) memcpy(s->carry, init, init_len);

@@ -9,7 +9,8 @@ import * as assert from 'uvu/assert';
 import { readdirSync } from 'node:fs';
 import { openServerHub } from '../../../linux/server-hub.js';
 import { TunError, load } from '../../../linux/tun.js';
-import { OFFLOAD_SUPER, SUPER_HEADER, T_OFFLOAD, type Tlv, u8 } from '../../../protocol/index.js';
+import { OFFLOAD_SUPER, SUPER_HEADER, T_IPV6, T_OFFLOAD, type Tlv, ipv6Request, readIpv6Config, u8 } from '../../../protocol/index.js';
+import { extHeader, packet6, v6 } from '../../support/ipv6-packets.js';
 import { writeSuperHeader } from '../../../common/offload/super.js';
 import { TCP_ACK, TCP_PSH } from '../../../common/offload/vnet.js';
 import { type FlowModel, refPacket } from '../../support/offload-reference.js';
@@ -19,13 +20,14 @@ const fds = () => readdirSync('/proc/self/fd').length;
 const loaded = !(load() instanceof TunError);
 
 /** A raw client granted an address (extension request, reply read); the address. */
-async function granted(h: Harness, extra?: Uint8Array, want = 0, tlvs: Tlv[] = []): Promise<{ c: RawClient; address: number }> {
+async function granted(h: Harness, extra?: Uint8Array, want = 0, tlvs: Tlv[] = []): Promise<{ c: RawClient; address: number; address6: Uint8Array | null }> {
   const c = await h.raw();
   const req = extRequest(want, tlvs);
   c.write(extra ? Buffer.concat([req, extra]) : req);
   await waitFor(() => c.frames.length > 0, 3000, 'the reply');
   const reply = c.frames.shift()!;
-  return { c, address: Buffer.from(reply).readUInt32BE(16) };
+  const six = readIpv6Config(reply);
+  return { c, address: Buffer.from(reply).readUInt32BE(16), address6: six ? v6(six.address) : null };
 }
 
 async function nativeAt(h: Harness, address: number): Promise<void> {
@@ -144,6 +146,53 @@ if (!loaded) {
       assert.is(h.sessionAt(pAddr)!.txPackets, n);
       assert.is(h.metrics.rxPackets, 5);
       assert.is(h.metrics.txPackets, 4 + n);
+    });
+  });
+
+  test('IPv6 between native sessions is switched in C; extension headers, spoofed sources and too big go to JavaScript', async () => {
+    await withServer({ subnet: '10.9.7.0/24', subnet6: 'fd00:97::/64', openHub: openServerHub }, async (h) => {
+      const ask6: Tlv[] = [[T_IPV6, ipv6Request()]];
+      const { c: a, address: aAddr, address6: a6 } = await granted(h, undefined, 0, ask6);
+      const { c: b, address: bAddr, address6: b6 } = await granted(h, undefined, 0, ask6);
+      assert.ok(a6 && b6, 'both granted IPv6');
+      await nativeAt(h, aAddr);
+      await nativeAt(h, bAddr);
+      const aReads = jsReads(h, aAddr);
+      const r = rng(6);
+      const packets: Uint8Array[] = [];
+      for (let i = 0; i < 200; i++) packets.push(packet6(a6!, b6!, Uint8Array.from({ length: Math.floor(r() * 1400) }, () => r() * 256), { next: i % 2 ? 6 : 17 }));
+      const stream = Buffer.concat(packets);
+      for (let at = 0; at < stream.length; ) {
+        const n = 1 + Math.floor(r() * 5000);
+        await a.writeAll(stream.subarray(at, at + n));
+        at += n;
+      }
+      await waitFor(() => b.frames.length >= packets.length, 3000, 'all delivered', () => ({ got: b.frames.length }));
+      for (let i = 0; i < packets.length; i++) assert.ok(equalBytes(b.frames[i], packets[i]), `packet ${i} byte for byte`);
+      assert.is(aReads.n, 0, 'switched in C: no chunk of a reached JavaScript');
+      b.write(packet6(b6!, a6!, 100));
+      await waitFor(() => a.frames.length >= 1, 3000, 'b -> a');
+
+      // What C leaves to JavaScript: a destination-options header (delivered by JS), a type 0
+      // routing header (bad_ipv6), a spoofed source, a packet above b's MTU (Packet Too Big).
+      const withExt = packet6(a6!, b6!, 64, { ext: extHeader(17), first: 60 });
+      const rh0 = packet6(a6!, b6!, 64, { ext: extHeader(17, 1, 0), first: 43 });
+      const spoofed = packet6(b6!, b6!, 64);
+      const big = packet6(a6!, b6!, 1500);
+      const last = packet6(a6!, b6!, 300);
+      await a.writeAll(Buffer.concat([withExt, rh0, spoofed, big, last]));
+      await waitFor(() => b.frames.length >= packets.length + 2 && a.frames.length >= 2, 3000, 'the rest', () => ({ b: b.frames.length, a: a.frames.length }));
+      assert.ok(equalBytes(b.frames[packets.length], withExt), 'an extension header chain JavaScript checked');
+      assert.ok(equalBytes(b.frames[packets.length + 1], last), 'in order after it');
+      assert.is(a.frames[1][40], 2, 'ICMPv6 Packet Too Big back to a');
+      assert.ok(aReads.n > 0);
+      const m = h.metrics;
+      assert.is(m.drops.bad_ipv6, 1);
+      assert.is(m.drops.spoofed_source, 1);
+      assert.is(m.drops.too_big, 1);
+      h.server.metricsText();
+      assert.is(h.sessionAt(aAddr)!.rxPackets, packets.length + 3, 'C and JavaScript counted what they received (the too-big one too)');
+      assert.is(h.sessionAt(bAddr)!.txPackets, packets.length + 2);
     });
   });
 

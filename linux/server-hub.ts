@@ -7,7 +7,7 @@ import { load, TunError } from './tun.js';
 type HubHandle = object;
 interface HubNative {
   hubOpen(maxFrame: number, onEvent: (kind: number, slot: number, arg?: ArrayBuffer | Error) => void): HubHandle;
-  hubAttach(h: HubHandle, fd: number, address: number, mtu: number, sendQueue: number, initial: Uint8Array): number;
+  hubAttach(h: HubHandle, fd: number, address: number, mtu: number, sendQueue: number, initial: Uint8Array, superPackets: boolean, address6: Uint8Array): number;
   hubSend(h: HubHandle, slot: number, bytes: Uint8Array): boolean;
   hubDrain(h: HubHandle, slot: number, out: Float64Array): void;
   hubDetach(h: HubHandle, slot: number): Uint8Array | undefined;
@@ -20,7 +20,8 @@ export async function openServerHub(maxFrame: number, onEvent: (kind: number, sl
   if (typeof n.hubOpen !== 'function') throw new TunError('ADDON_MISSING', 'The native binding has no switching hub (built before hub.c): rebuild it (`node linux/native/install.mjs` in a checkout).');
   const h = n.hubOpen(maxFrame, onEvent);
   return {
-    attach: (fd: number, address: number, mtu: number, sendQueue: number, initial: Uint8Array) => n.hubAttach(h, fd, address, mtu, sendQueue, initial),
+    attach: (fd: number, address: number, mtu: number, sendQueue: number, initial: Uint8Array, superPackets: boolean, address6: Uint8Array | null) =>
+      n.hubAttach(h, fd, address, mtu, sendQueue, initial, superPackets, address6 ?? new Uint8Array(0)),
     send: (slot: number, bytes: Uint8Array) => n.hubSend(h, slot, bytes),
     drain: (slot: number, out: Float64Array) => n.hubDrain(h, slot, out),
     detach: (slot: number) => n.hubDetach(h, slot),

@@ -6,13 +6,19 @@
 // A hub holds native sessions: a dup() of an accepted socket's descriptor (Node keeps its
 // own, not reading: JS stopped its handle), polled with a uv_poll, and a table from IPv4
 // address to session. On a read, the stream is framed (frames.c's rules) and a frame is
-// switched here only when all of these hold: IPv4, not PROTO_EXT (control, KIND_SUPER),
-// its source the session's address, its destination another native session's address, and
-// it fits that session's MTU. Frames of one read for the same destination leave in one
+// switched here only when all of these hold: IPv4, its source the session's address, its
+// destination another native session's address, and either it is no PROTO_EXT (control)
+// and fits that session's MTU, or it is a KIND_SUPER frame between two sessions that
+// declared super-packets (T_OFFLOAD), whatever the MTU, as switch.ts routeSuper() sends it
+// whole. A super-packet for a session that did not declare them goes to JS, which splits it.
+// IPv6 the same way, by a second table from the whole IPv6 address to session: from the
+// session's IPv6 address to another native session's, within its MTU, and with no extension
+// header (JS's ipv6Problem() walks those chains; the few packets that have them go to JS). Frames of one read for the same destination leave in one
 // writev at the end of the read; what the socket does not take waits in the destination's
 // queue, up to its send-queue cap (the server's --send-queue), past which a packet is
 // dropped and counted as the JS switch counts queue_full. Every other frame goes to JS,
-// whole and in order (EV_FRAMES: copied back to back into a new ArrayBuffer, as Node's own
+// whole and in order, and with it every later frame of the same read, so that nothing C
+// switches overtakes what JS sends on (EV_FRAMES: copied back to back into a new ArrayBuffer, as Node's own
 // reads give a new chunk), where the session's onData does all that is unusual.
 //
 // JS's own writes to a native session (packets from the tun or other sessions, control
@@ -61,6 +67,10 @@ typedef struct hsess {
   int werr;        // a write failed: EV_ERROR from the next poll callback
   int reported;    // EV_END or EV_ERROR went
   uint32_t addr, mtu;
+  unsigned char addr6[16];
+  int has6;        // granted an IPv6 address
+  struct hsess *addr6_next;
+  int super;       // declared T_OFFLOAD: sends and takes KIND_SUPER frames
   size_t cap;      // send-queue cap
   struct hsess *addr_next;
   unsigned char *carry; // the bytes of an unfinished frame between reads
@@ -89,6 +99,7 @@ struct hub {
   hsess **slots;
   uint32_t nslots;
   hsess *by_addr[BUCKETS];
+  hsess *by_addr6[BUCKETS];
   hsess *touched;
   unsigned char *rbuf;  // the read being framed (shared: one read at a time)
   unsigned char *jsbuf; // frames for JS out of that read
@@ -112,10 +123,26 @@ static hsess *lookup(hub *h, uint32_t a) {
   return NULL;
 }
 
+// IPv6: a client's interface id is mostly its IPv4 address (switch.ts key6()); the whole
+// address is compared.
+static hsess **bucket6(hub *h, const unsigned char *a) { return bucket(h, rd32(a + 8) ^ rd32(a + 12)); }
+
+static hsess *lookup6(hub *h, const unsigned char *a) {
+  for (hsess *s = *bucket6(h, a); s; s = s->addr6_next)
+    if (memcmp(s->addr6, a, 16) == 0) return s;
+  return NULL;
+}
+
 static void unlink_addr(hsess *s) {
   for (hsess **p = bucket(s->h, s->addr); *p; p = &(*p)->addr_next)
     if (*p == s) {
       *p = s->addr_next;
+      break;
+    }
+  if (!s->has6) return;
+  for (hsess **p = bucket6(s->h, s->addr6); *p; p = &(*p)->addr6_next)
+    if (*p == s) {
+      *p = s->addr6_next;
       return;
     }
 }
@@ -254,13 +281,27 @@ static void flush_batches(hub *h) {
   h->touched = NULL;
 }
 
+// IPv6 next headers that begin an extension header chain (ipv6.ts): JS checks those.
+static int ext_header6(unsigned char next) { return next == 0 || next == 43 || next == 44 || next == 60 || next == 51; }
+
+// The native session the IPv6 packet p[0, f) goes to, or NULL when JS decides.
+static hsess *destination6(hsess *s, const unsigned char *p, size_t f) {
+  if (!s->has6 || f < 40 || ext_header6(p[6]) || memcmp(p + 8, s->addr6, 16) != 0) return NULL;
+  hsess *d = lookup6(s->h, p + 24);
+  return d && d != s && !d->closing && f <= d->mtu ? d : NULL;
+}
+
 // The native session `frame` goes to, or NULL when JS decides.
 static hsess *destination(hsess *s, const unsigned char *p, size_t f) {
-  if (p[0] >> 4 != 4 || p[9] == PROTO_EXT || f < 20) return NULL;
+  if (p[0] >> 4 == 6) return destination6(s, p, f);
+  if (p[0] >> 4 != 4 || f < 20) return NULL;
   uint32_t src = rd32(p + 12), dst = rd32(p + 16);
   if (src != s->addr || dst == 0 || dst == s->addr) return NULL;
   hsess *d = lookup(s->h, dst);
-  return d && !d->closing && f <= d->mtu ? d : NULL;
+  if (!d || d->closing) return NULL;
+  // A KIND_SUPER frame's own header carries its super-packet's addresses (super.ts).
+  if (p[9] == PROTO_EXT) return s->super && d->super && is_super_frame(p, f) ? d : NULL;
+  return f <= d->mtu ? d : NULL;
 }
 
 static void switch_frame(hsess *s, hsess *d, unsigned char *p, size_t f) {
@@ -304,7 +345,9 @@ static size_t take_frames(hsess *s, size_t *len) {
     }
     if (f == 0 || pos + (size_t)f > n) break;
     pos += (size_t)f;
-    hsess *d = destination(s, p, (size_t)f);
+    // Once a frame of this read goes to JS, the rest follows it: what C switches leaves before
+    // JS sees any of the read, so a later frame switched here would overtake it.
+    hsess *d = js ? NULL : destination(s, p, (size_t)f);
     if (d) switch_frame(s, d, p, (size_t)f);
     else {
       memcpy(h->jsbuf + js, p, (size_t)f);
@@ -545,12 +588,13 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   return ext;
 }
 
-// hubAttach(hub, fd, address, mtu, sendQueue, initialBytes) -> slot
+// hubAttach(hub, fd, address, mtu, sendQueue, initialBytes, superPackets, address6) -> slot
+// (address6: the 16 bytes of its IPv6 address, or none)
 static napi_value js_attach(napi_env env, napi_callback_info info) {
-  napi_value argv[6], result;
-  size_t argc = 6;
+  napi_value argv[8], result;
+  size_t argc = 8;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 6) return throw_msg(env, 0, NULL, "hubAttach(hub, fd, address, mtu, sendQueue, initialBytes): missing arguments");
+  if (argc < 8) return throw_msg(env, 0, NULL, "hubAttach(hub, fd, address, mtu, sendQueue, initialBytes, superPackets, address6): missing arguments");
   hub *h = get_hub(env, argv[0]);
   if (!h) return NULL;
   int32_t fd;
@@ -563,6 +607,13 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
   if (napi_get_value_uint32(env, argv[3], &mtu) != napi_ok || napi_get_value_double(env, argv[4], &cap) != napi_ok || cap < 1)
     return throw_msg(env, 0, NULL, "hubAttach(): mtu and sendQueue must be numbers");
   if (!get_bytes(env, argv[5], &init, &init_len)) return throw_msg(env, 0, NULL, "hubAttach(): initialBytes must be a Uint8Array");
+  bool super = false;
+  if (napi_get_value_bool(env, argv[6], &super) != napi_ok) return throw_msg(env, 0, NULL, "hubAttach(): superPackets must be a boolean");
+  void *a6;
+  size_t a6_len;
+  if (!get_bytes(env, argv[7], &a6, &a6_len) || (a6_len != 0 && a6_len != 16))
+    return throw_msg(env, 0, NULL, "hubAttach(): address6 must be a Uint8Array of 16 bytes, or empty");
+  if (a6_len && lookup6(h, a6)) return throw_msg(env, EEXIST, NULL, "hubAttach(): a native session holds this IPv6 address already: detach it first");
   long f = frame_length(init, init_len);
   if (init_len && (f < 0 || (f > 0 && (size_t)f <= init_len)))
     return throw_msg(env, 0, NULL, "hubAttach(): initialBytes must be the start of one unfinished frame");
@@ -604,6 +655,14 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
   s->fd = nfd;
   s->addr = addr;
   s->mtu = mtu;
+  s->super = super;
+  if (a6_len) {
+    memcpy(s->addr6, a6, 16);
+    s->has6 = 1;
+    hsess **b6 = bucket6(h, s->addr6);
+    s->addr6_next = *b6;
+    *b6 = s;
+  }
   s->cap = (size_t)cap;
   s->last_rx = wall_ms();
   if (init_len) memcpy(s->carry, init, init_len);

@@ -7,9 +7,10 @@
 //                              │
 //                              c3 (SIMPLEVPN_NATIVE_PATH=0: the client's JavaScript path)
 //
-// c1 and c2 are native clients; the server switches their packets in C, and those of c3 (its
-// session is plain TCP too, so it is native on the server) as well. Every pair pings and
-// moves bytes byte for byte; /metrics and /clients count what C switched; a client that goes
+// c1 and c2 are native clients with --offload; the server switches their packets in C, their
+// TCP super-packets (KIND_SUPER) too, and those of c3 (its session is plain TCP too, so it is
+// native on the server) as well; c3 has no offloads: JavaScript splits what c1 and c2 send it. Every pair pings and
+// moves bytes byte for byte, over IPv6 too (switched in C between native sessions); /metrics and /clients count what C switched; a client that goes
 // silent is ended by the idle timeout and a server shutdown ends the rest, the server's
 // descriptors back where they were. The tests run in order and share the lab.
 import { test } from 'uvu';
@@ -21,7 +22,7 @@ import { type Host, Lab, type Proc, e2eUnavailable, until } from '../support/lab
 
 const skip = e2eUnavailable();
 const STATUS = '127.0.0.1:9100';
-const SERVER_ARGS = ['--idle-timeout', '4', '--keepalive', '1', '--status', STATUS];
+const SERVER_ARGS = ['--idle-timeout', '4', '--keepalive', '1', '--status', STATUS, '--subnet6', 'fd00:5:7::/64'];
 const CLIENT_ARGS = ['--mtu', '1500', '--max-backoff', '2', '--timeout', '2'];
 
 let lab: Lab;
@@ -29,6 +30,7 @@ let srv: Host, c1: Host, c2: Host, c3: Host;
 let server: Proc;
 const clients: Record<string, Proc> = {};
 const addr: Record<string, string> = {};
+const addr6: Record<string, string> = {};
 let idleFds = 0;
 
 const it = skip ? test.skip : test;
@@ -72,16 +74,18 @@ it('the server says it switches in C; two native clients and one on JavaScript c
   idleFds = fdCount(server);
   const hosts = { c1, c2, c3 } as Record<string, Host>;
   for (const [name, net] of [['c1', 1], ['c2', 2], ['c3', 3]] as const) {
-    clients[name] = hosts[name].client(name, ['-s', `198.18.${net}.1`, ...CLIENT_ARGS], name === 'c3' ? { SIMPLEVPN_NATIVE_PATH: '0' } : {});
+    const own = name === 'c3' ? [] : ['--offload'];
+    clients[name] = hosts[name].client(name, ['-s', `198.18.${net}.1`, ...own, ...CLIENT_ARGS], name === 'c3' ? { SIMPLEVPN_NATIVE_PATH: '0' } : {});
     const r = await clients[name].waitFor('ready');
     assert.is(r.data_path, name === 'c3' ? 'js' : 'native');
     addr[name] = String(r.address);
+    addr6[name] = String(r.address6).split('/')[0];
   }
   // Each native session: Node's socket and the hub's dup of it.
   await until('two descriptors per session', () => fdCount(server) === idleFds + 6, 5000, 100);
 });
 
-it('every pair pings and moves bytes byte for byte, both ways', async () => {
+it('every pair pings and moves bytes byte for byte, both ways (super-packets whole between c1 and c2, split for c3)', async () => {
   const hosts: Record<string, Host> = { c1, c2, c3 };
   for (const [a, b] of [['c1', 'c2'], ['c1', 'c3'], ['c2', 'c3']]) {
     assert.ok(await hosts[a].ping(addr[b]), `${a} -> ${b}`);
@@ -89,7 +93,25 @@ it('every pair pings and moves bytes byte for byte, both ways', async () => {
     await transfer(hosts[a], hosts[b], addr[b], 8 << 20);
     await transfer(hosts[b], hosts[a], addr[a], 4 << 20);
   }
+  // c1 -> c2 went as super-packets: far fewer packets than 1500-byte segments would be.
+  const list = JSON.parse(await status('/clients')) as { address: string; rxBytes: number; rxPackets: number }[];
+  const one = list.find((c) => c.address === addr.c1)!;
+  assert.ok(one.rxBytes / one.rxPackets > 2000, `c1 sent super-packets: ${JSON.stringify(one)}`);
   assert.ok(await c1.ping('10.0.0.1'), "c1 -> the server's own address (through JavaScript to the tun)");
+});
+
+it('IPv6: every pair pings, and bytes move byte for byte between the native clients', async () => {
+  const hosts: Record<string, Host> = { c1, c2, c3 };
+  for (const [a, b] of [['c1', 'c2'], ['c1', 'c3'], ['c2', 'c3']]) {
+    for (const [x, y] of [[a, b], [b, a]]) {
+      const r = await hosts[x].exec(['ping', '-6', '-n', '-c', '3', '-W', '2', '-i', '0.2', addr6[y]], 12_000);
+      assert.is(r.code, 0, `${x} -> ${y} over IPv6: ${r.stdout}`);
+    }
+  }
+  const before = metric(await status('/metrics'), 'received_packets_total');
+  await transfer(c1, c2, addr6.c2, 8 << 20);
+  await transfer(c2, c1, addr6.c1, 4 << 20);
+  assert.ok(metric(await status('/metrics'), 'received_packets_total') - before > 1000, 'counted');
 });
 
 it('/metrics and /clients count the packets C switched', async () => {

@@ -2,8 +2,8 @@
 // its address, and its frames may be coalesced), Node stops reading its socket and a hub in C
 // (linux/native/hub.c) reads it, switching packets between such sessions without entering
 // JavaScript. JavaScript stays the one authority for everything else: the hub hands it, in
-// order and whole, every frame it does not switch (control messages, spoofed sources, IPv6,
-// KIND_SUPER, packets for the server's tun or for TLS and WebSocket sessions, too big for
+// order and whole, every frame it does not switch (control messages, spoofed sources, IPv6
+// with extension headers, KIND_SUPER for a session that did not declare them, packets for the server's tun or for TLS and WebSocket sessions, too big for
 // their destination), and they go through the session's onData as any chunk. What JavaScript
 // sends to a native session (Session.deliver, writeNow) goes through the hub, behind what C
 // queued, so frames never interleave. The end of the stream or a failed read or write ends
@@ -23,8 +23,8 @@ import type { NativeLink, Session } from './session.js';
 
 /** The hub of linux/native/hub.c, as linux/server-hub.ts opens it. */
 export interface NativeHub {
-  /** Reads and writes the socket `fd` (a dup is kept) for `address`; its slot. */
-  attach(fd: number, address: number, mtu: number, sendQueue: number, initial: Uint8Array): number;
+  /** Reads and writes the socket `fd` (a dup is kept) for `address`; its slot. `superPackets`: it declared T_OFFLOAD (KIND_SUPER frames between two such sessions are switched in C); `address6`, its IPv6 address, if any. */
+  attach(fd: number, address: number, mtu: number, sendQueue: number, initial: Uint8Array, superPackets: boolean, address6: Uint8Array | null): number;
   /** Queues `bytes` to the slot's socket: false when over its send-queue cap or going away. */
   send(slot: number, bytes: Uint8Array): boolean;
   /** Counters since the last drain into `out`: rx packets, rx bytes, tx packets, tx bytes, drops, last receive, when the unfinished frame held began (wall ms, 0: none). */
@@ -109,7 +109,7 @@ export class NativeSessions implements NativeLink {
     const initial = s.takeUnfinished();
     try {
       if (sock.writableLength > 0) throw new Error(`Node still holds ${sock.writableLength} bytes to send after ${SEND_WAIT_TRIES * SEND_WAIT_MS} ms`);
-      const slot = this.hub.attach(h.fd, s.address, s.mtu, this.sendQueue, initial);
+      const slot = this.hub.attach(h.fd, s.address, s.mtu, this.sendQueue, initial, s.superPackets, s.address6);
       this.bySlot[slot] = s;
       this.slots.set(s, slot);
       s.native = true;

@@ -9,18 +9,25 @@ import * as assert from 'uvu/assert';
 import { readdirSync } from 'node:fs';
 import { openServerHub } from '../../../linux/server-hub.js';
 import { TunError, load } from '../../../linux/tun.js';
+import { OFFLOAD_SUPER, SUPER_HEADER, T_IPV6, T_OFFLOAD, type Tlv, ipv6Request, readIpv6Config, u8 } from '../../../protocol/index.js';
+import { extHeader, packet6, v6 } from '../../support/ipv6-packets.js';
+import { writeSuperHeader } from '../../../common/offload/super.js';
+import { TCP_ACK, TCP_PSH } from '../../../common/offload/vnet.js';
+import { type FlowModel, refPacket } from '../../support/offload-reference.js';
 import { type RawClient, SEED_KEEPALIVE, equalBytes, extRequest, ip, ipPacket, rng, sleep, waitFor, withServer, type Harness } from '../../support/server-net.js';
 
 const fds = () => readdirSync('/proc/self/fd').length;
 const loaded = !(load() instanceof TunError);
 
 /** A raw client granted an address (extension request, reply read); the address. */
-async function granted(h: Harness, extra?: Uint8Array, want = 0): Promise<{ c: RawClient; address: number }> {
+async function granted(h: Harness, extra?: Uint8Array, want = 0, tlvs: Tlv[] = []): Promise<{ c: RawClient; address: number; address6: Uint8Array | null }> {
   const c = await h.raw();
-  c.write(extra ? Buffer.concat([extRequest(want), extra]) : extRequest(want));
+  const req = extRequest(want, tlvs);
+  c.write(extra ? Buffer.concat([req, extra]) : req);
   await waitFor(() => c.frames.length > 0, 3000, 'the reply');
   const reply = c.frames.shift()!;
-  return { c, address: Buffer.from(reply).readUInt32BE(16) };
+  const six = readIpv6Config(reply);
+  return { c, address: Buffer.from(reply).readUInt32BE(16), address6: six ? v6(six.address) : null };
 }
 
 async function nativeAt(h: Harness, address: number): Promise<void> {
@@ -37,6 +44,15 @@ function jsReads(h: Harness, address: number): { n: number } {
     orig(c);
   };
   return count;
+}
+
+/** A KIND_SUPER frame of a TCP super-packet (gso_size 1448), its checksum partial as the kernel hands it over. */
+function superFrame(flow: FlowModel, id: number, seq: number, flags: number, payload: Uint8Array): Uint8Array {
+  const p = refPacket({ flow, id, seq, flags, payload }, 'partial');
+  const f = new Uint8Array(SUPER_HEADER + p.length);
+  f.set(p, SUPER_HEADER);
+  writeSuperHeader(f, 0, p.length, 1448);
+  return f;
 }
 
 if (!loaded) {
@@ -80,6 +96,103 @@ if (!loaded) {
       assert.is(sa.rxPackets, packets.length);
       assert.is(sa.rxBytes, packets.reduce((n, p) => n + p.length, 0));
       assert.is(h.sessionAt(bAddr)!.txPackets, packets.length);
+    });
+  });
+
+  test('KIND_SUPER frames between sessions that declared T_OFFLOAD are switched in C whole; to one that did not, JavaScript splits them', async () => {
+    await withServer({ subnet: '10.9.6.0/24', openHub: openServerHub }, async (h) => {
+      const declare: Tlv[] = [[T_OFFLOAD, u8(OFFLOAD_SUPER)]];
+      const { c: a, address: aAddr } = await granted(h, undefined, 0, declare);
+      const { c: b, address: bAddr } = await granted(h, undefined, 0, declare);
+      const { c: plain, address: pAddr } = await granted(h);
+      for (const x of [aAddr, bAddr, pAddr]) await nativeAt(h, x);
+      const aReads = jsReads(h, aAddr);
+      const bReads = jsReads(h, bAddr);
+      const flow = (dst: number): FlowModel => ({ src: aAddr, dst, sport: 40000, dport: 5201, tos: 0, ttl: 64, df: true, options: new Uint8Array(0), ack: 99, window: 500 });
+      const payload = new Uint8Array(20000).map((_, i) => i * 13);
+      const frameFor = (dst: number, seq: number) => superFrame(flow(dst), 7, seq, TCP_ACK | TCP_PSH, payload);
+      // Two super-packets and a plain packet in one write, split at an odd byte: whole and in order.
+      const s1 = frameFor(bAddr, 1000);
+      const s2 = frameFor(bAddr, 1000 + payload.length);
+      const mid = ipPacket(aAddr, bAddr, 700, rng(4));
+      const stream = Buffer.concat([s1, mid, s2]);
+      await a.writeAll(stream.subarray(0, 12345));
+      await sleep(5);
+      await a.writeAll(stream.subarray(12345));
+      await waitFor(() => b.frames.length >= 3, 3000, 'the super-packets', () => ({ got: b.frames.length }));
+      assert.ok(equalBytes(b.frames[0], s1), 'whole, as sent, above the 1500-byte MTU');
+      assert.ok(equalBytes(b.frames[1], mid));
+      assert.ok(equalBytes(b.frames[2], s2));
+      assert.is(aReads.n, 0, 'switched in C: no chunk of a reached JavaScript');
+      // Back from b the same way.
+      const back = superFrame({ ...flow(aAddr), src: bAddr }, 9, 5, TCP_ACK, payload.subarray(0, 5000));
+      b.write(back);
+      await waitFor(() => a.frames.length >= 1, 3000, 'b -> a');
+      assert.ok(equalBytes(a.frames[0], back));
+      assert.is(bReads.n, 0);
+
+      // To the session that did not declare them: JavaScript splits it into the segments.
+      const n = Math.ceil(payload.length / 1448);
+      await a.writeAll(frameFor(pAddr, 1000));
+      await waitFor(() => plain.frames.length >= n, 3000, 'the segments', () => ({ got: plain.frames.length }));
+      for (let i = 0; i < n; i++) {
+        const want = refPacket({ flow: flow(pAddr), id: 7 + i, seq: 1000 + i * 1448, flags: i === n - 1 ? TCP_ACK | TCP_PSH : TCP_ACK, payload: payload.subarray(i * 1448, (i + 1) * 1448) });
+        assert.ok(equalBytes(plain.frames[i], want), `segment ${i}`);
+      }
+      assert.is(aReads.n, 1, 'that frame reached JavaScript');
+      h.server.metricsText();
+      assert.is(h.sessionAt(aAddr)!.rxPackets, 4);
+      assert.is(h.sessionAt(bAddr)!.txPackets, 3);
+      assert.is(h.sessionAt(pAddr)!.txPackets, n);
+      assert.is(h.metrics.rxPackets, 5);
+      assert.is(h.metrics.txPackets, 4 + n);
+    });
+  });
+
+  test('IPv6 between native sessions is switched in C; extension headers, spoofed sources and too big go to JavaScript', async () => {
+    await withServer({ subnet: '10.9.7.0/24', subnet6: 'fd00:97::/64', openHub: openServerHub }, async (h) => {
+      const ask6: Tlv[] = [[T_IPV6, ipv6Request()]];
+      const { c: a, address: aAddr, address6: a6 } = await granted(h, undefined, 0, ask6);
+      const { c: b, address: bAddr, address6: b6 } = await granted(h, undefined, 0, ask6);
+      assert.ok(a6 && b6, 'both granted IPv6');
+      await nativeAt(h, aAddr);
+      await nativeAt(h, bAddr);
+      const aReads = jsReads(h, aAddr);
+      const r = rng(6);
+      const packets: Uint8Array[] = [];
+      for (let i = 0; i < 200; i++) packets.push(packet6(a6!, b6!, Uint8Array.from({ length: Math.floor(r() * 1400) }, () => r() * 256), { next: i % 2 ? 6 : 17 }));
+      const stream = Buffer.concat(packets);
+      for (let at = 0; at < stream.length; ) {
+        const n = 1 + Math.floor(r() * 5000);
+        await a.writeAll(stream.subarray(at, at + n));
+        at += n;
+      }
+      await waitFor(() => b.frames.length >= packets.length, 3000, 'all delivered', () => ({ got: b.frames.length }));
+      for (let i = 0; i < packets.length; i++) assert.ok(equalBytes(b.frames[i], packets[i]), `packet ${i} byte for byte`);
+      assert.is(aReads.n, 0, 'switched in C: no chunk of a reached JavaScript');
+      b.write(packet6(b6!, a6!, 100));
+      await waitFor(() => a.frames.length >= 1, 3000, 'b -> a');
+
+      // What C leaves to JavaScript: a destination-options header (delivered by JS), a type 0
+      // routing header (bad_ipv6), a spoofed source, a packet above b's MTU (Packet Too Big).
+      const withExt = packet6(a6!, b6!, 64, { ext: extHeader(17), first: 60 });
+      const rh0 = packet6(a6!, b6!, 64, { ext: extHeader(17, 1, 0), first: 43 });
+      const spoofed = packet6(b6!, b6!, 64);
+      const big = packet6(a6!, b6!, 1500);
+      const last = packet6(a6!, b6!, 300);
+      await a.writeAll(Buffer.concat([withExt, rh0, spoofed, big, last]));
+      await waitFor(() => b.frames.length >= packets.length + 2 && a.frames.length >= 2, 3000, 'the rest', () => ({ b: b.frames.length, a: a.frames.length }));
+      assert.ok(equalBytes(b.frames[packets.length], withExt), 'an extension header chain JavaScript checked');
+      assert.ok(equalBytes(b.frames[packets.length + 1], last), 'in order after it');
+      assert.is(a.frames[1][40], 2, 'ICMPv6 Packet Too Big back to a');
+      assert.ok(aReads.n > 0);
+      const m = h.metrics;
+      assert.is(m.drops.bad_ipv6, 1);
+      assert.is(m.drops.spoofed_source, 1);
+      assert.is(m.drops.too_big, 1);
+      h.server.metricsText();
+      assert.is(h.sessionAt(aAddr)!.rxPackets, packets.length + 3, 'C and JavaScript counted what they received (the too-big one too)');
+      assert.is(h.sessionAt(bAddr)!.txPackets, packets.length + 2);
     });
   });
 

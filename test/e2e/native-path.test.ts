@@ -13,8 +13,7 @@
 // The tests run in order and share the lab.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { join } from 'node:path';
-import { FIXTURES } from '../support/paths.js';
+import { transfers } from '../support/lab-transfer.js';
 import { type Host, Lab, type Proc, e2eUnavailable, until } from '../support/lab.js';
 
 const skip = e2eUnavailable();
@@ -39,17 +38,10 @@ else {
   });
 }
 
-let port = 5100;
+const send = transfers(5100);
 async function transfer(from: Host, to: Host, toAddr: string, bytes: number): Promise<void> {
-  const p = String(port++);
-  const sink = to.node(`sink${p}`, join(FIXTURES, 'tcp-sink.js'), [toAddr, p]);
-  await sink.waitFor('listening');
-  const source = from.node(`source${p}`, join(FIXTURES, 'tcp-source.js'), [toAddr, p, String(bytes)]);
-  const sent = await source.waitFor('sent', () => true, 120_000);
-  const got = await sink.waitFor('received', () => true, 30_000);
-  assert.is(got.bytes, bytes);
-  assert.is(got.sha256, sent.sha256, `${from.name} -> ${to.name} byte for byte`);
-  console.log(`  ${bytes >> 20} MB ${from.name} -> ${to.name} in ${got.ms} ms (${((bytes * 8) / Number(got.ms) / 1e6).toFixed(2)} Gbit/s)`);
+  const ms = await send(from, to, toAddr, bytes);
+  console.log(`  ${bytes >> 20} MB ${from.name} -> ${to.name} in ${ms} ms (${((bytes * 8) / ms / 1e6).toFixed(2)} Gbit/s)`);
 }
 
 it('two clients on plain TCP come up on the native data path', async () => {

@@ -16,8 +16,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { FIXTURES } from '../support/paths.js';
+import { transfers } from '../support/lab-transfer.js';
 import { type Host, Lab, type Proc, e2eUnavailable, until } from '../support/lab.js';
 
 const skip = e2eUnavailable();
@@ -55,17 +54,7 @@ async function status(path: string): Promise<string> {
 
 const metric = (text: string, name: string) => Number(new RegExp(`^simplevpn_${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
 
-let port = 5300;
-async function transfer(from: Host, to: Host, toAddr: string, bytes: number): Promise<void> {
-  const p = String(port++);
-  const sink = to.node(`sink${p}`, join(FIXTURES, 'tcp-sink.js'), [toAddr, p]);
-  await sink.waitFor('listening');
-  const source = from.node(`source${p}`, join(FIXTURES, 'tcp-source.js'), [toAddr, p, String(bytes)]);
-  const sent = await source.waitFor('sent', () => true, 120_000);
-  const got = await sink.waitFor('received', () => true, 30_000);
-  assert.is(got.bytes, bytes);
-  assert.is(got.sha256, sent.sha256, `${from.name} -> ${to.name} byte for byte`);
-}
+const transfer = transfers(5300);
 
 it('the server says it switches in C; two native clients and one on JavaScript come up', async () => {
   server = srv.server(SERVER_ARGS);

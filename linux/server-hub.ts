@@ -1,8 +1,8 @@
-// The server's native switching hub (linux/native/hub.c) on the binding: what
+// The server's native switching hub (linux/native/hub.c, hub_tun.c) on the binding: what
 // simplevpn-server passes to createServer as `openHub`. It matches the server's OpenHub seam
 // (server/src/data/native-sessions.ts) by shape, so linux/ never imports the server.
 
-import { load, TunError } from './tun.js';
+import { load, nativeHandleOf, type TunDevice, TunError } from './tun.js';
 
 type HubHandle = object;
 interface HubNative {
@@ -12,6 +12,9 @@ interface HubNative {
   hubDrain(h: HubHandle, slot: number, out: Float64Array): void;
   hubDetach(h: HubHandle, slot: number): Uint8Array | undefined;
   hubClose(h: HubHandle): void;
+  hubTun(h: HubHandle, device: object | null): void;
+  hubClaim(h: HubHandle, address: number | Uint8Array, held: boolean): void;
+  hubTunDrain(h: HubHandle, out: Float64Array): void;
 }
 
 export async function openServerHub(maxFrame: number, onEvent: (kind: number, slot: number, arg?: ArrayBuffer | Error) => void) {
@@ -26,5 +29,12 @@ export async function openServerHub(maxFrame: number, onEvent: (kind: number, sl
     drain: (slot: number, out: Float64Array) => n.hubDrain(h, slot, out),
     detach: (slot: number) => n.hubDetach(h, slot),
     close: () => n.hubClose(h),
+    useTun: (device: object | null) => {
+      const handle = device === null ? null : nativeHandleOf(device as TunDevice);
+      if (handle === undefined) throw new Error("the server's tun was not opened by the native binding (linux/tun.ts)");
+      n.hubTun(h, handle);
+    },
+    claim: (address: number | Uint8Array, held: boolean) => n.hubClaim(h, address, held),
+    drainTun: (out: Float64Array) => n.hubTunDrain(h, out),
   };
 }

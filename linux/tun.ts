@@ -368,6 +368,14 @@ const EV_END = 2;
 const EV_ERROR = 3;
 const EV_ACTIVITY = 5;
 
+/** Each open device's native handle, for other parts of the binding (linux/server-hub.ts). */
+const handles = new WeakMap<TunDevice, object>();
+
+/** The native handle of a device openTun() made; undefined for any other TunDevice. */
+export function nativeHandleOf(dev: TunDevice): object | undefined {
+  return handles.get(dev);
+}
+
 class Device implements TunDevice {
   readonly name: string;
   readonly stats: TunStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txDropped: 0, txRejected: 0, rxSuperPackets: 0, rxUnsplittable: 0 };
@@ -412,6 +420,7 @@ class Device implements TunDevice {
     vnet = this.offload = opened.offload;
     if (opened.offloadError) this.offloadError = opened.offloadError;
     this.h = opened.handle;
+    handles.set(this, this.h);
     this.name = opened.name;
   }
 

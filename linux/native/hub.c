@@ -43,67 +43,9 @@
 #include <uv.h>
 
 #include "frames.h"
-#include "tun_dev.h"
-
-#define RBUF_SIZE (256 * 1024)
-#define READS_PER_WAKE 8
-#define BATCH_IOV 64
-#define BUCKETS 1024
-#define PROTO_EXT 253
+#include "hub.h"
 
 enum { HEV_FRAMES, HEV_END, HEV_ERROR };
-enum { CT_RX_PACKETS, CT_RX_BYTES, CT_TX_PACKETS, CT_TX_BYTES, CT_DROPS, CT_COUNT };
-
-typedef struct hub hub;
-
-typedef struct hsess {
-  hub *h;
-  uint32_t slot;
-  int fd;
-  uv_poll_t poll;
-  int events;
-  int closing;     // detached; freed by the poll's close callback
-  int stopped;     // reading stopped for good: JS ends the session
-  int werr;        // a write failed: EV_ERROR from the next poll callback
-  int reported;    // EV_END or EV_ERROR went
-  uint32_t addr, mtu;
-  unsigned char addr6[16];
-  int has6;        // granted an IPv6 address
-  struct hsess *addr6_next;
-  int super;       // declared T_OFFLOAD: sends and takes KIND_SUPER frames
-  size_t cap;      // send-queue cap
-  struct hsess *addr_next;
-  unsigned char *carry; // the bytes of an unfinished frame between reads
-  size_t carry_len, carry_cap;
-  double carry_since; // wall ms when that frame began to arrive, 0 without one
-  int consumed;       // the last read completed the frame that was carried
-  unsigned char *out;   // bytes the socket has not taken: out[out_off, out_end)
-  size_t out_size, out_off, out_end;
-  // frames switched to this session during the current read
-  struct iovec iov[BATCH_IOV];
-  int iovcnt;
-  size_t batch_bytes;
-  uint32_t batch_packets;
-  struct hsess *touched_next;
-  int touched;
-  double ct[CT_COUNT];
-  double last_rx; // wall ms
-} hsess;
-
-struct hub {
-  napi_env env;
-  napi_ref cb_ref;
-  napi_async_context actx;
-  int closed;
-  size_t max_frame;
-  hsess **slots;
-  uint32_t nslots;
-  hsess *by_addr[BUCKETS];
-  hsess *by_addr6[BUCKETS];
-  hsess *touched;
-  unsigned char *rbuf;  // the read being framed (shared: one read at a time)
-  unsigned char *jsbuf; // frames for JS out of that read
-};
 
 static double wall_ms(void) {
   struct timespec t;
@@ -111,13 +53,13 @@ static double wall_ms(void) {
   return (double)t.tv_sec * 1000.0 + (double)(t.tv_nsec / 1000000);
 }
 
-static uint32_t rd32(const unsigned char *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+uint32_t hub_rd32(const unsigned char *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
 
 // ---- the address table ---------------------------------------------------------------------
 
 static hsess **bucket(hub *h, uint32_t a) { return &h->by_addr[(a ^ (a >> 10) ^ (a >> 20)) & (BUCKETS - 1)]; }
 
-static hsess *lookup(hub *h, uint32_t a) {
+hsess *hub_lookup(hub *h, uint32_t a) {
   for (hsess *s = *bucket(h, a); s; s = s->addr_next)
     if (s->addr == a) return s;
   return NULL;
@@ -125,9 +67,9 @@ static hsess *lookup(hub *h, uint32_t a) {
 
 // IPv6: a client's interface id is mostly its IPv4 address (switch.ts key6()); the whole
 // address is compared.
-static hsess **bucket6(hub *h, const unsigned char *a) { return bucket(h, rd32(a + 8) ^ rd32(a + 12)); }
+static hsess **bucket6(hub *h, const unsigned char *a) { return bucket(h, hub_rd32(a + 8) ^ hub_rd32(a + 12)); }
 
-static hsess *lookup6(hub *h, const unsigned char *a) {
+hsess *hub_lookup6(hub *h, const unsigned char *a) {
   for (hsess *s = *bucket6(h, a); s; s = s->addr6_next)
     if (memcmp(s->addr6, a, 16) == 0) return s;
   return NULL;
@@ -271,7 +213,7 @@ static void send_batch(hsess *d) {
 }
 
 // The frames switched during this read leave, one writev per destination.
-static void flush_batches(hub *h) {
+void hub_flush_batches(hub *h) {
   for (hsess *d = h->touched, *next; d; d = next) {
     next = d->touched_next;
     d->touched = 0;
@@ -284,45 +226,55 @@ static void flush_batches(hub *h) {
 // IPv6 next headers that begin an extension header chain (ipv6.ts): JS checks those.
 static int ext_header6(unsigned char next) { return next == 0 || next == 43 || next == 44 || next == 60 || next == 51; }
 
-// The native session the IPv6 packet p[0, f) goes to, or NULL when JS decides.
-static hsess *destination6(hsess *s, const unsigned char *p, size_t f) {
-  if (!s->has6 || f < 40 || ext_header6(p[6]) || memcmp(p + 8, s->addr6, 16) != 0) return NULL;
-  hsess *d = lookup6(s->h, p + 24);
-  return d && d != s && !d->closing && f <= d->mtu ? d : NULL;
+enum { TO_JS, TO_SESSION, TO_TUN };
+
+// Where the IPv6 packet p[0, f) goes (a native session: *to).
+static int destination6(hsess *s, const unsigned char *p, size_t f, hsess **to) {
+  if (!s->has6 || f < 40 || ext_header6(p[6]) || memcmp(p + 8, s->addr6, 16) != 0) return TO_JS;
+  hsess *d = hub_lookup6(s->h, p + 24);
+  if (!d) return hub_tun_takes(s->h, s, p, f) ? TO_TUN : TO_JS;
+  *to = d;
+  return d != s && !d->closing && f <= d->mtu ? TO_SESSION : TO_JS;
 }
 
-// The native session `frame` goes to, or NULL when JS decides.
-static hsess *destination(hsess *s, const unsigned char *p, size_t f) {
-  if (p[0] >> 4 == 6) return destination6(s, p, f);
-  if (p[0] >> 4 != 4 || f < 20) return NULL;
-  uint32_t src = rd32(p + 12), dst = rd32(p + 16);
-  if (src != s->addr || dst == 0 || dst == s->addr) return NULL;
-  hsess *d = lookup(s->h, dst);
-  if (!d || d->closing) return NULL;
+// Where the frame p[0, f) goes: a native session (*to), the tun, or JS, which decides.
+static int destination(hsess *s, const unsigned char *p, size_t f, hsess **to) {
+  if (p[0] >> 4 == 6) return destination6(s, p, f, to);
+  if (p[0] >> 4 != 4 || f < 20) return TO_JS;
+  uint32_t src = hub_rd32(p + 12), dst = hub_rd32(p + 16);
+  if (src != s->addr || dst == 0 || dst == s->addr) return TO_JS;
+  hsess *d = hub_lookup(s->h, dst);
+  if (!d) return hub_tun_takes(s->h, s, p, f) ? TO_TUN : TO_JS;
+  if (d->closing) return TO_JS;
+  *to = d;
   // A KIND_SUPER frame's own header carries its super-packet's addresses (super.ts).
-  if (p[9] == PROTO_EXT) return s->super && d->super && is_super_frame(p, f) ? d : NULL;
-  return f <= d->mtu ? d : NULL;
+  if (p[9] == PROTO_EXT) return s->super && d->super && is_super_frame(p, f) ? TO_SESSION : TO_JS;
+  return f <= d->mtu ? TO_SESSION : TO_JS;
 }
 
-static void switch_frame(hsess *s, hsess *d, unsigned char *p, size_t f) {
-  s->ct[CT_RX_PACKETS]++;
-  s->ct[CT_RX_BYTES] += (double)f;
+static void add_iov(hsess *d, unsigned char *p, size_t n) {
+  struct iovec *last = d->iovcnt ? &d->iov[d->iovcnt - 1] : NULL;
+  if (last && (unsigned char *)last->iov_base + last->iov_len == p) last->iov_len += n;
+  else d->iov[d->iovcnt++] = (struct iovec){p, n};
+}
+
+void hub_queue(hub *h, hsess *d, unsigned char *hdr, size_t hlen, unsigned char *p, size_t f) {
+  size_t n = hlen + f;
   // A full batch, or one the cap would refuse more of, leaves now: the cap counts what the
   // socket did not take, as the JS switch's does (not what waits for the end of the read).
-  if (d->iovcnt == BATCH_IOV || (d->iovcnt && queued(d) + d->batch_bytes + f > d->cap)) send_batch(d);
-  if (d->werr || queued(d) + d->batch_bytes + f > d->cap) {
+  if (d->iovcnt + (hdr ? 2 : 1) > BATCH_IOV || (d->iovcnt && queued(d) + d->batch_bytes + n > d->cap)) send_batch(d);
+  if (d->werr || queued(d) + d->batch_bytes + n > d->cap) {
     d->ct[CT_DROPS]++;
     return;
   }
-  struct iovec *last = d->iovcnt ? &d->iov[d->iovcnt - 1] : NULL;
-  if (last && (unsigned char *)last->iov_base + last->iov_len == p) last->iov_len += f;
-  else d->iov[d->iovcnt++] = (struct iovec){p, f};
-  d->batch_bytes += f;
+  if (hdr) add_iov(d, hdr, hlen);
+  add_iov(d, p, f);
+  d->batch_bytes += n;
   d->batch_packets++;
   if (!d->touched) {
     d->touched = 1;
-    d->touched_next = s->h->touched;
-    s->h->touched = d;
+    d->touched_next = h->touched;
+    h->touched = d;
   }
 }
 
@@ -347,14 +299,19 @@ static size_t take_frames(hsess *s, size_t *len) {
     pos += (size_t)f;
     // Once a frame of this read goes to JS, the rest follows it: what C switches leaves before
     // JS sees any of the read, so a later frame switched here would overtake it.
-    hsess *d = js ? NULL : destination(s, p, (size_t)f);
-    if (d) switch_frame(s, d, p, (size_t)f);
-    else {
+    hsess *d = NULL;
+    int to = js ? TO_JS : destination(s, p, (size_t)f, &d);
+    if (to == TO_JS) {
       memcpy(h->jsbuf + js, p, (size_t)f);
       js += (size_t)f;
+      continue;
     }
+    s->ct[CT_RX_PACKETS]++;
+    s->ct[CT_RX_BYTES] += (double)f;
+    if (to == TO_SESSION) hub_queue(h, d, NULL, 0, p, (size_t)f);
+    else hub_to_tun(h, p, (size_t)f);
   }
-  flush_batches(h);
+  hub_flush_batches(h);
   s->consumed = pos > 0;
   memmove(b, b + pos, n - pos);
   *len = n - pos;
@@ -468,6 +425,8 @@ static void on_poll(uv_poll_t *p, int status, int events) {
       set_events(s);
     } else if ((events & UV_READABLE) && !s->stopped) {
       read_sess(s);
+      // A session still attached means the hub is still open (closing it detaches them all).
+      if (!s->closing && s->h->tun_err) hub_tun_report(s->h);
     }
   }
   napi_close_handle_scope(env, scope);
@@ -496,6 +455,7 @@ static void close_hub(hub *h) {
   if (h->closed) return;
   for (uint32_t i = 0; i < h->nslots; i++)
     if (h->slots[i]) detach(h->slots[i]);
+  hub_tun_close(h);
   h->closed = 1;
   free(h->slots);
   h->slots = NULL;
@@ -519,26 +479,39 @@ static void finalize_hub(napi_env env, void *data, void *hint) {
 
 // ---- JavaScript's side -----------------------------------------------------------------------
 
-static napi_value throw_msg(napi_env env, int err, const char *syscall, const char *msg) {
+napi_value hub_throw(napi_env env, int err, const char *syscall, const char *msg) {
   char m[256];
   if (err) snprintf(m, sizeof m, "%s: %s", msg, strerror(err));
   napi_throw(env, tun_make_error(env, tun_errno_name(err ? err : EINVAL), err, syscall, err ? m : msg));
   return NULL;
 }
 
-static hub *get_hub(napi_env env, napi_value v) {
+hub *hub_get(napi_env env, napi_value v) {
   void *p = NULL;
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &p) != napi_ok || !p) {
-    throw_msg(env, 0, NULL, "the first argument must be a hub from hubOpen()");
+    hub_throw(env, 0, NULL, "the first argument must be a hub from hubOpen()");
     return NULL;
   }
   hub *h = p;
   if (h->closed) {
-    throw_msg(env, EBADF, NULL, "the hub is closed");
+    hub_throw(env, EBADF, NULL, "the hub is closed");
     return NULL;
   }
   return h;
+}
+
+// The hub and `n` - 1 more arguments into argv; NULL (thrown) when there are fewer or no hub.
+hub *hub_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage) {
+  size_t argc = n;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < n) {
+    char m[160];
+    snprintf(m, sizeof m, "%s: missing arguments", usage);
+    hub_throw(env, 0, NULL, m);
+    return NULL;
+  }
+  return hub_get(env, argv[0]);
 }
 
 static hsess *get_sess(napi_env env, hub *h, napi_value v) {
@@ -547,12 +520,14 @@ static hsess *get_sess(napi_env env, hub *h, napi_value v) {
   return h->slots[slot];
 }
 
-static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
+int hub_typed_array(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
   bool is_ta = false;
   napi_typedarray_type tt;
   return napi_is_typedarray(env, v, &is_ta) == napi_ok && is_ta &&
-         napi_get_typedarray_info(env, v, &tt, len, data, NULL, NULL) == napi_ok && tt == napi_uint8_array;
+         napi_get_typedarray_info(env, v, &tt, len, data, NULL, NULL) == napi_ok && tt == want;
 }
+
+static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) { return hub_typed_array(env, v, napi_uint8_array, data, len); }
 
 // hubOpen(maxFrame, onEvent(kind, slot, arg)) -> hub
 static napi_value js_open(napi_env env, napi_callback_info info) {
@@ -563,7 +538,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_valuetype t;
   if (argc < 2 || napi_get_value_uint32(env, argv[0], &max_frame) != napi_ok || max_frame < 20 || max_frame > MAX_FRAME ||
       napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function)
-    return throw_msg(env, 0, NULL, "hubOpen(maxFrame, onEvent): maxFrame must be 20-65535 and onEvent a function");
+    return hub_throw(env, 0, NULL, "hubOpen(maxFrame, onEvent): maxFrame must be 20-65535 and onEvent a function");
   hub *h = calloc(1, sizeof *h);
   if (h) {
     h->rbuf = malloc(RBUF_SIZE);
@@ -572,7 +547,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   if (!h || !h->rbuf || !h->jsbuf) {
     if (h) free(h->rbuf), free(h->jsbuf);
     free(h);
-    return throw_msg(env, ENOMEM, NULL, "hubOpen(): allocating the buffers failed");
+    return hub_throw(env, ENOMEM, NULL, "hubOpen(): allocating the buffers failed");
   }
   h->env = env;
   h->max_frame = max_frame;
@@ -582,7 +557,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
       napi_create_external(env, h, finalize_hub, NULL, &ext) != napi_ok) {
     close_hub(h);
     free(h);
-    return throw_msg(env, ENOMEM, NULL, "hubOpen(): setting up the hub failed");
+    return hub_throw(env, ENOMEM, NULL, "hubOpen(): setting up the hub failed");
   }
   napi_add_env_cleanup_hook(env, (void (*)(void *))close_hub, h);
   return ext;
@@ -592,38 +567,35 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 // (address6: the 16 bytes of its IPv6 address, or none)
 static napi_value js_attach(napi_env env, napi_callback_info info) {
   napi_value argv[8], result;
-  size_t argc = 8;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 8) return throw_msg(env, 0, NULL, "hubAttach(hub, fd, address, mtu, sendQueue, initialBytes, superPackets, address6): missing arguments");
-  hub *h = get_hub(env, argv[0]);
+  hub *h = hub_args(env, info, 8, argv, "hubAttach(hub, fd, address, mtu, sendQueue, initialBytes, superPackets, address6)");
   if (!h) return NULL;
   int32_t fd;
   uint32_t addr, mtu;
   double cap;
   void *init;
   size_t init_len;
-  if (napi_get_value_int32(env, argv[1], &fd) != napi_ok || fd < 0) return throw_msg(env, 0, NULL, "hubAttach(): fd must be a file descriptor");
-  if (napi_get_value_uint32(env, argv[2], &addr) != napi_ok || addr == 0) return throw_msg(env, 0, NULL, "hubAttach(): address must be a granted IPv4 address");
+  if (napi_get_value_int32(env, argv[1], &fd) != napi_ok || fd < 0) return hub_throw(env, 0, NULL, "hubAttach(): fd must be a file descriptor");
+  if (napi_get_value_uint32(env, argv[2], &addr) != napi_ok || addr == 0) return hub_throw(env, 0, NULL, "hubAttach(): address must be a granted IPv4 address");
   if (napi_get_value_uint32(env, argv[3], &mtu) != napi_ok || napi_get_value_double(env, argv[4], &cap) != napi_ok || cap < 1)
-    return throw_msg(env, 0, NULL, "hubAttach(): mtu and sendQueue must be numbers");
-  if (!get_bytes(env, argv[5], &init, &init_len)) return throw_msg(env, 0, NULL, "hubAttach(): initialBytes must be a Uint8Array");
+    return hub_throw(env, 0, NULL, "hubAttach(): mtu and sendQueue must be numbers");
+  if (!get_bytes(env, argv[5], &init, &init_len)) return hub_throw(env, 0, NULL, "hubAttach(): initialBytes must be a Uint8Array");
   bool super = false;
-  if (napi_get_value_bool(env, argv[6], &super) != napi_ok) return throw_msg(env, 0, NULL, "hubAttach(): superPackets must be a boolean");
+  if (napi_get_value_bool(env, argv[6], &super) != napi_ok) return hub_throw(env, 0, NULL, "hubAttach(): superPackets must be a boolean");
   void *a6;
   size_t a6_len;
   if (!get_bytes(env, argv[7], &a6, &a6_len) || (a6_len != 0 && a6_len != 16))
-    return throw_msg(env, 0, NULL, "hubAttach(): address6 must be a Uint8Array of 16 bytes, or empty");
-  if (a6_len && lookup6(h, a6)) return throw_msg(env, EEXIST, NULL, "hubAttach(): a native session holds this IPv6 address already: detach it first");
+    return hub_throw(env, 0, NULL, "hubAttach(): address6 must be a Uint8Array of 16 bytes, or empty");
+  if (a6_len && hub_lookup6(h, a6)) return hub_throw(env, EEXIST, NULL, "hubAttach(): a native session holds this IPv6 address already: detach it first");
   long f = frame_length(init, init_len);
   if (init_len && (f < 0 || (f > 0 && (size_t)f <= init_len)))
-    return throw_msg(env, 0, NULL, "hubAttach(): initialBytes must be the start of one unfinished frame");
-  if (lookup(h, addr)) return throw_msg(env, EEXIST, NULL, "hubAttach(): a native session holds this address already: detach it first");
+    return hub_throw(env, 0, NULL, "hubAttach(): initialBytes must be the start of one unfinished frame");
+  if (hub_lookup(h, addr)) return hub_throw(env, EEXIST, NULL, "hubAttach(): a native session holds this address already: detach it first");
   uint32_t slot = 0;
   while (slot < h->nslots && h->slots[slot]) slot++;
   if (slot == h->nslots) {
     uint32_t n = h->nslots ? h->nslots * 2 : 64;
     hsess **ns = realloc(h->slots, n * sizeof *ns);
-    if (!ns) return throw_msg(env, ENOMEM, NULL, "hubAttach(): growing the session table failed");
+    if (!ns) return hub_throw(env, ENOMEM, NULL, "hubAttach(): growing the session table failed");
     memset(ns + h->nslots, 0, (n - h->nslots) * sizeof *ns);
     h->slots = ns;
     h->nslots = n;
@@ -632,7 +604,7 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
   if (!s || !carry_room(s, init_len)) {
     if (s) free(s->carry);
     free(s);
-    return throw_msg(env, ENOMEM, NULL, "hubAttach(): allocating the session failed");
+    return hub_throw(env, ENOMEM, NULL, "hubAttach(): allocating the session failed");
   }
   uv_loop_t *loop = NULL;
   int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -640,14 +612,14 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
     int e = nfd < 0 ? errno : EINVAL;
     if (nfd >= 0) close(nfd);
     free(s->carry), free(s);
-    return throw_msg(env, e, "fcntl(F_DUPFD_CLOEXEC)", "hubAttach(): duplicating the socket's descriptor failed");
+    return hub_throw(env, e, "fcntl(F_DUPFD_CLOEXEC)", "hubAttach(): duplicating the socket's descriptor failed");
   }
   fcntl(nfd, F_SETFL, fcntl(nfd, F_GETFL) | O_NONBLOCK);
   int rc = uv_poll_init_socket(loop, &s->poll, nfd);
   if (rc < 0) {
     close(nfd);
     free(s->carry), free(s);
-    return throw_msg(env, -rc, "uv_poll_init_socket", "hubAttach(): polling the socket failed");
+    return hub_throw(env, -rc, "uv_poll_init_socket", "hubAttach(): polling the socket failed");
   }
   s->poll.data = s;
   s->h = h;
@@ -680,14 +652,12 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
 // hubSend(hub, slot, bytes) -> whether it was taken (false: over the cap, or going away)
 static napi_value js_send(napi_env env, napi_callback_info info) {
   napi_value argv[3], result;
-  size_t argc = 3;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  hub *h = argc == 3 ? get_hub(env, argv[0]) : NULL;
-  if (!h) return argc == 3 ? NULL : throw_msg(env, 0, NULL, "hubSend(hub, slot, bytes): missing arguments");
+  hub *h = hub_args(env, info, 3, argv, "hubSend(hub, slot, bytes)");
+  if (!h) return NULL;
   hsess *s = get_sess(env, h, argv[1]);
   void *data;
   size_t len;
-  if (!get_bytes(env, argv[2], &data, &len)) return throw_msg(env, 0, NULL, "hubSend(): bytes must be a Uint8Array");
+  if (!get_bytes(env, argv[2], &data, &len)) return hub_throw(env, 0, NULL, "hubSend(): bytes must be a Uint8Array");
   bool ok = s && !s->closing && !s->werr && !s->reported && queued(s) + len <= s->cap;
   if (ok && len) {
     struct iovec iov = {data, len};
@@ -702,18 +672,13 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
 // unfinished frame held began to arrive (0: none), for the frame timeout.
 static napi_value js_drain(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  size_t argc = 3;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  hub *h = argc == 3 ? get_hub(env, argv[0]) : NULL;
+  hub *h = hub_args(env, info, 3, argv, "hubDrain(hub, slot, out)");
   if (!h) return NULL;
   hsess *s = get_sess(env, h, argv[1]);
-  bool is_ta = false;
-  napi_typedarray_type tt;
   size_t n;
   void *data;
-  if (!s || napi_is_typedarray(env, argv[2], &is_ta) != napi_ok || !is_ta ||
-      napi_get_typedarray_info(env, argv[2], &tt, &n, &data, NULL, NULL) != napi_ok || tt != napi_float64_array || n < CT_COUNT + 2)
-    return throw_msg(env, 0, NULL, "hubDrain(hub, slot, out): an attached slot and a Float64Array of 7");
+  if (!s || !hub_typed_array(env, argv[2], napi_float64_array, &data, &n) || n < CT_COUNT + 2)
+    return hub_throw(env, 0, NULL, "hubDrain(hub, slot, out): an attached slot and a Float64Array of 7");
   double *o = data;
   for (int i = 0; i < CT_COUNT; i++) {
     o[i] = s->ct[i];
@@ -727,9 +692,7 @@ static napi_value js_drain(napi_env env, napi_callback_info info) {
 // hubDetach(hub, slot) -> the bytes not sent yet (Uint8Array), or undefined.
 static napi_value js_detach(napi_env env, napi_callback_info info) {
   napi_value argv[2], ab, result = NULL;
-  size_t argc = 2;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  hub *h = argc == 2 ? get_hub(env, argv[0]) : NULL;
+  hub *h = hub_args(env, info, 2, argv, "hubDetach(hub, slot)");
   if (!h) return NULL;
   hsess *s = get_sess(env, h, argv[1]);
   if (!s) return NULL;
@@ -757,7 +720,8 @@ void hub_register(napi_env env, napi_value exports) {
     const char *name;
     napi_callback fn;
   } fns[] = {{"hubOpen", js_open},   {"hubAttach", js_attach}, {"hubSend", js_send},
-             {"hubDrain", js_drain}, {"hubDetach", js_detach}, {"hubClose", js_close}};
+             {"hubDrain", js_drain}, {"hubDetach", js_detach}, {"hubClose", js_close},
+             {"hubTun", hub_js_tun},  {"hubClaim", hub_js_claim}, {"hubTunDrain", hub_js_tun_drain}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) == napi_ok)

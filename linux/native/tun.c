@@ -120,6 +120,7 @@ static void stop_polling(tun_dev *d) {
 static void close_native(tun_dev *d) {
   if (d->fd < 0) return;
   splice_detach(d); // before the device's own handle: its close callback runs first
+  hub_tun_release(d);
   stop_polling(d);
   uv_close((uv_handle_t *)&d->poll, on_handle_closed);
   close(d->fd);
@@ -196,6 +197,12 @@ static void deliver_error(tun_dev *d, const char *code, int err, const char *wha
   tun_call_js(d, d->cb_ref, 3, argv);
 }
 
+void tun_fail(tun_dev *d, int err, const char *what) {
+  d->failed = 1;
+  stop_polling(d);
+  deliver_error(d, errno_name(err), err, what, strerror(err));
+}
+
 uint32_t tun_read_batch(tun_dev *d, uint32_t *lengths, size_t *used, int *err) {
   uint32_t n = 0;
   const size_t room = MAX_PACKET + (d->vnet ? VNET_HDR_LEN : 0);
@@ -229,14 +236,11 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     napi_close_handle_scope(env, scope);
     return;
   }
-  if (d->att) {
-    // Attached: the batch goes to the socket in C (splice.c); only a failure reaches JS.
-    int e = splice_tun_readable(d);
-    if (e && d->fd >= 0) {
-      d->failed = 1;
-      stop_polling(d);
-      deliver_error(d, errno_name(e), e, "read", strerror(e));
-    }
+  if (d->att || d->hub) {
+    // Read in C: attached, the batch goes to the socket (splice.c); in the server's hub, to
+    // its sessions, and the rest to JS (hub_tun.c). A failure reaches JS from here.
+    int e = d->att ? splice_tun_readable(d) : hub_tun_readable(d);
+    if (e && d->fd >= 0) tun_fail(d, e, "read");
     napi_close_handle_scope(env, scope);
     return;
   }
@@ -255,11 +259,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     }
   }
   // e.g. EBADFD once the interface was deleted under us (ip link del).
-  if (err && d->fd >= 0) {
-    d->failed = 1;
-    stop_polling(d);
-    deliver_error(d, errno_name(err), err, "read", strerror(err));
-  }
+  if (err && d->fd >= 0) tun_fail(d, err, "read");
   napi_close_handle_scope(env, scope);
 }
 

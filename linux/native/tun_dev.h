@@ -47,6 +47,7 @@ typedef struct {
   size_t scratch_size;
   int vnet; // packets carry a virtio_net_hdr both ways
   struct attached_sock *att; // the socket the packets go to and come from in C, or NULL
+  struct hub *hub;           // the server's switching hub that reads and writes it in C, or NULL
   double native_stats[16];   // splice.c's counters (NATIVE_*), kept across attachments
 } tun_dev;
 
@@ -64,6 +65,9 @@ extern const unsigned char zero_vnet_hdr[VNET_HDR_LEN];
 // tun.c: reads up to MAX_BATCH packets into d->scratch, back to back: their count, their
 // lengths in `lengths`, the bytes used in *used; *err gets the errno of a failed read.
 uint32_t tun_read_batch(tun_dev *d, uint32_t *lengths, size_t *used, int *err);
+// tun.c: the device failed (errno `err` in `what`): reads stop for good and JS hears of it
+// through the read callback, as of any failed read.
+void tun_fail(tun_dev *d, int err, const char *what);
 // tun.c: (re)starts reading the device unless it is paused or failed.
 void tun_poll_resume(tun_dev *d);
 void tun_poll_stop(tun_dev *d);
@@ -76,6 +80,10 @@ napi_value splice_js_attach(napi_env env, napi_callback_info info);
 napi_value splice_js_detach(napi_env env, napi_callback_info info);
 napi_value splice_js_send_raw(napi_env env, napi_callback_info info);
 napi_value splice_js_stats(napi_env env, napi_callback_info info);
+// hub_tun.c: the hub reads the device (d->hub): 0, or the errno of a failed read.
+int hub_tun_readable(tun_dev *d);
+// hub_tun.c: the device closes; the hub stops using it.
+void hub_tun_release(tun_dev *d);
 // The server's native switching path (hub.c): its functions on the binding's exports.
 void hub_register(napi_env env, napi_value exports);
 tun_dev *tun_get_dev(napi_env env, napi_value v);

@@ -192,6 +192,11 @@ export class VpnServer extends EventEmitter {
     await this.leases.open?.();
     await this.startTun();
     const nativeOff = this.native ? await this.native.open(this.openHub!, c.maxFrame) : null;
+    let tunOff: string | null = null;
+    if (this.native?.active) {
+      this.native.watch(this.sw);
+      if (this.tunPort) tunOff = this.native.useTun(this.tunPort);
+    }
     if (c.warmUp) await this.warmUp();
     await this.listeners_.open();
     const sweep = Math.max(100, Math.min(1000, c.idleTimeoutMs / 4, c.handshakeTimeoutMs / 4, c.frameTimeoutMs / 4));
@@ -210,7 +215,8 @@ export class VpnServer extends EventEmitter {
       subnet6: c.subnet6 ? `${formatIPv6(c.subnet6.network)}/${c.subnet6.prefix}` : undefined,
       tun: this.tunPort?.device.name ?? 'none',
       data_path: this.native?.active ? 'native' : 'javascript',
-      data_path_detail: nativeOff ? `the native switching path is off: ${nativeOff}` : undefined,
+      data_path_detail: nativeOff ? `the native switching path is off: ${nativeOff}` : tunOff ? `the tun's packets take the JavaScript path: ${tunOff}` : undefined,
+      tun_data_path: this.tunPort ? (this.native?.tunActive ? 'native' : 'javascript') : undefined,
       mtu: c.mtu,
       idle_timeout: c.idleTimeoutMs / 1000,
       keepalive: c.keepalive,
@@ -623,6 +629,7 @@ export class VpnServer extends EventEmitter {
     if (port === null) return;
     this.tunPort = null;
     this.sw.setFallback(null);
+    this.native?.useTun(null);
     try {
       port.device.close();
     } catch {

@@ -16,10 +16,18 @@
 // (The bytes of that frame, at most one frame per session, are not counted in the server's
 // reassembly budget, --frame-memory.)
 //
+// With a tun, the hub reads and writes it too (linux/native/hub_tun.c): packets between native
+// sessions and the tun never enter JavaScript; the rest of what the tun reads reaches the
+// TunPort as before. The hub is told of every address the switch binds (watch()), so that a
+// packet for a session JavaScript serves never goes to Linux; the tun's counters reach the
+// TunPort's metrics when looked at, as the sessions' do.
+//
 // The server never imports linux/: the hub comes through the openHub option, as the tun does.
 
 import net from 'node:net';
 import type { NativeLink, Session } from './session.js';
+import type { Switch } from './switch.js';
+import type { TunPort } from './tun-port.js';
 
 /** The hub of linux/native/hub.c, as linux/server-hub.ts opens it. */
 export interface NativeHub {
@@ -32,6 +40,12 @@ export interface NativeHub {
   /** Stops and closes the dup; the bytes not sent yet. */
   detach(slot: number): Uint8Array | undefined;
   close(): void;
+  /** Reads and writes the server's tun (the device the server's openTun gave), or stops (null). Throws for a device it cannot use. */
+  useTun(device: object | null): void;
+  /** An address (IPv4 as a number, IPv6 as 16 bytes) a port of the switch now holds, or no longer: never sent to the tun. */
+  claim(address: number | Uint8Array, held: boolean): void;
+  /** The tun's counters since the last drain into `out`: packets read and sent on, written, dropped full, refused. */
+  drainTun(out: Float64Array): void;
 }
 
 /** Hub events: frames for JavaScript (an ArrayBuffer), end of stream, a failed read or write. */
@@ -63,6 +77,9 @@ export class NativeSessions implements NativeLink {
   private readonly bySlot: (Session | undefined)[] = [];
   private readonly slots = new Map<Session, number>();
   private readonly counts = new Float64Array(7);
+  /** The server's tun port, when the hub reads and writes its device. */
+  private tun: TunPort | null = null;
+  private readonly tunCounts = new Float64Array(4);
 
   constructor(
     /** Bytes queued towards one client before its packets are dropped (--send-queue). */
@@ -83,6 +100,40 @@ export class NativeSessions implements NativeLink {
 
   get active(): boolean {
     return this.hub !== null;
+  }
+
+  /**
+   * The hub learns every address `sw` binds from now on (and those bound already), so that it
+   * never hands Linux a packet for a session JavaScript serves.
+   */
+  watch(sw: Switch): void {
+    if (this.hub !== null) sw.watch((address, held) => this.hub?.claim(address, held));
+  }
+
+  /**
+   * The hub reads and writes the tun of `port` (its packets for native sessions, and theirs
+   * for it, in C), or stops (null). A reason when it cannot: the port stays on JavaScript.
+   */
+  useTun(port: TunPort | null): string | null {
+    if (this.hub === null) return null;
+    if (this.tun !== null) {
+      this.hub.useTun(null);
+      this.syncTun();
+      this.tun = null;
+    }
+    if (port === null) return null;
+    try {
+      this.hub.useTun(port.device);
+      this.tun = port;
+      return null;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  /** Whether the hub has the tun. */
+  get tunActive(): boolean {
+    return this.tun !== null;
   }
 
   opened(s: Session): void {
@@ -139,10 +190,18 @@ export class NativeSessions implements NativeLink {
   /** The hub's counters into the sessions' and the server's. */
   sync(): void {
     for (const [s, slot] of this.slots) this.collect(s, slot);
+    this.syncTun();
+  }
+
+  private syncTun(): void {
+    if (this.tun === null || this.hub === null) return;
+    this.hub.drainTun(this.tunCounts);
+    this.tun.countNative(this.tunCounts);
   }
 
   /** Detaches every session (they are ended by then) and closes the hub. */
   close(): void {
+    this.useTun(null);
     for (const s of [...this.slots.keys()]) this.detach(s);
     this.hub?.close();
     this.hub = null;

@@ -68,23 +68,39 @@ export class Switch {
     return this.owners.get(address);
   }
 
+  /** Told of each address bound or released (the native hub keeps the same set: native-sessions.ts). */
+  private watcher: ((address: number | Uint8Array, held: boolean) => void) | null = null;
+
+  /** `w` hears of every address held now and of each one bound or released from now on. */
+  watch(w: (address: number | Uint8Array, held: boolean) => void): void {
+    this.watcher = w;
+    for (const a of this.owners.keys()) w(a, true);
+    for (const b of this.owners6.values()) w(b.address, true);
+  }
+
   /** Claims an address for `port`; false when another port holds it. */
   bind(address: number, port: Port): boolean {
     const cur = this.owners.get(address);
     if (cur !== undefined && cur !== port) return false;
     this.owners.set(address, port);
+    if (cur === undefined) this.watcher?.(address, true);
     return true;
   }
 
   /** Releases an address, only if `port` still holds it. */
   unbind(address: number, port: Port): void {
-    if (this.owners.get(address) === port) this.owners.delete(address);
+    if (this.owners.get(address) !== port) return;
+    this.owners.delete(address);
+    this.watcher?.(address, false);
   }
 
   /** Claims an IPv6 address (16 bytes, kept) for `port`; false when another port holds it or one sharing its key. */
   bind6(address: Uint8Array, port: Port): boolean {
     if (!this.canBind6(address, port)) return false;
-    this.owners6.set(key6(address, 0), { port, address });
+    const k = key6(address, 0);
+    const was = this.owners6.get(k);
+    this.owners6.set(k, { port, address });
+    if (was === undefined) this.watcher?.(address, true);
     return true;
   }
 
@@ -98,7 +114,9 @@ export class Switch {
   unbind6(address: Uint8Array, port: Port): void {
     const k = key6(address, 0);
     const cur = this.owners6.get(k);
-    if (cur !== undefined && cur.port === port && sameAddress6(cur.address, 0, address, 0)) this.owners6.delete(k);
+    if (cur === undefined || cur.port !== port || !sameAddress6(cur.address, 0, address, 0)) return;
+    this.owners6.delete(k);
+    this.watcher?.(cur.address, false);
   }
 
   /** The port holding the IPv6 address at b[o], if any. */

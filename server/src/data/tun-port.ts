@@ -181,6 +181,18 @@ export class TunPort implements Port {
     this.gro!.flush();
   }
 
+  /**
+   * What the native hub did with the device since it last asked (native-sessions.ts): packets
+   * read and sent on, written, dropped because the device was full, refused.
+   */
+  countNative(c: Float64Array): void {
+    const m = this.metrics;
+    m.tunRxPackets += c[0];
+    m.tunTxPackets += c[1];
+    m.drops.tun_full += c[2];
+    m.drops.tun_rejected += c[3];
+  }
+
   /** Packets Linux routed into the tun: to the client that owns the destination. */
   receive(packets: Uint8Array[], count: number): void {
     const m = this.metrics;

@@ -155,6 +155,28 @@ test('bind refuses an address another port holds; unbind only frees it for its h
   assert.is(sw.size, 0);
 });
 
+test('a watcher hears of the addresses held when it starts, then of each bound or released, once each', () => {
+  const { sw, log } = setup();
+  const a = new FakePort('a', log);
+  const b = new FakePort('b', log);
+  const six = (last: number) => Uint8Array.from([0xfd, 0, 0, 5, 0, 7, 0, 0, 0, 0, 0, 0, 10, 0, 0, last]);
+  sw.bind(A, a);
+  sw.bind6(six(2), a);
+  const heard: string[] = [];
+  sw.watch((address, held) => heard.push(`${typeof address === 'number' ? address : Array.from(address).join('.')} ${held}`));
+  assert.equal(heard, [`${A} true`, `${Array.from(six(2)).join('.')} true`], 'what is held already');
+  heard.length = 0;
+  sw.bind(A, a); // again, by its holder: nothing new
+  sw.bind(A, b); // refused
+  sw.unbind(A, b); // not b's
+  sw.bind(B, b);
+  sw.unbind(A, a);
+  sw.bind6(six(3), b);
+  sw.unbind6(six(3), a); // not a's
+  sw.unbind6(six(3), b);
+  assert.equal(heard, [`${B} true`, `${A} false`, `${Array.from(six(3)).join('.')} true`, `${Array.from(six(3)).join('.')} false`]);
+});
+
 // ---- batching --------------------------------------------------------------------------------
 
 test('adjacent frames of one buffer for one coalescing port leave as one view, handed over at flush', () => {

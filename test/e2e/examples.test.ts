@@ -11,9 +11,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { FIXTURES } from '../support/paths.js';
-import { type Host, Lab, type LogLine, type Proc, ROOT, e2eUnavailable, until } from '../support/lab.js';
+import { type Host, type LogLine, type Proc, ROOT, until, useLab } from '../support/lab.js';
 
-const skip = e2eUnavailable();
 const FIX = FIXTURES;
 const EX = join(ROOT, 'dist/js/examples');
 const SERVER_ARGS = ['--idle-timeout', '4', '--keepalive', '1'];
@@ -22,7 +21,6 @@ const CLIENT_ARGS = ['--max-backoff', '1', '--timeout', '2'];
 const DEVICE_ARGS = ['--interval', '0.3', '--min-backoff', '0.2', '--max-backoff', '1', '--timeout', '2'];
 const PORT = 5005;
 
-let lab: Lab;
 let srv: Host, c1: Host, dev: Host;
 let srvAddr = '';
 let server: Proc, client: Proc, listener: Proc;
@@ -61,20 +59,10 @@ async function ping(from: Host, addr: string, count = 3, size = 56): Promise<boo
 
 const memory = (p: Proc, phase: string): LogLine | undefined => p.lines.filter((l) => l.event === 'memory' && l.phase === phase).pop();
 
-// Where the lab cannot run, the tests are registered as skipped, so the count says so.
-const it = skip ? test.skip : test;
-if (skip) console.log(`e2e skipped: ${skip}`);
-else {
-  test.before(() => {
-    lab = new Lab();
-    [srv, c1, dev] = lab.star('srv', 'c1', 'dev');
-    srvAddr = '198.18.2.1'; // the hub's address on the second spoke's link
-  });
-
-  test.after(async () => {
-    await lab?.destroy();
-  });
-}
+const { it, lab } = useLab(test, (lab) => {
+  [srv, c1, dev] = lab.star('srv', 'c1', 'dev');
+  srvAddr = '198.18.2.1'; // the hub's address on the second spoke's link
+});
 
 it('setup: server, a Linux client on a tun, and a UDP collector on its VPN address', async () => {
   server = srv.server(SERVER_ARGS);
@@ -197,8 +185,8 @@ it('SIGTERM: the devices and the gateway exit 0; the QuickJS runtime is freed wi
 });
 
 it('every namespace is gone after the lab is destroyed', async () => {
-  await lab.destroy();
-  assert.equal(lab.remaining(), []);
+  await lab().destroy();
+  assert.equal(lab().remaining(), []);
 });
 
 test.run();

@@ -12,30 +12,20 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { FIXTURES, ROOT } from '../support/paths.js';
-import { type Host, Lab, type Proc, e2eUnavailable, until } from '../support/lab.js';
+import { type Host, type Proc, until, useLab } from '../support/lab.js';
 
-const skip = e2eUnavailable();
 const SERVER_ARGS = ['--idle-timeout', '6', '--keepalive', '2', '--subnet', '10.0.0.0/16', '--subnet6', 'fd00:5:6::/64', '--route6', '2001:db8:77::/48', '--status', '127.0.0.1:9106'];
 const CLIENT_ARGS = ['--max-backoff', '2', '--timeout', '3'];
 const GATEWAY6 = 'fd00:5:6::a00:1';
 
-let lab: Lab;
 let srv: Host, c1: Host, c2: Host, c3: Host, c4: Host;
 let server: Proc;
 let a1 = '';
 let a2 = '';
 
-const it = skip ? test.skip : test;
-if (skip) console.log(`e2e skipped: ${skip}`);
-else {
-  test.before(() => {
-    lab = new Lab();
-    [srv, c1, c2, c3, c4] = lab.star('srv', 'c1', 'c2', 'c3', 'c4');
-  });
-  test.after(async () => {
-    await lab?.destroy();
-  });
-}
+const { it } = useLab(test, (lab) => {
+  [srv, c1, c2, c3, c4] = lab.star('srv', 'c1', 'c2', 'c3', 'c4');
+});
 
 /** ping -6, every echo answered. */
 async function ping6(h: Host, addr: string, extra: string[] = []): Promise<boolean> {

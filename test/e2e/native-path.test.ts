@@ -14,29 +14,19 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { transfers } from '../support/lab-transfer.js';
-import { type Host, Lab, type Proc, e2eUnavailable, until } from '../support/lab.js';
+import { type Host, type Proc, until, useLab } from '../support/lab.js';
 
-const skip = e2eUnavailable();
 const SERVER_ARGS = ['--idle-timeout', '4', '--keepalive', '1'];
 const CLIENT_ARGS = ['--mtu', '1500', '--max-backoff', '2', '--timeout', '2'];
 
-let lab: Lab;
 let srv: Host, c1: Host, c2: Host, c3: Host;
 let server: Proc;
 let client1: Proc, client2: Proc;
 const addr: Record<string, string> = {};
 
-const it = skip ? test.skip : test;
-if (skip) console.log(`e2e skipped: ${skip}`);
-else {
-  test.before(() => {
-    lab = new Lab();
-    [srv, c1, c2, c3] = lab.star('srv', 'c1', 'c2', 'c3');
-  });
-  test.after(async () => {
-    await lab?.destroy();
-  });
-}
+const { it, lab } = useLab(test, (lab) => {
+  [srv, c1, c2, c3] = lab.star('srv', 'c1', 'c2', 'c3');
+});
 
 const send = transfers(5100);
 async function transfer(from: Host, to: Host, toAddr: string, bytes: number): Promise<void> {
@@ -132,8 +122,8 @@ it('SIGTERM: the stopped line counts the native packets and the keepalive echoes
     assert.ok(Number(st.tx_packets) >= Number(st.native_tx_packets) && Number(st.native_tx_packets) > 0);
   }
   await server.stop('SIGTERM');
-  await lab.destroy();
-  assert.equal(lab.remaining(), []);
+  await lab().destroy();
+  assert.equal(lab().remaining(), []);
 });
 
 test.run();

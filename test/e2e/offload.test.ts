@@ -14,29 +14,19 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { FIXTURES } from '../support/paths.js';
-import { type Host, Lab, type Proc, e2eUnavailable } from '../support/lab.js';
+import { type Host, type Proc, useLab } from '../support/lab.js';
 
-const skip = e2eUnavailable();
 const CLIENT_ARGS = ['--mtu', '1500', '--max-backoff', '2', '--timeout', '5'];
 
-let lab: Lab;
 let srv: Host, c1: Host, c2: Host, c3: Host, beyond: Host;
 let client1: Proc, client2: Proc, client3: Proc;
 const addr: Record<string, string> = {};
 
-const it = skip ? test.skip : test;
-if (skip) console.log(`e2e skipped: ${skip}`);
-else {
-  test.before(() => {
-    lab = new Lab();
-    [srv, c1, c2, c3] = lab.star('srv', 'c1', 'c2', 'c3');
-    beyond = lab.host('beyond');
-    lab.link(srv, beyond); // 198.18.4.1 (srv) and 198.18.4.2
-  });
-  test.after(async () => {
-    await lab?.destroy();
-  });
-}
+const { it } = useLab(test, (lab) => {
+  [srv, c1, c2, c3] = lab.star('srv', 'c1', 'c2', 'c3');
+  beyond = lab.host('beyond');
+  lab.link(srv, beyond); // 198.18.4.1 (srv) and 198.18.4.2
+});
 
 /** The tun device's drop counters as the kernel keeps them (`ip -s link`). */
 async function tunDrops(h: Host): Promise<{ name: string; rx: number; tx: number }> {

@@ -14,14 +14,12 @@ import * as assert from 'uvu/assert';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Host, Lab, type Proc, e2eUnavailable, until } from '../support/lab.js';
+import { type Host, type Proc, until, useLab } from '../support/lab.js';
 import { type Pki, authText, makePki, newSecret } from '../support/security-kit.js';
 
-const skip = e2eUnavailable();
 const NAME = 'vpn.test'; // in the server certificate beside the three IP addresses
 const CLIENT_ARGS = ['--max-backoff', '2', '--timeout', '2'];
 
-let lab: Lab;
 let srv: Host, c1: Host, c2: Host, c3: Host;
 let server: Proc;
 let client1: Proc, client2: Proc;
@@ -45,25 +43,22 @@ function tlsArgs(server: string, id: string, secret: string, extra: string[] = [
   return ['-s', server, '--tls', '--ca', pki.ca, '--cert', pki.client.cert, '--key', pki.client.key, '--id', id, '--secret-file', secretFile(id + Math.random().toString(36).slice(2, 6), secret), ...CLIENT_ARGS, ...extra];
 }
 
-// Where the lab cannot run, the tests are registered as skipped, so the count says so.
-const it = skip ? test.skip : test;
-if (skip) console.log(`e2e skipped: ${skip}`);
-else {
-  test.before(async () => {
+const { it } = useLab(
+  test,
+  async (lab) => {
     pki = makePki(['198.18.1.1', '198.18.2.1', '198.18.3.1'], [NAME]);
     dir = mkdtempSync(join(tmpdir(), 'svpn-sec-e2e-'));
     authFile = join(dir, 'auth.json');
     writeFileSync(authFile, await authText([C1, C2]));
-    lab = new Lab();
     [srv, c1, c2, c3] = lab.star('srv', 'c1', 'c2', 'c3');
-  });
-
-  test.after(async () => {
-    await lab?.destroy();
-    pki?.cleanup();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-}
+  },
+  {
+    cleanUp: () => {
+      pki?.cleanup();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+  },
+);
 
 it('the server starts with mutual TLS and an auth file', async () => {
   // Every client presents the one test certificate (CN client-1) with its own id: certificates that only admit (--cert-id off; ids in certificates: integration/security/auth-cert.test.ts).

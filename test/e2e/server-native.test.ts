@@ -17,14 +17,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync } from 'node:fs';
 import { transfers } from '../support/lab-transfer.js';
-import { type Host, Lab, type Proc, e2eUnavailable, until } from '../support/lab.js';
+import { type Host, type Proc, until, useLab } from '../support/lab.js';
 
-const skip = e2eUnavailable();
 const STATUS = '127.0.0.1:9100';
 const SERVER_ARGS = ['--idle-timeout', '4', '--keepalive', '1', '--status', STATUS, '--subnet6', 'fd00:5:7::/64'];
 const CLIENT_ARGS = ['--mtu', '1500', '--max-backoff', '2', '--timeout', '2'];
 
-let lab: Lab;
 let srv: Host, c1: Host, c2: Host, c3: Host;
 let server: Proc;
 const clients: Record<string, Proc> = {};
@@ -32,17 +30,9 @@ const addr: Record<string, string> = {};
 const addr6: Record<string, string> = {};
 let idleFds = 0;
 
-const it = skip ? test.skip : test;
-if (skip) console.log(`e2e skipped: ${skip}`);
-else {
-  test.before(() => {
-    lab = new Lab();
-    [srv, c1, c2, c3] = lab.star('srv', 'c1', 'c2', 'c3');
-  });
-  test.after(async () => {
-    await lab?.destroy();
-  });
-}
+const { it } = useLab(test, (lab) => {
+  [srv, c1, c2, c3] = lab.star('srv', 'c1', 'c2', 'c3');
+});
 
 const fdCount = (p: Proc) => readdirSync(`/proc/${p.pid}/fd`).length;
 

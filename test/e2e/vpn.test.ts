@@ -12,14 +12,12 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { FIXTURES } from '../support/paths.js';
-import { type Host, Lab, type Proc, e2eUnavailable, until } from '../support/lab.js';
+import { type Host, type Proc, until, useLab } from '../support/lab.js';
 
-const skip = e2eUnavailable();
 const FIX = FIXTURES;
 const SERVER_ARGS = ['--idle-timeout', '4', '--keepalive', '1'];
 const CLIENT_ARGS = ['--max-backoff', '2', '--timeout', '2'];
 
-let lab: Lab;
 let srv: Host, c1: Host, c2: Host, c3: Host;
 let server: Proc;
 let client1: Proc, client2: Proc;
@@ -31,19 +29,9 @@ function countRootTuns(): number {
   return (spawnSync('ip', ['-o', 'link', 'show', 'type', 'tun'], { encoding: 'utf8' }).stdout ?? '').split('\n').filter(Boolean).length;
 }
 
-// Where the lab cannot run, the tests are registered as skipped, so the count says so.
-const it = skip ? test.skip : test;
-if (skip) console.log(`e2e skipped: ${skip}`);
-else {
-  test.before(() => {
-    lab = new Lab();
-    [srv, c1, c2, c3] = lab.star('srv', 'c1', 'c2', 'c3');
-  });
-
-  test.after(async () => {
-    await lab?.destroy();
-  });
-}
+const { it, lab } = useLab(test, (lab) => {
+  [srv, c1, c2, c3] = lab.star('srv', 'c1', 'c2', 'c3');
+});
 
 it('two clients get addresses (dynamic and static) and configure their tun devices', async () => {
   server = srv.server(SERVER_ARGS);
@@ -173,8 +161,8 @@ it('our client against a seed-style server: address with the /16 default, ping b
 });
 
 it('every namespace and tun device is gone after the lab is destroyed', async () => {
-  await lab.destroy();
-  assert.equal(lab.remaining(), []);
+  await lab().destroy();
+  assert.equal(lab().remaining(), []);
   assert.is(countRootTuns(), tunsBefore, 'no tun device left in the root namespace');
 });
 

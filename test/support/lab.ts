@@ -4,11 +4,13 @@
 //
 // Names carry this process's pid, so parallel runs never collide, and a run that died
 // without cleaning up is swept by the next one. Everything is removed in destroy(), and
-// again on process exit, so a failing test leaves nothing behind.
+// again on process exit, so a failing test leaves nothing behind. A file whose tests share
+// one lab gets it, and its skipping where no lab can run, from useLab().
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Callback, Test } from 'uvu';
 
 import { CLIENT_BIN, ROOT, SERVER_BIN } from './paths.js';
 import { cleanupOnExit } from './exit-cleanup.js';
@@ -333,6 +335,64 @@ export class Lab {
   remaining(): string[] {
     return ourNamespaces().filter((n) => n.startsWith(this.id));
   }
+}
+
+/** What a test file whose tests share one lab gets from useLab(). */
+export interface SharedLab {
+  /** `test`, or `test.skip` where the lab cannot run: the run then counts the tests as skipped, never as passed. */
+  it: (name: string, fn: Callback) => void;
+  /** The lab, made in test.before: for the tests that destroy it themselves or add to it. */
+  lab(): Lab;
+}
+
+export interface SharedLabOptions {
+  /** Why else this file cannot run (a program it needs is missing), or null; asked only where a lab can run. */
+  alsoNeeds?: () => string | null;
+  /** What the line printed where the tests are skipped says before the reason. */
+  skipNote?: string;
+  /** Removes what `build` made beside the lab (certificates, folders); runs in test.after once the lab is gone. */
+  cleanUp?: () => void | Promise<void>;
+}
+
+/**
+ * One lab shared by the tests of a file, in order: made in test.before, where `build` adds
+ * its hosts and starts what every test relies on, and destroyed in test.after, which uvu
+ * runs whether a test failed or `build` threw half-way (the namespaces made so far go too).
+ * Where a lab cannot run here (e2eUnavailable(), then `alsoNeeds`), it says why and hands
+ * back `test.skip`, and registers no hook.
+ */
+export function useLab(test: Test, build: (lab: Lab) => void | Promise<void>, options: SharedLabOptions = {}): SharedLab {
+  const why = e2eUnavailable() ?? options.alsoNeeds?.() ?? null;
+  let lab: Lab | undefined;
+  const shared: SharedLab = {
+    it: why ? test.skip : test,
+    lab: () => {
+      if (!lab) throw new Error('the lab does not exist yet: it is made in test.before, so use lab() inside a test');
+      return lab;
+    },
+  };
+  if (why) {
+    console.log(`${options.skipNote ?? 'e2e skipped'}: ${why}`);
+    return shared;
+  }
+  test.before(async () => {
+    lab = new Lab();
+    try {
+      await build(lab);
+    } catch (err) {
+      // uvu counts the file's tests as failed but prints nothing of an error in a hook.
+      console.error(`the lab's set-up failed, so no test of this file ran: ${(err as Error)?.stack ?? err}`);
+      throw err;
+    }
+  });
+  test.after(async () => {
+    try {
+      await lab?.destroy();
+    } finally {
+      await options.cleanUp?.();
+    }
+  });
+  return shared;
 }
 
 /** Polls `cond` every `every` ms until it is true, or rejects after `ms`. */

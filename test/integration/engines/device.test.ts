@@ -16,10 +16,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIXTURES } from '../../support/paths.js';
-import { type Host, Lab, type Proc, e2eUnavailable, until } from '../../support/lab.js';
+import { type Host, type Proc, until, useLab } from '../../support/lab.js';
 import { DEVICE_ENGINES, startDevice } from '../../support/engines/device-runners.js';
 
-const skip = e2eUnavailable();
 const PORT = 5005;
 const SERVER_HOST = '198.18.2.1'; // the server's address on the device's link
 // keepalive 1 s: the device answers several while the test holds the link; idle-timeout 4 s:
@@ -32,7 +31,6 @@ const DEVICE_ARGS = ['--interval', '10', '--min-backoff', '0.2', '--max-backoff'
 /** How long the first connection is held with no traffic but keepalives (> the idle timeout). */
 const HOLD_MS = 4500;
 
-let lab: Lab;
 let srv: Host, c1: Host, dev: Host;
 let server: Proc, client: Proc, collector: Proc;
 let addrC1 = '';
@@ -55,11 +53,9 @@ async function pingDevice(address: string): Promise<void> {
 }
 const startServer = () => srv.server(SERVER_ARGS);
 
-const it = skip ? test.skip : test;
-if (skip) console.log(`engine device tests skipped: ${skip}`);
-else {
-  test.before(async () => {
-    lab = new Lab();
+const { it } = useLab(
+  test,
+  async (lab) => {
     [srv, c1, dev] = lab.star('srv', 'c1', 'dev');
     server = startServer();
     await server.waitFor('listening');
@@ -68,12 +64,9 @@ else {
     addrC1 = String((await client.waitFor('ready')).address);
     collector = c1.node('collector', join(FIXTURES, 'example-udp-listen.js'), [addrC1, String(PORT)]);
     await collector.waitFor('listening');
-  });
-  test.after(async () => {
-    await lab?.destroy();
-    rmSync(STATE, { recursive: true, force: true });
-  });
-}
+  },
+  { skipNote: 'engine device tests skipped', cleanUp: () => rmSync(STATE, { recursive: true, force: true }) },
+);
 
 for (const { engine, what } of DEVICE_ENGINES) {
   it(`${what}: an address, ping from the Linux client, telemetry to it, keepalives, the same address after a server restart, a clean exit`, async () => {

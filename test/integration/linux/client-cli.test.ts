@@ -13,7 +13,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLIENT_BIN, type Host, Lab, type Proc, SERVER_BIN, e2eUnavailable, nodeFlags } from '../../support/lab.js';
+import { CLIENT_BIN, type Host, type Proc, SERVER_BIN, nodeFlags, useLab } from '../../support/lab.js';
 import { type Pki, makePki } from '../../support/security-kit.js';
 
 /** Runs a CLI to completion (bounded). */
@@ -70,13 +70,8 @@ test('a negative number after a flag that takes no value is still an unknown opt
 
 // ---- the client on a tun device, in a namespace --------------------------------------------------
 
-const skip = e2eUnavailable();
-const it = skip ? test.skip : test;
-if (skip) console.log(`client-cli: SKIPPING the tests that run the client (registered as skipped): ${skip}`);
-
 // Reconnect fast, give up on a silent server fast: every wait below stays short.
 const FAST = ['--max-backoff', '1', '--timeout', '3'];
-let lab: Lab;
 let host: Host;
 let pki: Pki;
 let dir = '';
@@ -92,26 +87,28 @@ async function ports(p: Proc): Promise<{ plain: number; tls: number }> {
   return { plain: port(l.addresses), tls: port(l.tls_addresses) };
 }
 
-if (!skip) {
-  test.before(async () => {
+const { it } = useLab(
+  test,
+  async (lab) => {
     pki = makePki(['127.0.0.1'], ['localhost']);
     dir = mkdtempSync(join(tmpdir(), 'svpn-client-cli-'));
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'self.key', '-out', 'self.pem', '-days', '2', '-subj', '/CN=svpn-self',
       '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'ignore', timeout: 20_000 });
-    lab = new Lab();
     host = lab.host('cli');
     const base = ['--no-tun', '--host', '127.0.0.1', '--port', '0', '--tls-port', '0'];
     server = host.server([...base, '--tls-cert', pki.server.cert, '--tls-key', pki.server.key]);
     selfSigned = host.server([...base, '--tls-cert', join(dir, 'self.pem'), '--tls-key', join(dir, 'self.key')]);
     ({ plain: plainPort, tls: tlsPort } = await ports(server));
     selfTlsPort = (await ports(selfSigned)).tls;
-  });
-  test.after(async () => {
-    await lab?.destroy();
-    pki?.cleanup();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-}
+  },
+  {
+    skipNote: 'client-cli: SKIPPING the tests that run the client (registered as skipped)',
+    cleanUp: () => {
+      pki?.cleanup();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+  },
+);
 
 
 /** Runs the client to its exit (status 3 expected) and returns its one final line, `event`. */

@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { CLIENT_BIN, type Host, Lab, type Proc, e2eUnavailable, nodeFlags } from '../../support/lab.js';
+import { CLIENT_BIN, type Host, type Proc, nodeFlags, useLab } from '../../support/lab.js';
 import { type Pki, makePki } from '../../support/security-kit.js';
 
 test('--help lists --transport, --path, --proxy and --no-proxy, and the URL form of -s', () => {
@@ -14,12 +14,7 @@ test('--help lists --transport, --path, --proxy and --no-proxy, and the URL form
   for (const flag of ['--transport T', '--path PATH', '--proxy URL', '--no-proxy', 'wss://HOST[:PORT]/PATH', 'https_proxy', 'NO_PROXY']) assert.ok(help.includes(flag), flag);
 });
 
-const skip = e2eUnavailable();
-const it = skip ? test.skip : test;
-if (skip) console.log(`client-websocket: SKIPPING (registered as skipped): ${skip}`);
-
 const FAST = ['--max-backoff', '1', '--timeout', '3'];
-let lab: Lab;
 let hub: Host;
 let c1: Host;
 let c2: Host;
@@ -28,22 +23,19 @@ let server: Proc;
 let plainPort = 0;
 let tlsPort = 0;
 
-if (!skip) {
-  test.before(async () => {
+const { it } = useLab(
+  test,
+  async (lab) => {
     pki = makePki(['198.18.1.1', '198.18.2.1'], ['localhost']);
-    lab = new Lab();
     [hub, c1, c2] = lab.star('hub', 'c1', 'c2');
     server = hub.server(['--no-tun', '--host', '0.0.0.0', '--port', '0', '--tls-port', '0', '--ws-path', '/vpn', '--tls-cert', pki.server.cert, '--tls-key', pki.server.key]);
     const l = await server.waitFor('listening', () => true, 10_000);
     const port = (s: unknown) => Number(/:(\d+)/.exec(String(s))?.[1]);
     plainPort = port(l.addresses);
     tlsPort = port(l.tls_addresses);
-  });
-  test.after(async () => {
-    await lab?.destroy();
-    pki?.cleanup();
-  });
-}
+  },
+  { skipNote: 'client-websocket: SKIPPING (registered as skipped)', cleanUp: () => pki?.cleanup() },
+);
 
 it('a ws client and a wss client reach ready and ping each other', async () => {
   const a = c1.client('ws', ['-s', `ws://198.18.1.1:${plainPort}/vpn`, ...FAST]);

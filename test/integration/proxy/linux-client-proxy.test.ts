@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLIENT_BIN, type Host, Lab, type Proc, e2eUnavailable } from '../../support/lab.js';
+import { CLIENT_BIN, type Host, type Proc, useLab } from '../../support/lab.js';
 import { type Pki, makePki } from '../../support/security-kit.js';
 
 function tinyproxyMissing(): string | null {
@@ -25,14 +25,9 @@ function tinyproxyMissing(): string | null {
   }
 }
 
-const skip = e2eUnavailable() ?? tinyproxyMissing();
-const it = skip ? test.skip : test;
-if (skip) console.log(`linux-client-proxy: SKIPPING (registered as skipped): ${skip}`);
-
 const FAST = ['--max-backoff', '1', '--timeout', '3'];
 const PROXY_PORT = 3128;
 const AUTH_PROXY_PORT = 3129;
-let lab: Lab;
 let hub: Host;
 let c1: Host;
 let c2: Host;
@@ -64,11 +59,11 @@ async function listening(h: Host, port: number): Promise<void> {
   }
 }
 
-if (!skip) {
-  test.before(async () => {
+const { it } = useLab(
+  test,
+  async (lab) => {
     pki = makePki(['127.0.0.1'], ['localhost']);
     dir = mkdtempSync(join(tmpdir(), 'svpn-proxy-'));
-    lab = new Lab();
     [hub, c1, c2] = lab.star('hub', 'c1', 'c2');
     hubAddr = '198.18.1.1';
     hubAddr2 = '198.18.2.1';
@@ -81,13 +76,16 @@ if (!skip) {
     tinyproxy('auth-proxy', AUTH_PROXY_PORT, ['BasicAuth svpn s3cret']);
     await listening(hub, PROXY_PORT);
     await listening(hub, AUTH_PROXY_PORT);
-  });
-  test.after(async () => {
-    await lab?.destroy();
-    pki?.cleanup();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-}
+  },
+  {
+    alsoNeeds: tinyproxyMissing,
+    skipNote: 'linux-client-proxy: SKIPPING (registered as skipped)',
+    cleanUp: () => {
+      pki?.cleanup();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+  },
+);
 
 
 it('a tcp client and a wss client through the proxy reach ready and ping each other over the VPN', async () => {

@@ -16,9 +16,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { transfers } from '../support/lab-transfer.js';
-import { type Host, Lab, type Proc, e2eUnavailable, until } from '../support/lab.js';
+import { type Host, type Proc, until, useLab } from '../support/lab.js';
 
-const skip = e2eUnavailable();
 const STATUS = '127.0.0.1:9100';
 const SUBNET = '10.0.0.0/24';
 const SUBNET6 = 'fd00:5:8::/64';
@@ -26,24 +25,15 @@ const BEYOND6 = 'fd00:9::';
 const SERVER_ARGS = ['--subnet', SUBNET, '--subnet6', SUBNET6, '--route', '198.18.4.0/24', '--route6', `${BEYOND6}/64`, '--status', STATUS, '--tun', 'svsrv%d'];
 const CLIENT_ARGS = ['--mtu', '1500', '--max-backoff', '2', '--timeout', '2'];
 
-let lab: Lab;
 let srv: Host, c1: Host, c2: Host, c3: Host, out: Host;
 let server: Proc;
 let tunName = '';
 const clients: Record<string, Proc> = {};
 const addr: Record<string, string> = {};
 
-const it = skip ? test.skip : test;
-if (skip) console.log(`e2e skipped: ${skip}`);
-else {
-  test.before(() => {
-    lab = new Lab();
-    [srv, c1, c2, c3, out] = lab.star('srv', 'c1', 'c2', 'c3', 'out');
-  });
-  test.after(async () => {
-    await lab?.destroy();
-  });
-}
+const { it } = useLab(test, (lab) => {
+  [srv, c1, c2, c3, out] = lab.star('srv', 'c1', 'c2', 'c3', 'out');
+});
 
 async function run(h: Host, argv: string[]): Promise<void> {
   const r = await h.exec(argv, 10_000);

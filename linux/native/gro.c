@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <node_api.h>
-
 #include "frames.h"
 #include "gro.h"
 
@@ -147,6 +145,9 @@ int gro_flush(gro *g) {
 }
 
 // ---- the test hook (gro.h gro_js_run) -----------------------------------------------------
+// Only in the addon (binding.gyp defines NAPI_VERSION): gro.c alone builds without Node.
+#ifdef NAPI_VERSION
+#include <node_api.h>
 
 typedef struct {
   napi_env env;
@@ -243,3 +244,4 @@ napi_value gro_js_run(napi_env env, napi_callback_info info) {
   free(g), free(frame), free(flush_after);
   return result;
 }
+#endif

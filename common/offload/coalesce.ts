@@ -113,7 +113,8 @@ export class Coalescer {
     let s: Slot | null = null;
     let at = -1;
     const ihl = (p[off] & 15) * 4;
-    if (len >= ihl + 4 && p[off] >> 4 === 4 && p[off + 9] === IPPROTO_TCP) {
+    // Addresses (bytes 12 to 20) and ports inside the packet: nothing read past its end.
+    if (len >= 20 && len >= ihl + 4 && p[off] >> 4 === 4 && p[off + 9] === IPPROTO_TCP) {
       for (let i = 0; i < open.length; i++) {
         if (sameFlow(open[i], p, off, ihl)) {
           s = open[i];

@@ -279,6 +279,9 @@ async function main(argv: string[]): Promise<void> {
     const ts = tun.stats;
     // The native path's packets (counted in C) beside the JavaScript path's.
     const ns = tun.nativeStats();
+    // Super-packets the native path's coalescer made (splice.c's groSuper, which linux/tun.ts's
+    // NativePathStats does not name yet).
+    const nativeGro = (ns as { groSuper?: number }).groSuper ?? 0;
     log.log('info', 'stopped', {
       tx_packets: st.txPackets + ns.txPackets,
       rx_packets: st.rxPackets + ns.rxPackets,
@@ -291,7 +294,7 @@ async function main(argv: string[]): Promise<void> {
       connects: st.connects,
       // With offloads: super-packets the kernel handed over (split here), and those made here.
       tun_super_read: tun.offload ? ts.rxSuperPackets + ns.txSuper : undefined,
-      tun_super_written: coalescer ? coalescer.stats.superPackets : undefined,
+      tun_super_written: coalescer ? coalescer.stats.superPackets + nativeGro : undefined,
       tun_super_whole: coalescer ? coalescer.stats.passed + ns.rxSuper : undefined,
       tun_unsplittable: ts.rxUnsplittable || undefined,
     });

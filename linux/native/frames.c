@@ -70,6 +70,19 @@ static long tcp4_headers(const unsigned char *p, size_t len) {
   return (long)(ihl + thl);
 }
 
+void tcp4_partial_checksums(unsigned char *p, size_t len, size_t ihl) {
+  p[10] = p[11] = 0;
+  put16(p + 10, (uint16_t)~fold(sum16(p, ihl, 0)));
+  put16(p + ihl + 16, fold(sum16(p + 12, 8, 6 + (len - ihl))));
+}
+
+void vnet_tcp4_header(unsigned char vh[10], size_t hdrs, unsigned gso, size_t ihl) {
+  const unsigned char h[10] = {VNET_F_NEEDS_CSUM, gso ? GSO_TCPV4 : GSO_NONE, (unsigned char)hdrs,
+                               (unsigned char)(hdrs >> 8), (unsigned char)gso, (unsigned char)(gso >> 8),
+                               (unsigned char)ihl, 0, 16, 0};
+  memcpy(vh, h, sizeof h);
+}
+
 int super_to_vnet(unsigned char *frame, size_t f, unsigned char vh[10]) {
   unsigned char *q = frame + SUPER_HEADER;
   size_t len = f - SUPER_HEADER;
@@ -77,15 +90,9 @@ int super_to_vnet(unsigned char *frame, size_t f, unsigned char vh[10]) {
   long hdrs = tcp4_headers(q, len);
   if (hdrs < 0 || gso == 0) return 0;
   size_t ihl = (size_t)(q[0] & 15) * 4;
-  q[10] = q[11] = 0;
-  put16(q + 10, (uint16_t)~fold(sum16(q, ihl, 0)));
-  put16(q + ihl + 16, fold(sum16(q + 12, 8, 6 + (len - ihl))));
+  tcp4_partial_checksums(q, len, ihl);
   int whole = len - (size_t)hdrs <= gso; // one segment's worth: an ordinary packet
-  unsigned g = whole ? 0 : gso;
-  const unsigned char h[10] = {VNET_F_NEEDS_CSUM, whole ? GSO_NONE : GSO_TCPV4, (unsigned char)hdrs,
-                               (unsigned char)(hdrs >> 8), (unsigned char)g, (unsigned char)(g >> 8),
-                               (unsigned char)ihl, 0, 16, 0};
-  memcpy(vh, h, sizeof h);
+  vnet_tcp4_header(vh, (size_t)hdrs, whole ? 0 : gso, ihl);
   return 1;
 }
 

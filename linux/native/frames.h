@@ -23,6 +23,13 @@ int is_super_frame(const unsigned char *p, size_t f);
 // pushSuper() does: its IPv4 checksum computed, the TCP one left partial, and the virtio-net
 // header `vh` for it. 0 when the packet is not TCP over IPv4 that can be segmented.
 int super_to_vnet(unsigned char *frame, size_t f, unsigned char vh[10]);
+// The TCP/IPv4 packet p[0, len) (an `ihl`-byte IPv4 header) made ready for a tun with offloads:
+// its IPv4 header checksum computed, its TCP checksum left partial (the pseudo-header's sum,
+// which the kernel completes or trusts: NEEDS_CSUM).
+void tcp4_partial_checksums(unsigned char *p, size_t len, size_t ihl);
+// The virtio-net header for such a packet: a super-packet of `gso`-byte segments (GSO_TCPV4),
+// or, with gso 0, one packet (GSO_NONE); `hdrs` IPv4 + TCP header bytes.
+void vnet_tcp4_header(unsigned char vh[10], size_t hdrs, unsigned gso, size_t ihl);
 // A packet read behind the virtio-net header `vh`: whether it is a TCP/IPv4 super-packet.
 int vnet_is_super(const unsigned char *vh);
 // Completes the checksum of a packet the kernel left partial (NEEDS_CSUM); 0 when the header

@@ -8,8 +8,12 @@
 //  - socket readable: reads into one buffer kept for the attachment, finds the frames (raw IP
 //    packets back to back, the length from the header: protocol/framer.ts), and writes each
 //    to the TUN; a KIND_SUPER frame's super-packet goes whole behind a virtio-net header made
-//    from its gso_size, as common/offload/coalesce.ts pushSuper() does. An unfinished frame
-//    waits at the start of the buffer for the next read; initialBytes is the one JS held.
+//    from its gso_size, as common/offload/coalesce.ts pushSuper() does. On a TUN with offloads
+//    the plain packets go through the GRO coalescer (gro.c): a TCP flow's consecutive
+//    segments become one super-packet, one write where there were dozens; what it holds is
+//    written at the end of each read (and before JS hears of anything), never kept longer.
+//    An unfinished frame waits at the start of the buffer for the next read; initialBytes is
+//    the one JS held.
 //    Keepalive echoes and server messages (IPv4 from 255.255.255.255 or 0.0.0.0) go to JS
 //    whole (EV_DATA), where the SDK's keepalive and configuration logic reads them, and at most
 //    once a second that packets came (EV_ACTIVITY: the SDK's sign of life). Bytes
@@ -40,6 +44,7 @@
 #include <unistd.h>
 
 #include "frames.h"
+#include "gro.h"
 #include "tun_dev.h"
 
 #define RBUF_SIZE (256 * 1024)
@@ -53,11 +58,12 @@ enum { EV_DATA, EV_WRITABLE, EV_END, EV_ERROR, EV_TUN_ERROR, EV_ACTIVITY };
 enum {
   NATIVE_TX_PACKETS, NATIVE_TX_BYTES, NATIVE_RX_PACKETS, NATIVE_RX_BYTES, NATIVE_RX_CONTROL,
   NATIVE_TUN_DROPPED, NATIVE_TUN_REJECTED, NATIVE_TX_SUPER, NATIVE_RX_SUPER, NATIVE_UNSPLITTABLE,
-  NATIVE_RX_MALFORMED, NATIVE_SOCKET_FULL, NATIVE_ATTACHES, NATIVE_COUNT
+  NATIVE_RX_MALFORMED, NATIVE_SOCKET_FULL, NATIVE_ATTACHES, NATIVE_GRO_SUPER, NATIVE_GRO_SEGMENTS, NATIVE_COUNT
 };
 static const char *const stat_names[NATIVE_COUNT] = {
     "txPackets", "txBytes", "rxPackets", "rxBytes", "rxControl", "tunDropped", "tunRejected",
-    "txSuper", "rxSuper", "unsplittable", "rxMalformed", "socketFull", "attaches"};
+    "txSuper", "rxSuper", "unsplittable", "rxMalformed", "socketFull", "attaches",
+    "groSuper", "groSegments"};
 
 typedef struct attached_sock {
   tun_dev *d;
@@ -78,6 +84,7 @@ typedef struct attached_sock {
   unsigned char super_hdrs[MAX_BATCH][SUPER_HEADER];
   struct iovec iov[2 * MAX_BATCH];
   uint32_t lens[MAX_BATCH];
+  gro gro;             // the server's TCP segments coalesced on their way to a TUN with offloads
 } attached_sock;
 
 #define STAT(a, k) ((a)->d->native_stats[k])
@@ -202,28 +209,61 @@ static int flush(attached_sock *a) {
   return 0;
 }
 
-// One frame from the server to the TUN: 0, or -errno when the device failed.
+// A write to the TUN counted: a drop or a packet the device refused is no failure. 1, or
+// -errno when the device failed.
+static int counted(attached_sock *a, int r) {
+  if (r == 1) return 1;
+  if (r == 0) STAT(a, NATIVE_TUN_DROPPED)++;
+  else if (r == -EINVAL) STAT(a, NATIVE_TUN_REJECTED)++;
+  else return r;
+  return 1;
+}
+
+// The coalescer's writer (gro_writer).
+static int gro_to_tun(void *ctx, const unsigned char vh[VNET_HDR_LEN], const unsigned char *p, size_t len) {
+  attached_sock *a = ctx;
+  return counted(a, tun_write_packet(a->d, vh, p, len));
+}
+
+// One frame from the server to the TUN (through the coalescer on a TUN with offloads): 0, or
+// -errno when the device failed.
 static int to_tun(attached_sock *a, unsigned char *p, size_t f) {
   tun_dev *d = a->d;
   int r;
   STAT(a, NATIVE_RX_PACKETS)++;
   STAT(a, NATIVE_RX_BYTES) += (double)f;
-  if (d->vnet && is_super_frame(p, f)) {
+  if (!d->vnet) {
+    r = counted(a, tun_write_packet(d, zero_vnet_hdr, p, f));
+  } else if (is_super_frame(p, f)) {
     unsigned char vh[VNET_HDR_LEN];
     if (!super_to_vnet(p, f, vh)) {
       STAT(a, NATIVE_RX_MALFORMED)++;
       return 0;
     }
     STAT(a, NATIVE_RX_SUPER)++;
-    r = tun_write_packet(d, vh, p + SUPER_HEADER, f - SUPER_HEADER);
+    r = gro_push_super(&a->gro, vh, p + SUPER_HEADER, f - SUPER_HEADER);
   } else {
-    r = tun_write_packet(d, zero_vnet_hdr, p, f);
+    r = gro_push(&a->gro, p, f);
   }
-  if (r == 1) return 0;
-  if (r == 0) STAT(a, NATIVE_TUN_DROPPED)++;
-  else if (r == -EINVAL) STAT(a, NATIVE_TUN_REJECTED)++;
-  else return r;
+  return r < 0 ? r : 0;
+}
+
+// Writing to the TUN failed with `err`: reading stops, JS hears why (and detaches). 0.
+static int tun_failed(attached_sock *a, int err) {
+  a->stopped = 1;
+  set_events(a);
+  emit_error(a, EV_TUN_ERROR, err, "write", "writing a packet to the device failed");
   return 0;
+}
+
+// Writes what the coalescer holds (its counters onto the device's): 1, or 0 when the device
+// failed (reading stops; JS heard why).
+static int flush_to_tun(attached_sock *a) {
+  int r = a->d->vnet ? gro_flush(&a->gro) : 1;
+  STAT(a, NATIVE_GRO_SUPER) += a->gro.super_packets;
+  STAT(a, NATIVE_GRO_SEGMENTS) += a->gro.segments;
+  a->gro.super_packets = a->gro.segments = 0;
+  return r < 0 ? tun_failed(a, -r) : 1;
 }
 
 // The complete frames in rbuf[0, rlen); an unfinished one moves to the start. 0 when the
@@ -235,6 +275,7 @@ static int take_frames(attached_sock *a) {
     long f = frame_length(p, a->rlen - pos);
     if (f < 0) {
       // No frame: the SDK's framer, given the bytes, names the error and drops the link.
+      if (!flush_to_tun(a)) return 0;
       a->stopped = 1;
       set_events(a);
       emit_bytes(a, p, a->rlen - pos);
@@ -244,19 +285,17 @@ static int take_frames(attached_sock *a) {
     pos += (size_t)f;
     if (is_control(p)) {
       STAT(a, NATIVE_RX_CONTROL)++;
+      // Nothing held while JS runs: it may detach or close the device.
+      if (!flush_to_tun(a)) return 0;
       emit_bytes(a, p, (size_t)f);
       if (a->closing || a->stopped) return 0;
       continue;
     }
     a->rx_data = 1;
     int e = to_tun(a, p, (size_t)f);
-    if (e) {
-      a->stopped = 1;
-      set_events(a);
-      emit_error(a, EV_TUN_ERROR, -e, "write", "writing a packet to the device failed");
-      return 0;
-    }
+    if (e) return tun_failed(a, -e);
   }
+  if (!flush_to_tun(a)) return 0;
   memmove(a->rbuf, a->rbuf + pos, a->rlen - pos);
   a->rlen -= pos;
   return 1;
@@ -455,6 +494,7 @@ napi_value splice_js_attach(napi_env env, napi_callback_info info) {
   a->fd = nfd;
   a->out_cap = cap;
   a->super_frames = super_frames;
+  gro_init(&a->gro, GRO_FLOWS, gro_to_tun, a);
   memcpy(a->rbuf, init, init_len);
   a->rlen = init_len;
   napi_create_reference(env, argv[4], 1, &a->cb_ref);

@@ -38,6 +38,7 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "gro.h"
 #include "tun_dev.h"
 
 const unsigned char zero_vnet_hdr[VNET_HDR_LEN];
@@ -795,6 +796,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"unref", js_unref},         {"writeVnet", js_write_vnet},     {"pause", js_pause},
       {"resume", js_resume},       {"writeParts", js_write_parts},   {"attach", splice_js_attach},
       {"detach", splice_js_detach}, {"sendRaw", splice_js_send_raw}, {"nativeStats", splice_js_stats},
+      {"groRun", gro_js_run}, // test only: test/unit/linux/gro-native.test.ts
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -76,6 +76,7 @@ it('a client with --offload on the native path: super-packets whole both ways, b
     assert.is((await c.stop('SIGTERM')).code, 0);
     const st = await line;
     assert.ok(Number(st.tun_super_read) > 0, 'super-packets read from the tun went out whole');
+    assert.ok(Number(st.tun_super_written) > 0, "the server's segments coalesced in C (gro.c) on their way to the tun");
     assert.ok(Number(st.native_tx_packets) > 0 && Number(st.native_rx_packets) > 0, 'counted in C');
     assert.is(st.tun_dropped, 0);
   }

@@ -104,8 +104,8 @@ it('no tun device with offloads dropped a packet, and super-packets were read an
     stopped[name] = await line;
   }
   // c1 sent to c2 and c3: the kernel gave it super-packets. c2 got c1's whole (one frame each,
-  // written whole to its tun) and coalesced c3's segments (the JavaScript path; the native one
-  // writes segments as they come); c3 got c1's split by the server.
+  // written whole to its tun) and coalesced c3's segments (the JavaScript path here; the native
+  // one coalesces in C, linux/native/gro.c); c3 got c1's split by the server.
   assert.ok(Number(stopped.c1.tun_super_read) > 0, 'c1 read super-packets');
   assert.ok(Number(stopped.c1.tun_super_whole) > 0, 'c1 (native path) wrote super-packets whole: from beyond, through the server tun');
   assert.ok(Number(stopped.c2.tun_super_whole) > 0, 'c2 got super-packets whole');

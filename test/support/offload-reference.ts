@@ -90,6 +90,17 @@ export function refPacket(s: SegmentModel, tcpChecksum: 'full' | 'partial' | num
   return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
 
+/** `p` with one IPv4 option word (a no-op, then end of list) before its TCP header: IHL 6, total length 4 more. */
+export function withIpv4Option(p: Uint8Array): Uint8Array {
+  const out = new Uint8Array(p.length + 4);
+  out.set(p.subarray(0, 20));
+  out.set([1, 0, 0, 0], 20);
+  out.set(p.subarray(20), 24);
+  out[0] = 0x46;
+  out[3] += 4;
+  return out;
+}
+
 /** Whether the IPv4 header checksum and the TCP checksum of `p` both verify. */
 export function refChecksumsValid(p: Uint8Array): boolean {
   const b = Buffer.from(p.buffer, p.byteOffset, p.length);

@@ -9,42 +9,16 @@ import * as assert from 'uvu/assert';
 import { readdirSync } from 'node:fs';
 import { openServerHub } from '../../../linux/server-hub.js';
 import { TunError, load } from '../../../linux/tun.js';
-import { OFFLOAD_SUPER, SUPER_HEADER, T_IPV6, T_OFFLOAD, type Tlv, ipv6Request, readIpv6Config, u8 } from '../../../protocol/index.js';
-import { extHeader, packet6, v6 } from '../../support/ipv6-packets.js';
+import { OFFLOAD_SUPER, SUPER_HEADER, T_IPV6, T_OFFLOAD, type Tlv, ipv6Request, u8 } from '../../../protocol/index.js';
+import { extHeader, packet6 } from '../../support/ipv6-packets.js';
+import { granted, jsReads, nativeAt } from '../../support/native-hub.js';
 import { writeSuperHeader } from '../../../common/offload/super.js';
 import { TCP_ACK, TCP_PSH } from '../../../common/offload/vnet.js';
 import { type FlowModel, refPacket } from '../../support/offload-reference.js';
-import { type RawClient, SEED_KEEPALIVE, equalBytes, extRequest, ip, ipPacket, rng, sleep, waitFor, withServer, type Harness } from '../../support/server-net.js';
+import { SEED_KEEPALIVE, equalBytes, ip, ipPacket, rng, sleep, waitFor, withServer } from '../../support/server-net.js';
 
 const fds = () => readdirSync('/proc/self/fd').length;
 const loaded = !(load() instanceof TunError);
-
-/** A raw client granted an address (extension request, reply read); the address. */
-async function granted(h: Harness, extra?: Uint8Array, want = 0, tlvs: Tlv[] = []): Promise<{ c: RawClient; address: number; address6: Uint8Array | null }> {
-  const c = await h.raw();
-  const req = extRequest(want, tlvs);
-  c.write(extra ? Buffer.concat([req, extra]) : req);
-  await waitFor(() => c.frames.length > 0, 3000, 'the reply');
-  const reply = c.frames.shift()!;
-  const six = readIpv6Config(reply);
-  return { c, address: Buffer.from(reply).readUInt32BE(16), address6: six ? v6(six.address) : null };
-}
-
-async function nativeAt(h: Harness, address: number): Promise<void> {
-  await waitFor(() => h.sessionAt(address)?.native === true, 3000, 'the session moved to the hub');
-}
-
-/** Counts the calls of the session's onData (JavaScript's reads). */
-function jsReads(h: Harness, address: number): { n: number } {
-  const s = h.sessionAt(address)! as unknown as { onData: (c: Uint8Array) => void };
-  const count = { n: 0 };
-  const orig = s.onData.bind(s);
-  s.onData = (c) => {
-    count.n++;
-    orig(c);
-  };
-  return count;
-}
 
 /** A KIND_SUPER frame of a TCP super-packet (gso_size 1448), its checksum partial as the kernel hands it over. */
 function superFrame(flow: FlowModel, id: number, seq: number, flags: number, payload: Uint8Array): Uint8Array {

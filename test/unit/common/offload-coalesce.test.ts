@@ -9,7 +9,7 @@ import * as fc from 'fast-check';
 import { Coalescer, type VnetSink } from '../../../common/offload/coalesce.js';
 import { type Segments, splitSize, splitTcp4 } from '../../../common/offload/split.js';
 import { GSO_TCPV4, TCP_ACK, TCP_PSH, VNET_F_NEEDS_CSUM } from '../../../common/offload/vnet.js';
-import { type FlowModel, type SegmentModel, flowArb, refMayFollow, refPacket, refSuper, segmentMutations, RecordingSink, type Written } from '../../support/offload-reference.js';
+import { type FlowModel, type SegmentModel, flowArb, withIpv4Option, refMayFollow, refPacket, refSuper, segmentMutations, RecordingSink, type Written } from '../../support/offload-reference.js';
 
 const seg: Segments = { offsets: new Uint32Array(4096), lengths: new Uint32Array(4096) };
 
@@ -152,14 +152,7 @@ test('packets that are not TCP over IPv4, or carry IPv4 options, or are fragment
   udp[9] = 17;
   const v6 = new Uint8Array(60);
   v6[0] = 0x60;
-  // With an IPv4 option word (a no-op, then end of list) before the TCP header.
-  const plain = seg(5);
-  const options = new Uint8Array(plain.length + 4);
-  options.set(plain.subarray(0, 20));
-  options.set([1, 0, 0, 0], 20);
-  options.set(plain.subarray(20), 24);
-  options[0] = 0x46;
-  options[3] += 4;
+  const options = withIpv4Option(seg(5));
   const frag = seg(2);
   frag[6] |= 0x20; // more fragments
   const push = (p: Uint8Array) => assert.ok(c.push(p, 0, p.length));

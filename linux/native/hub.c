@@ -312,6 +312,7 @@ static size_t take_frames(hsess *s, size_t *len) {
     else hub_to_tun(h, p, (size_t)f);
   }
   hub_flush_batches(h);
+  hub_tun_flush(h);
   s->consumed = pos > 0;
   memmove(b, b + pos, n - pos);
   *len = n - pos;

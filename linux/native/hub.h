@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "frames.h"
+#include "gro.h"
 #include "tun_dev.h"
 
 #define RBUF_SIZE (256 * 1024)
@@ -91,6 +92,9 @@ struct hub {
   uint32_t tun_lens[MAX_BATCH];
   unsigned char tun_to_js[MAX_BATCH];
   unsigned char super_hdrs[MAX_BATCH][SUPER_HEADER];
+  // Segments of one flow that a read brought, written to a tun with offloads as one
+  // super-packet (as the TunPort's Coalescer does); flushed at the end of each read.
+  gro gro;
 };
 
 uint32_t hub_rd32(const unsigned char *p);
@@ -107,8 +111,11 @@ void hub_flush_batches(hub *h);
 // Whether the hub's tun takes the frame p[0, f) from `s`, for a destination no native session
 // holds (the frame's own; IPv6 or IPv4).
 int hub_tun_takes(hub *h, const hsess *s, const unsigned char *p, size_t f);
-// Writes the frame p[0, f) that `s` sent to the tun (it took it: hub_tun_takes()).
+// Writes the frame p[0, f) that `s` sent to the tun (it took it: hub_tun_takes()), or holds
+// it to coalesce with the next ones until hub_tun_flush().
 void hub_to_tun(hub *h, unsigned char *p, size_t f);
+// The end of a read: what is held for the tun is written.
+void hub_tun_flush(hub *h);
 // A tun write failed for good during a read: the device's own error path tells JS.
 void hub_tun_report(hub *h);
 void hub_tun_close(hub *h);

@@ -18,7 +18,9 @@
 // session holds: the tun takes it unless a port of the JS switch holds the address (a claim:
 // JS tells the hub of every address it binds, hubClaim), so that a packet for a TLS or
 // WebSocket client is never handed to Linux. A KIND_SUPER frame is written whole behind its
-// virtio-net header, as the TunPort's writeSuper does. A full device drops the packet
+// virtio-net header, as the TunPort's writeSuper does; on a device with offloads, plain TCP
+// segments of one flow in a read are coalesced into one super-packet first (gro.c, the
+// TunPort's Coalescer in C), written at the end of the read. A full device drops the packet
 // (tun_full), a packet the kernel refuses is counted (tun_rejected); any other error takes the
 // device away from the hub and reaches JS as the device's own read error does, where the
 // server closes it (tun_failed). Counters are drained by JS (hubTunDrain) into its metrics.
@@ -62,22 +64,32 @@ int hub_tun_takes(hub *h, const hsess *s, const unsigned char *p, size_t f) {
   return s->super && h->tun->vnet && is_super_frame(p, f);
 }
 
-void hub_to_tun(hub *h, unsigned char *p, size_t f) {
-  int r;
-  if (p[0] >> 4 == 4 && p[9] == PROTO_EXT) {
-    unsigned char vh[VNET_HDR_LEN];
-    if (!super_to_vnet(p, f, vh)) {
-      h->tun_ct[TUN_REJECTED]++;
-      return;
-    }
-    r = tun_write_packet(h->tun, vh, p + SUPER_HEADER, f - SUPER_HEADER);
-  } else {
-    r = tun_write_packet(h->tun, zero_vnet_hdr, p, f);
-  }
+// One write to the tun, counted as the TunPort counts its writes (gro.c's writer).
+static int tun_write(void *ctx, const unsigned char vh[VNET_HDR_LEN], const unsigned char *p, size_t len) {
+  hub *h = ctx;
+  if (!h->tun || h->tun_err) return -EBADF;
+  int r = tun_write_packet(h->tun, vh, p, len);
   if (r == 1) h->tun_ct[TUN_TX_PACKETS]++;
   else if (r == 0) h->tun_ct[TUN_FULL]++;
   else if (r == -EINVAL) h->tun_ct[TUN_REJECTED]++; // not a packet the kernel parses (tun.ts refused())
   else h->tun_err = -r;
+  return r;
+}
+
+void hub_to_tun(hub *h, unsigned char *p, size_t f) {
+  if (p[0] >> 4 == 4 && p[9] == PROTO_EXT) {
+    unsigned char vh[VNET_HDR_LEN];
+    if (!super_to_vnet(p, f, vh)) h->tun_ct[TUN_REJECTED]++;
+    else gro_push_super(&h->gro, vh, p + SUPER_HEADER, f - SUPER_HEADER);
+  } else if (h->tun->vnet) {
+    gro_push(&h->gro, p, f);
+  } else {
+    tun_write(h, zero_vnet_hdr, p, f);
+  }
+}
+
+void hub_tun_flush(hub *h) {
+  if (h->tun && h->tun->vnet) gro_flush(&h->gro);
 }
 
 static void release_tun(hub *h) {
@@ -205,6 +217,7 @@ napi_value hub_js_tun(napi_env env, napi_callback_info info) {
   h->tun = t;
   h->tun_err = 0;
   t->hub = h;
+  gro_init(&h->gro, GRO_FLOWS, tun_write, h);
   return NULL;
 }
 

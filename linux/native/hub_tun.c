@@ -23,7 +23,9 @@
 // TunPort's Coalescer in C), written at the end of the read. A full device drops the packet
 // (tun_full), a packet the kernel refuses is counted (tun_rejected); any other error takes the
 // device away from the hub and reaches JS as the device's own read error does, where the
-// server closes it (tun_failed). Counters are drained by JS (hubTunDrain) into its metrics.
+// server closes it (tun_failed). A device that fails otherwise (a read; the link deleted)
+// leaves the hub as well (tun.c's tun_fail), so that JS hears of its failure once. Counters
+// are drained by JS (hubTunDrain) into its metrics.
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -212,6 +214,7 @@ napi_value hub_js_tun(napi_env env, napi_callback_info info) {
   tun_dev *t = tun_get_dev(env, argv[1]);
   if (!t) return NULL;
   if (t->fd < 0) return hub_throw(env, EBADF, NULL, "hubTun(): the device is closed");
+  if (t->failed) return hub_throw(env, EIO, NULL, "hubTun(): the device failed earlier: close it and open a new one");
   if (t->att || (t->hub && t->hub != h)) return hub_throw(env, EBUSY, NULL, "hubTun(): the device already sends its packets elsewhere in C");
   release_tun(h);
   h->tun = t;

@@ -458,6 +458,9 @@ napi_value splice_js_attach(napi_env env, napi_callback_info info) {
   napi_get_value_bool(env, argv[3], &super_frames);
   if (napi_typeof(env, argv[4], &t) != napi_ok || t != napi_function) return fail(env, 0, NULL, "attach(): onEvent must be a function");
   if (d->att) return fail(env, EBUSY, NULL, "attach(): the device is attached to a socket already: detach() first");
+  // The hub reads it and writes to it (hub_tun.c): attached too, reads would go to the socket
+  // while the hub still wrote, and hubTun() refuses the converse.
+  if (d->hub) return fail(env, EBUSY, NULL, "attach(): the server's switching hub uses the device: hand it back first (hubTun(hub, null))");
   if (d->failed) return fail(env, EIO, NULL, "attach(): reading the device failed earlier");
   long f = frame_length(init, init_len);
   if (init_len && (f < 0 || (f > 0 && (size_t)f <= init_len)))

@@ -200,6 +200,7 @@ static void deliver_error(tun_dev *d, const char *code, int err, const char *wha
 
 void tun_fail(tun_dev *d, int err, const char *what) {
   d->failed = 1;
+  hub_tun_release(d); // or the hub's next write to it would report the failure again
   stop_polling(d);
   deliver_error(d, errno_name(err), err, what, strerror(err));
 }
@@ -232,6 +233,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   if (status < 0) {
     // A dead device stays readable: stop polling rather than spin, and let JS close it.
     d->failed = 1;
+    hub_tun_release(d);
     stop_polling(d);
     deliver_error(d, uv_err_name(status), 0, "poll", uv_strerror(status));
     napi_close_handle_scope(env, scope);

@@ -1,5 +1,5 @@
 // UDP/IPv4 packets with correct header and UDP checksums, for the tests that write packets
-// into a tun device (fixtures/tun-ns.ts, fixtures/splice-ns.ts).
+// into a tun device (fixtures/tun-ns.ts, fixtures/splice-ns.ts, fixtures/hub-tun-ns.ts).
 
 // A UDP/IPv4 packet with correct header and UDP checksums.
 export function udpPacket(src: string, sport: number, dst: string, dport: number, payload: Uint8Array): Uint8Array {

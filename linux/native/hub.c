@@ -136,6 +136,7 @@ static void set_events(hsess *s) {
 static void sess_send(hsess *s, const struct iovec *iov, int cnt, size_t total) {
   if (s->werr) return;
   int e = out_queue_send(&s->out, s->fd, iov, cnt, total);
+  if (!e && !queued(s)) return; // all taken: the poll stays as it is
   if (e) s->werr = e;
   set_events(s);
 }

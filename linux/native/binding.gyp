@@ -8,11 +8,11 @@
   "targets": [
     {
       "target_name": "simplevpn_tun",
-      "sources": ["tun.c", "splice.c", "hub.c", "hub_tun.c", "frames.c", "gro.c"],
+      "sources": ["tun.c", "splice.c", "hub.c", "hub_tun.c", "frames.c", "gro.c", "out_queue.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-std=gnu11"],
       "conditions": [
-        ["OS!='linux'", { "type": "none", "sources!": ["tun.c", "splice.c", "hub.c", "hub_tun.c", "frames.c", "gro.c"] }]
+        ["OS!='linux'", { "type": "none", "sources!": ["tun.c", "splice.c", "hub.c", "hub_tun.c", "frames.c", "gro.c", "out_queue.c"] }]
       ]
     }
   ]

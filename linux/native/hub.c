@@ -15,8 +15,8 @@
 // session's IPv6 address to another native session's, within its MTU, and with no extension
 // header (JS's ipv6Problem() walks those chains; the few packets that have them go to JS). Frames of one read for the same destination leave in one
 // writev at the end of the read; what the socket does not take waits in the destination's
-// queue, up to its send-queue cap (the server's --send-queue), past which a packet is
-// dropped and counted as the JS switch counts queue_full. Every other frame goes to JS,
+// queue (out_queue.c), up to its send-queue cap (the server's --send-queue), past which a
+// packet is dropped and counted as the JS switch counts queue_full. Every other frame goes to JS,
 // whole and in order, and with it every later frame of the same read, so that nothing C
 // switches overtakes what JS sends on (EV_FRAMES: copied back to back into a new ArrayBuffer, as Node's own
 // reads give a new chunk), where the session's onData does all that is unusual.
@@ -120,7 +120,7 @@ static void report_error(hsess *s, int err, const char *syscall, const char *wha
 
 static void on_poll(uv_poll_t *p, int status, int events);
 
-static size_t queued(const hsess *s) { return s->out_end - s->out_off; }
+static size_t queued(const hsess *s) { return out_queue_len(&s->out); }
 
 static void set_events(hsess *s) {
   if (s->closing) return;
@@ -131,72 +131,19 @@ static void set_events(hsess *s) {
   s->events = want;
 }
 
-// Appends iov[0, cnt) from byte `skip` on to the queue (its room made here: at most the cap).
-static int enqueue(hsess *s, const struct iovec *iov, int cnt, size_t skip, size_t n) {
-  if (s->out_off == s->out_end) s->out_off = s->out_end = 0;
-  if (s->out_end + n > s->out_size) {
-    size_t held = queued(s);
-    if (s->out_off) memmove(s->out, s->out + s->out_off, held);
-    s->out_off = 0;
-    s->out_end = held;
-    if (held + n > s->out_size) {
-      size_t want = s->out_size ? s->out_size * 2 : 64 * 1024;
-      while (want < held + n) want *= 2;
-      unsigned char *o = realloc(s->out, want);
-      if (!o) return ENOMEM;
-      s->out = o;
-      s->out_size = want;
-    }
-  }
-  for (int i = 0; i < cnt; i++) {
-    size_t len = iov[i].iov_len;
-    if (skip >= len) {
-      skip -= len;
-      continue;
-    }
-    memcpy(s->out + s->out_end, (char *)iov[i].iov_base + skip, len - skip);
-    s->out_end += len - skip;
-    skip = 0;
-  }
-  return 0;
-}
-
-// Sends iov[0, cnt) (`total` bytes) behind whatever waits; the caller checked the cap.
+// Sends iov[0, cnt) (`total` bytes) behind whatever waits; the caller checked the cap. A
+// failure is reported from this session's own poll, where JS may run.
 static void sess_send(hsess *s, const struct iovec *iov, int cnt, size_t total) {
-  size_t done = 0;
   if (s->werr) return;
-  if (!queued(s)) {
-    for (;;) {
-      ssize_t w = writev(s->fd, iov, cnt);
-      if (w >= 0) {
-        done = (size_t)w;
-        break;
-      }
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        s->werr = errno; // reported from this session's own poll, where JS may run
-        set_events(s);
-        return;
-      }
-      break;
-    }
-    if (done == total) return;
-  }
-  int e = enqueue(s, iov, cnt, done, total - done);
+  int e = out_queue_send(&s->out, s->fd, iov, cnt, total);
+  if (!e && !queued(s)) return; // all taken: the poll stays as it is
   if (e) s->werr = e;
   set_events(s);
 }
 
 static void flush_out(hsess *s) {
-  while (queued(s)) {
-    ssize_t w = write(s->fd, s->out + s->out_off, queued(s));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) s->werr = errno;
-      break;
-    }
-    s->out_off += (size_t)w;
-  }
+  int e = out_queue_flush(&s->out, s->fd);
+  if (e) s->werr = e;
   set_events(s);
 }
 
@@ -421,7 +368,7 @@ static void on_poll(uv_poll_t *p, int status, int events) {
     if ((events & UV_WRITABLE) && queued(s) && !s->werr) flush_out(s);
     if (s->werr) {
       s->stopped = 1;
-      s->out_off = s->out_end = 0;
+      out_queue_clear(&s->out);
       report_error(s, s->werr, "write", "writing to the client failed");
       set_events(s);
     } else if ((events & UV_READABLE) && !s->stopped) {
@@ -438,7 +385,7 @@ static void on_poll(uv_poll_t *p, int status, int events) {
 static void on_sess_closed(uv_handle_t *p) {
   hsess *s = p->data;
   free(s->carry);
-  free(s->out);
+  out_queue_free(&s->out);
   free(s);
 }
 
@@ -700,7 +647,7 @@ static napi_value js_detach(napi_env env, napi_callback_info info) {
   size_t n = queued(s);
   void *data;
   if (n && !s->werr && napi_create_arraybuffer(env, n, &data, &ab) == napi_ok) {
-    memcpy(data, s->out + s->out_off, n);
+    memcpy(data, s->out.buf + s->out.off, n);
     napi_create_typedarray(env, napi_uint8_array, n, ab, 0, &result);
   }
   detach(s);

@@ -12,6 +12,7 @@
 
 #include "frames.h"
 #include "gro.h"
+#include "out_queue.h"
 #include "tun_dev.h"
 
 #define RBUF_SIZE (256 * 1024)
@@ -48,8 +49,7 @@ typedef struct hsess {
   size_t carry_len, carry_cap;
   double carry_since; // wall ms when that frame began to arrive, 0 without one
   int consumed;       // the last read completed the frame that was carried
-  unsigned char *out;   // bytes the socket has not taken: out[out_off, out_end)
-  size_t out_size, out_off, out_end;
+  out_queue out;   // what the socket has not taken (growing; kept within `cap` by its callers)
   // frames queued to this session during the current read (of a socket, or of the tun)
   struct iovec iov[BATCH_IOV];
   int iovcnt;

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const output = join(here, 'build/Release/simplevpn_tun.node');
-const sources = ['tun.c', 'splice.c', 'hub.c', 'hub_tun.c', 'frames.c', 'gro.c', 'tun_dev.h', 'frames.h', 'gro.h', 'hub.h', 'binding.gyp'].map((f) => join(here, f));
+const sources = ['tun.c', 'splice.c', 'hub.c', 'hub_tun.c', 'frames.c', 'gro.c', 'out_queue.c', 'tun_dev.h', 'frames.h', 'gro.h', 'hub.h', 'out_queue.h', 'binding.gyp'].map((f) => join(here, f));
 const env = process.env;
 
 const info = (msg) => console.log(`simplevpn: ${msg}`);

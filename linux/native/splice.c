@@ -23,10 +23,10 @@
 //    in one writev: plain packets as they are, checksums completed where the kernel left
 //    them partial (NEEDS_CSUM), TCP super-packets as KIND_SUPER frames (superFrames: only
 //    for a server that declared it takes them; JS does not attach otherwise).
-//  - backpressure: what the socket does not take goes into one queue (room for a whole batch
-//    and some control bytes, allocated at attach); while it holds bytes the TUN is not read
-//    (its kernel queue holds what arrives) and the socket is polled for writable; once the
-//    queue is empty, reading resumes. Nothing is dropped, memory stays bounded.
+//  - backpressure: what the socket does not take goes into one queue (out_queue.c: room for
+//    a whole batch and some control bytes, allocated at attach); while it holds bytes the TUN
+//    is not read (its kernel queue holds what arrives) and the socket is polled for writable;
+//    once the queue is empty, reading resumes. Nothing is dropped, memory stays bounded.
 //  - sendRaw(): JS's own writes (keepalives, control messages) join the same queue, behind
 //    whatever waits, so frames never interleave. When there is no room, it takes nothing
 //    and EV_WRITABLE follows once there is.
@@ -45,6 +45,7 @@
 
 #include "frames.h"
 #include "gro.h"
+#include "out_queue.h"
 #include "tun_dev.h"
 
 #define RBUF_SIZE (256 * 1024)
@@ -79,8 +80,7 @@ typedef struct attached_sock {
   napi_ref cb_ref;
   unsigned char *rbuf; // an unfinished frame at the start, then what the last read brought
   size_t rlen;
-  unsigned char *out;  // bytes the socket has not taken yet: out[out_off, out_end)
-  size_t out_cap, out_off, out_end;
+  out_queue out;       // what the socket has not taken yet (fixed: room checked first)
   unsigned char super_hdrs[MAX_BATCH][SUPER_HEADER];
   struct iovec iov[2 * MAX_BATCH];
   uint32_t lens[MAX_BATCH];
@@ -118,7 +118,7 @@ static void emit_error(attached_sock *a, int kind, int err, const char *syscall,
 
 static void on_sock(uv_poll_t *h, int status, int events);
 
-static int pending(const attached_sock *a) { return a->out_end > a->out_off; }
+static int pending(const attached_sock *a) { return out_queue_len(&a->out) > 0; }
 
 // Watches what there is to watch: reads unless stopped, writable while bytes wait.
 static void set_events(attached_sock *a) {
@@ -137,51 +137,12 @@ static void sock_failed(attached_sock *a, int err, const char *syscall, const ch
   emit_error(a, EV_ERROR, err, syscall, what);
 }
 
-// Appends iov[0, cnt) from byte `skip` on to the queue; the caller made sure it fits.
-static void enqueue(attached_sock *a, const struct iovec *iov, int cnt, size_t skip) {
-  if (a->out_off && a->out_off == a->out_end) a->out_off = a->out_end = 0;
-  for (int i = 0; i < cnt; i++) {
-    size_t len = iov[i].iov_len;
-    if (skip >= len) {
-      skip -= len;
-      continue;
-    }
-    memcpy(a->out + a->out_end, (char *)iov[i].iov_base + skip, len - skip);
-    a->out_end += len - skip;
-    skip = 0;
-  }
-}
-
-// Room for `n` more bytes in the queue (moving what waits to its start if that makes room).
-static int room_for(attached_sock *a, size_t n) {
-  if (a->out_end + n <= a->out_cap) return 1;
-  size_t held = a->out_end - a->out_off;
-  if (held + n > a->out_cap) return 0;
-  memmove(a->out, a->out + a->out_off, held);
-  a->out_off = 0;
-  a->out_end = held;
-  return 1;
-}
-
 // Sends iov[0, cnt) (`total` bytes) behind whatever waits; the socket's refusal is queued.
-// 0, or the errno of a failed write.
+// 0, or the errno of a failed write (ENOBUFS, no room for the refusal: callers check room
+// first, so not reached).
 static int sock_send(attached_sock *a, const struct iovec *iov, int cnt, size_t total) {
-  size_t done = 0;
-  if (!pending(a)) {
-    for (;;) {
-      ssize_t w = writev(a->fd, iov, cnt);
-      if (w >= 0) {
-        done = (size_t)w;
-        break;
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return errno;
-    }
-    if (done == total) return 0;
-  }
-  if (!room_for(a, total - done)) return ENOBUFS; // callers check room first: not reached
-  enqueue(a, iov, cnt, done);
+  int e = out_queue_send(&a->out, a->fd, iov, cnt, total);
+  if (e || !pending(a)) return e;
   STAT(a, NATIVE_SOCKET_FULL)++;
   tun_poll_stop(a->d);
   set_events(a);
@@ -190,16 +151,8 @@ static int sock_send(attached_sock *a, const struct iovec *iov, int cnt, size_t 
 
 // The socket has room: send what waits; once all is gone, read the TUN again.
 static int flush(attached_sock *a) {
-  while (pending(a)) {
-    ssize_t w = write(a->fd, a->out + a->out_off, a->out_end - a->out_off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-      return errno;
-    }
-    a->out_off += (size_t)w;
-  }
-  a->out_off = a->out_end = 0;
+  int e = out_queue_flush(&a->out, a->fd);
+  if (e || pending(a)) return e;
   set_events(a);
   tun_poll_resume(a->d);
   if (a->js_refused) {
@@ -405,7 +358,7 @@ int splice_tun_readable(tun_dev *d) {
 static void on_att_closed(uv_handle_t *h) {
   attached_sock *a = h->data;
   free(a->rbuf);
-  free(a->out);
+  out_queue_free(&a->out);
   free(a);
 }
 
@@ -471,17 +424,17 @@ napi_value splice_js_attach(napi_env env, napi_callback_info info) {
   size_t cap = d->scratch_size + MAX_BATCH * SUPER_HEADER + CONTROL_ROOM;
   if (a) {
     a->rbuf = malloc(RBUF_SIZE);
-    a->out = malloc(cap);
+    out_queue_fixed(&a->out, cap);
   }
-  if (!a || !a->rbuf || !a->out || napi_get_uv_event_loop(env, &loop) != napi_ok) {
-    if (a) free(a->rbuf), free(a->out);
+  if (!a || !a->rbuf || !a->out.buf || napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    if (a) free(a->rbuf), out_queue_free(&a->out);
     free(a);
     return fail(env, ENOMEM, NULL, "attach(): allocating the buffers failed");
   }
   int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (nfd < 0) {
     int e = errno;
-    free(a->rbuf), free(a->out), free(a);
+    free(a->rbuf), out_queue_free(&a->out), free(a);
     return fail(env, e, "fcntl(F_DUPFD_CLOEXEC)", "attach(): duplicating the socket's descriptor failed");
   }
   // O_NONBLOCK belongs to the open file, which Node's socket set already; made sure here.
@@ -489,13 +442,12 @@ napi_value splice_js_attach(napi_env env, napi_callback_info info) {
   int rc = uv_poll_init_socket(loop, &a->poll, nfd);
   if (rc < 0) {
     close(nfd);
-    free(a->rbuf), free(a->out), free(a);
+    free(a->rbuf), out_queue_free(&a->out), free(a);
     return fail(env, -rc, "uv_poll_init_socket", "attach(): polling the socket failed");
   }
   a->poll.data = a;
   a->d = d;
   a->fd = nfd;
-  a->out_cap = cap;
   a->super_frames = super_frames;
   gro_init(&a->gro, GRO_FLOWS, gro_to_tun, a);
   memcpy(a->rbuf, init, init_len);
@@ -540,7 +492,7 @@ napi_value splice_js_send_raw(napi_env env, napi_callback_info info) {
   uint32_t took = (uint32_t)len;
   if (a->stopped) {
     // Going away: JS hears why from the event already sent; the bytes have nowhere to go.
-  } else if (pending(a) && !room_for(a, len)) {
+  } else if (pending(a) && out_queue_room(&a->out, len)) {
     a->js_refused = 1;
     took = 0;
   } else {
@@ -548,7 +500,7 @@ napi_value splice_js_send_raw(napi_env env, napi_callback_info info) {
     int e = sock_send(a, &iov, 1, len);
     if (e) {
       // Reported from the poll, where calling JS is safe: the bytes wait for it.
-      enqueue(a, &iov, 1, 0);
+      out_queue_append(&a->out, &iov, 1, 0, len);
       set_events(a);
     }
   }

@@ -282,8 +282,8 @@ tun_dev *tun_get_dev(napi_env env, napi_value v) {
 
 // The device handle, then `want` more arguments.
 static tun_dev *get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  napi_value all[4];
-  size_t argc = 4;
+  napi_value all[8];
+  size_t argc = 8;
   napi_get_cb_info(env, info, &argc, all, NULL, NULL);
   if (argc < want + 1) {
     throw_type(env, "missing arguments");
@@ -621,50 +621,52 @@ static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
   return type == napi_uint8_array;
 }
 
-// write(handle, buf, offset, length) -> true, or false when the device is full. The packet
-// is buf[offset, offset + length): callers pass a frame inside a received chunk without
-// making a view of it.
-static napi_value js_write(napi_env env, napi_callback_info info) {
-  napi_value argv[3], result;
-  tun_dev *d = get_open_dev(env, info, 3, argv, "write()");
-  if (!d) return NULL;
+// Three arguments, buf, offset and length, as the range buf[offset, offset + length): 1, or 0
+// when they are not a range inside a Uint8Array.
+static int get_range(napi_env env, const napi_value *v, void **p, uint32_t *n) {
   void *data;
   size_t len;
-  uint32_t offset, length;
-  if (!get_bytes(env, argv[0], &data, &len)) return throw_type(env, "write(packet): packet must be a Uint8Array");
-  if (!get_u32(env, argv[1], &offset) || !get_u32(env, argv[2], &length) || (size_t)offset + length > len)
-    return throw_type(env, "write(buf, offset, length): the range is not inside buf");
-  data = (char *)data + offset;
-  len = length;
-  int r = tun_write_packet(d, zero_vnet_hdr, data, len);
+  uint32_t off;
+  if (!get_bytes(env, v[0], &data, &len) || !get_u32(env, v[1], &off) || !get_u32(env, v[2], n) || (size_t)off + *n > len) return 0;
+  *p = (char *)data + off;
+  return 1;
+}
+
+// What a write gives JS: true written, false dropped (the device full); other errors thrown.
+static napi_value write_result(napi_env env, tun_dev *d, int r, size_t len) {
+  napi_value result;
   if (r < 0) return throw_err(env, -r, "write", "%s: writing a %zu-byte packet failed", d->name, len);
   napi_get_boolean(env, r == 1, &result);
   return result;
 }
 
+// write(handle, buf, offset, length) -> true, or false when the device is full. The packet
+// is buf[offset, offset + length): callers pass a frame inside a received chunk without
+// making a view of it.
+static napi_value js_write(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  tun_dev *d = get_open_dev(env, info, 3, argv, "write()");
+  if (!d) return NULL;
+  void *p;
+  uint32_t n;
+  if (!get_range(env, argv, &p, &n)) return throw_type(env, "write(buf, offset, length): buf must be a Uint8Array and the range inside it");
+  return write_result(env, d, tun_write_packet(d, zero_vnet_hdr, p, n), n);
+}
+
 // writeVnet(handle, hdr, buf, offset, length) -> as write(), with the 10-byte virtio-net
 // header `hdr` before the packet (a super-packet to segment, a partial checksum to trust).
 static napi_value js_write_vnet(napi_env env, napi_callback_info info) {
-  napi_value all[5], result;
-  size_t argc = 5;
-  napi_get_cb_info(env, info, &argc, all, NULL, NULL);
-  if (argc < 5) return throw_type(env, "missing arguments");
-  tun_dev *d = get_dev(env, all[0]);
+  napi_value argv[4];
+  tun_dev *d = get_open_dev(env, info, 4, argv, "writeVnet()");
   if (!d) return NULL;
-  if (d->fd < 0) return throw_err(env, EBADF, NULL, "%s: writeVnet() after close()", d->name);
   if (!d->vnet) return throw_err(env, 0, NULL, "%s: writeVnet() on a device opened without offloads", d->name);
-  void *hdr, *data;
-  size_t hlen, len;
-  uint32_t offset, length;
-  if (!get_bytes(env, all[1], &hdr, &hlen) || hlen < VNET_HDR_LEN)
+  void *hdr, *p;
+  size_t hlen;
+  uint32_t n;
+  if (!get_bytes(env, argv[0], &hdr, &hlen) || hlen < VNET_HDR_LEN)
     return throw_type(env, "writeVnet(hdr, ...): hdr must be a Uint8Array of 10 bytes");
-  if (!get_bytes(env, all[2], &data, &len)) return throw_type(env, "writeVnet(hdr, packet): packet must be a Uint8Array");
-  if (!get_u32(env, all[3], &offset) || !get_u32(env, all[4], &length) || (size_t)offset + length > len)
-    return throw_type(env, "writeVnet(hdr, buf, offset, length): the range is not inside buf");
-  int r = tun_write_packet(d, hdr, (char *)data + offset, length);
-  if (r < 0) return throw_err(env, -r, "write", "%s: writing a %u-byte packet failed", d->name, length);
-  napi_get_boolean(env, r == 1, &result);
-  return result;
+  if (!get_range(env, argv + 1, &p, &n)) return throw_type(env, "writeVnet(hdr, buf, offset, length): buf must be a Uint8Array and the range inside it");
+  return write_result(env, d, tun_write_packet(d, hdr, p, n), n);
 }
 
 // writeParts(handle, hdr, a, aOffset, aLength, b, bOffset, bLength) -> as write(): one packet
@@ -672,30 +674,25 @@ static napi_value js_write_vnet(napi_env env, napi_callback_info info) {
 // server forwards a frame that spanned two reads of its socket without joining it). `hdr`:
 // the 10-byte virtio-net header on a device with offloads (null: a zero one), null without.
 static napi_value js_write_parts(napi_env env, napi_callback_info info) {
-  napi_value all[8], result;
-  size_t argc = 8;
-  napi_get_cb_info(env, info, &argc, all, NULL, NULL);
-  if (argc < 8) return throw_type(env, "writeParts(handle, hdr, a, aOffset, aLength, b, bOffset, bLength): missing arguments");
-  tun_dev *d = get_dev(env, all[0]);
+  napi_value argv[7];
+  tun_dev *d = get_open_dev(env, info, 7, argv, "writeParts()");
   if (!d) return NULL;
-  if (d->fd < 0) return throw_err(env, EBADF, NULL, "%s: writeParts() after close()", d->name);
   napi_valuetype t;
-  void *hdr = (void *)zero_vnet_hdr, *data[2];
-  size_t hlen = VNET_HDR_LEN, len[2];
-  uint32_t off[2], n[2];
-  if (napi_typeof(env, all[1], &t) != napi_ok) return NULL;
-  if (t != napi_null && (!d->vnet || !get_bytes(env, all[1], &hdr, &hlen) || hlen < VNET_HDR_LEN))
+  void *hdr = (void *)zero_vnet_hdr;
+  size_t hlen = VNET_HDR_LEN;
+  struct iovec iov[3];
+  if (napi_typeof(env, argv[0], &t) != napi_ok) return NULL;
+  if (t != napi_null && (!d->vnet || !get_bytes(env, argv[0], &hdr, &hlen) || hlen < VNET_HDR_LEN))
     return throw_type(env, "writeParts(hdr, ...): hdr must be null, or 10 bytes on a device with offloads");
+  iov[0] = (struct iovec){hdr, VNET_HDR_LEN};
   for (int i = 0; i < 2; i++) {
-    if (!get_bytes(env, all[2 + 3 * i], &data[i], &len[i]) || !get_u32(env, all[3 + 3 * i], &off[i]) ||
-        !get_u32(env, all[4 + 3 * i], &n[i]) || (size_t)off[i] + n[i] > len[i])
+    uint32_t n;
+    if (!get_range(env, argv + 1 + 3 * i, &iov[1 + i].iov_base, &n))
       return throw_type(env, "writeParts(hdr, a, aOffset, aLength, b, bOffset, bLength): a part is not a range inside a Uint8Array");
+    iov[1 + i].iov_len = n;
   }
-  struct iovec iov[3] = {{hdr, VNET_HDR_LEN}, {(char *)data[0] + off[0], n[0]}, {(char *)data[1] + off[1], n[1]}};
   int r = d->vnet ? tun_writev(d, iov, 3) : tun_writev(d, iov + 1, 2);
-  if (r < 0) return throw_err(env, -r, "write", "%s: writing a %u-byte packet failed", d->name, n[0] + n[1]);
-  napi_get_boolean(env, r == 1, &result);
-  return result;
+  return write_result(env, d, r, iov[1].iov_len + iov[2].iov_len);
 }
 
 // writeBatch(handle, packets, count) -> how many were written, stopping at the first that

@@ -103,7 +103,7 @@ test('npm pack: what a user runs and reads, without tests, benchmarks or build o
     const found = under(dir);
     assert.ok(found.length === 0, `${dir} must not be in the package; it has ${found.length} files: ${found.slice(0, 3).join(', ')}, ...`);
   }
-  for (const f of ['LICENSE', 'README.md', 'PROTOCOL.md', 'SECURITY.md', 'package.json', 'linux/native/install.mjs', 'linux/native/binding.gyp', 'linux/native/tun.c', 'linux/native/splice.c', 'linux/native/hub.c', 'linux/native/hub_tun.c', 'linux/native/hub.h', 'linux/native/frames.c', 'linux/native/frames.h', 'linux/native/gro.c', 'linux/native/gro.h', 'linux/native/tun_dev.h'])
+  for (const f of ['LICENSE', 'README.md', 'PROTOCOL.md', 'SECURITY.md', 'package.json', 'linux/native/install.mjs', 'linux/native/binding.gyp', 'linux/native/tun.c', 'linux/native/splice.c', 'linux/native/hub.c', 'linux/native/hub_tun.c', 'linux/native/hub.h', 'linux/native/frames.c', 'linux/native/frames.h', 'linux/native/gro.c', 'linux/native/gro.h', 'linux/native/out_queue.c', 'linux/native/out_queue.h', 'linux/native/tun_dev.h'])
     assert.ok(has(f), `${f} is missing from the package`);
   assert.ok(under('docs/').length > 0, 'docs/ is missing from the package');
   assert.ok(under('dist/sdk/').length >= 3, 'dist/sdk/ is missing from the package');

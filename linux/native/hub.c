@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -511,6 +512,18 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   return ext;
 }
 
+// Descriptors are handed out lowest first, so a duplicate at `fd` means `fd` others are open.
+// The native path takes a second descriptor per session; past half the process's limit it
+// takes none, so that what is left serves new connections (one each on the JavaScript path)
+// rather than failing their accept() with EMFILE: 3/4 of the limit in sessions at worst,
+// where taking one for every session would stop at half.
+static int too_many_descriptors(int fd, rlim_t *limit) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
+  *limit = rl.rlim_cur;
+  return (rlim_t)fd >= rl.rlim_cur / 2;
+}
+
 // hubAttach(hub, fd, address, mtu, sendQueue, initialBytes, superPackets, address6) -> slot
 // (address6: the 16 bytes of its IPv6 address, or none)
 static napi_value js_attach(napi_env env, napi_callback_info info) {
@@ -561,6 +574,18 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
     if (nfd >= 0) close(nfd);
     free(s->carry), free(s);
     return hub_throw(env, e, "fcntl(F_DUPFD_CLOEXEC)", "hubAttach(): duplicating the socket's descriptor failed");
+  }
+  rlim_t limit = 0;
+  if (too_many_descriptors(nfd, &limit)) {
+    char m[400];
+    snprintf(m, sizeof m,
+             "hubAttach(): %d of the process's %llu descriptors are in use, and a native session takes a second one: past half "
+             "the limit sessions stay on JavaScript, which leaves the rest for new connections (raise the open-file limit: ulimit -n, "
+             "systemd's LimitNOFILE)",
+             nfd, (unsigned long long)limit);
+    close(nfd);
+    free(s->carry), free(s);
+    return hub_throw(env, EMFILE, NULL, m);
   }
   fcntl(nfd, F_SETFL, fcntl(nfd, F_GETFL) | O_NONBLOCK);
   int rc = uv_poll_init_socket(loop, &s->poll, nfd);

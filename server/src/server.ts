@@ -91,6 +91,7 @@ export class VpnServer extends EventEmitter {
   private readonly refusalLog = new LogThrottle(0.2, 1);
   /** Connects, and disconnects of connections that never held an address: bursts of 100, then 50/s. */
   private readonly churnLog = new LogThrottle(50, 100);
+  private readonly nativeLog = new LogThrottle(1, 1);
   private tunPort: TunPort | null = null;
   private readonly openHub: OpenHub | undefined;
   /** The native switching path; null when off (the option, SIMPLEVPN_NATIVE_PATH=0, no openHub). */
@@ -638,10 +639,20 @@ export class VpnServer extends EventEmitter {
     this.event('error', 'tun_failed', { name: port.device.name, error: err.message, code: err.code, consequence: this.noTunConsequence() });
   }
 
-  /** A session could not move to the native path: it stays on JavaScript's. */
+  /**
+   * A session could not move to the native path: it stays on JavaScript's. Said at most once
+   * a second (with how many were not said): near the open-file limit every new session is
+   * refused alike.
+   */
   private nativeRefused(s: Session, err: Error): void {
-    const c = [...this.connections].find((x) => x.session === s);
-    this.event('warn', 'native_path_failed', { id: c?.id, error: err.message, fix: 'none needed: the session takes the JavaScript path (SIMPLEVPN_NATIVE_PATH=0 chooses it for every session)' });
+    const held = this.nativeLog.pass('native_path_failed', Date.now());
+    const c = held < 0 ? undefined : [...this.connections].find((x) => x.session === s);
+    this.event(held < 0 ? 'quiet' : 'warn', 'native_path_failed', {
+      id: c?.id,
+      error: err.message,
+      fix: 'none needed: the session takes the JavaScript path (SIMPLEVPN_NATIVE_PATH=0 chooses it for every session)',
+      more_since_last: held > 0 ? held : undefined,
+    });
   }
 
   private noTunConsequence(): string {

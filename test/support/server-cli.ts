@@ -69,9 +69,11 @@ export class CliServer {
   exit: { code: number | null; signal: string | null } | null = null;
   private partial = '';
 
-  constructor(args: string[]) {
+  /** `prefix`: a command that runs the server (e.g. prlimit with its flags). */
+  constructor(args: string[], prefix: string[] = []) {
     needBin();
-    this.child = spawn(process.execPath, [SERVER_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [...prefix, process.execPath, SERVER_BIN, ...args];
+    this.child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d) => (this.stdout += d));
     this.child.stderr!.on('data', (d) => {
       this.stderr += d;

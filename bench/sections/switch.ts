@@ -1,5 +1,6 @@
-// Section 2, switching alone: the simplevpn server in a process of its own, one sender and
-// one receiver (bench/fixtures/switch-peer.ts) over loopback, no tun. The reference, in
+// Section 2, switching alone: the simplevpn server in a process of its own, with the native
+// switching hub as simplevpn-server runs it, one sender and one receiver
+// (bench/fixtures/switch-peer.ts, plain TCP) over loopback, no tun. The reference, in
 // the same run and measured the same way: a plain TCP relay (bench/fixtures/relay.ts).
 // Throughput is what the receiver frames and counts; the server's CPU comes from
 // /proc/PID/stat over the same window.
@@ -68,7 +69,7 @@ async function runCase(place: Place, mode: SwitchCase['mode'], size: number, o: 
     c.quiet = await waitQuiet();
     const server =
       mode === 'simplevpn'
-        ? nodeIn(place, 'switch-server', join(FIXTURES, 'server.js'), [JSON.stringify({ port: 0, host: '127.0.0.1' })], [...nodeFlags(SERVER_BIN), ...serverFlags])
+        ? nodeIn(place, 'switch-server', join(FIXTURES, 'server.js'), [JSON.stringify({ port: 0, host: '127.0.0.1', native: true })], [...nodeFlags(SERVER_BIN), ...serverFlags])
         : nodeIn(place, 'relay', join(FIXTURES, 'relay.js'), ['127.0.0.1']);
     procs.push(server);
     const port = Number((await server.waitFor('listening', () => true, 10_000)).port);

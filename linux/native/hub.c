@@ -148,27 +148,46 @@ static void flush_out(hsess *s) {
   set_events(s);
 }
 
-// The frames switched to `d` so far leave in one writev.
+// The frames queued to `d` so far leave in one writev (its batch stays lent to it, empty).
 static void send_batch(hsess *d) {
-  if (d->iovcnt) {
-    d->ct[CT_TX_PACKETS] += d->batch_packets;
-    d->ct[CT_TX_BYTES] += (double)d->batch_bytes;
-    sess_send(d, d->iov, d->iovcnt, d->batch_bytes);
+  batch *b = d->batch;
+  if (b->iovcnt) {
+    d->ct[CT_TX_PACKETS] += b->packets;
+    d->ct[CT_TX_BYTES] += (double)b->bytes;
+    sess_send(d, b->iov, b->iovcnt, b->bytes);
   }
-  d->iovcnt = 0;
-  d->batch_bytes = 0;
-  d->batch_packets = 0;
+  b->iovcnt = 0;
+  b->bytes = 0;
+  b->packets = 0;
 }
 
-// The frames switched during this read leave, one writev per destination.
-void hub_flush_batches(hub *h) {
-  for (hsess *d = h->touched, *next; d; d = next) {
-    next = d->touched_next;
-    d->touched = 0;
-    d->touched_next = NULL;
-    send_batch(d);
+// Sends what `b` holds and takes it back from its session.
+static void end_batch(batch *b) {
+  if (!b->d) return;
+  send_batch(b->d);
+  b->d->batch = NULL;
+  b->d = NULL;
+}
+
+// A batch for `d`: a free one, or the oldest one lent (sent first).
+static batch *lend_batch(hub *h, hsess *d) {
+  batch *b;
+  if (h->nbatches < BATCHES) b = &h->batches[h->nbatches++];
+  else {
+    b = &h->batches[h->evict];
+    h->evict = (h->evict + 1) % BATCHES;
+    end_batch(b);
   }
-  h->touched = NULL;
+  b->d = d;
+  d->batch = b;
+  return b;
+}
+
+// The frames queued during this read leave, one writev per destination.
+void hub_flush_batches(hub *h) {
+  for (int i = 0; i < h->nbatches; i++) end_batch(&h->batches[i]);
+  h->nbatches = 0;
+  h->evict = 0;
 }
 
 // IPv6 next headers that begin an extension header chain (ipv6.ts): JS checks those.
@@ -200,30 +219,26 @@ static int destination(hsess *s, const unsigned char *p, size_t f, hsess **to) {
   return f <= d->mtu ? TO_SESSION : TO_JS;
 }
 
-static void add_iov(hsess *d, unsigned char *p, size_t n) {
-  struct iovec *last = d->iovcnt ? &d->iov[d->iovcnt - 1] : NULL;
+static void add_iov(batch *b, unsigned char *p, size_t n) {
+  struct iovec *last = b->iovcnt ? &b->iov[b->iovcnt - 1] : NULL;
   if (last && (unsigned char *)last->iov_base + last->iov_len == p) last->iov_len += n;
-  else d->iov[d->iovcnt++] = (struct iovec){p, n};
+  else b->iov[b->iovcnt++] = (struct iovec){p, n};
 }
 
 void hub_queue(hub *h, hsess *d, unsigned char *hdr, size_t hlen, unsigned char *p, size_t f) {
   size_t n = hlen + f;
+  batch *b = d->batch ? d->batch : lend_batch(h, d);
   // A full batch, or one the cap would refuse more of, leaves now: the cap counts what the
   // socket did not take, as the JS switch's does (not what waits for the end of the read).
-  if (d->iovcnt + (hdr ? 2 : 1) > BATCH_IOV || (d->iovcnt && queued(d) + d->batch_bytes + n > d->cap)) send_batch(d);
-  if (d->werr || queued(d) + d->batch_bytes + n > d->cap) {
+  if (b->iovcnt + (hdr ? 2 : 1) > BATCH_IOV || (b->iovcnt && queued(d) + b->bytes + n > d->cap)) send_batch(d);
+  if (d->werr || queued(d) + b->bytes + n > d->cap) {
     d->ct[CT_DROPS]++;
     return;
   }
-  if (hdr) add_iov(d, hdr, hlen);
-  add_iov(d, p, f);
-  d->batch_bytes += n;
-  d->batch_packets++;
-  if (!d->touched) {
-    d->touched = 1;
-    d->touched_next = h->touched;
-    h->touched = d;
-  }
+  if (hdr) add_iov(b, hdr, hlen);
+  add_iov(b, p, f);
+  b->bytes += n;
+  b->packets++;
 }
 
 // Frames the bytes in h->rbuf[0, *len): switched or kept for JS; an unfinished frame moves to
@@ -392,6 +407,13 @@ static void on_sess_closed(uv_handle_t *p) {
 
 static void detach(hsess *s) {
   hub *h = s->h;
+  if (s->batch) {
+    // Not reached (JS, which detaches, runs only once a read's batches left), but a batch must
+    // never point at a freed session.
+    s->batch->iovcnt = 0;
+    s->batch->d = NULL;
+    s->batch = NULL;
+  }
   h->slots[s->slot] = NULL;
   unlink_addr(s);
   s->closing = 1;

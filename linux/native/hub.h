@@ -18,6 +18,7 @@
 #define RBUF_SIZE (256 * 1024)
 #define READS_PER_WAKE 8
 #define BATCH_IOV 64
+#define BATCHES 32
 #define BUCKETS 1024
 #define PROTO_EXT 253
 
@@ -27,6 +28,18 @@ enum { CT_RX_PACKETS, CT_RX_BYTES, CT_TX_PACKETS, CT_TX_BYTES, CT_DROPS, CT_COUN
 enum { TUN_RX_PACKETS, TUN_TX_PACKETS, TUN_FULL, TUN_REJECTED, TUN_CT_COUNT };
 
 typedef struct hub hub;
+struct hsess;
+
+// Frames for one session gathered during one read (of a socket, or of the tun), to leave in
+// one writev at its end. The hub holds a few (BATCHES), lent to the sessions a read touches,
+// rather than one in every session: 1 KiB of iovecs each, which idle sessions would carry.
+typedef struct batch {
+  struct hsess *d; // the session it is lent to, or NULL
+  struct iovec iov[BATCH_IOV];
+  int iovcnt;
+  size_t bytes;
+  uint32_t packets;
+} batch;
 
 typedef struct hsess {
   hub *h;
@@ -50,13 +63,7 @@ typedef struct hsess {
   double carry_since; // wall ms when that frame began to arrive, 0 without one
   int consumed;       // the last read completed the frame that was carried
   out_queue out;   // what the socket has not taken (growing; kept within `cap` by its callers)
-  // frames queued to this session during the current read (of a socket, or of the tun)
-  struct iovec iov[BATCH_IOV];
-  int iovcnt;
-  size_t batch_bytes;
-  uint32_t batch_packets;
-  struct hsess *touched_next;
-  int touched;
+  struct batch *batch; // the frames queued to it during the current read, or NULL
   uint32_t js_batch; // the tun batch in which a packet for it went to JS (see hub_tun.c)
   double ct[CT_COUNT];
   double last_rx; // wall ms
@@ -80,7 +87,10 @@ struct hub {
   uint32_t nslots;
   hsess *by_addr[BUCKETS];
   hsess *by_addr6[BUCKETS];
-  hsess *touched;
+  // Batches lent during the current read: batches[0, nbatches); past BATCHES sessions in one
+  // read, the oldest lent batch leaves early and is lent again (evict).
+  batch batches[BATCHES];
+  int nbatches, evict;
   unsigned char *rbuf;  // the read being framed (shared: one read at a time)
   unsigned char *jsbuf; // frames for JS out of that read
   // The server's tun, when JS handed it over (hubTun): NULL while JS reads and writes it.

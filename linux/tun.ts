@@ -85,6 +85,9 @@ export interface NativePathStats {
   /** Writes the socket took only part of (the rest waited, the device's reads paused). */
   socketFull: number;
   attaches: number;
+  /** On a device with offloads: super-packets the coalescer (linux/native/gro.c) wrote, and the segments in them. */
+  groSuper: number;
+  groSegments: number;
 }
 
 /** What the attached socket tells JavaScript. */

@@ -279,9 +279,8 @@ async function main(argv: string[]): Promise<void> {
     const ts = tun.stats;
     // The native path's packets (counted in C) beside the JavaScript path's.
     const ns = tun.nativeStats();
-    // Super-packets the native path's coalescer made (splice.c's groSuper, which linux/tun.ts's
-    // NativePathStats does not name yet).
-    const nativeGro = (ns as { groSuper?: number }).groSuper ?? 0;
+    // Super-packets the native path's coalescer made (splice.c's groSuper).
+    const nativeGro = ns.groSuper ?? 0;
     log.log('info', 'stopped', {
       tx_packets: st.txPackets + ns.txPackets,
       rx_packets: st.rxPackets + ns.rxPackets,

@@ -491,14 +491,7 @@ static hsess *get_sess(napi_env env, hub *h, napi_value v) {
   return h->slots[slot];
 }
 
-int hub_typed_array(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
-  bool is_ta = false;
-  napi_typedarray_type tt;
-  return napi_is_typedarray(env, v, &is_ta) == napi_ok && is_ta &&
-         napi_get_typedarray_info(env, v, &tt, len, data, NULL, NULL) == napi_ok && tt == want;
-}
-
-static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) { return hub_typed_array(env, v, napi_uint8_array, data, len); }
+static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) { return tun_typed_array(env, v, napi_uint8_array, data, len); }
 
 // hubOpen(maxFrame, onEvent(kind, slot, arg)) -> hub
 static napi_value js_open(napi_env env, napi_callback_info info) {
@@ -672,7 +665,7 @@ static napi_value js_drain(napi_env env, napi_callback_info info) {
   hsess *s = get_sess(env, h, argv[1]);
   size_t n;
   void *data;
-  if (!s || !hub_typed_array(env, argv[2], napi_float64_array, &data, &n) || n < CT_COUNT + 2)
+  if (!s || !tun_typed_array(env, argv[2], napi_float64_array, &data, &n) || n < CT_COUNT + 2)
     return hub_throw(env, 0, NULL, "hubDrain(hub, slot, out): an attached slot and a Float64Array of 7");
   double *o = data;
   for (int i = 0; i < CT_COUNT; i++) {

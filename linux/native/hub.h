@@ -132,8 +132,6 @@ void hub_tun_close(hub *h);
 napi_value hub_js_tun(napi_env env, napi_callback_info info);
 napi_value hub_js_claim(napi_env env, napi_callback_info info);
 napi_value hub_js_tun_drain(napi_env env, napi_callback_info info);
-// Whether `v` is a typed array of type `want`: then its bytes and element count.
-int hub_typed_array(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len);
 napi_value hub_throw(napi_env env, int err, const char *syscall, const char *msg);
 hub *hub_get(napi_env env, napi_value v);
 hub *hub_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage);

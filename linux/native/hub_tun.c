@@ -239,7 +239,7 @@ napi_value hub_js_claim(napi_env env, napi_callback_info info) {
   if (napi_get_value_uint32(env, argv[1], &v4) == napi_ok) {
     unsigned char b[4] = {v4 >> 24, v4 >> 16, v4 >> 8, v4};
     ipv4_key(a, b);
-  } else if (hub_typed_array(env, argv[1], napi_uint8_array, &data, &len) && len == 16) {
+  } else if (tun_typed_array(env, argv[1], napi_uint8_array, &data, &len) && len == 16) {
     memcpy(a, data, 16);
     v6 = 1;
   } else {
@@ -269,7 +269,7 @@ napi_value hub_js_tun_drain(napi_env env, napi_callback_info info) {
   if (!h) return NULL;
   size_t n;
   void *data;
-  if (!hub_typed_array(env, argv[1], napi_float64_array, &data, &n) || n < TUN_CT_COUNT)
+  if (!tun_typed_array(env, argv[1], napi_float64_array, &data, &n) || n < TUN_CT_COUNT)
     return hub_throw(env, 0, NULL, "hubTunDrain(hub, out): out must be a Float64Array of 4");
   double *o = data;
   for (int i = 0; i < TUN_CT_COUNT; i++) {

@@ -399,15 +399,12 @@ napi_value splice_js_attach(napi_env env, napi_callback_info info) {
   tun_dev *d = open_dev(env, argv[0]);
   if (!d) return NULL;
   int32_t fd;
-  bool super_frames = false, is_ta = false;
+  bool super_frames = false;
   napi_valuetype t;
   void *init = NULL;
   size_t init_len = 0;
-  napi_typedarray_type tt;
   if (napi_get_value_int32(env, argv[1], &fd) != napi_ok || fd < 0) return fail(env, 0, NULL, "attach(): fd must be a file descriptor");
-  if (napi_is_typedarray(env, argv[2], &is_ta) != napi_ok || !is_ta ||
-      napi_get_typedarray_info(env, argv[2], &tt, &init_len, &init, NULL, NULL) != napi_ok || tt != napi_uint8_array)
-    return fail(env, 0, NULL, "attach(): initialBytes must be a Uint8Array");
+  if (!tun_typed_array(env, argv[2], napi_uint8_array, &init, &init_len)) return fail(env, 0, NULL, "attach(): initialBytes must be a Uint8Array");
   napi_get_value_bool(env, argv[3], &super_frames);
   if (napi_typeof(env, argv[4], &t) != napi_ok || t != napi_function) return fail(env, 0, NULL, "attach(): onEvent must be a function");
   if (d->att) return fail(env, EBUSY, NULL, "attach(): the device is attached to a socket already: detach() first");
@@ -484,11 +481,7 @@ napi_value splice_js_send_raw(napi_env env, napi_callback_info info) {
   if (!a) return fail(env, ENOTCONN, NULL, "sendRaw(): the device is not attached to a socket");
   void *data;
   size_t len;
-  bool is_ta = false;
-  napi_typedarray_type tt;
-  if (napi_is_typedarray(env, argv[1], &is_ta) != napi_ok || !is_ta ||
-      napi_get_typedarray_info(env, argv[1], &tt, &len, &data, NULL, NULL) != napi_ok || tt != napi_uint8_array)
-    return fail(env, 0, NULL, "sendRaw(): bytes must be a Uint8Array");
+  if (!tun_typed_array(env, argv[1], napi_uint8_array, &data, &len)) return fail(env, 0, NULL, "sendRaw(): bytes must be a Uint8Array");
   uint32_t took = (uint32_t)len;
   if (a->stopped) {
     // Going away: JS hears why from the event already sent; the bytes have nowhere to go.

@@ -620,13 +620,15 @@ int tun_write_packet(tun_dev *d, const void *hdr, const void *p, size_t len) {
   return d->vnet ? tun_writev(d, iov, 2) : tun_writev(d, iov + 1, 1);
 }
 
-static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
+int tun_typed_array(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
   napi_typedarray_type type;
   bool is;
   if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
   if (napi_get_typedarray_info(env, v, &type, len, data, NULL, NULL) != napi_ok) return 0;
-  return type == napi_uint8_array;
+  return type == want;
 }
+
+static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) { return tun_typed_array(env, v, napi_uint8_array, data, len); }
 
 // Three arguments, buf, offset and length, as the range buf[offset, offset + length): 1, or 0
 // when they are not a range inside a Uint8Array.

@@ -87,5 +87,8 @@ void hub_tun_release(tun_dev *d);
 // The server's native switching path (hub.c): its functions on the binding's exports.
 void hub_register(napi_env env, napi_value exports);
 tun_dev *tun_get_dev(napi_env env, napi_value v);
+// tun.c: whether `v` is a typed array of type `want`: then its bytes and element count. The
+// argument check of every function of the binding that takes one.
+int tun_typed_array(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len);
 
 #endif

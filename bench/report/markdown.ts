@@ -10,7 +10,7 @@ import type { Burst, ScaleResult } from '../sections/scale.js';
 import { SECTIONS } from '../sections/section.js';
 import type { SdkResult } from '../sections/sdk.js';
 import type { SwitchResult } from '../sections/switch.js';
-import type { PathResult, TunResult } from '../sections/tun.js';
+import type { PathResult, ProfileRun, TunResult } from '../sections/tun.js';
 import type { OursTransport } from '../sections/tun-paths.js';
 import type { TunInternetResult } from '../sections/tun-internet.js';
 import { fmt } from '../util.js';
@@ -333,8 +333,9 @@ export function perfMarkdown(s: PerfSummary): string {
   for (const r of s.byProcess) out.push(`| ${r.pct} | ${r.who} | ${r.what} |`);
   out.push(
     '',
-    'Hottest symbols. On this paravirtualised guest, samples that fall in kernel code running with interrupts off are',
-    'reported at `pvm_irq_enable`: read that row as "kernel, not attributed".',
+    'Hottest symbols. perf samples by timer on this virtual machine (no hardware counters), so a sample that falls in kernel',
+    'code running with interrupts off is reported where they come on again (`_raw_spin_unlock_irqrestore`, `handle_softirqs`,',
+    '`pvm_irq_enable`, by kernel): read those rows as "kernel, not attributed".',
     '',
     '| % of all CPU | process | symbol |',
     '|--:|---|---|',
@@ -346,14 +347,17 @@ export function perfMarkdown(s: PerfSummary): string {
 function profiles(r: BenchResults): string[] {
   const L: string[] = [];
   const profs = r.tun?.profiles ?? [];
-  if (!(profs.length || r.switch?.profiles.length || r.scale?.profile)) return L;
+  const internet = r['tun-internet']?.profiles ?? [];
+  if (!(profs.length || internet.length || r.switch?.profiles.length || r.scale?.profile)) return L;
   L.push('', '## Profiles', '', 'Taken in separate runs after the measured ones (the profilers cost throughput). Self time by function, as a share of the process\'s busy time.');
-  for (const p of profs) {
-    L.push('', `### Through TUN at MTU ${p.mtu} (${fmt(p.gbps, 3)} Gbit/s under the profilers)`);
+  const tunProfile = (p: ProfileRun, path: string) => {
+    L.push('', `### Through TUN${path} at MTU ${p.mtu} (${fmt(p.gbps, 3)} Gbit/s under the profilers)`);
     if (p.error) L.push('', `Note: ${p.error}`);
     for (const [role, sum] of Object.entries(p.processes)) L.push('', profileMarkdown(`simplevpn ${role}`, sum));
     if (p.perf) L.push('', perfMarkdown(p.perf));
-  }
+  };
+  for (const p of profs) tunProfile(p, '');
+  for (const p of internet) tunProfile(p, ' to the host beyond the server, with TUN offloads,');
   const sp = r.scale?.profile;
   if (sp) {
     L.push('', `### Scale: ${sp.clients ?? r.scale!.clients} clients asking for an address at once (${sp.assignmentsPerSecond ?? 'n/a'}/s under the profiler)`);

@@ -10,12 +10,15 @@
 // masquerades, no tunnel), wireguard-go, OpenVPN 2.6 TCP with and without a cipher, and
 // simplevpn at tunnel MTU 1500 with TUN offloads off and on, and at the best raised MTU with
 // them on. Each is measured as the TUN section measures (tun.ts's measureOnce), with the tun
-// devices of client 1 and of the hub (whose tun is on this path) checked for drops.
+// devices of client 1 and of the hub (whose tun is on this path) checked for drops. When the
+// bench profiles, simplevpn at the best MTU with offloads runs once more under perf and
+// node --cpu-prof (tun.ts's profileRun), for where the two cores go on this path.
 
 import { type Star, star } from '../netlab.js';
 import { errorText, sleep } from '../util.js';
 import type { Section } from './section.js';
-import { type MeasureOptions, type PathEnds, type PathResult, type PathSample, type PathSpec, combine, measureOnce, peersMissing } from './tun.js';
+import { perfUsable } from '../probes/perf.js';
+import { type MeasureOptions, type PathEnds, type PathResult, type PathSample, type PathSpec, type ProfileRun, combine, measureOnce, peersMissing, profileRun } from './tun.js';
 import { Pki, openvpnPath, rawPath, simplevpnPath, wireguardGoPath } from './tun-paths.js';
 
 export interface TunInternetResult {
@@ -29,6 +32,8 @@ export interface TunInternetResult {
   bestMtu: number;
   bestMtuFrom: 'tun' | 'default';
   paths: PathResult[];
+  /** simplevpn at the best MTU with offloads under the profilers; absent in results from before them. */
+  profiles?: ProfileRun[];
   notes: string[];
 }
 
@@ -73,6 +78,8 @@ interface InternetOptions extends MeasureOptions {
   bestMtuFrom: TunInternetResult['bestMtuFrom'];
   /** Peers whose programs are missing, with why. */
   missing: Record<string, string>;
+  /** Where the profiled run writes; none when absent. */
+  profileDir?: string;
 }
 
 async function internetSection(o: InternetOptions): Promise<TunInternetResult> {
@@ -103,6 +110,13 @@ async function internetSection(o: InternetOptions): Promise<TunInternetResult> {
       }
     }
     result.paths = paths.specs.map((spec, i) => combine(spec, runs[i]));
+    if (o.profileDir) {
+      const usePerf = perfUsable();
+      if (!usePerf) result.notes.push('perf is not usable here: the profile is node --cpu-prof only');
+      const mtu = o.bestMtu;
+      const up = (profileDir: string, tag: string) => simplevpnPath(s, { mtu, beyond: true, offload: true, serverOffload: true, profileDir, tag });
+      result.profiles = [await profileRun(s, { mtu, tag: `internet-mtu${mtu}`, up }, ends, o, o.profileDir, usePerf)];
+    }
     return result;
   } finally {
     await s.lab.destroy();
@@ -125,6 +139,7 @@ export const runTunInternet: Section<TunInternetResult> = async (ctx) => {
     bestMtu: best ?? DEFAULT_RAISED_MTU,
     bestMtuFrom: best ? 'tun' : 'default',
     missing: peersMissing(tools),
+    profileDir: ctx.profileDir,
     log: ctx.log,
   });
 };

@@ -196,33 +196,41 @@ export function combine(spec: PathSpec, runs: PathSample[]): PathResult {
   return res;
 }
 
-/** simplevpn under the profilers: node --cpu-prof on server and clients, perf on the machine. */
-async function profileRun(s: Star, mtu: number, o: TunOptions, dir: string, usePerf: boolean): Promise<ProfileRun> {
+/** What a profiled run brings up: simplevpn at `mtu`, its programs under node --cpu-prof into `dir`, their files named by `tag`. */
+export interface ProfiledPath {
+  mtu: number;
+  tag: string;
+  up: (dir: string, tag: string) => Promise<PathUp>;
+}
+
+/** simplevpn under the profilers: node --cpu-prof on its programs, perf on the machine, one transfer to `ends.dest`. */
+export async function profileRun(s: Star, path: ProfiledPath, ends: PathEnds, o: MeasureOptions, dir: string, usePerf: boolean): Promise<ProfileRun> {
+  const { mtu, tag } = path;
   const run: ProfileRun = { mtu, gbps: null, processes: {}, perf: null };
   mkdirSync(dir, { recursive: true });
-  const tag = `mtu${mtu}`;
   let up: PathUp | null = null;
   let perf: ReturnType<typeof perfRecord> | null = null;
   const perfFile = join(dir, `perf-${tag}.data`);
   try {
-    up = await simplevpnPath(s, { mtu, profileDir: dir, tag });
+    up = await path.up(dir, tag);
+    const roles = Object.keys(up.procs);
     await reachable(s.c1, up.target);
     await waitQuiet();
-    const r = await iperf(s.c1, s.c2, up.target, o, up.procs, usePerf ? (sec) => (perf = perfRecord(perfFile, Math.max(1, Math.floor(sec)))) : undefined);
+    const r = await iperf(s.c1, ends.dest, up.target, o, up.procs, usePerf ? (sec) => (perf = perfRecord(perfFile, Math.max(1, Math.floor(sec)))) : undefined);
     run.gbps = r.gbps;
     // perf names threads: every thread of each program (V8 and libuv helpers too) by role.
-    const roles = new Map<number, string>([[process.pid, 'bench harness']]);
+    const named = new Map<number, string>([[process.pid, 'bench harness']]);
     for (const [role, p] of Object.entries(up.procs)) {
-      roles.set(p.pid, `simplevpn ${role}`);
-      for (const tid of threadsOf(p.pid)) if (tid !== p.pid) roles.set(tid, `simplevpn ${role} (helper thread)`);
+      named.set(p.pid, `simplevpn ${role}`);
+      for (const tid of threadsOf(p.pid)) if (tid !== p.pid) named.set(tid, `simplevpn ${role} (helper thread)`);
     }
     await up.stop();
     up = null;
     if (perf) {
       await (perf as { done: Promise<void> }).done;
-      run.perf = perfSummarize(perfFile, Math.max(1, Math.floor(o.seconds - 0.5)), roles);
+      run.perf = perfSummarize(perfFile, Math.max(1, Math.floor(o.seconds - 0.5)), named);
     }
-    for (const role of ['server', 'client1', 'client2']) {
+    for (const role of roles) {
       try {
         run.processes[role] = summarizeProfile(join(dir, `${role}-${tag}.cpuprofile`));
       } catch (e) {
@@ -333,7 +341,10 @@ async function tunSection(o: TunOptions): Promise<TunResult> {
       const usePerf = perfUsable();
       if (!usePerf) result.notes.push('perf is not usable here: profiles are node --cpu-prof only');
       const mtus = [1500, ...(result.bestMtu ? [result.bestMtu] : [])];
-      for (const mtu of mtus) result.profiles.push(await profileRun(s, mtu, o, o.profileDir, usePerf));
+      for (const mtu of mtus) {
+        const path: ProfiledPath = { mtu, tag: `mtu${mtu}`, up: (profileDir, tag) => simplevpnPath(s, { mtu, profileDir, tag }) };
+        result.profiles.push(await profileRun(s, path, clientToClient(s), o, o.profileDir, usePerf));
+      }
     }
   } finally {
     await s.lab.destroy();

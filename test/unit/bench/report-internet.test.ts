@@ -1,7 +1,7 @@
 // The internet-bound path in the bench's report (bench/report/): issue 15's targets judged
 // against the raw path of the same run, the effect of TUN offloads off and on for both paths
 // (old results without the `offload` field too), the tables of latest.md, and the hub's NAT
-// ruleset (bench/netlab.ts).
+// ruleset (bench/netlab.ts), and the profiled run of the path.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
@@ -131,6 +131,29 @@ test('latest.md: the internet-bound table, its NAT rules, the offload pairs and 
   assert.match(md, '| internet-bound | 1.000 | 4.000 | 4.00x | 1.000 / 1.000 | 0.500 / 0.500 | 10 / 10 | 4 / 4 |');
   assert.match(md, '| ✅ met | through TUN, internet-bound | MTU 1500 with TUN offloads: at least 30 % of the raw path |');
   assert.match(md, '| ✅ met | through TUN, internet-bound | best MTU with TUN offloads: at least 50 % of the raw path |');
+});
+
+test('latest.md: the profiled internet-bound run under Profiles, perf rows named by program, and no such heading without one', () => {
+  const r = base();
+  const t = internet([path('raw', 'raw', 1500, 10), path('simplevpn-offload-65000', 'simplevpn', 65000, 5, { offload: true })]);
+  r['tun-internet'] = t;
+  assert.not.match(markdown({ ...r, targets: judge(r) }), '## Profiles', 'results from before the profiled run');
+  t.profiles = [
+    {
+      mtu: 65000,
+      gbps: 4.25,
+      processes: {},
+      perf: {
+        seconds: 4,
+        byProcess: [{ pct: 33.8, who: 'simplevpn client1', what: '[kernel.kallsyms]' }],
+        bySymbol: [{ pct: 5.7, who: 'simplevpn client1', what: '[k] _copy_from_iter' }],
+      },
+    },
+  ];
+  const md = markdown({ ...r, targets: judge(r) });
+  assert.match(md, '### Through TUN to the host beyond the server, with TUN offloads, at MTU 65000 (4.250 Gbit/s under the profilers)');
+  assert.match(md, '| 33.8 | simplevpn client1 | [kernel.kallsyms] |');
+  assert.match(md, '| 5.7 | simplevpn client1 | `[k] _copy_from_iter` |');
 });
 
 test('latest.svg: a panel for the internet-bound path, its targets drawn at 30 % and 50 % of its raw path', () => {

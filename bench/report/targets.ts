@@ -1,7 +1,7 @@
 // The targets of issue 7 and how each is judged: ratios against the peers and the raw path
 // measured in the same run, and fixed budgets; issue 13's, wss against plain tcp in the same
-// run; issue 15's on the internet-bound path, against the raw path to the same host in the
-// same run; then those of issue 12 (hardening). A target whose numbers are missing is "not
+// run; issue 15's between clients and on the internet-bound path, each against the raw path
+// of its section in the same run; then those of issue 12 (hardening). A target whose numbers are missing is "not
 // measured", with why. The chart draws the same thresholds (report/chart.ts).
 
 import type { HardeningResult } from '../sections/hardening.js';
@@ -34,6 +34,9 @@ export const TARGET_TUN6_SHARE = 0.8;
  * raised MTU, against the raw routed path to the same host beyond the server. */
 export const TARGET_INTERNET_1500_SHARE = 0.3;
 export const TARGET_INTERNET_BEST_SHARE = 0.5;
+/** Issue 15, client to client: the same two shares (with --offload at 1500; the best raised MTU). */
+export const TARGET_OFFLOAD_1500_SHARE = TARGET_INTERNET_1500_SHARE;
+export const TARGET_BEST_MTU_SHARE = TARGET_INTERNET_BEST_SHARE;
 
 // ---- lookups the report files share ----------------------------------------------------------
 
@@ -108,6 +111,24 @@ function target(id: string, section: string, target: string, v: Verdict): Target
   return { id, section, target, measured: v.measured, ratio: v.ratio ?? '', status: v.ok ? 'met' : 'missed' };
 }
 
+/** A simplevpn path against the raw path of the same section and run, judged against `min`. */
+function rawShare(t: { paths: PathResult[] } | undefined, p: PathResult | undefined, min: number, extra = ''): Verdict {
+  if (!t) return { why: 'section not run' };
+  const raw = rawPath(t);
+  if (!raw) return { why: t.paths.find((x) => x.kind === 'raw')?.error?.split('\n')[0] ?? 'raw path not measured' };
+  if (p?.gbps == null) return { why: p?.error?.split('\n')[0] ?? 'not measured' };
+  const ratio = p.gbps / raw.gbps!;
+  return { ok: ratio >= min, measured: `${fmt(p.gbps, 3)} Gbit/s at MTU ${p.mtu}${extra} vs raw ${fmt(raw.gbps, 3)} Gbit/s`, ratio: `${fmt(ratio * 100, 1)} %` };
+}
+
+/** " (without offloads X Gbit/s, Y %)": the path at 1500 without offloads, beside the one with. */
+function withoutOffloads(t: { paths: PathResult[] } | undefined): string {
+  const off = t && oursWith(t.paths, 1500, false);
+  if (!off) return '';
+  if (off.gbps == null) return ' (without offloads: failed)';
+  return ` (without offloads ${fmt(off.gbps, 3)} Gbit/s, ${fmt((off.gbps / (rawPath(t)?.gbps ?? NaN)) * 100, 1)} %)`;
+}
+
 function tunTargets(t: TunResult | undefined): Target[] {
   const o1500 = t ? oursAt(t, 1500) : undefined;
   const peer = t ? bestPeer(t) : undefined;
@@ -130,17 +151,15 @@ function tunTargets(t: TunResult | undefined): Target[] {
     };
   }
 
-  const raw = t ? rawPath(t) : undefined;
   const raised = t ? oursAt(t, t.bestMtu) : undefined;
-  let share: Verdict = { why: t ? 'raised MTU or raw path not measured' : 'section not run' };
-  if (raised?.gbps != null && raw) {
-    const ratio = raised.gbps / raw.gbps!;
-    share = { ok: ratio >= TARGET_RAW_SHARE, measured: `${fmt(raised.gbps, 3)} Gbit/s at MTU ${raised.mtu} vs raw ${fmt(raw.gbps, 3)} Gbit/s`, ratio: `${fmt(ratio * 100, 1)} %` };
-  }
+  const share = t && !raised ? { why: 'raised MTU not measured' } : rawShare(t, raised, TARGET_RAW_SHARE);
   return [
     target('tun-throughput', 'through TUN', `MTU 1500: at least ${TARGET_PEER_RATIO}x the best peer`, throughput),
     target('tun-rtt', 'through TUN', "RTT no worse than OpenVPN's", rtt),
     target('tun-raised-mtu', 'through TUN', `raised tunnel MTU: at least ${TARGET_RAW_SHARE * 100} % of the raw path`, share),
+    // Issue 15 between two clients: --offload at MTU 1500 on both, and the best raised MTU.
+    target('tun-offload-1500', 'through TUN', `MTU 1500 with TUN offloads (--offload): at least ${TARGET_OFFLOAD_1500_SHARE * 100} % of the raw path`, rawShare(t, t && oursWith(t.paths, 1500, true), TARGET_OFFLOAD_1500_SHARE, withoutOffloads(t))),
+    target('tun-best-mtu', 'through TUN', `best MTU: at least ${TARGET_BEST_MTU_SHARE * 100} % of the raw path`, t && !raised ? { why: 'raised MTU not measured' } : rawShare(t, raised, TARGET_BEST_MTU_SHARE)),
     target('tun-wss', 'through TUN', `WebSocket throughput at least ${TARGET_WSS_SHARE * 100} % of the transport it runs on in the same run (ws: plain TCP; wss: TLS)`, wssVerdict(t)),
   ];
 }
@@ -326,19 +345,9 @@ function tun6Target(t: Tun6Result | undefined): Target {
  * (the 1500 one without offloads is shown beside it).
  */
 export function internetTargets(t: TunInternetResult | undefined): Target[] {
-  const raw = t && rawPath(t);
-  const share = (p: PathResult | undefined, min: number, extra = ''): Verdict => {
-    if (!t) return { why: 'section not run' };
-    if (!raw) return { why: t.paths.find((x) => x.kind === 'raw')?.error?.split('\n')[0] ?? 'raw path not measured' };
-    if (p?.gbps == null) return { why: p?.error?.split('\n')[0] ?? 'not measured' };
-    const ratio = p.gbps / raw.gbps!;
-    return { ok: ratio >= min, measured: `${fmt(p.gbps, 3)} Gbit/s at MTU ${p.mtu}${extra} vs raw ${fmt(raw.gbps, 3)} Gbit/s`, ratio: `${fmt(ratio * 100, 1)} %` };
-  };
-  const off = t && oursWith(t.paths, 1500, false);
-  const offText = off ? (off.gbps != null ? ` (without offloads ${fmt(off.gbps, 3)} Gbit/s, ${fmt((off.gbps / (raw?.gbps ?? NaN)) * 100, 1)} %)` : ' (without offloads: failed)') : '';
   return [
-    target('internet-1500', 'through TUN, internet-bound', `MTU 1500 with TUN offloads: at least ${TARGET_INTERNET_1500_SHARE * 100} % of the raw path`, share(t && oursWith(t.paths, 1500, true), TARGET_INTERNET_1500_SHARE, offText)),
-    target('internet-best', 'through TUN, internet-bound', `best MTU with TUN offloads: at least ${TARGET_INTERNET_BEST_SHARE * 100} % of the raw path`, share(t && oursWith(t.paths, t.bestMtu, true), TARGET_INTERNET_BEST_SHARE)),
+    target('internet-1500', 'through TUN, internet-bound', `MTU 1500 with TUN offloads: at least ${TARGET_INTERNET_1500_SHARE * 100} % of the raw path`, rawShare(t, t && oursWith(t.paths, 1500, true), TARGET_INTERNET_1500_SHARE, withoutOffloads(t))),
+    target('internet-best', 'through TUN, internet-bound', `best MTU with TUN offloads: at least ${TARGET_INTERNET_BEST_SHARE * 100} % of the raw path`, rawShare(t, t && oursWith(t.paths, t.bestMtu, true), TARGET_INTERNET_BEST_SHARE)),
   ];
 }
 

@@ -1,5 +1,5 @@
 // The internet-bound path in the bench's report (bench/report/): issue 15's targets judged
-// against the raw path of the same run, the effect of TUN offloads off and on for both paths
+// against the raw path of the same run (and the same targets between two clients), the effect of TUN offloads off and on for both paths
 // (old results without the `offload` field too), the tables of latest.md, and the hub's NAT
 // ruleset (bench/netlab.ts), and the profiled run of the path.
 import { test } from 'uvu';
@@ -59,6 +59,39 @@ test('internet-bound targets: offloads on at 1500 against 30 % of raw, the best 
     internetTargets(t).map((x) => x.status),
     ['missed', 'missed'],
   );
+});
+
+test('client-to-client targets of issue 15: --offload at 1500 against 30 % of raw, the best raised MTU against 50 %, beside issue 7\'s 25 %', () => {
+  const t: TunResult = {
+    rounds: 1,
+    seconds: 3,
+    omit: 1,
+    pings: 20,
+    paths: [
+      path('raw', 'raw', 1500, 20),
+      path('simplevpn-1500', 'simplevpn', 1500, 2, { offload: false }),
+      path('simplevpn-offload-1500', 'simplevpn', 1500, 5.9, { offload: true }),
+      path('simplevpn-65000', 'simplevpn', 65000, 9.4, { offload: false }),
+    ],
+    bestMtu: 65000,
+    profiles: [],
+    notes: [],
+  };
+  const got = byId(judge(benchRun({ sections: ['tun'], tun: t })));
+  assert.is(got['tun-offload-1500'].status, 'missed');
+  assert.is(got['tun-offload-1500'].ratio, '29.5 %');
+  assert.match(got['tun-offload-1500'].measured, '5.900 Gbit/s at MTU 1500 (without offloads 2.000 Gbit/s, 10.0 %) vs raw 20.000 Gbit/s');
+  assert.is(got['tun-best-mtu'].status, 'missed');
+  assert.is(got['tun-best-mtu'].ratio, '47.0 %');
+  assert.is(got['tun-raised-mtu'].status, 'met', 'the same transfer against 25 %');
+  t.paths[2] = path('simplevpn-offload-1500', 'simplevpn', 1500, 6.1, { offload: true });
+  t.paths[3] = path('simplevpn-65000', 'simplevpn', 65000, 10, { offload: false });
+  const again = byId(judge(benchRun({ sections: ['tun'], tun: t })));
+  assert.equal([again['tun-offload-1500'].status, again['tun-best-mtu'].status], ['met', 'met']);
+  // No raised MTU in the run: said, not judged.
+  t.bestMtu = null;
+  assert.is(byId(judge(benchRun({ sections: ['tun'], tun: t })))['tun-best-mtu'].status, 'not measured');
+  assert.is(byId(judge(benchRun({})))['tun-offload-1500'].measured, 'section not run');
 });
 
 test('internet-bound targets: the best MTU is the one the section measured, and 1500 when that is all there is', () => {

@@ -266,6 +266,7 @@ const LINES: Record<string, Spec> = {
   // docs/performance.md, Running it
   'npm run bench': { kind: 'listed', why: BENCH_MINUTES },
   'npm run bench -- --quick': { kind: 'listed', why: BENCH_MINUTES },
+  'npm run bench -- --rounds 1 --seconds 5': { kind: 'listed', why: BENCH_MINUTES },
   'npm run bench -- tun switch': { kind: 'listed', why: BENCH_MINUTES },
   'npm run bench -- --rounds 3 --seconds 20 --no-profile': { kind: 'listed', why: BENCH_MINUTES },
   'npm run bench -- --render': { kind: 'once', mode: 'repo', expect: /latest\.(md|svg)/, ms: 180_000 },

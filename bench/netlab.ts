@@ -4,12 +4,27 @@
 // topology of the TUN section with the kernel routing. Namespaces, links and cleanup are
 // the lab's own.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { type Host, Lab, type LogLine, Proc, ROOT, e2eUnavailable } from '../test/support/lab.js';
 
 /** The compiled fixtures (bench/fixtures), the programs the sections start. */
 export const FIXTURES = join(ROOT, 'dist/js/bench/fixtures');
+
+/**
+ * The TCP congestion control of every namespace the bench makes. A new namespace takes this
+ * machine's (net.ipv4.tcp_congestion_control), and that moves every figure: a machine with
+ * bbr and no fq qdisc paces each TCP socket with timers, and here measured 40-45 % less on the
+ * raw path and on simplevpn's than with cubic (docs/performance.md, "This machine, and noise").
+ * cubic is Linux's default, so runs compare across machines.
+ */
+export const BENCH_CONGESTION_CONTROL = 'cubic';
+
+/** Sets BENCH_CONGESTION_CONTROL in `host`'s namespace; throws when the kernel refuses it. */
+export function pinCongestionControl(host: Host): void {
+  const r = spawnSync('ip', ['netns', 'exec', host.ns, 'sysctl', '-q', '-w', `net.ipv4.tcp_congestion_control=${BENCH_CONGESTION_CONTROL}`], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`could not set TCP congestion control ${BENCH_CONGESTION_CONTROL} in namespace ${host.ns}: ${(r.stderr || r.error?.message || '').trim()}`);
+}
 
 /** Where programs run: a lab host (a namespace of its own) or, without root, this machine. */
 export interface Place {
@@ -35,15 +50,29 @@ class LocalPlace implements Place {
 /**
  * A namespace of its own with only loopback (a lab of one host) when namespaces can be made
  * here, else this machine: either way the traffic stays on loopback. A fresh namespace also
- * gives every run the kernel's default socket settings and its own port space.
+ * gives every run the kernel's default socket settings, the bench's congestion control and
+ * its own port space.
  */
 export function loopbackPlace(name: string): { place: Place; destroy(): Promise<void>; isolated: boolean } {
   if (e2eUnavailable() === null || (process.getuid?.() === 0 && process.platform === 'linux')) {
+    let lab: Lab | null = null;
+    let host: Host | null = null;
     try {
-      const lab = new Lab();
-      const host = lab.host(name);
-      return { place: host, destroy: () => lab.destroy(), isolated: true };
-    } catch {}
+      lab = new Lab();
+      host = lab.host(name);
+    } catch {
+      void lab?.destroy();
+    }
+    if (lab && host) {
+      const made = lab;
+      try {
+        pinCongestionControl(host);
+      } catch (e) {
+        void made.destroy();
+        throw e;
+      }
+      return { place: host, destroy: () => made.destroy(), isolated: true };
+    }
   }
   const local = new LocalPlace();
   return { place: local, destroy: () => local.destroy(), isolated: false };
@@ -155,6 +184,7 @@ export async function star(mtu = 1500, o: { beyond?: boolean } = {}): Promise<St
     const hub = lab.host('hub');
     const c1 = lab.host('c1');
     const c2 = lab.host('c2');
+    for (const h of [hub, c1, c2]) pinCongestionControl(h);
     const l1 = lab.link(hub, c1, mtu);
     const l2 = lab.link(hub, c2, mtu);
     await sh(hub, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
@@ -163,6 +193,7 @@ export async function star(mtu = 1500, o: { beyond?: boolean } = {}): Promise<St
     const s: Star = { lab, hub, c1, c2, hub1: l1.a, hub2: l2.a, c1Addr: l1.b, c2Addr: l2.b };
     if (o.beyond) {
       const host = lab.host('beyond');
+      pinCongestionControl(host);
       const l3 = lab.link(hub, host, mtu);
       if (!BEYOND_SUBNET.startsWith(l3.b.slice(0, l3.b.lastIndexOf('.') + 1))) throw new Error(`the beyond host got ${l3.b}, outside ${BEYOND_SUBNET}`);
       const hubDev = await routeDev(hub, l3.b);

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg, release, totalmem } from 'node:os';
 import type { BenchResults, Machine } from '../report/schema.js';
 import { have } from '../util.js';
+import { BENCH_CONGESTION_CONTROL } from '../netlab.js';
 
 function version(cmd: string, args: string[], re: RegExp): string | null {
   if (!have(cmd)) return null;
@@ -29,6 +30,14 @@ export function toolVersions(): Record<string, string | null> {
   };
 }
 
+function hostCongestionControl(): string {
+  try {
+    return readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
 function cpuModel(): string {
   try {
     const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
@@ -48,6 +57,7 @@ export function machine(): Machine {
     loadavgAtStart: loadavg()
       .map((x) => x.toFixed(2))
       .join(' '),
+    tcp: { host: hostCongestionControl(), namespaces: BENCH_CONGESTION_CONTROL },
   };
 }
 

@@ -378,7 +378,8 @@ export function markdown(r: BenchResults): string {
   L.push('# simplevpn benchmarks: latest run', '');
   L.push(
     `${r.date}, \`npm run bench${r.mode === 'quick' ? ' -- --quick' : ''}${r.sections.length < SECTIONS.length ? ' ' + r.sections.join(' ') : ''}\` (${r.mode}), ${Math.round(r.durationS)} s. ` +
-      `Machine: ${m.cpus} cores (${m.model}), ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average at start ${m.loadavgAtStart}. ` +
+      `Machine: ${m.cpus} cores (${m.model}), ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average at start ${m.loadavgAtStart}` +
+      (m.tcp ? `; TCP congestion control ${m.tcp.namespaces} in the bench's namespaces (this machine's: ${m.tcp.host}). ` : '. ') +
       `Code: commit ${r.code.commit}${r.code.changed.length ? ` with uncommitted changes in ${r.code.changed.join(', ')}` : ''}. ` +
       `Every number below was measured in this run on this machine; ratios compare numbers of this run only. ` +
       `How each is measured: docs/performance.md.`,

@@ -17,6 +17,9 @@ export interface Machine {
   kernel: string;
   node: string;
   loadavgAtStart: string;
+  /** This machine's TCP congestion control (net.ipv4.tcp_congestion_control), and the one the
+   * bench set in every namespace it made; absent in results from before they were recorded. */
+  tcp?: { host: string; namespaces: string };
 }
 
 export interface BenchResults {

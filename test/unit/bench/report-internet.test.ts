@@ -189,6 +189,14 @@ test('latest.md: the profiled internet-bound run under Profiles, perf rows named
   assert.match(md, '| 5.7 | simplevpn client1 | `[k] _copy_from_iter` |');
 });
 
+test('latest.md: the TCP congestion control of the bench\'s namespaces beside this machine\'s, and nothing about it in results from before', () => {
+  const r = base();
+  r.machine = { ...r.machine, tcp: { host: 'bbr', namespaces: 'cubic' } };
+  assert.match(markdown({ ...r, targets: judge(r) }), '; TCP congestion control cubic in the bench\'s namespaces (this machine\'s: bbr). ');
+  const old = base();
+  assert.not.match(markdown({ ...old, targets: judge(old) }), 'congestion control');
+});
+
 test('latest.svg: a panel for the internet-bound path, its targets drawn at 30 % and 50 % of its raw path', () => {
   const r = base();
   r['tun-internet'] = internet([path('raw', 'raw', 1500, 10), path('simplevpn-offload-1500', 'simplevpn', 1500, 4, { offload: true })]);

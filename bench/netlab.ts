@@ -14,7 +14,7 @@ export const FIXTURES = join(ROOT, 'dist/js/bench/fixtures');
 /**
  * The TCP congestion control of every namespace the bench makes. A new namespace takes this
  * machine's (net.ipv4.tcp_congestion_control), and that moves every figure: a machine with
- * bbr and no fq qdisc paces each TCP socket with timers, and here measured 40-45 % less on the
+ * bbr and no fq qdisc paces each TCP socket with timers, and here measured 35-47 % less on the
  * raw path and on simplevpn's than with cubic (docs/performance.md, "This machine, and noise").
  * cubic is Linux's default, so runs compare across machines.
  */

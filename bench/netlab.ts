@@ -54,28 +54,31 @@ class LocalPlace implements Place {
  * its own port space.
  */
 export function loopbackPlace(name: string): { place: Place; destroy(): Promise<void>; isolated: boolean } {
-  if (e2eUnavailable() === null || (process.getuid?.() === 0 && process.platform === 'linux')) {
-    let lab: Lab | null = null;
-    let host: Host | null = null;
+  const made = e2eUnavailable() === null || (process.getuid?.() === 0 && process.platform === 'linux') ? labOfOne(name) : null;
+  if (made) {
+    const { lab, host } = made;
     try {
-      lab = new Lab();
-      host = lab.host(name);
-    } catch {
-      void lab?.destroy();
+      pinCongestionControl(host);
+    } catch (e) {
+      void lab.destroy();
+      throw e;
     }
-    if (lab && host) {
-      const made = lab;
-      try {
-        pinCongestionControl(host);
-      } catch (e) {
-        void made.destroy();
-        throw e;
-      }
-      return { place: host, destroy: () => made.destroy(), isolated: true };
-    }
+    return { place: host, destroy: () => lab.destroy(), isolated: true };
   }
   const local = new LocalPlace();
   return { place: local, destroy: () => local.destroy(), isolated: false };
+}
+
+/** A lab of one host named `name`, or null when namespaces cannot be made here after all. */
+function labOfOne(name: string): { lab: Lab; host: Host } | null {
+  let lab: Lab | null = null;
+  try {
+    lab = new Lab();
+    return { lab, host: lab.host(name) };
+  } catch {
+    void lab?.destroy();
+    return null;
+  }
 }
 
 /**

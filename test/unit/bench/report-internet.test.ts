@@ -1,7 +1,8 @@
 // The internet-bound path in the bench's report (bench/report/): issue 15's targets judged
-// against the raw path of the same run (and the same targets between two clients), the effect of TUN offloads off and on for both paths
-// (old results without the `offload` field too), the tables of latest.md, and the hub's NAT
-// ruleset (bench/netlab.ts), and the profiled run of the path.
+// against the raw path of the same run (and the same targets between two clients), the
+// effect of TUN offloads off and on for both paths (old results without the `offload` field
+// too), the tables of latest.md with the profiled run of the path, and the hub's NAT ruleset
+// (bench/netlab.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
